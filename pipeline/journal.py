@@ -1,0 +1,169 @@
+"""The sync log: every event in SQLite (searchable), mirrored to a rotated human-readable log file.
+
+Any stage records an event with `journal.event(stage, message, level=..., order_id=..., product_id=...)`.
+Writes go straight to SQLite in autocommit (WAL), so several processes may log at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    level TEXT NOT NULL,
+    levelno INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    order_id TEXT,
+    product_id TEXT,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS ix_events_run ON events (run_id);
+CREATE INDEX IF NOT EXISTS ix_events_order ON events (order_id);
+CREATE INDEX IF NOT EXISTS ix_events_product ON events (product_id);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal entry."""
+
+    id: int
+    ts: str
+    run_id: str
+    stage: str
+    level: str
+    message: str
+    order_id: str | None
+    product_id: str | None
+    data: dict[str, Any] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Journal:
+    """Append and search events. Safe to share between threads; one connection per thread."""
+
+    def __init__(self, path: Path | str, log_file: Path | str | None = None, run_id: str | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self._local = threading.local()
+        self._logger: logging.Logger | None = None
+        con = self._con()
+        con.executescript(_SCHEMA)
+        if log_file:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            logger = logging.getLogger(f"torgsoft_satu.journal.{os.getpid()}.{id(self)}")
+            logger.propagate = False
+            logger.setLevel(logging.DEBUG)
+            handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=5,
+                                                           encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+            self._logger = logger
+
+    @classmethod
+    def from_settings(cls, settings: Any, run_id: str | None = None) -> Journal:
+        """The journal configured in `[journal]`."""
+        return cls(settings.journal.path, settings.journal.log_file, run_id=run_id)
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    def event(self, stage: str, message: str, level: str = "info", *, order_id: Any = None,
+              product_id: Any = None, run_id: str | None = None, **data: Any) -> None:
+        """Record one event. Extra keyword arguments are stored as JSON data."""
+        level = level.lower()
+        self._con().execute(
+            "INSERT INTO events (ts, run_id, stage, level, levelno, message, order_id, product_id, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (_now(), run_id or self.run_id, stage, level, LEVELS.get(level, 20), message,
+             None if order_id is None else str(order_id), None if product_id is None else str(product_id),
+             json.dumps(data, ensure_ascii=False, default=str) if data else None))
+        if self._logger is not None:
+            ids = "".join(f" {k}={v}" for k, v in (("order", order_id), ("product", product_id)) if v is not None)
+            self._logger.log(LEVELS.get(level, 20), "[%s] %s%s", stage, message, ids)
+
+    def search(self, *, grep: str | None = None, level: str | None = None, stage: str | None = None,
+               since: str | None = None, until: str | None = None, order_id: Any = None,
+               product_id: Any = None, run_id: str | None = None, limit: int | None = None) -> Iterator[Event]:
+        """Events matching every given filter, oldest first. `level` means that level or worse."""
+        where, args = [], []
+        if grep:
+            where.append("(message LIKE ? OR data LIKE ?)")
+            args += [f"%{grep}%", f"%{grep}%"]
+        if level:
+            where.append("levelno >= ?")
+            args.append(LEVELS.get(level.lower(), 20))
+        if stage:
+            where.append("stage = ?")
+            args.append(stage)
+        if since:
+            where.append("ts >= ?")
+            args.append(since)
+        if until:
+            where.append("ts <= ?")
+            args.append(until)
+        if order_id is not None:
+            where.append("order_id = ?")
+            args.append(str(order_id))
+        if product_id is not None:
+            where.append("product_id = ?")
+            args.append(str(product_id))
+        if run_id:
+            where.append("run_id = ?")
+            args.append(run_id)
+        sql = "SELECT id, ts, run_id, stage, level, message, order_id, product_id, data FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
+        for row in self._con().execute(sql, args):
+            yield Event(*row[:8], json.loads(row[8]) if row[8] else None)
+
+    def prune(self, retention_days: int) -> int:
+        """Delete events older than the retention; returns how many went."""
+        cutoff = (datetime.now(UTC) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
+        return self._con().execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+
+    def close(self) -> None:
+        """Close this thread's connection and the log file."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+        if self._logger is not None:
+            for h in list(self._logger.handlers):
+                h.close()
+                self._logger.removeHandler(h)

@@ -1,0 +1,438 @@
+"""Typed settings: TOML file + `--set` overrides + secrets from environment variables.
+
+Every section is a dataclass; each field carries its documentation and its checks in `metadata`.
+`load()` reads the file, applies overrides, converts and validates every key, and raises one
+`SettingsError` listing *all* problems (key, what is wrong, how to fix it). Relative paths are
+resolved against the folder of the settings file. Secrets are never stored here: a `*_env` key
+names the environment variable, and `secret()` reads it when it is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import Problem, SettingsError
+
+
+def opt(default: Any, doc: str, *, choices: tuple | None = None, min: float | None = None,
+        max: float | None = None, factory: Any = None) -> Any:
+    """Declare a setting: its default, a one-line doc, and optional checks."""
+    meta = {"doc": doc, "choices": choices, "min": min, "max": max}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TorgsoftSettings:
+    """`[torgsoft]`: where the accounting database is and how to read it."""
+
+    source: str = opt("database", "catalog source", choices=("database", "tsgoods"))
+    database: Path = opt(Path("var/torgsoft.fdb"), "embedded database file (used when dsn is empty)")
+    dsn: str = opt("", "server DSN host/port:path; empty = embedded file above")
+    user: str = opt("SYSDBA", "database user")
+    password_env: str = opt("TORGSOFT_DB_PASSWORD", "env var holding the database password")
+    charset: str = opt("UTF8", "connection character set (WIN1251 for old Torgsoft databases)")
+    shared_access: bool = opt(True, "embedded engine in SuperClassic mode: several processes may open the file")
+    accounting_centers: list[int] = opt(None, "accounting centers whose stock is sold on Satu; [] = all",
+                                        factory=list)
+    price_center: int = opt(0, "accounting center whose prices are used (0 = common prices)", min=0)
+    mapping_dir: Path | None = opt(None, "folder with your own copies of the .sql mapping; empty = built-in")
+    tsgoods_file: Path | None = opt(None, "TSGoods.trs export file (when source = \"tsgoods\")")
+    tsgoods_encoding: str = opt("cp1251", "encoding of the TSGoods.trs file")
+    tsgoods_header: bool = opt(True, "the TSGoods.trs file starts with a header row")
+    tsgoods_columns: list[str] = opt(None, "column names in file order when there is no header; [] = vendor default",
+                                     factory=list)
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """`[feed]`: what goes into the Satu YML feed."""
+
+    output: Path = opt(Path("feeds/satu.yml"), "where the rendered feed is written")
+    template: Path = opt(Path("templates/satu.yml.j2"), "Jinja template of the feed")
+    shop_name: str = opt("Demo shop", "shop name (<name>)")
+    company: str = opt("Demo company", "company name (<company>)")
+    url: str = opt("https://shop.example.kz", "shop site URL (<url>)")
+    currency: str = opt("KZT", "currency of all prices", choices=("KZT",))
+    zero_stock: str = opt("hide", "products with no stock: hide them or show as awaiting",
+                          choices=("hide", "awaiting"))
+    only_in_stock: bool = opt(False, "publish only products with stock > 0")
+    only_with_photos: bool = opt(False, "publish only products with at least one photo")
+    wholesale: bool = opt(True, "publish the wholesale price ladder where a product has one")
+    long_articul: str = opt("skip", "an article longer than 25 chars: skip the offer, omit the tag, or cut it",
+                            choices=("skip", "omit", "truncate"))
+    max_drop_percent: float = opt(20.0, "refuse a feed that drops more than this share of offers (unless --force)",
+                                  min=0, max=100)
+    keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
+
+
+@dataclass(frozen=True)
+class PhotosSettings:
+    """`[photos]`: product photo processing."""
+
+    source_dir: Path = opt(Path("var/photos"), "Torgsoft photo folder (photo file names are relative to it)")
+    cache_dir: Path = opt(Path("photos_cache"), "resized photos")
+    max_size: int = opt(1200, "longest side in pixels", min=100, max=10000)
+    format: str = opt("jpeg", "output format", choices=("jpeg", "webp"))
+    quality: int = opt(85, "output quality", min=1, max=100)
+    workers: int = opt(0, "parallel processes; 0 = one per CPU", min=0)
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """`[publish]`: where the feed and photos are uploaded for Satu to pull."""
+
+    target: str = opt("local", "upload target", choices=("local", "ftp", "ftps", "sftp"))
+    local_dir: Path = opt(Path("var/public"), "folder served at public_base_url (target = local)")
+    host: str = opt("", "FTP/SFTP host")
+    port: int = opt(0, "port; 0 = protocol default", min=0, max=65535)
+    user: str = opt("", "FTP/SFTP user")
+    password_env: str = opt("PUBLISH_PASSWORD", "env var holding the FTP/SFTP password")
+    key_file: Path | None = opt(None, "SFTP private key file (instead of a password)")
+    host_key: str = opt("", "SFTP server host key (\"ssh-ed25519 AAAA…\"); or use known_hosts")
+    known_hosts: Path | None = opt(None, "known_hosts file with the SFTP server's key")
+    remote_dir: str = opt("/", "folder on the server that public_base_url serves")
+    public_base_url: str = opt("http://127.0.0.1:8765", "URL at which remote_dir is served")
+    delete_orphans: bool = opt(False, "remove published photos no product refers to any more")
+    check_urls: bool = opt(False, "before publishing, check that the feed URL and sample photo URLs answer")
+    timeout: float = opt(30.0, "network timeout, seconds", min=1)
+    retries: int = opt(4, "retries of a failed network operation", min=0, max=20)
+
+
+@dataclass(frozen=True)
+class SatuSettings:
+    """`[satu]`: the Satu.kz seller API."""
+
+    base_url: str = opt("https://my.satu.kz/api/v1", "API base URL (the sandbox: http://127.0.0.1:PORT/api/v1)")
+    token_env: str = opt("SATU_TOKEN", "env var holding the API token")
+    timeout: float = opt(30.0, "HTTP timeout, seconds", min=1)
+    max_retries: int = opt(5, "retries on 429/5xx/timeouts", min=0, max=20)
+    push: bool = opt(True, "push stock/price/presence changes through the API after each catalog run")
+    full_push_hours: float = opt(6.0, "re-send stock for every product this often; 0 = never", min=0)
+    import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
+    available_value: str = opt("true", "value of offer available= for an item in stock")
+    unavailable_value: str = opt("false", "value of offer available= for an item out of stock")
+
+
+@dataclass(frozen=True)
+class OrdersSettings:
+    """`[orders]`: Satu orders into Torgsoft."""
+
+    inbox: Path = opt(Path("inbox"), "drop folder for order files")
+    sink: str = opt("database", "where orders go", choices=("database", "torgsoft-json"))
+    json_dir: str = opt("var/torgsoft-orders", "folder (or ftp://… URL) for Torgsoft order files")
+    reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
+    auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
+    accounting_center: int = opt(1, "accounting center the order is served from", min=1)
+    price_kind: str = opt("order", "line price: as in the order, or Torgsoft's retail/wholesale price",
+                          choices=("order", "retail", "wholesale"))
+    transliterate_unsupported: bool = opt(False, "transliterate text the database charset cannot hold")
+    settle_seconds: float = opt(2.0, "a file is taken once it has not changed for this long", min=0)
+    max_file_bytes: int = opt(5_000_000, "larger order files are quarantined", min=1024)
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    """`[status]`: order states from Torgsoft back to Satu."""
+
+    enabled: bool = opt(True, "push order status changes to Satu")
+    accepted: str = opt("received", "Satu status for an accepted order")
+    paid: str = opt("paid", "Satu status for a paid order")
+    shipped: str = opt("delivered", "Satu status for a shipped order")
+    delivered: str = opt("delivered", "Satu status for a delivered order")
+    cancelled: str = opt("canceled", "Satu status for a cancelled order")
+    cancellation_reason: str = opt("another", "reason sent with a cancellation",
+                                   choices=("not_available", "price_changed", "buyers_request",
+                                            "not_enough_fields", "duplicate", "invalid_phone_number",
+                                            "less_than_minimal_price", "another"))
+    cancellation_text: str = opt("Заказ отменён магазином", "text sent where the reason requires one")
+    carrier: str = opt("", "delivery_type sent with a waybill number (carrier code); empty = don't send TTNs")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """`[schedule]`: the service timer."""
+
+    interval_minutes: int = opt(30, "full exchange every N minutes (at least 10)", min=1)
+    partial: bool = opt(False, "timer runs prices and stock only (no order download)")
+    orders_minutes: int = opt(10, "order download/import and status push every N minutes (at least 10)", min=1)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """`[notify]`: who hears about new orders and failures."""
+
+    channels: list[str] = opt(None, "any of \"email\", \"telegram\", \"webhook\"", factory=list)
+    smtp_host: str = opt("", "SMTP server")
+    smtp_port: int = opt(25, "SMTP port", min=1, max=65535)
+    smtp_starttls: bool = opt(False, "use STARTTLS")
+    smtp_user: str = opt("", "SMTP user; empty = no login")
+    smtp_password_env: str = opt("SMTP_PASSWORD", "env var holding the SMTP password")
+    email_from: str = opt("", "sender address")
+    email_to: list[str] = opt(None, "recipients", factory=list)
+    telegram_token_env: str = opt("TELEGRAM_TOKEN", "env var holding the Telegram bot token")
+    telegram_chat_id: str = opt("", "Telegram chat id")
+    telegram_api: str = opt("https://api.telegram.org", "Telegram Bot API base URL")
+    webhook_url: str = opt("", "URL that receives a JSON POST per notification")
+    unreachable_runs: int = opt(3, "alert when a server is unreachable this many runs in a row", min=1)
+    stale_feed_hours: float = opt(24.0, "alert when the feed was not refreshed for this long", min=1)
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    """`[journal]`: the searchable event log and local state."""
+
+    path: Path = opt(Path("var/journal.sqlite"), "SQLite journal of every event")
+    log_file: Path = opt(Path("var/sync.log"), "human-readable log file (rotated)")
+    retention_days: int = opt(90, "prune journal entries older than this", min=1)
+    state_path: Path = opt(Path("var/state.sqlite"), "local state: id maps, cursors, published hashes, outbox")
+    lock_file: Path = opt(Path("var/run.lock"), "lock that keeps to one run at a time")
+
+
+SECTIONS: dict[str, type] = {
+    "torgsoft": TorgsoftSettings,
+    "feed": FeedSettings,
+    "photos": PhotosSettings,
+    "publish": PublishSettings,
+    "satu": SatuSettings,
+    "orders": OrdersSettings,
+    "status": StatusSettings,
+    "schedule": ScheduleSettings,
+    "notify": NotifySettings,
+    "journal": JournalSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; `base_dir` is the folder of the settings file (relative paths hang from it)."""
+
+    base_dir: Path
+    torgsoft: TorgsoftSettings
+    feed: FeedSettings
+    photos: PhotosSettings
+    publish: PublishSettings
+    satu: SatuSettings
+    orders: OrdersSettings
+    status: StatusSettings
+    schedule: ScheduleSettings
+    notify: NotifySettings
+    journal: JournalSettings
+    source: Path | None = None
+
+    def secret(self, dotted_key: str, required: bool = True) -> str:
+        """Read the secret named by a `*_env` setting, e.g. `secret("satu.token_env")`.
+
+        Raises SettingsError naming the setting and the variable when it is required and unset.
+        """
+        section, key = dotted_key.split(".", 1)
+        var = getattr(getattr(self, section), key)
+        value = os.environ.get(var, "") if var else ""
+        if required and not value:
+            raise SettingsError(Problem(dotted_key, f"environment variable {var or '(none)'} is not set",
+                                        f"export {var or 'SOME_VAR'}=… before running, or name another "
+                                        f"variable in {dotted_key}"))
+        return value
+
+    def replace(self, **sections: Any) -> Settings:
+        """A copy with some sections replaced (sections are frozen dataclasses)."""
+        return dataclasses.replace(self, **sections)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split `section.key=value`; the value is read as TOML when it parses, else taken as a string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise SettingsError(Problem("--set", f"{text!r} is not section.key=value",
+                                    "write e.g. --set feed.zero_stock=awaiting"))
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
+    """Convert a TOML value to the field type; raise ValueError with a readable message."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or value == "":
+            return None
+        return _convert(value, args[0], base_dir)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ValueError(f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            return str(value)
+        raise ValueError(f"expected text, got {value!r}")
+    if tp is Path:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a path (text), got {value!r}")
+        path = Path(os.path.expanduser(value))
+        return path if path.is_absolute() else (base_dir / path)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {value!r}")
+        return [_convert(v, item_tp, base_dir) for v in value]
+    raise ValueError(f"unsupported type {_type_name(tp)}")
+
+
+def _check(value: Any, meta: dict) -> str | None:
+    choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
+    if choices and value not in choices:
+        return f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
+    if lo is not None and value is not None and value < lo:
+        return f"must be at least {lo}, got {value!r}"
+    if hi is not None and value is not None and value > hi:
+        return f"must be at most {hi}, got {value!r}"
+    return None
+
+
+def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> Settings:
+    """Validate a settings mapping (as read from TOML) and return Settings, or raise SettingsError."""
+    problems: list[Problem] = []
+    sections: dict[str, Any] = {}
+    for name in data:
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(name, SECTIONS, n=1)
+            problems.append(Problem(f"[{name}]", "unknown section",
+                                    f"did you mean [{close[0]}]?" if close else
+                                    f"known sections: {', '.join(SECTIONS)}"))
+    for name, cls in SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            problems.append(Problem(f"[{name}]", "must be a table", f"write [{name}] on its own line"))
+            raw = {}
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in fields:
+                close = difflib.get_close_matches(key, fields, n=1)
+                problems.append(Problem(f"{name}.{key}", "unknown setting",
+                                        f"did you mean {name}.{close[0]}?" if close else
+                                        "remove it (see settings.toml for the known keys)"))
+                continue
+            meta = fields[key].metadata
+            try:
+                converted = _convert(value, hints[key], base_dir)
+            except ValueError as exc:
+                problems.append(Problem(f"{name}.{key}", str(exc), f"expected: {meta.get('doc', '')}"))
+                continue
+            items = converted if isinstance(converted, list) else [converted]
+            for item in items:
+                err = _check(item, meta)
+                if err:
+                    problems.append(Problem(f"{name}.{key}", err, f"{meta.get('doc', '')}"))
+                    break
+            else:
+                values[key] = converted
+        # Relative path defaults hang from the settings folder too.
+        for fname, f in fields.items():
+            if fname not in values and hints[fname] is Path and isinstance(f.default, Path) \
+                    and not f.default.is_absolute():
+                values[fname] = base_dir / f.default
+        sections[name] = cls(**values)
+    if problems:
+        raise SettingsError(problems)
+    settings = Settings(base_dir=base_dir, source=source, **sections)
+    problems = cross_check(settings)
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def cross_check(settings: Settings) -> list[Problem]:
+    """Rules that involve more than one key."""
+    problems: list[Problem] = []
+    t = settings.torgsoft
+    if t.source == "tsgoods" and t.tsgoods_file is None:
+        problems.append(Problem("torgsoft.tsgoods_file", "is empty while torgsoft.source = \"tsgoods\"",
+                                "set it to the path of your TSGoods.trs export"))
+    p = settings.publish
+    if p.target in ("ftp", "ftps", "sftp") and not p.host:
+        problems.append(Problem("publish.host", f"is empty while publish.target = \"{p.target}\"",
+                                "set the FTP/SFTP server name"))
+    if p.target == "sftp" and not p.host_key and p.known_hosts is None:
+        problems.append(Problem("publish.host_key", "SFTP needs the server's host key (never accepted blindly)",
+                                "set publish.host_key = \"ssh-ed25519 AAAA…\" or publish.known_hosts"))
+    if not p.public_base_url.startswith(("http://", "https://")):
+        problems.append(Problem("publish.public_base_url", f"{p.public_base_url!r} is not an http(s) URL",
+                                "set the URL at which publish.remote_dir is served"))
+    floor = 1 if os.environ.get("TORGSOFT_SATU_TEST_SHORT_INTERVALS") == "1" else 10
+    s = settings.schedule
+    for key in ("interval_minutes", "orders_minutes"):
+        if getattr(s, key) < floor:
+            problems.append(Problem(f"schedule.{key}", f"{getattr(s, key)} is more often than every {floor} minutes",
+                                    f"set it to {floor} or more"))
+    bad = [c for c in settings.notify.channels if c not in ("email", "telegram", "webhook")]
+    if bad:
+        problems.append(Problem("notify.channels", f"unknown channel(s) {bad}",
+                                "use any of \"email\", \"telegram\", \"webhook\""))
+    return problems
+
+
+def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
+    """Load settings from a TOML file (default ./settings.toml) with `section.key=value` overrides."""
+    path = Path(path) if path else Path("settings.toml")
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingsError(Problem(str(path), f"is not valid TOML: {exc}",
+                                        "fix the syntax at the line shown")) from None
+    elif path.name != "settings.toml" or path.parent != Path("."):
+        raise SettingsError(Problem(str(path), "settings file not found", "give an existing file with --settings"))
+    for text in overrides:
+        section, key, value = parse_override(text)
+        data.setdefault(section, {})
+        if isinstance(data[section], dict):
+            data[section][key] = value
+    return build(data, path.resolve().parent, source=path.resolve() if path.exists() else None)
+
+
+def describe() -> dict[str, dict[str, dict[str, Any]]]:
+    """Every section, key, default and doc (for the README check and `settings.toml` tests)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, cls in SECTIONS.items():
+        out[name] = {f.name: {"doc": f.metadata.get("doc", ""),
+                              "default": f.default if f.default is not dataclasses.MISSING else f.default_factory()}
+                     for f in dataclasses.fields(cls)}
+    return out

@@ -1,0 +1,137 @@
+"""Local state in SQLite: cursors, published hashes, id maps, and the outbox of pending API writes.
+
+Each concern gets a namespace in one key/value table (`get`/`put`/`items`), plus an outbox table.
+Callers save a cursor or hash only after the effect it records is durable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created REAL NOT NULL,
+    UNIQUE (kind, key)
+);
+"""
+
+
+class State:
+    """Key/value namespaces and an outbox, in one SQLite file shared by all stages."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._con().executescript(_SCHEMA)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> State:
+        """The state file configured in `[journal] state_path`."""
+        return cls(settings.journal.state_path)
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            self._local.con = con
+        return con
+
+    def get(self, ns: str, key: str, default: Any = None) -> Any:
+        """The JSON value stored under (ns, key), or default."""
+        row = self._con().execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (ns, key)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def put(self, ns: str, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value (durable when this returns)."""
+        self._con().execute("INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
+                            (ns, key, json.dumps(value, ensure_ascii=False, default=str), time.time()))
+
+    def put_many(self, ns: str, items: Iterable[tuple[str, Any]]) -> None:
+        """Store many values in one transaction."""
+        con = self._con()
+        now = time.time()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.executemany("INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
+                            ((ns, k, json.dumps(v, ensure_ascii=False, default=str), now) for k, v in items))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def delete(self, ns: str, key: str | None = None) -> None:
+        """Delete one key, or the whole namespace when key is None."""
+        if key is None:
+            self._con().execute("DELETE FROM kv WHERE ns = ?", (ns,))
+        else:
+            self._con().execute("DELETE FROM kv WHERE ns = ? AND key = ?", (ns, key))
+
+    def items(self, ns: str) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of a namespace."""
+        for key, value in self._con().execute("SELECT key, value FROM kv WHERE ns = ? ORDER BY key", (ns,)):
+            yield key, json.loads(value)
+
+    # --- outbox: writes to a remote system that must eventually be accepted -------------------------
+
+    def outbox_add(self, kind: str, key: str, payload: Any) -> None:
+        """Queue (or replace) a pending write; the newest payload for a key wins."""
+        self._con().execute(
+            "INSERT INTO outbox (kind, key, payload, created) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload, next_try = 0",
+            (kind, key, json.dumps(payload, ensure_ascii=False, default=str), time.time()))
+
+    def outbox_due(self, kind: str, limit: int = 1000) -> list[tuple[str, Any, int]]:
+        """Pending writes of a kind whose retry time has come: (key, payload, attempts)."""
+        rows = self._con().execute(
+            "SELECT key, payload, attempts FROM outbox WHERE kind = ? AND next_try <= ? ORDER BY id LIMIT ?",
+            (kind, time.time(), limit)).fetchall()
+        return [(k, json.loads(p), a) for k, p, a in rows]
+
+    def outbox_done(self, kind: str, keys: Iterable[str]) -> None:
+        """Remove writes the remote side confirmed."""
+        self._con().executemany("DELETE FROM outbox WHERE kind = ? AND key = ?", ((kind, k) for k in keys))
+
+    def outbox_failed(self, kind: str, key: str, error: str, base_delay: float = 60.0) -> None:
+        """Record a failed attempt; the next try is delayed exponentially (capped at 6 hours)."""
+        con = self._con()
+        row = con.execute("SELECT attempts FROM outbox WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        attempts = (row[0] if row else 0) + 1
+        delay = min(base_delay * (2 ** (attempts - 1)), 6 * 3600)
+        con.execute("UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? WHERE kind = ? AND key = ?",
+                    (attempts, time.time() + delay, error[:1000], kind, key))
+
+    def outbox_count(self, kind: str | None = None) -> int:
+        """How many writes are pending."""
+        if kind is None:
+            return self._con().execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return self._con().execute("SELECT COUNT(*) FROM outbox WHERE kind = ?", (kind,)).fetchone()[0]
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None

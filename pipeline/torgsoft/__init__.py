@@ -1,0 +1,1 @@
+"""The accounting side: connection, SQL mapping, catalog reader, document writer, export files."""

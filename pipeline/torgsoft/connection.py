@@ -1,0 +1,157 @@
+"""One home for reaching the Torgsoft database: the embedded engine (a file) or a server (DSN).
+
+The embedded engine is the `firebird-embedded` wheel. Its client library needs the FIREBIRD
+environment variable to point at a runtime root before it is loaded, and by default an embedded
+engine opens a file exclusively. We therefore build a private runtime root (links to the wheel's
+files plus our own firebird.conf with `ServerMode = SuperClassic`), so the service, a manual run and
+a test may open the same demo file at once. A server connection uses the same client library over TCP.
+
+fdb exceptions are translated to `DatabaseError`/`RetryableError` here; nothing above sees fdb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import DatabaseError, DatabaseUnavailable, Problem, SettingsError
+from pipeline.settings import Settings, TorgsoftSettings
+
+_loaded_root: Path | None = None
+
+
+def _runtime_dir() -> Path:
+    try:
+        from firebird.embedded.provider import FirebirdProvider
+    except ImportError as exc:  # pragma: no cover - installation problem
+        raise SettingsError(Problem("torgsoft", "the firebird-embedded package is not installed",
+                                    "run `make demo` or `pip install firebird-embedded`")) from exc
+    return FirebirdProvider().client_library.parent
+
+
+def client_library() -> str:
+    """Path of the Firebird client library shipped by firebird-embedded."""
+    return str(_runtime_dir() / "libfbclient.so.2") if os.name != "nt" else str(_runtime_dir() / "fbclient.dll")
+
+
+def prepare_runtime(shared_access: bool = True) -> Path:
+    """Create (once) the private runtime root and point FIREBIRD at it. Returns the root."""
+    global _loaded_root
+    if _loaded_root is not None:
+        return _loaded_root
+    runtime = _runtime_dir()
+    mode = "SuperClassic" if shared_access else "Super"
+    tag = hashlib.sha1(f"{runtime}|{mode}".encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"torgsoft-satu-fbroot-{os.getuid() if hasattr(os, 'getuid') else 0}-{tag}"
+    conf = root / "firebird.conf"
+    if not conf.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in runtime.iterdir():
+            if entry.name == "firebird.conf":
+                continue
+            link = root / entry.name
+            if not link.exists():
+                with contextlib.suppress(FileExistsError):
+                    link.symlink_to(entry)
+        tmp = root / f"firebird.conf.{os.getpid()}"
+        tmp.write_text(f"# written by torgsoft-satu\nServerMode = {mode}\n", encoding="ascii")
+        os.replace(tmp, conf)
+    os.environ["FIREBIRD"] = str(root)
+    _loaded_root = root
+    return root
+
+
+def _check_libraries() -> None:
+    """The embedded engine needs libtommath and libtomcrypt from the OS; say how to get them."""
+    if os.name == "nt":
+        return
+    import ctypes.util
+
+    missing = [lib for lib in ("tommath",) if ctypes.util.find_library(lib) is None]
+    if missing:
+        raise SettingsError(Problem("torgsoft", "the OS library libtommath1 is missing (needed by the embedded engine)",
+                                    "run: sudo apt-get install -y libtommath1 libtomcrypt1"))
+
+
+def _translate(exc: Exception, what: str) -> DatabaseError:
+    text = str(exc.args[0]) if getattr(exc, "args", None) else str(exc)
+    text = text.replace("\n- ", " ").strip()
+    lowered = text.lower()
+    if any(s in lowered for s in ("unable to complete network request", "connection refused",
+                                  "connection lost", "deadlock", "lock conflict", "update conflicts")):
+        return DatabaseUnavailable(f"{what}: {text}")
+    return DatabaseError(f"{what}: {text}")
+
+
+def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> Any:
+    """Open a connection (fdb.Connection) to the embedded file or the server DSN.
+
+    The password comes from the env var named in `torgsoft.password_env` (server mode); the
+    embedded engine needs none. Raises DatabaseError with a readable message.
+    """
+    import fdb
+
+    t = cfg.torgsoft if isinstance(cfg, Settings) else cfg
+    prepare_runtime(t.shared_access)
+    _check_libraries()
+    if password is None:
+        password = os.environ.get(t.password_env, "") if t.password_env else ""
+    if t.dsn:
+        target = t.dsn
+        kwargs: dict[str, Any] = {"dsn": t.dsn, "user": t.user, "password": password or None}
+    else:
+        if not Path(t.database).exists():
+            raise DatabaseError(f"database file {t.database} does not exist — create the demo with "
+                                f"`python run.py init-db` or set torgsoft.database / torgsoft.dsn")
+        target = str(t.database)
+        kwargs = {"database": str(t.database), "user": t.user or "SYSDBA"}
+        if password:
+            kwargs["password"] = password
+    try:
+        return fdb.connect(charset=t.charset, fb_library_name=client_library(), **kwargs)
+    except fdb.DatabaseError as exc:
+        raise _translate(exc, f"cannot connect to {target}") from None
+
+
+def create_database(path: Path, charset: str = "UTF8", shared_access: bool = True) -> Any:
+    """Create an empty embedded database file (refuses to overwrite one). Returns the connection."""
+    import fdb
+
+    prepare_runtime(shared_access)
+    _check_libraries()
+    path = Path(path)
+    if path.exists():
+        raise DatabaseError(f"{path} already exists; remove it first or choose another torgsoft.database")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sql = f"CREATE DATABASE '{path}' USER 'SYSDBA' PAGE_SIZE 16384 DEFAULT CHARACTER SET {charset}"
+    try:
+        return fdb.create_database(sql, fb_library_name=client_library())
+    except fdb.DatabaseError as exc:
+        raise _translate(exc, f"cannot create {path}") from None
+
+
+@contextlib.contextmanager
+def transaction(con: Any) -> Iterator[Any]:
+    """Run a block in one transaction: commit on success, roll back on any error (translated)."""
+    import fdb
+
+    cur = con.cursor()
+    try:
+        yield cur
+        con.commit()
+    except fdb.DatabaseError as exc:
+        con.rollback()
+        raise _translate(exc, "database write failed") from None
+    except BaseException:
+        con.rollback()
+        raise
+
+
+def translate(exc: Exception, what: str) -> DatabaseError:
+    """Public form of the fdb → project error translation, for other torgsoft modules."""
+    return _translate(exc, what)
