@@ -1,0 +1,1 @@
+"""Orders: Satu orders into Torgsoft, and order status back to Satu."""
