@@ -16,7 +16,10 @@ One run:
 3. **Queue.** Each wanted write goes to the state outbox (`status.set` / `status.ttn`, keyed by the
    Satu order id; the newest payload for an order wins). Once queued, the change is durable, so the
    order's hash and the change-time cursor are saved.
-4. **Push.** Due outbox entries go out: `orders/set_status` in batches of one status (a batch the
+4. **Verify** (`[status] verify_before_push`, on by default). Each due order is read from Satu
+   first: what Satu already shows (a change that came *from* Satu through the order importer, such
+   as a customer's own cancellation) is recorded and not sent back; a 404 is an unknown order id.
+5. **Push.** Due outbox entries go out: `orders/set_status` in batches of one status (a batch the
    API rejects as a whole is retried id by id, so one bad order cannot block the others), and
    `delivery/save_declaration_id` with `[status] carrier` as delivery_type. A write counts as done
    only when the order id is in `processed_ids` (or the declaration call says success); anything
@@ -32,9 +35,9 @@ orders. Every event goes to the journal (stage "status") with the Satu order id.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -60,7 +63,7 @@ NEEDS_TEXT = ("price_changed", "not_enough_fields", "another")
 NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class OrderState:
     """The part of a Torgsoft order that Satu should know: status, paid flag, waybill."""
 
@@ -77,7 +80,7 @@ class OrderState:
         return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Target:
     """A Satu status to set, with the cancellation details Satu wants for `canceled`."""
 
@@ -91,7 +94,7 @@ class Target:
                 "cancellation_text": self.cancellation_text}
 
 
-@dataclass
+@dataclasses.dataclass
 class StatusResult:
     """Counts of one run: orders checked, statuses and waybills confirmed, failures, parked, baseline."""
 
@@ -99,6 +102,7 @@ class StatusResult:
     changed: int = 0
     pushed: int = 0
     waybills: int = 0
+    already: int = 0
     failed: int = 0
     parked: int = 0
     pending: int = 0
@@ -205,6 +209,23 @@ def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, It
             con.close()
 
 
+UNKNOWN: dict[str, Any] = {"unknown": True}  # sentinel: Satu answered 404 for the order
+
+
+def satu_has(kind: str, order: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Whether Satu's order already shows what a queued write would set (pure).
+
+    A status counts as present when Satu shows it; `paid` also when Satu's own payment data says
+    paid (Satu took the payment itself). A waybill counts when its number is already attached.
+    """
+    if kind == KIND_STATUS:
+        if order.get("status") == payload.get("status"):
+            return True
+        return payload.get("status") == "paid" and (order.get("payment_data") or {}).get("status") == "paid"
+    provider = order.get("delivery_provider_data") or {}
+    return bool(payload.get("ttn")) and str(provider.get("declaration_number") or "") == payload.get("ttn")
+
+
 def _satu_id(external_id: str) -> int | None:
     try:
         value = int(external_id)
@@ -225,6 +246,7 @@ class _Run:
         self.state = state
         self.result = StatusResult()
         self._client: Any = None
+        self._orders: dict[str, Any] = {}
 
     def event(self, message: str, level: str = "info", order_id: Any = None, **data: Any) -> None:
         self.journal.event(STAGE, message, level, order_id=order_id, **data)
@@ -363,11 +385,51 @@ class _Run:
             self.event(f"{what} push failed (attempt {attempts}, will retry): {error}", "warning", order_id=oid,
                        payload=payload, attempts=attempts)
 
+    def satu_order(self, key: str) -> dict[str, Any] | None:
+        """The order as Satu has it now (cached for the run); UNKNOWN on 404; None when Satu did not say."""
+        from pipeline.satu.client import SatuApiError
+
+        if key not in self._orders:
+            try:
+                self._orders[key] = self.client().get_order(int(key))
+            except SatuApiError as exc:
+                self._orders[key] = UNKNOWN if exc.status == 404 else None
+        return self._orders[key]
+
+    def verify(self, kind: str, due: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]] | None:
+        """Drop the writes Satu already has and fail unknown ids; None when Satu is unreachable.
+
+        This is what keeps a change that *came from* Satu (the order importer copies Satu's
+        status, payment and waybill into Torgsoft) from being echoed back, e.g. a customer's own
+        cancellation being overwritten with the shop's reason.
+        """
+        out: list[tuple[str, Any, int]] = []
+        for index, (key, payload, attempts) in enumerate(due):
+            try:
+                order = self.satu_order(key)
+            except RetryableError as exc:
+                self.unreachable(due[index:], kind, exc)
+                return None
+            if order is UNKNOWN:
+                self.fail(kind, key, payload, attempts, "order not found on Satu (unknown order id)")
+            elif order is not None and satu_has(kind, order, payload):
+                self.result.already += 1
+                field, value = ("status", payload["status"]) if kind == KIND_STATUS else ("ttn", payload["ttn"])
+                self.confirm(kind, key, field, value, f"Satu already has {field} {value}: not sent")
+            else:
+                out.append((key, payload, attempts))
+        return out
+
     def push_statuses(self) -> bool:
         """Send due status writes; False when Satu is unreachable (stop pushing this run)."""
         from pipeline.satu.client import SatuApiError
 
         due = self.state.outbox_due(KIND_STATUS)
+        if self.cfg.verify_before_push:
+            checked = self.verify(KIND_STATUS, due)
+            if checked is None:
+                return False
+            due = checked
         groups: dict[tuple, list[tuple[str, Any, int]]] = {}
         for key, payload, attempts in due:
             groups.setdefault((payload.get("status"), payload.get("cancellation_reason"),
@@ -422,6 +484,11 @@ class _Run:
         from pipeline.satu.client import SatuApiError
 
         due = self.state.outbox_due(KIND_TTN)
+        if self.cfg.verify_before_push:
+            checked = self.verify(KIND_TTN, due)
+            if checked is None:
+                return False
+            due = checked
         for index, (key, payload, attempts) in enumerate(due):
             try:
                 ok = self.client().save_declaration(int(key), payload["ttn"], payload["carrier"])
@@ -492,8 +559,7 @@ def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False)
     if result.failed:
         result.ok = False
     job.event(f"status push: {result.checked} checked, {result.changed} changed, {result.pushed} status(es) and "
-              f"{result.waybills} waybill(s) confirmed, {result.failed} failed, {result.parked} given up, "
-              f"{result.pending} queued", "info" if result.ok else "warning",
-              checked=result.checked, changed=result.changed, pushed=result.pushed, waybills=result.waybills,
-              failed=result.failed, parked=result.parked, pending=result.pending)
+              f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, {result.failed} failed, "
+              f"{result.parked} given up, {result.pending} queued", "info" if result.ok else "warning",
+              **{k: v for k, v in dataclasses.asdict(result).items() if k not in ("ok", "baseline")})
     return result
