@@ -54,4 +54,87 @@ def satu_sandbox(app: AppContext, host: str, port: int, state_dir: Path | None, 
         click.echo("Stopped.")
 
 
-COMMANDS = [satu_sandbox]
+def _stores(app: AppContext):
+    from pipeline.journal import Journal
+    from pipeline.state import State
+
+    return Journal.from_settings(app.settings), State.from_settings(app.settings)
+
+
+@click.command("push")
+@click.option("--full", is_flag=True, help="re-send stock, price and presence of every product (sold-out first)")
+@pass_app
+def push(app: AppContext, full: bool) -> None:
+    """Push stock/price/presence changes to Satu through the API (failed items are retried next run)."""
+    from pipeline.satu.push import run
+
+    journal, state = _stores(app)
+    try:
+        r = run(app.settings, journal=journal, state=state, full=full)
+    finally:
+        journal.close()
+        state.close()
+    if r.skipped:
+        click.echo("Nothing pushed (API push disabled or no catalog record yet; see `log`).")
+        return
+    click.echo(f"{'Full re-assertion' if r.full else 'Changes'}: {r.changed} changed, {r.gone} left the catalog; "
+               f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "
+               f"{r.unsent} unsent; {r.outbox} queued for the next run")
+    if not r.ok:
+        raise SystemExit(1)
+
+
+@click.command("reconcile")
+@click.option("--fix", is_flag=True, help="repair the differences (and ask Satu to import the feed for missing ones)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@pass_app
+def reconcile(app: AppContext, fix: bool, as_json: bool) -> None:
+    """Compare Satu's products with the catalog: price, stock, presence, missing and extra products."""
+    import json
+    from dataclasses import asdict
+
+    from pipeline.satu.push import feed_url
+    from pipeline.satu.push import reconcile as do_reconcile
+
+    journal, state = _stores(app)
+    try:
+        r = do_reconcile(app.settings, journal=journal, state=state, fix=fix, feed_url=feed_url(app.settings))
+    finally:
+        journal.close()
+        state.close()
+    if as_json:
+        click.echo(json.dumps({**asdict(r), "differences": r.differences}, ensure_ascii=False))
+    else:
+        click.echo(f"Checked {r.checked} products on Satu: {r.differences} difference(s)")
+        for kind in ("price", "stock", "presence", "missing", "extra"):
+            ids = getattr(r, kind)
+            if ids:
+                more = f" … (+{len(ids) - 20})" if len(ids) > 20 else ""
+                click.echo(f"  {kind:9} {len(ids):6}  {', '.join(ids[:20])}{more}")
+        if fix:
+            click.echo(f"Fixed {r.fixed}, {r.fix_failed} refused"
+                       + (f"; import {r.import_id} requested for missing products" if r.import_id else ""))
+    if not r.ok:
+        raise SystemExit(1)
+
+
+@click.command("satu-import")
+@click.option("--url", default=None, help="feed URL [default: publish.public_base_url + the feed file name]")
+@pass_app
+def satu_import(app: AppContext, url: str | None) -> None:
+    """Ask Satu to import the published feed now and wait for the result."""
+    from pipeline.satu.push import feed_url, request_import
+
+    journal, state = _stores(app)
+    try:
+        r = request_import(app.settings, journal=journal, state=state, feed_url=url or feed_url(app.settings))
+    finally:
+        journal.close()
+        state.close()
+    click.echo(f"Import {r.import_id or '-'}: {r.status or 'not started'}, {r.created} created, "
+               f"{r.updated} updated, {r.errors} with errors (details: `log --grep import`)")
+    if not r.ok:
+        raise SystemExit(1)
+
+
+COMMANDS = [satu_sandbox, push, reconcile, satu_import]
