@@ -1,1 +1,0 @@
-"""Orders: Satu orders into Torgsoft, and order status back to Satu."""
