@@ -319,18 +319,23 @@ class SatuClient:
             for it in fresh:
                 seen.add(it.get("id"))
                 yield it
-            if len(items) < limit or not fresh:
+            # Stop only when a page brings nothing new: a short page is not proof of the end (Satu may
+            # cap `limit` lower than asked), and the inclusive cursor makes the last page repeat one id.
+            if not fresh:
                 return
             last_id = min(it["id"] for it in items)
 
     # --- orders ---------------------------------------------------------------------------------------
 
     def iter_orders(self, *, last_modified_from: datetime | str | None = None, status: str | None = None,
-                    date_from: datetime | str | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
-        """Every order (raw dicts, newest first), modified at or after `last_modified_from` if given."""
-        params = {"status": status,
-                  "last_modified_from": format_date(last_modified_from) if last_modified_from else None,
-                  "date_from": format_date(date_from) if date_from else None}
+                    date_from: datetime | str | None = None, date_to: datetime | str | None = None,
+                    last_modified_to: datetime | str | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
+        """Every order (raw dicts, newest first, each once), modified at or after `last_modified_from`
+        if given. Dates may be datetimes (aware ones are converted to Satu time) or ISO strings."""
+        dates = {"last_modified_from": last_modified_from, "last_modified_to": last_modified_to,
+                 "date_from": date_from, "date_to": date_to}
+        params: dict[str, Any] = {k: format_date(v) for k, v in dates.items() if v}
+        params["status"] = status
         yield from self._paged("/orders/list", "orders", params, min(limit, MAX_BATCH))
 
     def get_order(self, order_id: int | str) -> dict:
