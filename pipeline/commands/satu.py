@@ -28,7 +28,7 @@ from pipeline.cli import AppContext, pass_app
 def satu_sandbox(app: AppContext, host: str, port: int, state_dir: Path | None, seed_orders: int, seed: int,
                  feed_file: Path | None, token: str | None, appear_delay: float) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.satu.sandbox import SandboxServer, is_loopback_url
 
     s = app.settings
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")
@@ -44,6 +44,9 @@ def satu_sandbox(app: AppContext, host: str, port: int, state_dir: Path | None, 
         click.echo(f"Created {len(made)} orders (ids {made[0]['id']}…{made[-1]['id']})")
     server.start()
     click.echo(f"Satu sandbox on {server.url}  (state: {state_dir})")
+    if not is_loopback_url(server.url):
+        click.echo(f"Warning: listening on {host}, reachable from other machines; it is a test tool "
+                   "with a weak token and control endpoints without one.", err=True)
     if token or env_token:
         click.echo(f"Token: the value of {'--token' if token else '$' + s.satu.token_env}")
     else:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -378,7 +379,8 @@ class SatuClient:
 
     def product_by_external_id(self, external_id: str) -> dict | None:
         """One product by its external id (the feed's offer id), or None when Satu has none."""
-        data = self._request("GET", f"/products/by_external_id/{external_id}", allow_404=True)
+        data = self._request("GET", f"/products/by_external_id/{quote(str(external_id), safe='')}",
+                             allow_404=True)
         return None if data is None else data.get("product", data)
 
     def edit_products(self, items: list[dict]) -> EditResult:
@@ -438,12 +440,14 @@ class SatuClient:
         return self._request("GET", f"/products/import/status/{import_id}")
 
     def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float = 900.0) -> dict:
-        """Poll an import until it is final; RetryableError when it is still running after `timeout`."""
+        """Poll an import until it is final and return the reply with `status` upper-cased
+        (`SUCCESS`, `PARTIAL`, `FATAL`); RetryableError when it is still running after `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
             status = self.import_status(import_id)
-            if import_finished(status):
-                return status
+            final = import_finished(status)
+            if final:
+                return {**status, "status": final}
             if time.monotonic() > deadline:
                 raise RetryableError(f"Satu import {import_id} still running after {timeout:.0f} s")
             time.sleep(poll)

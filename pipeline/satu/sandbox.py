@@ -1039,8 +1039,11 @@ class SandboxServer:
         if row is None:
             return 404, {"error": "Import not found"}
         rec = json.loads(row[0])
-        return 200, {k: rec[k] for k in ("status", "total", "created", "updated", "not_changed",
-                                         "with_errors_count", "errors")}
+        reply = {k: rec[k] for k in ("status", "total", "created", "updated", "not_changed",
+                                     "with_errors_count", "errors")}
+        if re.fullmatch(r"[0-9a-f]+", import_id) and int(import_id[-1], 16) % 2:
+            reply["status"] = reply["status"].capitalize()  # the quirk: the case of the status varies
+        return 200, reply
 
     # --- control endpoints ----------------------------------------------------------------------------
 
