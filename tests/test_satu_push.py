@@ -279,6 +279,27 @@ def test_request_import_journals_partial_errors_with_product_ids(env, sandbox: S
     assert r.status == "SUCCESS" and r.ok
 
 
+def test_awaiting_presence_is_set_again_after_an_import(env, sandbox: SandboxServer, tmp_path: Path):
+    settings, journal, state, client = env
+    catalog = _catalog(6)
+    catalog["3"].update(quantity=0, presence="waiting")
+    _seed(sandbox, state, catalog)
+    assert _push(env).ok and sandbox.product("3")["presence"] == "waiting"
+    site = tmp_path / "site"
+    site.mkdir()
+    # the feed cannot say "awaiting": it publishes the product as not available
+    (site / "satu.yml").write_text(feed_xml([offer_xml(k, price=v["price"], qty=v["quantity"],
+                                                       available=v["presence"] == "available")
+                                             for k, v in catalog.items()]), encoding="utf-8")
+    with serve_dir(site) as base:
+        assert request_import(settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05,
+                              client=client).ok
+    assert sandbox.product("3")["presence"] == "not_available"
+    r = _push(env)
+    assert (r.sent, r.accepted) == (1, 1)
+    assert sandbox.product("3")["presence"] == "waiting"
+
+
 def test_push_and_reconcile_commands(tmp_path: Path, sandbox: SandboxServer, monkeypatch):
     from pipeline.cli import cli
 

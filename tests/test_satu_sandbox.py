@@ -157,6 +157,21 @@ def test_import_url_downloads_parses_and_reports(sandbox: SandboxServer, client:
         assert parse_price(client.product_by_external_id("1")["price"]) == Decimal("2100")
 
 
+def test_imported_products_appear_after_a_delay(tmp_path: Path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
+    with SandboxServer(tmp_path / "sb", import_delay=0, appear_delay=1.5) as sb, serve_dir(site) as base, \
+            SatuClient(sb.url, sb.token) as c:
+        assert _poll(c, c.import_url(f"{base}/satu.yml"))["created"] == 2
+        assert c.product_by_external_id("1") is None and list(c.iter_products()) == []
+        assert "not found" in c.edit_products([{"id": "1", "quantity_in_stock": 3}]).errors["1"]
+        time.sleep(1.6)
+        assert c.product_by_external_id("1")["name"] == "Товар 1"
+        assert "_visible_after" not in c.product_by_external_id("1")
+        assert c.edit_products([{"id": "1", "quantity_in_stock": 3}]).processed_ids == ["1"]
+
+
 def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, tmp_path: Path):
     site = tmp_path / "site"
     site.mkdir()
