@@ -360,7 +360,8 @@ class _Run:
         record[field] = value
         self.state.put(NS_ORDERS, oid, record)  # state first: a crash now at worst re-sends once
         self.state.outbox_done(kind, [oid])
-        self.state.delete(NS_PARKED, f"{kind}:{oid}")
+        if self.state.get(NS_PARKED, f"{kind}:{oid}") is not None:  # a read is cheap, a write syncs
+            self.state.delete(NS_PARKED, f"{kind}:{oid}")
         self.event(message, order_id=oid, **{field: value})
 
     def fail(self, kind: str, oid: str, payload: Any, attempts: int, error: str, transient: bool = False) -> None:
