@@ -38,7 +38,9 @@ def push(app: AppContext, baseline: bool, as_json: bool) -> None:
     finally:
         journal.close()
         state.close()
-    if as_json:
+    if not s.status.enabled and not as_json:
+        click.echo("Status push is off ([status] enabled = false); nothing done.")
+    elif as_json:
         click.echo(json.dumps(asdict(result)))
     elif result.baseline:
         click.echo(f"Baseline taken: {result.baseline} Satu order(s) recorded as already pushed; nothing sent.")

@@ -535,12 +535,12 @@ def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False)
     `baseline=True` (or the first run ever) records the current states as pushed and sends nothing.
     Returns counts; `ok` is False when something failed (the failed writes stay queued).
     """
+    if not settings.status.enabled:
+        journal.event(STAGE, "status push is off ([status] enabled = false)")
+        return StatusResult()
     validate(settings.status)
     job = _Run(settings, journal, state)
     result = job.result
-    if not settings.status.enabled:
-        journal.event(STAGE, "status push is off ([status] enabled = false)")
-        return result
     try:
         if baseline or state.get(NS_META, "baseline") is None:
             job.baseline()
