@@ -138,8 +138,8 @@ def test_nothing_is_acknowledged_that_satu_did_not_accept(env, sandbox: SandboxS
     acked = dict(state.items(ACKED_NS))
     assert len(acked) == 20 and "7" not in acked and "9" not in acked
     assert state.outbox_count(OUTBOX_KIND) == 100
-    refused = [e for e in journal.search(stage="push", level="warning") if e.product_id]
-    assert len(refused) == 100
+    [refused] = [e for e in journal.search(stage="push", level="warning") if e.data and "product_ids" in e.data]
+    assert len(refused.data["product_ids"]) == 100 and "Попробуйте позже" in refused.message
     # next run: the batch goes again; 7 and 9 are refused item by item and stay queued
     r = _push(env)
     assert r.accepted == 98 and r.rejected == 2
@@ -220,6 +220,18 @@ def test_products_that_leave_the_catalog_become_unavailable(env, sandbox: Sandbo
     assert sandbox.product("2")["presence"] == "available"
     r = _push(env, full=True)
     assert r.gone == 28 and sandbox.product("2")["presence"] == "not_available"
+
+
+def test_no_token_skips_with_a_warning(env, sandbox: SandboxServer, monkeypatch):
+    settings, journal, state, client = env
+    _seed(sandbox, state, _catalog(5))
+    monkeypatch.delenv(TOKEN_ENV)
+    r = run(settings, journal=journal, state=state)
+    assert r.skipped and r.sent == 0
+    assert any(TOKEN_ENV in e.message for e in journal.search(stage="push", level="warning"))
+    monkeypatch.setenv(TOKEN_ENV, sandbox.token)
+    r = run(settings, journal=journal, state=state)  # the client from [satu] settings
+    assert r.ok and r.accepted == 5
 
 
 def test_auth_failure_is_raised_and_journaled(env, sandbox: SandboxServer):
