@@ -158,6 +158,19 @@ def test_nothing_is_acknowledged_that_satu_did_not_accept(env, sandbox: SandboxS
     assert _matches(sandbox, catalog)
 
 
+def test_many_unknown_products_make_one_journal_event(env, sandbox: SandboxServer):
+    settings, journal, state, client = env
+    catalog = _catalog(40)
+    _seed(sandbox, state, catalog)
+    for k in [str(i) for i in range(1, 16)]:
+        sandbox.delete_product(k)
+    r = _push(env)
+    assert r.rejected == 15 and r.accepted == 25
+    [event] = [e for e in journal.search(stage="push", level="warning") if e.data and "product_ids" in e.data]
+    assert sorted(event.data["product_ids"], key=int) == [str(i) for i in range(1, 16)]
+    assert "not found" in event.message
+
+
 def test_unreachable_satu_queues_everything_and_the_next_run_catches_up(env, sandbox: SandboxServer):
     settings, journal, state, client = env
     catalog = _catalog(250)

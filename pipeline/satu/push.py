@@ -171,13 +171,14 @@ def _journal_refusals(journal: Any, refused: dict[str, str]) -> None:
     """One event per refused product, except when a whole batch shares one error (one event, all ids)."""
     by_message: dict[str, list[str]] = {}
     for key, err in refused.items():
-        by_message.setdefault(err, []).append(key)
+        # "product with external_id '7' not found" and "… '8' …" are one message
+        by_message.setdefault(err.replace(key, "…"), []).append(key)
     for err, keys in by_message.items():
         if len(keys) > 10:
             journal.event(STAGE, f"Satu refused {len(keys)} updates: {err}", level="warning", product_ids=keys)
         else:
             for key in keys:
-                journal.event(STAGE, f"Satu refused the update: {err}", level="warning", product_id=key)
+                journal.event(STAGE, f"Satu refused the update: {refused[key]}", level="warning", product_id=key)
 
 
 def _full_due(settings: Any, state: Any, now: float) -> bool:
