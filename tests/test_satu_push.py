@@ -325,6 +325,24 @@ def test_awaiting_presence_is_set_again_after_an_import(env, sandbox: SandboxSer
     assert sandbox.product("3")["presence"] == "waiting"
 
 
+def test_import_after_publish_uses_the_public_feed_url(env, sandbox: SandboxServer, tmp_path: Path):
+    from pipeline.satu.push import after_publish, feed_url
+
+    settings, journal, state, client = env
+    assert after_publish(settings, journal=journal, state=state) is None  # off by default
+    site = tmp_path / "public"
+    site.mkdir()
+    (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
+    with serve_dir(site) as base:
+        on = make_settings(tmp_path, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV,
+                                           "import_after_publish": True},
+                           publish={"public_base_url": base + "/"})
+        assert feed_url(on) == f"{base}/satu.yml"
+        r = after_publish(on, journal=journal, state=state, poll=0.05)  # the default 5 s is for the real Satu
+        assert r is not None and r.ok and r.status == "SUCCESS" and r.created == 2
+    assert state.get("satu.import", "last")["url"] == f"{base}/satu.yml"
+
+
 def test_push_and_reconcile_commands(tmp_path: Path, sandbox: SandboxServer, monkeypatch):
     from pipeline.cli import cli
 

@@ -445,12 +445,12 @@ def request_import(settings: Any, *, journal: Any, state: Any, feed_url: str, po
     return result
 
 
-def after_publish(settings: Any, *, journal: Any, state: Any) -> ImportResult | None:
+def after_publish(settings: Any, *, journal: Any, state: Any, poll: float = 5.0) -> ImportResult | None:
     """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`."""
     if not settings.satu.import_after_publish:
         return None
     try:
-        return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings))
+        return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings), poll=poll)
     except RetryableError as exc:
         journal.event("import", f"Satu unreachable, import not requested: {exc}", level="warning")
         return ImportResult(ok=False)
