@@ -189,6 +189,19 @@ def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, t
 
 # --- the command --------------------------------------------------------------------------------------
 
+def test_load_feed_file_then_orders_refer_to_its_products(tmp_path: Path):
+    feed = tmp_path / "satu.yml"
+    feed.write_text(feed_xml([offer_xml(str(i), pictures=("http://127.0.0.1:9/none.jpg",)) for i in range(1, 9)]),
+                    encoding="utf-8")
+    with SandboxServer(tmp_path / "sb") as sb:
+        rec = sb.load_feed_file(feed)
+        assert rec["status"] == "SUCCESS" and rec["created"] == 8
+        orders = sb.create_orders(30, seed=9)
+        exts = {ln["external_id"] for o in orders for ln in o["products"]}
+        assert len(exts & {str(i) for i in range(1, 9)}) >= 5
+        assert sb.load_feed_file(feed, check_pictures=True)["status"] == "PARTIAL"
+
+
 def test_satu_sandbox_command(tmp_path: Path):
     settings = tmp_path / "settings.toml"
     settings.write_text('[satu]\ntoken_env = "SANDBOX_TEST_TOKEN_UNSET"\n', encoding="utf-8")

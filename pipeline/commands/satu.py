@@ -74,6 +74,7 @@ def push(app: AppContext, full: bool) -> None:
     """Push stock/price/presence changes to Satu through the API (failed items are retried next run)."""
     from pipeline.satu.push import run
 
+    app.settings.secret("satu.token_env")  # no token: a settings problem (exit 2), not a silent skip
     journal, state = _stores(app)
     try:
         r = run(app.settings, journal=journal, state=state, full=full)
@@ -81,7 +82,7 @@ def push(app: AppContext, full: bool) -> None:
         journal.close()
         state.close()
     if r.skipped:
-        click.echo("Nothing pushed (API push disabled or no catalog record yet; see `log`).")
+        click.echo("Nothing pushed: [satu] push = false, or no catalog record yet (run `feed` first).")
         return
     click.echo(f"{'Full re-assertion' if r.full else 'Changes'}: {r.changed} changed, {r.gone} left the catalog; "
                f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "

@@ -5,7 +5,7 @@ Every quirk of the API (see SATU.md) is absorbed here so the stages see plain Py
 - errors come as HTML 401/403, HTTP 200 with `{"error": "…"}`, HTTP 400 with
   `{"error": {"message": "…"}}` and per-item `errors`; they become `SatuAuthError` / `SatuApiError`,
   and a write counts only for ids listed in `processed_ids`;
-- 429, 5xx, timeouts and dropped connections are retried with exponential backoff and full jitter,
+- 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter,
   honouring `Retry-After`, at most `max_retries` times, then `RetryableError`;
 - date parameters are sent exactly as `YYYY-MM-DDTHH:MM:SS` (a `Z` or milliseconds make Satu
   silently return nothing);
@@ -247,7 +247,7 @@ class SatuClient:
         return text.replace(self._token, "***") if self._token else text
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        """Backoff before retry number `attempt` (1-based): Retry-After if given, else full jitter."""
+        """Backoff before retry number `attempt` (1-based): Retry-After if given, else base·2^(n-1) with jitter (50–100 %)."""
         if response is not None:
             wait = _retry_after(response)
             if wait is not None:

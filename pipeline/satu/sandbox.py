@@ -413,7 +413,8 @@ class SandboxServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="satu-sandbox", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="satu-sandbox", daemon=True)
         self._thread.start()
         return self
 
@@ -674,12 +675,15 @@ class SandboxServer:
             self._import_thread.start()
         return 200, {"id": rec["id"], "status": "success"}
 
-    def load_feed_file(self, path: Path | str, **opts: Any) -> dict:
-        """Import a feed from a local file synchronously (demo set-up); returns the status record."""
+    def load_feed_file(self, path: Path | str, *, check_pictures: bool = False, **opts: Any) -> dict:
+        """Import a feed from a local file synchronously (demo set-up); returns the status record.
+
+        Picture URLs are not probed unless asked: at set-up time the photos are often not served yet.
+        """
         rec = {"id": uuid.uuid4().hex[:16], "url": str(path), "started": time.time(), "status": "PROCESSING",
                "total": 0, "created": 0, "updated": 0, "not_changed": 0, "with_errors_count": 0,
                "errors": [], "options": opts}
-        self._apply_feed(rec, Path(path).read_bytes())
+        self._apply_feed(rec, Path(path).read_bytes(), check_pictures=check_pictures)
         return rec
 
     def _run_import(self, rec: dict) -> None:
@@ -703,9 +707,9 @@ class SandboxServer:
         rec["finished"] = time.time()
         self._save_import(rec)
 
-    def _pictures_ok(self, urls: set[str]) -> dict[str, bool]:
+    def _pictures_ok(self, urls: set[str], check: bool) -> dict[str, bool]:
         """Which picture URLs answer (only loopback ones can: the sandbox never leaves the machine)."""
-        if not self.check_pictures:
+        if not check:
             return dict.fromkeys(urls, True)
         import httpx
 
@@ -725,7 +729,7 @@ class SandboxServer:
                     result[url] = ok
         return result
 
-    def _apply_feed(self, rec: dict, content: bytes) -> None:
+    def _apply_feed(self, rec: dict, content: bytes, check_pictures: bool | None = None) -> None:
         """Create/update products from a feed; fill the status record (PARTIAL when offers failed)."""
         opts = rec.get("options") or {}
         categories, offers = parse_feed(content)  # ValueError → FATAL
@@ -740,7 +744,8 @@ class SandboxServer:
                 errors.append({"external_id": o.get("id"), "message": "; ".join(problems), "critical": True})
             else:
                 good.append(o)
-        pics = self._pictures_ok({u for o in good for u in o["pictures"]})
+        pics = self._pictures_ok({u for o in good for u in o["pictures"]},
+                                 self.check_pictures if check_pictures is None else check_pictures)
         ready = []
         for o in good:
             bad = [u for u in o["pictures"] if not pics[u]]
