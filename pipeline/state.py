@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,18 +70,37 @@ class State:
         self._con().execute("INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
                             (ns, key, json.dumps(value, ensure_ascii=False, default=str), time.time()))
 
-    def put_many(self, ns: str, items: Iterable[tuple[str, Any]]) -> None:
-        """Store many values in one transaction."""
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make every State call inside the block one transaction (one fsync); re-entrant per thread."""
         con = self._con()
-        now = time.time()
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
         con.execute("BEGIN IMMEDIATE")
+        self._local.depth = 1
         try:
-            con.executemany("INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
-                            ((ns, k, json.dumps(v, ensure_ascii=False, default=str), now) for k, v in items))
-            con.execute("COMMIT")
+            yield
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        else:
+            con.execute("COMMIT")
+        finally:
+            self._local.depth = 0
+
+    def put_many(self, ns: str, items: Iterable[tuple[str, Any]]) -> None:
+        """Store many values in one transaction."""
+        now = time.time()
+        with self.atomic():
+            self._con().executemany(
+                "INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
+                ((ns, k, json.dumps(v, ensure_ascii=False, default=str), now) for k, v in items))
 
     def delete(self, ns: str, key: str | None = None) -> None:
         """Delete one key, or the whole namespace when key is None."""

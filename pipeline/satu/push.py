@@ -20,8 +20,6 @@ Rules that keep it safe:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -150,23 +148,6 @@ def _sold_out_first(item: tuple[str, dict[str, Any]]) -> tuple[int, int, str]:
     return (0 if sold_out else 1, len(key), key)
 
 
-@contextmanager
-def _atomic(state: Any) -> Iterator[None]:
-    """One SQLite transaction around several State calls (acks + outbox of one batch).
-
-    The State's methods run on its per-thread connection in autocommit mode; opening a transaction
-    on that same connection makes them one atomic, single-fsync write.
-    """
-    con = state._con()
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
 def _journal_refusals(journal: Any, refused: dict[str, str]) -> None:
     """One event per refused product, except when a whole batch shares one error (one event, all ids)."""
     by_message: dict[str, list[str]] = {}
@@ -264,7 +245,7 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
             result.requests += res.requests
             result.sent += len(batch)
             accepted = set(res.processed_ids)
-            with _atomic(state):
+            with state.atomic():
                 for key, st in batch:
                     if key in accepted:
                         state.put(ACKED_NS, key, {**st, "ts": now})
@@ -281,7 +262,7 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
             if res.retryable:
                 # Satu stayed unreachable through every retry: queue the rest and stop for this run.
                 rest = ordered[start + MAX_BATCH:]
-                with _atomic(state):
+                with state.atomic():
                     for key, st in rest:
                         state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
                         state.outbox_failed(OUTBOX_KIND, key, "Satu unreachable", base_delay=0)
@@ -356,7 +337,7 @@ def reconcile(settings: Any, *, journal: Any, state: Any, fix: bool = False,
         if fix and repairs:
             res = client.edit_products([to_item(k, st) for k, st in repairs.items()])
             now = time.time()
-            with _atomic(state):
+            with state.atomic():
                 for key in res.processed_ids:
                     st = repairs[key]
                     if key in desired:
