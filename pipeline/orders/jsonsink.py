@@ -98,15 +98,20 @@ class _FtpTarget:
         import ftplib
 
         import ftputil
-        import ftputil.session
 
         parts = urlsplit(url)
         self.dir = unquote(parts.path) or "/"
-        factory = ftputil.session.session_factory(base_class=ftplib.FTP, port=parts.port or 21,
-                                                  encoding="utf-8")
+        port = parts.port or 21
+
+        class Session(ftplib.FTP):
+            def __init__(self, host: str, user: str, passwd: str):
+                super().__init__(timeout=timeout, encoding="utf-8")
+                self.connect(host, port)
+                self.login(user, passwd)
+
         try:
             self.host = ftputil.FTPHost(parts.hostname, unquote(parts.username or "anonymous"), password,
-                                        session_factory=factory, timeout=timeout)
+                                        session_factory=Session)
             self.host.makedirs(self.dir, exist_ok=True)
         except (ftputil.error.FTPError, OSError) as exc:
             raise RetryableError(f"FTP {parts.hostname}:{parts.port or 21}: {exc}") from None

@@ -134,11 +134,31 @@ def _decode(data: bytes, max_bytes: int) -> str:
     return text
 
 
+def _unclosed(text: str) -> bool:
+    """True when the text ends inside a string or with brackets still open (a cut-off document)."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return in_string or depth > 0
+
+
 def _load_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        if exc.pos >= len(text.rstrip()) or _unclosed(text):
             raise DamagedFile(f"truncated JSON: the text ends at line {exc.lineno} column {exc.colno} "
                               f"before the document is complete ({exc.msg})") from None
         raise DamagedFile(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
