@@ -79,7 +79,7 @@ def test_new_order_creates_customer_order_lines_and_reservation(demo_env):
     write_order(s.orders.inbox, satu_order(501, lines=[{"external_id": "5", "quantity": 2, "price": "1 950 ₸"}],
                                            delivery_provider_data={"declaration_number": "KZ123456"}))
     result = _run(s)
-    assert (result.imported, result.quarantined, result.invoices) == (1, 0, 0)
+    assert (result.imported, result.quarantined, result.invoices) == (1, 0, 0), result
     order = _order(s, 501)
     assert order["status"] == 0 and order["accounting_center_id"] == 1 and order["ttn"] == "KZ123456"
     assert str(order["reserve_until"]) == "2026-12-01"  # created 2026-11-27 + 4 days
@@ -132,7 +132,7 @@ def test_changed_order_updates_lines_and_reservations(demo_env):
                                                   {"external_id": "11", "quantity": 3}],
                                            delivery_provider_data={"declaration_number": "TTN-9"}))
     result = _run(s)
-    assert (result.imported, result.updated) == (0, 1)
+    assert (result.imported, result.updated) == (0, 1), result
     order = _order(s, 507)
     assert order["status"] == 1 and order["ttn"] == "TTN-9"
     assert _rows(s, "SELECT GOOD_ID, QTY FROM CUSTOMER_ORDER_ITEM WHERE ORDER_ID = ? ORDER BY LINE_NO",

@@ -8,13 +8,16 @@ quarantines it with the reason given here. Nothing in this module does I/O.
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pipeline.errors import SkipError
 from pipeline.model import Customer, Order, OrderLine
+from pipeline.satu.client import parse_price  # one price parser for the project (issue 5)
+
+__all__ = ["DamagedFile", "normalize_phone", "normalize_email", "parse_order", "order_from_dict", "parse_price",
+           "version_tag"]
 
 SATU_TZ = timezone(timedelta(hours=5))
 PAID_STATUSES = frozenset({"paid"})
@@ -29,41 +32,6 @@ class DamagedFile(SkipError):
 
 
 # --- small pure helpers -------------------------------------------------------------------------------
-
-_SPACES = dict.fromkeys(map(ord, " \u00a0\u202f\u2009\u2007\t"), None)
-
-
-def parse_price(value: Any) -> Decimal | None:
-    """A Satu price (`"1 950 ₸"`, `"1\u00a0950,50 ₸"`, `650`, `"650.5"`) as Decimal; None when empty.
-
-    Kept identical in behaviour to the Satu client's parser (issue 5); raises ValueError for text that is
-    not a price.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    text = str(value).translate(_SPACES)
-    text = re.sub(r"(₸|тг\.?|тенге|KZT|kzt)$", "", text).strip()
-    if not text:
-        return None
-    if "," in text and "." in text:
-        dec = "," if text.rfind(",") > text.rfind(".") else "."
-        text = text.replace("." if dec == "," else ",", "").replace(",", ".")
-    elif text.count(",") == 1:
-        text = text.replace(",", ".")
-    elif text.count(",") > 1:
-        text = text.replace(",", "")
-    try:
-        result = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"not a price: {value!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"not a price: {value!r}")
-    return result
-
 
 def normalize_phone(raw: Any) -> str:
     """One form for Kazakh phone numbers: digits only, country code 7 (`77011234567`).
