@@ -142,6 +142,8 @@ class OrdersSettings:
                                   "empty = none")
     json_password_env: str = opt("ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp://")
     json_prefix: str = opt("satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)")
+    import_workers: int = opt(2, "orders imported in parallel, each over its own connection (each order is "
+                              "still one transaction)", min=1, max=16)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from pipeline.torgsoft.connection import connect
 def _settings(env: Settings, **orders) -> Settings:
     from dataclasses import replace
 
-    return env.replace(orders=replace(env.orders, settle_seconds=0, **orders))
+    # One worker: these tests drop several files at once and check the order they were applied in.
+    return env.replace(orders=replace(env.orders, **{"settle_seconds": 0, "import_workers": 1, **orders}))
 
 
 def _run(settings: Settings) -> inbox.InboxResult:

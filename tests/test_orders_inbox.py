@@ -103,7 +103,7 @@ def test_a_file_still_being_written_is_not_taken(demo_env):
     assert (s.orders.inbox / ".hidden.json.tmp").exists()
 
 
-def _write_settings(s: Settings) -> Path:
+def _write_settings(s: Settings, workers: int = 2) -> Path:
     base = Path(s.base_dir)
     text = f"""
 [torgsoft]
@@ -113,6 +113,7 @@ source_dir = "{base / 'photos'}"
 [orders]
 inbox = "{s.orders.inbox}"
 settle_seconds = 0
+import_workers = {workers}
 [journal]
 path = "{s.journal.path}"
 log_file = "{s.journal.log_file}"
@@ -171,7 +172,7 @@ def test_importer_killed_mid_transaction_and_after_commit_then_rerun(demo_env):
     _clear_reserved(s)
     box = s.orders.inbox
     _batch(box, 12)
-    settings_file = _write_settings(s)
+    settings_file = _write_settings(s, workers=1)  # one thread: the kill points are deterministic
     # Killed in the middle of the 5th order's transaction (after its first reservation row) …
     p = _importer(settings_file, "after:reservation_insert#5")
     p.wait(120)

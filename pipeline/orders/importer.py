@@ -151,6 +151,9 @@ class OrderImporter:
         self._goods_by_articul: dict[str, tuple | None] = {}
         self._order: Order | None = None
         self._cur: Any = None
+        self._ro: Any = None
+        self._ro_cur: Any = None
+        self._ro_find: Any = None
         self._prepared: dict[str, Any] = {}
 
     # --- statements ---------------------------------------------------------------------------------
@@ -486,6 +489,35 @@ class OrderImporter:
                 outcome.invoice = self._invoice(cur, order, order_id, client_id, resolved)
         return outcome
 
+    def _unchanged(self, order: Order) -> ImportOutcome | None:
+        """The quick path for a duplicate file or an idempotent re-run: a look-up in a long-lived
+        read-only, read-committed transaction finds the same content already there (no write, no sync)."""
+        import fdb
+
+        if self._ro is None:
+            self._ro = self.con.trans(fdb.ISOLATION_LEVEL_READ_COMMITED_RO)
+            self._ro_cur = self._ro.cursor()
+            self._ro_find = self._ro_cur.prep(self.mapping.query("order_find").sql)
+        q = self.mapping.query("order_find")
+        try:
+            self._ro_cur.execute(self._ro_find, q.args({"source": SOURCE, "external_id": str(order.id)}))
+            row = self._ro_cur.fetchone()
+            with contextlib.suppress(fdb.DatabaseError):
+                self._ro_find.close()
+            # The read-only read-committed transaction stays open: it sees every commit, holds back no
+            # garbage collection, and starting a transaction per file would cost a disk sync each.
+        except fdb.DatabaseError:
+            with contextlib.suppress(fdb.DatabaseError):
+                self._ro.rollback()
+            self._ro = None
+            return None  # the full path will tell what is wrong
+        if row is None:
+            return None
+        found = {d[0].lower(): v for d, v in zip(self._ro_find.description, row, strict=True)}
+        if found.get("external_hash") == order_hash(order):
+            return ImportOutcome("unchanged", int(found["id"]))
+        return None
+
     def import_order(self, order: Order) -> ImportOutcome:
         """Import (or update) one order in one transaction; retried when another importer won a race."""
         import fdb
@@ -493,6 +525,9 @@ class OrderImporter:
         from pipeline.torgsoft.connection import translate
 
         self._order = order
+        unchanged = self._unchanged(order)
+        if unchanged is not None:
+            return unchanged
         delay = 0.05
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self._cur is None:

@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,10 +251,9 @@ class Inbox:
     # --- outcomes -------------------------------------------------------------------------------------
 
     def finish(self, claim: Path) -> Path:
-        """An imported file goes to done/."""
-        target = _move_no_clobber(claim, self.done, self.original_name(claim))
-        _fsync_dir(self.done)
-        return target
+        """An imported file goes to done/. No fsync: should the move be lost in a crash, the file is
+        imported again and found unchanged (the database, not the folder, keeps exactly-once)."""
+        return _move_no_clobber(claim, self.done, self.original_name(claim))
 
     def to_quarantine(self, claim: Path, reason: str) -> Path:
         """A damaged file goes to quarantine/ next to `<name>.reason.txt`."""
@@ -372,33 +372,83 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
     return True
 
 
-def _pass(inbox: Inbox, sink: Sink, settings: Any, journal: Any, result: InboxResult,
+def _pass(inbox: Inbox, sinks: list[Sink], settings: Any, journal: Any, result: InboxResult,
           stop: Callable[[], bool] = lambda: False) -> list[Path]:
-    """Recover dead claims, then import every settled file; returns the files still settling."""
+    """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
+    returns the files still settling."""
     for claim in inbox.mine():  # left by an earlier, interrupted pass of this process
-        _process_claim(inbox, claim, sink, settings, journal, result)
+        _process_claim(inbox, claim, sinks[0], settings, journal, result)
     for claim in inbox.recover():
         result.recovered += 1
         journal.event(STAGE, f"taking over {inbox.original_name(claim)} from an importer that died", "warning",
                       file=inbox.original_name(claim))
-        _process_claim(inbox, claim, sink, settings, journal, result)
-    waiting = []
+        _process_claim(inbox, claim, sinks[0], settings, journal, result)
+    ready, waiting = [], []
     for path in inbox.candidates():
-        if stop():
-            break
         state = inbox.settled(path, settings.orders.settle_seconds)
         if state is None:
             continue
-        if not state:
-            waiting.append(path)
-            continue
-        claim = inbox.claim(path)
-        if claim is None:
-            continue  # another importer took it
-        test_hook("claimed")
-        result.scanned += 1
-        _process_claim(inbox, claim, sink, settings, journal, result)
+        (ready if state else waiting).append(path)
+    queue: deque[Path] = deque(ready)
+    lock = threading.Lock()
+
+    def work(sink: Sink) -> None:
+        local = InboxResult()
+        try:
+            while not stop():
+                try:
+                    path = queue.popleft()
+                except IndexError:
+                    break
+                claim = inbox.claim(path)
+                if claim is None:
+                    continue  # another importer took it
+                test_hook("claimed")
+                local.scanned += 1
+                _process_claim(inbox, claim, sink, settings, journal, local)
+        finally:
+            with lock:
+                result.add(local)
+
+    used = sinks[: max(1, min(len(sinks), len(ready)))]
+    if len(used) == 1:
+        work(used[0])
+        return waiting
+    errors: list[BaseException] = []
+
+    def guarded(sink: Sink) -> None:
+        try:
+            work(sink)
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(s,), name=f"orders-import-{n}") for n, s in enumerate(used)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
     return waiting
+
+
+def open_sinks(settings: Any, *, journal: Any, state: Any) -> list[Sink]:
+    """One sink per import worker (database connections); a single one for the order-file sink."""
+    n = settings.orders.import_workers if settings.orders.sink == "database" else 1
+    sinks: list[Sink] = []
+    try:
+        for _ in range(n):
+            sinks.append(open_sink(settings, journal=journal, state=state))
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks
+
+
+def _close_all(sinks: list[Sink]) -> None:
+    for s in sinks:
+        s.close()
 
 
 def run(settings: Any, *, journal: Any, state: Any, max_wait: float | None = None) -> InboxResult:
@@ -407,21 +457,20 @@ def run(settings: Any, *, journal: Any, state: Any, max_wait: float | None = Non
     started = time.monotonic()
     result = InboxResult()
     inbox = Inbox(settings.orders.inbox)
-    sink = None
+    sinks: list[Sink] = []
     try:
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
             return result
-        sink = open_sink(settings, journal=journal, state=state)
+        sinks = open_sinks(settings, journal=journal, state=state)
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
-        waiting = _pass(inbox, sink, settings, journal, result)
+        waiting = _pass(inbox, sinks, settings, journal, result)
         while waiting and time.monotonic() < deadline:
             time.sleep(min(0.5, max(0.05, settings.orders.settle_seconds / 4)))
-            waiting = _pass(inbox, sink, settings, journal, result)
+            waiting = _pass(inbox, sinks, settings, journal, result)
         result.waiting = len(waiting)
     finally:
-        if sink is not None:
-            sink.close()
+        _close_all(sinks)
         inbox.close()
         result.seconds = time.monotonic() - started
     journal.event(STAGE, f"inbox pass: {result.summary()}", "info" if result.ok else "warning",
@@ -448,7 +497,7 @@ def watch(settings: Any, *, journal: Any, state: Any, stop_event: threading.Even
     observer = Observer()
     observer.schedule(Handler(), str(inbox.root), recursive=False)
     observer.start()
-    sink: Sink | None = None
+    sinks: list[Sink] = []
     journal.event(STAGE, f"watching {inbox.root}")
     try:
         while not stop_event.is_set():
@@ -456,16 +505,15 @@ def watch(settings: Any, *, journal: Any, state: Any, stop_event: threading.Even
             result = InboxResult()
             waiting: list[Path] = []
             try:
-                if sink is None and (inbox.candidates() or inbox.mine()
-                                     or any("~" in p.name for p in inbox.processing.iterdir())):
-                    sink = open_sink(settings, journal=journal, state=state)
-                if sink is not None:
-                    waiting = _pass(inbox, sink, settings, journal, result, stop_event.is_set)
+                if not sinks and (inbox.candidates() or inbox.mine()
+                                  or any("~" in p.name for p in inbox.processing.iterdir())):
+                    sinks = open_sinks(settings, journal=journal, state=state)
+                if sinks:
+                    waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
             except (RetryableError, DatabaseUnavailable) as exc:
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
-                if sink is not None:
-                    sink.close()
-                sink = None
+                _close_all(sinks)
+                sinks = []
             result.waiting = len(waiting)
             total.add(result)
             if result.scanned or result.recovered:
@@ -481,7 +529,6 @@ def watch(settings: Any, *, journal: Any, state: Any, stop_event: threading.Even
     finally:
         observer.stop()
         observer.join(5)
-        if sink is not None:
-            sink.close()
+        _close_all(sinks)
         inbox.close()
     return total
