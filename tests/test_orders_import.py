@@ -294,3 +294,25 @@ def test_wholesale_price_kind_falls_back_to_retail(demo_env, kind):
     write_order(s.orders.inbox, satu_order(520, lines=[{"external_id": str(good), "quantity": 1, "price": "3"}]))
     _run(s)
     assert _rows(s, "SELECT PRICE FROM CUSTOMER_ORDER_ITEM WHERE ORDER_ID = ?", _order(s, 520)["id"]) == [(retail,)]
+
+
+def test_a_broken_mapping_is_a_settings_error_before_any_file_is_touched(demo_env, tmp_path):
+    from dataclasses import replace
+
+    from pipeline.errors import SettingsError
+
+    mapping = tmp_path / "mapping"
+    mapping.mkdir()
+    (mapping / "order_find.sql").write_text("SELECT o.ID AS id FROM CUSTOMER_ORDER o "
+                                            "WHERE o.EXTERNAL_SOURCE = :source AND o.EXTERNAL_ID = :external_id",
+                                            encoding="utf-8")
+    (mapping / "client_insert.sql").write_text("INSERT INTO NO_SUCH_TABLE (ID) VALUES (:client_id)", encoding="utf-8")
+    s = _settings(demo_env)
+    s = s.replace(torgsoft=replace(s.torgsoft, mapping_dir=mapping))
+    path = write_order(s.orders.inbox, satu_order(530))
+    with pytest.raises(SettingsError) as info:
+        _run(s)
+    text = str(info.value)
+    assert "client_insert.sql" in text and "NO_SUCH_TABLE" in text.upper()
+    assert "order_find.sql" in text and "external_hash" in text  # every problem at once
+    assert path.exists()

@@ -287,11 +287,16 @@ class DatabaseSink(Sink):
     """The Torgsoft database through the SQL mapping."""
 
     def __init__(self, settings: Any, journal: Any):
-        from pipeline.orders.importer import OrderImporter
+        from pipeline.orders.importer import OrderImporter, check_mapping
         from pipeline.torgsoft.connection import connect
 
         self.con = connect(settings)
-        self.importer = OrderImporter(settings, self.con, journal=journal)
+        try:
+            self.importer = OrderImporter(settings, self.con, journal=journal)
+            check_mapping(self.con, self.importer.mapping)
+        except BaseException:
+            self.con.close()
+            raise
 
     def import_order(self, order: Any) -> ImportOutcome:
         """One transaction per order."""
@@ -315,8 +320,8 @@ def open_sink(settings: Any, *, journal: Any, state: Any) -> Sink:
 # --- processing ---------------------------------------------------------------------------------------
 
 def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any,
-                   result: InboxResult) -> bool:
-    """Parse and import one claimed file; returns False when the sink is unusable (stop the pass)."""
+                   result: InboxResult) -> None:
+    """Parse and import one claimed file, and count what happened."""
     cfg = settings.orders
     name = inbox.original_name(claim)
     order_id = None
@@ -335,20 +340,20 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
         result.errors.append(f"{name}: {reason}")
         journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
                       quarantine=str(where))
-        return True
+        return
     except (RetryableError, DatabaseUnavailable) as exc:
         inbox.give_back(claim)
         result.failed += 1
         result.errors.append(f"{name}: {exc}")
         journal.event(STAGE, f"{name} left in the inbox to retry: {exc}", "warning", order_id=order_id, file=name)
-        return True
+        return
     except PipelineError as exc:
         # The database refused something we did not expect: keep the file for a retry, report, go on.
         inbox.give_back(claim)
         result.failed += 1
         result.errors.append(f"{name}: {exc}")
         journal.event(STAGE, f"{name} not imported: {exc}", "error", order_id=order_id, file=name)
-        return True
+        return
     test_hook("before_done")
     inbox.finish(claim)
     if outcome.kind == "imported":
@@ -369,7 +374,6 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
         journal.event(STAGE, f"order {order_id}: shortage, {text}", "warning", order_id=order_id, file=name)
     for text in outcome.notes:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
-    return True
 
 
 def _pass(inbox: Inbox, sinks: list[Sink], settings: Any, journal: Any, result: InboxResult,
