@@ -245,3 +245,22 @@ def test_watch_imports_files_as_they_arrive(demo_env):
     assert not t.is_alive()
     assert _files(s.orders.inbox / "done") == ["satu-order-621-2026-11-27T100000.json", "slow.json"]
     assert sum(p.imported for p in passes) == 2 and sum(p.quarantined for p in passes) == 0
+
+
+def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
+    s = _settings(demo_env)
+    _clear_reserved(s)
+    box = s.orders.inbox
+    _batch(box, 24)
+    settings_file = _write_settings(s, workers=2)
+    victim = _importer(settings_file, "after:reservation_insert#6")
+    survivor = _importer(settings_file)
+    victim.wait(120)
+    out, _ = survivor.communicate(timeout=240)
+    assert victim.returncode == -9 and survivor.returncode == 0, out
+    rerun = _importer(settings_file)
+    out, _ = rerun.communicate(timeout=240)
+    assert rerun.returncode == 0, out
+    assert len(_files(box / "done")) == 24 and _files(box / "processing") == [] and _files(box) == [
+        "done", "processing", "quarantine"]
+    _assert_exactly_once(s, 24)

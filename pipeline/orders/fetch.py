@@ -27,6 +27,7 @@ NS = "orders.fetch"
 SEEN_NS = "orders.fetched"
 OVERLAP = timedelta(minutes=10)
 PREFIX = "satu-order-"
+BATCH = 100  # files per folder fsync and state write
 
 
 @dataclass
@@ -63,8 +64,18 @@ def file_name(order: dict[str, Any]) -> str:
     return f"{PREFIX}{safe_id}-{tag}.json"
 
 
-def write_durable(folder: Path, name: str, data: bytes) -> Path:
-    """Write a file so that a reader never sees half of it: temp name, fsync, rename, fsync the folder."""
+def fsync_dir(folder: Path) -> None:
+    """Make the renames done in a folder durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durable(folder: Path, name: str, data: bytes, *, sync_dir: bool = True) -> Path:
+    """Write a file so that a reader never sees half of it: temp name, fsync, rename, fsync the folder
+    (or leave the folder fsync to the caller, who does it once for a batch)."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{name}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
@@ -73,11 +84,8 @@ def write_durable(folder: Path, name: str, data: bytes) -> Path:
         os.fsync(fh.fileno())
     final = folder / name
     os.replace(tmp, final)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if sync_dir:
+        fsync_dir(folder)
     return final
 
 
@@ -95,6 +103,16 @@ def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> Fetch
     client = client or SatuClient.from_settings(settings)
     newest: tuple[datetime, int] | None = None
     newest_text = None
+    pending: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        # The files of the batch are fsynced; one folder fsync makes their names durable, and only
+        # then are they recorded as written.
+        if pending:
+            fsync_dir(inbox)
+            state.put_many(SEEN_NS, pending)
+            pending.clear()
+
     try:
         for raw in client.iter_orders(last_modified_from=since):
             result.listed += 1
@@ -105,17 +123,21 @@ def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> Fetch
                 continue
             name = file_name(raw)
             data = json.dumps({"order": raw}, ensure_ascii=False, indent=None).encode("utf-8")
-            write_durable(inbox, name, data)
+            write_durable(inbox, name, data, sync_dir=False)
             result.written += 1
             if isinstance(oid, int) and stamp:
-                state.put(SEEN_NS, str(oid), stamp)  # after the file is durable
+                pending.append((str(oid), stamp))
+                if len(pending) >= BATCH:
+                    flush()
                 try:
                     moment = parse_satu_datetime(stamp)
                 except ValueError:
                     continue
                 if newest is None or (moment, oid) > newest:
                     newest, newest_text = (moment, oid), stamp
+        flush()
     except RetryableError as exc:
+        flush()
         result.errors.append(str(exc))
         journal.event(STAGE, f"order download interrupted (cursor kept): {exc}", "warning",
                       written=result.written)
