@@ -316,3 +316,14 @@ def test_a_broken_mapping_is_a_settings_error_before_any_file_is_touched(demo_en
     assert "client_insert.sql" in text and "NO_SUCH_TABLE" in text.upper()
     assert "order_find.sql" in text and "external_hash" in text  # every problem at once
     assert path.exists()
+
+
+def test_an_order_the_database_refuses_is_quarantined_and_the_batch_goes_on(demo_env):
+    s = _settings(demo_env)
+    write_order(s.orders.inbox, satu_order(531, lines=[{"external_id": "3", "quantity": "1000000000000000"}]))
+    write_order(s.orders.inbox, satu_order(532, lines=[{"external_id": "3", "quantity": 1}]))
+    result = _run(s)
+    assert (result.imported, result.quarantined, result.failed) == (1, 1, 0)
+    reason = next((s.orders.inbox / "quarantine").glob("*531*.reason.txt")).read_text(encoding="utf-8")
+    assert "database refused" in reason and "order 531" in reason
+    assert _rows(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '531'") == [(0,)]

@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DatabaseUnavailable, PipelineError, RetryableError, SkipError
+from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
 from pipeline.orders.importer import ImportOutcome, test_hook
 from pipeline.orders.parse import DamagedFile, parse_order
 
@@ -347,12 +348,30 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
         result.errors.append(f"{name}: {exc}")
         journal.event(STAGE, f"{name} left in the inbox to retry: {exc}", "warning", order_id=order_id, file=name)
         return
-    except PipelineError as exc:
-        # The database refused something we did not expect: keep the file for a retry, report, go on.
+    except (PipelineError, OSError) as exc:
+        if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
+            # The mapping was checked at start, so a refusal now is about this order's data (a value
+            # out of range, a constraint of the installer's own): quarantine it rather than retry forever.
+            reason = f"the database refused this order: {exc}"
+            where = inbox.to_quarantine(claim, reason)
+            result.quarantined += 1
+            result.errors.append(f"{name}: {reason}")
+            journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
+                          quarantine=str(where))
+            return
+        # Anything else (a full disk, a settings problem): keep the file for a retry, report, go on.
         inbox.give_back(claim)
         result.failed += 1
         result.errors.append(f"{name}: {exc}")
         journal.event(STAGE, f"{name} not imported: {exc}", "error", order_id=order_id, file=name)
+        return
+    except Exception as exc:  # a bug must not stop the batch: the file is kept aside with the details
+        reason = f"internal error while importing (please report): {type(exc).__name__}: {exc}"
+        where = inbox.to_quarantine(claim, reason)
+        result.quarantined += 1
+        result.errors.append(f"{name}: {reason}")
+        journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
+                      quarantine=str(where), traceback=traceback.format_exc())
         return
     test_hook("before_done")
     inbox.finish(claim)
