@@ -138,8 +138,8 @@ def test_nothing_is_acknowledged_that_satu_did_not_accept(env, sandbox: SandboxS
     acked = dict(state.items(ACKED_NS))
     assert len(acked) == 20 and "7" not in acked and "9" not in acked
     assert state.outbox_count(OUTBOX_KIND) == 100
-    refused = [e for e in journal.search(stage="push", level="warning") if e.product_id]
-    assert len(refused) == 100
+    [refused] = [e for e in journal.search(stage="push", level="warning") if e.data and "product_ids" in e.data]
+    assert len(refused.data["product_ids"]) == 100 and "Попробуйте позже" in refused.message
     # next run: the batch goes again; 7 and 9 are refused item by item and stay queued
     r = _push(env)
     assert r.accepted == 98 and r.rejected == 2
@@ -156,6 +156,19 @@ def test_nothing_is_acknowledged_that_satu_did_not_accept(env, sandbox: SandboxS
     r = _push(env)
     assert r.ok and r.accepted == 2 and r.outbox == 0
     assert _matches(sandbox, catalog)
+
+
+def test_many_unknown_products_make_one_journal_event(env, sandbox: SandboxServer):
+    settings, journal, state, client = env
+    catalog = _catalog(40)
+    _seed(sandbox, state, catalog)
+    for k in [str(i) for i in range(1, 16)]:
+        sandbox.delete_product(k)
+    r = _push(env)
+    assert r.rejected == 15 and r.accepted == 25
+    [event] = [e for e in journal.search(stage="push", level="warning") if e.data and "product_ids" in e.data]
+    assert sorted(event.data["product_ids"], key=int) == [str(i) for i in range(1, 16)]
+    assert "not found" in event.message
 
 
 def test_unreachable_satu_queues_everything_and_the_next_run_catches_up(env, sandbox: SandboxServer):
@@ -222,6 +235,18 @@ def test_products_that_leave_the_catalog_become_unavailable(env, sandbox: Sandbo
     assert r.gone == 28 and sandbox.product("2")["presence"] == "not_available"
 
 
+def test_no_token_skips_with_a_warning(env, sandbox: SandboxServer, monkeypatch):
+    settings, journal, state, client = env
+    _seed(sandbox, state, _catalog(5))
+    monkeypatch.delenv(TOKEN_ENV)
+    r = run(settings, journal=journal, state=state)
+    assert r.skipped and r.sent == 0
+    assert any(TOKEN_ENV in e.message for e in journal.search(stage="push", level="warning"))
+    monkeypatch.setenv(TOKEN_ENV, sandbox.token)
+    r = run(settings, journal=journal, state=state)  # the client from [satu] settings
+    assert r.ok and r.accepted == 5
+
+
 def test_auth_failure_is_raised_and_journaled(env, sandbox: SandboxServer):
     settings, journal, state, client = env
     _seed(sandbox, state, _catalog(5))
@@ -277,6 +302,45 @@ def test_request_import_journals_partial_errors_with_product_ids(env, sandbox: S
         r = request_import(settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05,
                            client=client)
     assert r.status == "SUCCESS" and r.ok
+
+
+def test_awaiting_presence_is_set_again_after_an_import(env, sandbox: SandboxServer, tmp_path: Path):
+    settings, journal, state, client = env
+    catalog = _catalog(6)
+    catalog["3"].update(quantity=0, presence="waiting")
+    _seed(sandbox, state, catalog)
+    assert _push(env).ok and sandbox.product("3")["presence"] == "waiting"
+    site = tmp_path / "site"
+    site.mkdir()
+    # the feed cannot say "awaiting": it publishes the product as not available
+    (site / "satu.yml").write_text(feed_xml([offer_xml(k, price=v["price"], qty=v["quantity"],
+                                                       available=v["presence"] == "available")
+                                             for k, v in catalog.items()]), encoding="utf-8")
+    with serve_dir(site) as base:
+        assert request_import(settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05,
+                              client=client).ok
+    assert sandbox.product("3")["presence"] == "not_available"
+    r = _push(env)
+    assert (r.sent, r.accepted) == (1, 1)
+    assert sandbox.product("3")["presence"] == "waiting"
+
+
+def test_import_after_publish_uses_the_public_feed_url(env, sandbox: SandboxServer, tmp_path: Path):
+    from pipeline.satu.push import after_publish, feed_url
+
+    settings, journal, state, client = env
+    assert after_publish(settings, journal=journal, state=state) is None  # off by default
+    site = tmp_path / "public"
+    site.mkdir()
+    (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
+    with serve_dir(site) as base:
+        on = make_settings(tmp_path, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV,
+                                           "import_after_publish": True},
+                           publish={"public_base_url": base + "/"})
+        assert feed_url(on) == f"{base}/satu.yml"
+        r = after_publish(on, journal=journal, state=state, poll=0.05)  # the default 5 s is for the real Satu
+        assert r is not None and r.ok and r.status == "SUCCESS" and r.created == 2
+    assert state.get("satu.import", "last")["url"] == f"{base}/satu.yml"
 
 
 def test_push_and_reconcile_commands(tmp_path: Path, sandbox: SandboxServer, monkeypatch):

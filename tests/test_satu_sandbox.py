@@ -157,6 +157,21 @@ def test_import_url_downloads_parses_and_reports(sandbox: SandboxServer, client:
         assert parse_price(client.product_by_external_id("1")["price"]) == Decimal("2100")
 
 
+def test_imported_products_appear_after_a_delay(tmp_path: Path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
+    with SandboxServer(tmp_path / "sb", import_delay=0, appear_delay=1.5) as sb, serve_dir(site) as base, \
+            SatuClient(sb.url, sb.token) as c:
+        assert _poll(c, c.import_url(f"{base}/satu.yml"))["created"] == 2
+        assert c.product_by_external_id("1") is None and list(c.iter_products()) == []
+        assert "not found" in c.edit_products([{"id": "1", "quantity_in_stock": 3}]).errors["1"]
+        time.sleep(1.6)
+        assert c.product_by_external_id("1")["name"] == "Товар 1"
+        assert "_visible_after" not in c.product_by_external_id("1")
+        assert c.edit_products([{"id": "1", "quantity_in_stock": 3}]).processed_ids == ["1"]
+
+
 def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, tmp_path: Path):
     site = tmp_path / "site"
     site.mkdir()
@@ -173,6 +188,19 @@ def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, t
 
 
 # --- the command --------------------------------------------------------------------------------------
+
+def test_load_feed_file_then_orders_refer_to_its_products(tmp_path: Path):
+    feed = tmp_path / "satu.yml"
+    feed.write_text(feed_xml([offer_xml(str(i), pictures=("http://127.0.0.1:9/none.jpg",)) for i in range(1, 9)]),
+                    encoding="utf-8")
+    with SandboxServer(tmp_path / "sb") as sb:
+        rec = sb.load_feed_file(feed)
+        assert rec["status"] == "SUCCESS" and rec["created"] == 8
+        orders = sb.create_orders(30, seed=9)
+        exts = {ln["external_id"] for o in orders for ln in o["products"]}
+        assert len(exts & {str(i) for i in range(1, 9)}) >= 5
+        assert sb.load_feed_file(feed, check_pictures=True)["status"] == "PARTIAL"
+
 
 def test_satu_sandbox_command(tmp_path: Path):
     settings = tmp_path / "settings.toml"

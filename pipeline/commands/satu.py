@@ -22,16 +22,19 @@ from pipeline.cli import AppContext, pass_app
               help="load products from this YML feed file first (so orders refer to them)")
 @click.option("--token", default=None, help="token to accept [default: $SATU_TOKEN (satu.token_env) if set, "
                                             "else the one saved in the state folder]")
+@click.option("--appear-delay", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="seconds before imported products become visible (real Satu: 60-180)")
 @pass_app
 def satu_sandbox(app: AppContext, host: str, port: int, state_dir: Path | None, seed_orders: int, seed: int,
-                 feed_file: Path | None, token: str | None) -> None:
+                 feed_file: Path | None, token: str | None, appear_delay: float) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.satu.sandbox import SandboxServer, is_loopback_url
 
     s = app.settings
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")
     env_token = os.environ.get(s.satu.token_env) if s.satu.token_env else None
-    server = SandboxServer(state_dir, host=host, port=port, token=token or env_token or None)
+    server = SandboxServer(state_dir, host=host, port=port, token=token or env_token or None,
+                           appear_delay=appear_delay)
     if feed_file is not None:
         rec = server.load_feed_file(feed_file)
         click.echo(f"Feed {feed_file}: {rec['status']}, {rec['created']} created, {rec['updated']} updated, "
@@ -41,6 +44,9 @@ def satu_sandbox(app: AppContext, host: str, port: int, state_dir: Path | None, 
         click.echo(f"Created {len(made)} orders (ids {made[0]['id']}…{made[-1]['id']})")
     server.start()
     click.echo(f"Satu sandbox on {server.url}  (state: {state_dir})")
+    if not is_loopback_url(server.url):
+        click.echo(f"Warning: listening on {host}, reachable from other machines; it is a test tool "
+                   "with a weak token and control endpoints without one.", err=True)
     if token or env_token:
         click.echo(f"Token: the value of {'--token' if token else '$' + s.satu.token_env}")
     else:
@@ -68,6 +74,7 @@ def push(app: AppContext, full: bool) -> None:
     """Push stock/price/presence changes to Satu through the API (failed items are retried next run)."""
     from pipeline.satu.push import run
 
+    app.settings.secret("satu.token_env")  # no token: a settings problem (exit 2), not a silent skip
     journal, state = _stores(app)
     try:
         r = run(app.settings, journal=journal, state=state, full=full)
@@ -75,7 +82,7 @@ def push(app: AppContext, full: bool) -> None:
         journal.close()
         state.close()
     if r.skipped:
-        click.echo("Nothing pushed (API push disabled or no catalog record yet; see `log`).")
+        click.echo("Nothing pushed: [satu] push = false, or no catalog record yet (run `feed` first).")
         return
     click.echo(f"{'Full re-assertion' if r.full else 'Changes'}: {r.changed} changed, {r.gone} left the catalog; "
                f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "

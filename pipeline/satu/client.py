@@ -5,7 +5,7 @@ Every quirk of the API (see SATU.md) is absorbed here so the stages see plain Py
 - errors come as HTML 401/403, HTTP 200 with `{"error": "…"}`, HTTP 400 with
   `{"error": {"message": "…"}}` and per-item `errors`; they become `SatuAuthError` / `SatuApiError`,
   and a write counts only for ids listed in `processed_ids`;
-- 429, 5xx, timeouts and dropped connections are retried with exponential backoff and full jitter,
+- 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter,
   honouring `Retry-After`, at most `max_retries` times, then `RetryableError`;
 - date parameters are sent exactly as `YYYY-MM-DDTHH:MM:SS` (a `Z` or milliseconds make Satu
   silently return nothing);
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -246,7 +247,7 @@ class SatuClient:
         return text.replace(self._token, "***") if self._token else text
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        """Backoff before retry number `attempt` (1-based): Retry-After if given, else full jitter."""
+        """Backoff before retry number `attempt` (1-based): Retry-After if given, else base·2^(n-1) with jitter (50–100 %)."""
         if response is not None:
             wait = _retry_after(response)
             if wait is not None:
@@ -319,18 +320,23 @@ class SatuClient:
             for it in fresh:
                 seen.add(it.get("id"))
                 yield it
-            if len(items) < limit or not fresh:
+            # Stop only when a page brings nothing new: a short page is not proof of the end (Satu may
+            # cap `limit` lower than asked), and the inclusive cursor makes the last page repeat one id.
+            if not fresh:
                 return
             last_id = min(it["id"] for it in items)
 
     # --- orders ---------------------------------------------------------------------------------------
 
     def iter_orders(self, *, last_modified_from: datetime | str | None = None, status: str | None = None,
-                    date_from: datetime | str | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
-        """Every order (raw dicts, newest first), modified at or after `last_modified_from` if given."""
-        params = {"status": status,
-                  "last_modified_from": format_date(last_modified_from) if last_modified_from else None,
-                  "date_from": format_date(date_from) if date_from else None}
+                    date_from: datetime | str | None = None, date_to: datetime | str | None = None,
+                    last_modified_to: datetime | str | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
+        """Every order (raw dicts, newest first, each once), modified at or after `last_modified_from`
+        if given. Dates may be datetimes (aware ones are converted to Satu time) or ISO strings."""
+        dates = {"last_modified_from": last_modified_from, "last_modified_to": last_modified_to,
+                 "date_from": date_from, "date_to": date_to}
+        params: dict[str, Any] = {k: format_date(v) for k, v in dates.items() if v}
+        params["status"] = status
         yield from self._paged("/orders/list", "orders", params, min(limit, MAX_BATCH))
 
     def get_order(self, order_id: int | str) -> dict:
@@ -373,7 +379,8 @@ class SatuClient:
 
     def product_by_external_id(self, external_id: str) -> dict | None:
         """One product by its external id (the feed's offer id), or None when Satu has none."""
-        data = self._request("GET", f"/products/by_external_id/{external_id}", allow_404=True)
+        data = self._request("GET", f"/products/by_external_id/{quote(str(external_id), safe='')}",
+                             allow_404=True)
         return None if data is None else data.get("product", data)
 
     def edit_products(self, items: list[dict]) -> EditResult:
@@ -433,12 +440,14 @@ class SatuClient:
         return self._request("GET", f"/products/import/status/{import_id}")
 
     def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float = 900.0) -> dict:
-        """Poll an import until it is final; RetryableError when it is still running after `timeout`."""
+        """Poll an import until it is final and return the reply with `status` upper-cased
+        (`SUCCESS`, `PARTIAL`, `FATAL`); RetryableError when it is still running after `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
             status = self.import_status(import_id)
-            if import_finished(status):
-                return status
+            final = import_finished(status)
+            if final:
+                return {**status, "status": final}
             if time.monotonic() > deadline:
                 raise RetryableError(f"Satu import {import_id} still running after {timeout:.0f} s")
             time.sleep(poll)

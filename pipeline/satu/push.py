@@ -167,6 +167,20 @@ def _atomic(state: Any) -> Iterator[None]:
     con.execute("COMMIT")
 
 
+def _journal_refusals(journal: Any, refused: dict[str, str]) -> None:
+    """One event per refused product, except when a whole batch shares one error (one event, all ids)."""
+    by_message: dict[str, list[str]] = {}
+    for key, err in refused.items():
+        # "product with external_id '7' not found" and "… '8' …" are one message
+        by_message.setdefault(err.replace(key, "…"), []).append(key)
+    for err, keys in by_message.items():
+        if len(keys) > 10:
+            journal.event(STAGE, f"Satu refused {len(keys)} updates: {err}", level="warning", product_ids=keys)
+        else:
+            for key in keys:
+                journal.event(STAGE, f"Satu refused the update: {refused[key]}", level="warning", product_id=key)
+
+
 def _full_due(settings: Any, state: Any, now: float) -> bool:
     hours = settings.satu.full_push_hours
     if hours <= 0:
@@ -187,6 +201,11 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
     result = PushResult()
     if not settings.satu.push:
         journal.event(STAGE, "API push disabled ([satu] push = false)")
+        result.skipped = True
+        return result
+    if client is None and not settings.secret("satu.token_env", required=False):
+        journal.event(STAGE, f"no Satu API token (environment variable {settings.satu.token_env} is not set); "
+                      "nothing pushed", level="warning")
         result.skipped = True
         return result
     desired = {k: desired_state(v) for k, v in state.items(FEED_NS)}
@@ -258,8 +277,7 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
             result.accepted += len(accepted)
             refused = {k: e for k, e in res.errors.items() if not res.retryable}
             result.rejected += len(refused)
-            for key, err in refused.items():
-                journal.event(STAGE, f"Satu refused the update: {err}", level="warning", product_id=key)
+            _journal_refusals(journal, refused)
             if res.retryable:
                 # Satu stayed unreachable through every retry: queue the rest and stop for this run.
                 rest = ordered[start + MAX_BATCH:]
@@ -427,12 +445,12 @@ def request_import(settings: Any, *, journal: Any, state: Any, feed_url: str, po
     return result
 
 
-def after_publish(settings: Any, *, journal: Any, state: Any) -> ImportResult | None:
+def after_publish(settings: Any, *, journal: Any, state: Any, poll: float = 5.0) -> ImportResult | None:
     """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`."""
     if not settings.satu.import_after_publish:
         return None
     try:
-        return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings))
+        return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings), poll=poll)
     except RetryableError as exc:
         journal.event("import", f"Satu unreachable, import not requested: {exc}", level="warning")
         return ImportResult(ok=False)

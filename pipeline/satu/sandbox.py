@@ -59,6 +59,8 @@ CANCELLATION_REASONS = {"not_available": "Нет в наличии", "price_chan
                         "less_than_minimal_price": "Сумма меньше минимальной", "another": "Другое"}
 REASONS_WITH_TEXT = ("price_changed", "not_enough_fields", "another")
 FAULT_MODES = ("429", "500", "502", "503", "200-error", "timeout")
+#: SQL condition: a product an import created is visible only after its appear delay.
+_VISIBLE = "COALESCE(json_extract(data, '$._visible_after'), 0) <= ?"
 
 _HTML_401 = ("<!DOCTYPE html>\n<html><head><title>401 Unauthorized</title></head>"
              "<body><h1>Unauthorized</h1><p>Авторизуйтесь, чтобы продолжить.</p></body></html>\n")
@@ -370,15 +372,18 @@ class SandboxServer:
 
     `token`: the API token it accepts (default: the one saved in the state folder, or a new random
     one). `readonly_token`: a token that may read but gets 403 on writes. `import_delay`: seconds an
-    import stays PROCESSING (so concurrency can be observed).
+    import stays PROCESSING (so concurrency can be observed). `appear_delay`: seconds before products
+    an import created become visible to the API (Satu: 1–3 minutes).
     """
 
     def __init__(self, state_dir: Path | str, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
-                 readonly_token: str | None = None, import_delay: float = 0.3, check_pictures: bool = True):
+                 readonly_token: str | None = None, import_delay: float = 0.3, check_pictures: bool = True,
+                 appear_delay: float = 0.0):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.host, self.port = host, port
         self.import_delay = import_delay
+        self.appear_delay = appear_delay
         self.check_pictures = check_pictures
         self.readonly_token = readonly_token
         self._lock = threading.RLock()
@@ -397,6 +402,8 @@ class SandboxServer:
         self._thread: threading.Thread | None = None
         #: API calls received, by "METHOD /path-pattern" (control calls excluded)
         self.calls: dict[str, int] = {}
+        #: the largest page the lists return (a larger `limit` is silently capped)
+        self.max_limit = MAX_LIMIT
 
     # --- life cycle -----------------------------------------------------------------------------------
 
@@ -406,7 +413,8 @@ class SandboxServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="satu-sandbox", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="satu-sandbox", daemon=True)
         self._thread.start()
         return self
 
@@ -534,6 +542,8 @@ class SandboxServer:
                 "status": p.get("status") or "on_display",
                 "quantity_in_stock": p.get("quantity_in_stock"), "measure_unit": "шт.",
                 "date_modified": satu_time(datetime.now(SATU_TZ))}
+        if p.get("_visible_after"):
+            data["_visible_after"] = p["_visible_after"]
         self._save_product(data)
         return data
 
@@ -562,7 +572,7 @@ class SandboxServer:
     def _product_view(data: dict) -> dict:
         """A product as the API shows it: prices as strings with ₸."""
         nbsp = data["id"] % 2 == 0
-        view = dict(data)
+        view = {k: v for k, v in data.items() if not k.startswith("_")}
         view["price"] = format_price(data["price"], nbsp=nbsp)
         view["prices"] = [{"price": format_price(p["price"], nbsp=nbsp),
                            "minimum_order_quantity": p.get("minimum_order_quantity")} for p in data.get("prices") or []]
@@ -665,12 +675,15 @@ class SandboxServer:
             self._import_thread.start()
         return 200, {"id": rec["id"], "status": "success"}
 
-    def load_feed_file(self, path: Path | str, **opts: Any) -> dict:
-        """Import a feed from a local file synchronously (demo set-up); returns the status record."""
+    def load_feed_file(self, path: Path | str, *, check_pictures: bool = False, **opts: Any) -> dict:
+        """Import a feed from a local file synchronously (demo set-up); returns the status record.
+
+        Picture URLs are not probed unless asked: at set-up time the photos are often not served yet.
+        """
         rec = {"id": uuid.uuid4().hex[:16], "url": str(path), "started": time.time(), "status": "PROCESSING",
                "total": 0, "created": 0, "updated": 0, "not_changed": 0, "with_errors_count": 0,
                "errors": [], "options": opts}
-        self._apply_feed(rec, Path(path).read_bytes())
+        self._apply_feed(rec, Path(path).read_bytes(), check_pictures=check_pictures)
         return rec
 
     def _run_import(self, rec: dict) -> None:
@@ -694,9 +707,9 @@ class SandboxServer:
         rec["finished"] = time.time()
         self._save_import(rec)
 
-    def _pictures_ok(self, urls: set[str]) -> dict[str, bool]:
+    def _pictures_ok(self, urls: set[str], check: bool) -> dict[str, bool]:
         """Which picture URLs answer (only loopback ones can: the sandbox never leaves the machine)."""
-        if not self.check_pictures:
+        if not check:
             return dict.fromkeys(urls, True)
         import httpx
 
@@ -716,7 +729,7 @@ class SandboxServer:
                     result[url] = ok
         return result
 
-    def _apply_feed(self, rec: dict, content: bytes) -> None:
+    def _apply_feed(self, rec: dict, content: bytes, check_pictures: bool | None = None) -> None:
         """Create/update products from a feed; fill the status record (PARTIAL when offers failed)."""
         opts = rec.get("options") or {}
         categories, offers = parse_feed(content)  # ValueError → FATAL
@@ -731,7 +744,8 @@ class SandboxServer:
                 errors.append({"external_id": o.get("id"), "message": "; ".join(problems), "critical": True})
             else:
                 good.append(o)
-        pics = self._pictures_ok({u for o in good for u in o["pictures"]})
+        pics = self._pictures_ok({u for o in good for u in o["pictures"]},
+                                 self.check_pictures if check_pictures is None else check_pictures)
         ready = []
         for o in good:
             bad = [u for u in o["pictures"] if not pics[u]]
@@ -764,7 +778,8 @@ class SandboxServer:
                         fields["presence"] = "order"  # the documented quirk: an empty <prices> = on order
                     row = self._db.execute("SELECT data FROM products WHERE external_id = ?", (o["id"],)).fetchone()
                     if row is None:
-                        self._create_product({"external_id": o["id"], **fields})
+                        extra = {"_visible_after": time.time() + self.appear_delay} if self.appear_delay else {}
+                        self._create_product({"external_id": o["id"], **fields, **extra})
                         created += 1
                         continue
                     data = json.loads(row[0])
@@ -850,12 +865,11 @@ class SandboxServer:
             rows = self._db.execute(sql, [*args, limit]).fetchall()
         return 200, {"orders": [json.loads(r[0]) for r in rows]}
 
-    @staticmethod
-    def _limit(q: dict[str, str]) -> int | None:
-        raw = q.get("limit") or str(MAX_LIMIT)
+    def _limit(self, q: dict[str, str]) -> int | None:
+        raw = q.get("limit") or str(self.max_limit)
         if not raw.isdigit():
             return None
-        return max(1, min(int(raw), MAX_LIMIT))
+        return max(1, min(int(raw), self.max_limit))
 
     def _order_get(self, _q: dict, _body: Any, oid: str) -> tuple[int, Any]:
         o = self.order(int(oid))
@@ -916,7 +930,7 @@ class SandboxServer:
         return 200, {"status": "success"}
 
     def _products_list(self, q: dict[str, str], _body: Any) -> tuple[int, Any]:
-        where, args = [], []
+        where, args = [_VISIBLE], [time.time()]
         if q.get("last_id"):
             if not q["last_id"].isdigit():
                 return 400, {"error": {"message": "last_id: invalid integer"}}
@@ -935,14 +949,15 @@ class SandboxServer:
 
     def _product_get(self, _q: dict, _body: Any, pid: str) -> tuple[int, Any]:
         with self._lock:
-            row = self._db.execute("SELECT data FROM products WHERE id = ?", (int(pid),)).fetchone()
+            row = self._db.execute(f"SELECT data FROM products WHERE id = ? AND {_VISIBLE}",
+                                   (int(pid), time.time())).fetchone()
         if row is None:
             return 404, {"error": "Product not found"}
         return 200, {"product": self._product_view(json.loads(row[0]))}
 
     def _product_by_external_id(self, _q: dict, _body: Any, ext: str) -> tuple[int, Any]:
         p = self.product(unquote(ext))
-        if p is None:
+        if p is None or p.get("_visible_after", 0) > time.time():
             return 404, {"error": "Product not found"}
         return 200, {"product": self._product_view(p)}
 
@@ -961,7 +976,8 @@ class SandboxServer:
                         errors[str(len(errors))] = {"id": "required"}
                         continue
                     problems = self._edit_problems(item)
-                    row = self._db.execute("SELECT data FROM products WHERE external_id = ?", (ext,)).fetchone()
+                    row = self._db.execute(f"SELECT data FROM products WHERE external_id = ? AND {_VISIBLE}",
+                                           (ext, time.time())).fetchone()
                     if row is None:
                         problems["id"] = f"product with external_id {ext!r} not found"
                     if problems:
@@ -1028,8 +1044,11 @@ class SandboxServer:
         if row is None:
             return 404, {"error": "Import not found"}
         rec = json.loads(row[0])
-        return 200, {k: rec[k] for k in ("status", "total", "created", "updated", "not_changed",
-                                         "with_errors_count", "errors")}
+        reply = {k: rec[k] for k in ("status", "total", "created", "updated", "not_changed",
+                                     "with_errors_count", "errors")}
+        if re.fullmatch(r"[0-9a-f]+", import_id) and int(import_id[-1], 16) % 2:
+            reply["status"] = reply["status"].capitalize()  # the quirk: the case of the status varies
+        return 200, reply
 
     # --- control endpoints ----------------------------------------------------------------------------
 
@@ -1065,6 +1084,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     sandbox: SandboxServer
     protocol_version = "HTTP/1.1"
+    # One segment per reply: unbuffered header and body writes plus Nagle and delayed ACKs would add
+    # ~40 ms to every keep-alive request.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     server_version = "nginx"
     sys_version = ""
 
