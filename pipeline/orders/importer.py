@@ -518,6 +518,17 @@ class OrderImporter:
             return ImportOutcome("unchanged", int(found["id"]))
         return None
 
+    def close(self) -> None:
+        """End the read-only look-up transaction (before the connection is closed)."""
+        if self._ro is not None:
+            with contextlib.suppress(Exception):
+                self._ro.rollback()
+            with contextlib.suppress(Exception):
+                self._ro.close()
+            self._ro = self._ro_cur = self._ro_find = None
+        self._prepared.clear()
+        self._cur = None
+
     def import_order(self, order: Order) -> ImportOutcome:
         """Import (or update) one order in one transaction; retried when another importer won a race."""
         import fdb

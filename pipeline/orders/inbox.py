@@ -305,6 +305,7 @@ class DatabaseSink(Sink):
 
     def close(self) -> None:
         """Close the connection."""
+        self.importer.close()
         with contextlib.suppress(Exception):
             self.con.close()
 
