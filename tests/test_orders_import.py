@@ -327,3 +327,29 @@ def test_an_order_the_database_refuses_is_quarantined_and_the_batch_goes_on(demo
     reason = next((s.orders.inbox / "quarantine").glob("*531*.reason.txt")).read_text(encoding="utf-8")
     assert "database refused" in reason and "order 531" in reason
     assert _rows(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '531'") == [(0,)]
+
+
+def test_reopened_order_is_reserved_again_and_invoiced_lines_are_kept(demo_env):
+    s = _settings(demo_env)
+    _set_stock(s, 17, 10)
+    line = [{"external_id": "17", "quantity": 2}]
+    write_order(s.orders.inbox, satu_order(533, lines=line))
+    _run(s)
+    write_order(s.orders.inbox, satu_order(533, lines=line, status="canceled", modified="2026-11-27T11:00:00+05:00"))
+    _run(s)
+    assert _stock(s, 17) == (Decimal(10), Decimal(0))
+    write_order(s.orders.inbox, satu_order(533, lines=line, status="received", modified="2026-11-27T12:00:00+05:00"))
+    _run(s)
+    order = _order(s, 533)
+    assert order["status"] == 1 and _stock(s, 17) == (Decimal(10), Decimal(2))
+    assert [st for _, _, st, _ in _reservations(s, order["id"])] == [2, 0]
+    write_order(s.orders.inbox, satu_order(533, lines=line, paid=True, modified="2026-11-27T13:00:00+05:00"))
+    assert _run(s).invoices == 1
+    assert _stock(s, 17) == (Decimal(8), Decimal(0))
+    # Lines edited on Satu after the invoice: the invoice and lines stay, a person is told.
+    write_order(s.orders.inbox, satu_order(533, lines=[{"external_id": "17", "quantity": 5}], paid=True,
+                                           modified="2026-11-27T14:00:00+05:00"))
+    assert _run(s).updated == 1
+    assert _rows(s, "SELECT QTY FROM CUSTOMER_ORDER_ITEM WHERE ORDER_ID = ?", order["id"]) == [(Decimal(2),)]
+    assert _stock(s, 17) == (Decimal(8), Decimal(0))
+    assert any("after the invoice" in e.message for e in Journal.from_settings(s).search(order_id=533))
