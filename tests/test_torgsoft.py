@@ -64,6 +64,9 @@ def test_generator_is_deterministic_and_rich(tmp_path: Path):
     assert any(g[19] == 0 for g in goods) and any(g[20] == 1 for g in goods)  # hidden, deleted
     assert any(p[3] is not None for p in prices)  # wholesale
     assert any(s[2] == 0 for s in stock) and any(s[3] > 0 for s in stock)  # zero stock, reserved
+    stocked = {s[0] for s in stock if s[2] > 0}
+    sold_out = [g[0] for g in goods if g[0] not in stocked]
+    assert 0.05 <= len(sold_out) / len(goods) <= 0.16  # about 10% have nothing at any center
     depths = section_depths([(s[0], s[1]) for s in sections])
     assert max(depths.values()) >= 4
     assert any(s[3] for s in sections) and any(s[5] for s in sections)  # group text, image
