@@ -188,3 +188,16 @@ def test_missing_database_file_is_a_clear_error(tmp_path: Path):
 
     with pytest.raises(DatabaseError, match="init-db"):
         connect(make_settings(tmp_path))
+
+
+def test_long_and_short_descriptions_both_arrive_whole(empty_db: Settings):
+    texts = {1: "", 2: "<p>short</p>", 3: "ә" * 8000, 4: "<p>" + "қ" * 9000 + "</p>", 5: None}
+    con = connect(empty_db)
+    try:
+        bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "DESCRIPTION_HTML"),
+                    [(gid, f"G{gid}", text) for gid, text in texts.items()])
+    finally:
+        con.close()
+    with open_catalog(empty_db) as cat:
+        got = {p.good_id: p.description_html for p in cat.products()}
+    assert got == {gid: text or "" for gid, text in texts.items()}
