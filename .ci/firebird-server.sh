@@ -16,6 +16,7 @@ HOST=127.0.0.1
 PORT=3050
 CONF=/etc/firebird/3.0/firebird.conf
 DATA_DIR=/var/lib/firebird/3.0/data
+OWN_PIDFILE=/run/firebird3.0/firebird-ci.pid   # used only when the init script could not start it
 
 if [ "$(id -u)" != "0" ]; then
   echo "firebird-server.sh: needs root (apt-get, /etc/firebird); skipping — the server test will skip" >&2
@@ -31,6 +32,15 @@ port_answers() {
   (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null
 }
 
+wait_port() {  # wait_port SECONDS
+  local i
+  for ((i = 0; i < $1 * 2; i++)); do
+    port_answers && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 export DEBIAN_FRONTEND=noninteractive
 if ! dpkg-query -W -f='${Status}' firebird3.0-server 2>/dev/null | grep -q 'install ok installed'; then
   echo "Installing firebird3.0-server (SYSDBA password preseeded)"
@@ -38,7 +48,7 @@ if ! dpkg-query -W -f='${Status}' firebird3.0-server 2>/dev/null | grep -q 'inst
   echo "firebird3.0-server shared/firebird/sysdba_password/first_install password $PASSWORD" | debconf-set-selections
   echo "firebird3.0-server shared/firebird/sysdba_password/new_password password $PASSWORD" | debconf-set-selections
   apt-get update -qq
-  # policy-rc.d-less containers may refuse to start services during install; we start it ourselves.
+  # Where services may not start during install (containers, policy-rc.d), it is started below.
   apt-get install -y -qq firebird3.0-server >/dev/null
 fi
 
@@ -68,9 +78,16 @@ fi
 if [ -x /etc/init.d/firebird3.0 ]; then
   /etc/init.d/firebird3.0 stop >/dev/null 2>&1 || true
 fi
-# A guard we started ourselves on an earlier run (no init script): stop it by its pid file.
-if [ -f /run/firebird3.0/fbguard.pid ]; then
-  kill "$(cat /run/firebird3.0/fbguard.pid)" 2>/dev/null || true
+# A guard this script started on an earlier run (no init script): its pid file holds the server's pid;
+# stop the guard (the server's parent) first, or it would restart the server.
+if [ -f "$OWN_PIDFILE" ]; then
+  server_pid=$(cat "$OWN_PIDFILE")
+  guard_pid=$(ps -o ppid= -p "$server_pid" 2>/dev/null | tr -d ' ' || true)
+  if [ -n "$guard_pid" ] && [ "$(ps -o comm= -p "$guard_pid" 2>/dev/null)" = fbguard ]; then
+    kill "$guard_pid" 2>/dev/null || true
+  fi
+  kill "$server_pid" 2>/dev/null || true
+  rm -f "$OWN_PIDFILE"
   sleep 1
 fi
 if ! port_answers; then
@@ -78,13 +95,14 @@ if ! port_answers; then
   if [ -f "$SEC" ] && command -v isql-fb >/dev/null; then
     # Set the password in the security database directly (embedded access, server stopped).
     printf "CREATE OR ALTER USER SYSDBA PASSWORD '%s' USING PLUGIN Srp;\nCOMMIT;\n" "$PASSWORD" \
-      | runuser -u firebird -- isql-fb -q -user SYSDBA "$SEC" >/dev/null
+      | runuser -u firebird -- isql-fb -q -user SYSDBA "$SEC" >/dev/null \
+      || echo "firebird-server.sh: warning: could not set the SYSDBA password in $SEC" >&2
   fi
   started=
   if [ -x /etc/init.d/firebird3.0 ] && /etc/init.d/firebird3.0 start >/dev/null 2>&1; then
     started=init
   fi
-  if [ -z "$started" ] || ! { sleep 1; port_answers; }; then
+  if [ -z "$started" ] || ! wait_port 15; then
     FBGUARD=/usr/sbin/fbguard
     [ -x "$FBGUARD" ] || FBGUARD=$(command -v fbguard || true)
     if [ -z "$FBGUARD" ]; then
@@ -92,16 +110,13 @@ if ! port_answers; then
       exit 1
     fi
     install -d -o firebird -g firebird /run/firebird3.0
-    runuser -u firebird -- "$FBGUARD" -daemon -forever -pidfile /run/firebird3.0/fbguard.pid
+    runuser -u firebird -- "$FBGUARD" -daemon -forever -pidfile "$OWN_PIDFILE"
   fi
 fi
 
-for _ in $(seq 1 60); do
-  if port_answers; then
-    echo "Firebird server answers on $HOST:$PORT"
-    exit 0
-  fi
-  sleep 0.5
-done
+if wait_port 30; then
+  echo "Firebird server answers on $HOST:$PORT"
+  exit 0
+fi
 echo "firebird-server.sh: the server did not answer on $HOST:$PORT within 30 s" >&2
 exit 1
