@@ -201,3 +201,16 @@ def test_long_and_short_descriptions_both_arrive_whole(empty_db: Settings):
     with open_catalog(empty_db) as cat:
         got = {p.good_id: p.description_html for p in cat.products()}
     assert got == {gid: text or "" for gid, text in texts.items()}
+
+
+def test_bulk_insert_keeps_separator_characters_nulls_and_empty_strings(empty_db: Settings):
+    rows = [(1, "a\x1fb", None), (2, "\x1e", ""), (3, "Қызыл 'x'", "A;B"), (4, "long " + "ө" * 5000, None)]
+    con = connect(empty_db)
+    try:
+        assert bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "KEYWORDS"), [(g, n[:255], k) for g, n, k in rows]) == 4
+        cur = con.cursor()
+        cur.execute("SELECT GOOD_ID, NAME, KEYWORDS FROM GOOD ORDER BY GOOD_ID")
+        got = cur.fetchall()
+    finally:
+        con.close()
+    assert [tuple(r) for r in got] == [(g, n[:255], k) for g, n, k in rows]
