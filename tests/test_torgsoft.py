@@ -64,6 +64,9 @@ def test_generator_is_deterministic_and_rich(tmp_path: Path):
     assert any(g[19] == 0 for g in goods) and any(g[20] == 1 for g in goods)  # hidden, deleted
     assert any(p[3] is not None for p in prices)  # wholesale
     assert any(s[2] == 0 for s in stock) and any(s[3] > 0 for s in stock)  # zero stock, reserved
+    stocked = {s[0] for s in stock if s[2] > 0}
+    sold_out = [g[0] for g in goods if g[0] not in stocked]
+    assert 0.05 <= len(sold_out) / len(goods) <= 0.16  # about 10% have nothing at any center
     depths = section_depths([(s[0], s[1]) for s in sections])
     assert max(depths.values()) >= 4
     assert any(s[3] for s in sections) and any(s[5] for s in sections)  # group text, image
@@ -185,3 +188,29 @@ def test_missing_database_file_is_a_clear_error(tmp_path: Path):
 
     with pytest.raises(DatabaseError, match="init-db"):
         connect(make_settings(tmp_path))
+
+
+def test_long_and_short_descriptions_both_arrive_whole(empty_db: Settings):
+    texts = {1: "", 2: "<p>short</p>", 3: "ә" * 8000, 4: "<p>" + "қ" * 9000 + "</p>", 5: None}
+    con = connect(empty_db)
+    try:
+        bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "DESCRIPTION_HTML"),
+                    [(gid, f"G{gid}", text) for gid, text in texts.items()])
+    finally:
+        con.close()
+    with open_catalog(empty_db) as cat:
+        got = {p.good_id: p.description_html for p in cat.products()}
+    assert got == {gid: text or "" for gid, text in texts.items()}
+
+
+def test_bulk_insert_keeps_separator_characters_nulls_and_empty_strings(empty_db: Settings):
+    rows = [(1, "a\x1fb", None), (2, "\x1e", ""), (3, "Қызыл 'x'", "A;B"), (4, "long " + "ө" * 5000, None)]
+    con = connect(empty_db)
+    try:
+        assert bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "KEYWORDS"), [(g, n[:255], k) for g, n, k in rows]) == 4
+        cur = con.cursor()
+        cur.execute("SELECT GOOD_ID, NAME, KEYWORDS FROM GOOD ORDER BY GOOD_ID")
+        got = cur.fetchall()
+    finally:
+        con.close()
+    assert [tuple(r) for r in got] == [(g, n[:255], k) for g, n, k in rows]

@@ -82,12 +82,20 @@ def catalog(app: AppContext, as_json: bool) -> None:
             counts["with_photos"] += bool(p.photos)
             counts["photos"] += len(p.photos)
             counts["wholesale"] += bool(p.wholesale_price and p.wholesale_min_qty)
+        # A file source (TSGoods.trs) skips broken rows and lists them; the database reader has none.
+        problems: list[tuple[int, str]] = list(getattr(source, "problems", []))
     summary = {"sections": len(sections), **{k: counts[k] for k in
-               ("products", "in_stock", "with_photos", "photos", "wholesale", "hidden", "deleted")}}
+               ("products", "in_stock", "with_photos", "photos", "wholesale", "hidden", "deleted")},
+               "skipped": len(problems)}
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps({**summary, "problems": [{"line": n, "reason": r} for n, r in problems]},
+                              ensure_ascii=False))
     else:
         click.echo("Catalog: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+        for line, reason in problems:
+            click.echo(f"  line {line}: {reason} (row skipped)", err=True)
+    if problems:
+        click.get_current_context().exit(1)
 
 
 COMMANDS = [init_db, discover, catalog]

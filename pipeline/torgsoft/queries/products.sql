@@ -6,7 +6,12 @@ SELECT g.GOOD_ID AS good_id,
        g.SECTION_ID AS section_id,
        g.NAME AS name,
        g.SHORT_NAME AS short_name,
-       g.DESCRIPTION_HTML AS description_html,
+       -- The description comes as a VARCHAR when it fits (fetching a BLOB per row costs far more);
+       -- longer ones come as the BLOB. The reader takes whichever is not NULL. An own mapping may
+       -- simply return the column AS description_html and leave description_text out.
+       CASE WHEN CHAR_LENGTH(g.DESCRIPTION_HTML) <= 8000
+            THEN CAST(g.DESCRIPTION_HTML AS VARCHAR(8000)) END AS description_text,
+       CASE WHEN CHAR_LENGTH(g.DESCRIPTION_HTML) > 8000 THEN g.DESCRIPTION_HTML END AS description_html,
        g.ARTICUL AS articul,
        g.BARCODE AS barcode,
        g.PRODUCER AS producer,
