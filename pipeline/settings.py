@@ -51,6 +51,8 @@ class TorgsoftSettings:
     tsgoods_header: bool = opt(True, "the TSGoods.trs file starts with a header row")
     tsgoods_columns: list[str] = opt(None, "column names in file order when there is no header; [] = vendor default",
                                      factory=list)
+    lock_timeout: int = opt(15, "seconds a write waits for a row another transaction holds, then retries",
+                            min=1, max=600)
 
 
 @dataclass(frozen=True)

@@ -214,3 +214,23 @@ def test_bulk_insert_keeps_separator_characters_nulls_and_empty_strings(empty_db
     finally:
         con.close()
     assert [tuple(r) for r in got] == [(g, n[:255], k) for g, n, k in rows]
+
+
+def test_a_write_waits_for_a_locked_row_only_as_long_as_lock_timeout(demo_env: Settings):
+    import time
+
+    from pipeline.errors import DatabaseUnavailable
+    from pipeline.torgsoft.connection import transaction
+
+    s = demo_env.replace(torgsoft=demo_env.torgsoft.__class__(**{**demo_env.torgsoft.__dict__, "lock_timeout": 1}))
+    holder, waiter = connect(s), connect(s)
+    try:
+        holder.cursor().execute("UPDATE GOOD SET NAME = 'held' WHERE GOOD_ID = 1")
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable), transaction(waiter) as cur:
+            cur.execute("UPDATE GOOD SET NAME = 'second' WHERE GOOD_ID = 1")
+        assert time.monotonic() - started < 10
+        holder.rollback()
+    finally:
+        holder.close()
+        waiter.close()

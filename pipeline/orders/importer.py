@@ -623,7 +623,7 @@ def _is_race(exc: BaseException) -> bool:
     text = str(exc).lower()
     return (_gds(exc) in (335544665, 335544349, 335544336, 335544345)
             or "violation of primary or unique key" in text or "deadlock" in text
-            or "update conflicts" in text or "lock conflict" in text)
+            or "update conflicts" in text or "lock conflict" in text or "lock time-out" in text)
 
 
 def _is_text_problem(exc: BaseException) -> bool:

@@ -83,7 +83,7 @@ def _translate(exc: Exception, what: str) -> DatabaseError:
     text = text.replace("\n- ", " ").strip()
     lowered = text.lower()
     if any(s in lowered for s in ("unable to complete network request", "connection refused",
-                                  "connection lost", "deadlock", "lock conflict", "update conflicts")):
+                                  "connection lost", "deadlock", "lock conflict", "lock time-out", "update conflicts")):
         return DatabaseUnavailable(f"{what}: {text}")
     return DatabaseError(f"{what}: {text}")
 
@@ -113,9 +113,28 @@ def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> An
         if password:
             kwargs["password"] = password
     try:
-        return fdb.connect(charset=t.charset, fb_library_name=client_library(), **kwargs)
+        con = fdb.connect(charset=t.charset, fb_library_name=client_library(), **kwargs)
     except fdb.DatabaseError as exc:
         raise _translate(exc, f"cannot connect to {target}") from None
+    _bounded_waits(con, t.lock_timeout)
+    return con
+
+
+def _bounded_waits(con: Any, seconds: int) -> None:
+    """Read-committed transactions that wait for a locked row at most `seconds`.
+
+    Without a bound, a wait that the engine cannot see as a deadlock (e.g. two attachments whose
+    owners wait on each other outside the database) would hang for ever; with it, the writer gets a
+    "lock time-out" error, which the callers treat as a race and retry.
+    """
+    import fdb
+
+    tpb = fdb.TPB()
+    tpb.access_mode = fdb.isc_tpb_write
+    tpb.isolation_level = (fdb.isc_tpb_read_committed, fdb.isc_tpb_rec_version)
+    tpb.lock_resolution = fdb.isc_tpb_wait
+    tpb.lock_timeout = seconds
+    con.main_transaction.default_tpb = tpb.render()
 
 
 def _sql_string(text: str) -> str:
