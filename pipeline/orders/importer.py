@@ -623,7 +623,10 @@ def _is_race(exc: BaseException) -> bool:
     text = str(exc).lower()
     return (_gds(exc) in (335544665, 335544349, 335544336, 335544345)
             or "violation of primary or unique key" in text or "deadlock" in text
-            or "update conflicts" in text or "lock conflict" in text or "lock time-out" in text)
+            or "update conflicts" in text or "lock conflict" in text or "lock time-out" in text
+            # An engine page lock another process would not hand over in time (embedded engine in
+            # shared mode): nothing is wrong with the order, so it is a race like the others.
+            or "lock denied" in text)
 
 
 def _is_text_problem(exc: BaseException) -> bool:

@@ -83,7 +83,8 @@ def _translate(exc: Exception, what: str) -> DatabaseError:
     text = text.replace("\n- ", " ").strip()
     lowered = text.lower()
     if any(s in lowered for s in ("unable to complete network request", "connection refused",
-                                  "connection lost", "deadlock", "lock conflict", "lock time-out", "update conflicts")):
+                                  "connection lost", "deadlock", "lock conflict", "lock time-out", "lock denied",
+                                  "update conflicts")):
         return DatabaseUnavailable(f"{what}: {text}")
     return DatabaseError(f"{what}: {text}")
 
