@@ -37,6 +37,26 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
+def open_sqlite(path: Path, timeout: float, synchronous: str) -> sqlite3.Connection:
+    """An autocommit SQLite connection in WAL mode, shared safely by threads and processes.
+
+    Switching a new file to WAL needs a moment of exclusive access, and SQLite may answer "database is
+    locked" at once (without its busy timeout) when two processes open the file together: retry that.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        con = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute(f"PRAGMA synchronous={synchronous}")
+            return con
+        except sqlite3.OperationalError as exc:
+            con.close()
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class State:
     """Key/value namespaces and an outbox, in one SQLite file shared by all stages."""
 
@@ -54,9 +74,7 @@ class State:
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
+            con = open_sqlite(self.path, timeout=60, synchronous="FULL")
             self._local.con = con
         return con
 
