@@ -564,12 +564,15 @@ def run(settings: Settings, *, journal: Any, state: Any, verify: bool = False, d
     feed_path = Path(settings.feed.output)
     result.feed_url = join_url(p.public_base_url, feed_path.name)
     identity = target_identity(settings)
-    if state.get(META_NS, "target") != identity:
-        if state.get(META_NS, "target") is not None:
-            journal.event(STAGE, "publish target changed: the manifest starts over from a server listing")
-        state.delete(MANIFEST_NS)
-        verify = True
     manifest: dict[str, dict[str, Any]] = dict(state.items(MANIFEST_NS))
+    if state.get(META_NS, "target") != identity:
+        # A new server or folder: what the manifest says is about another place.
+        manifest = {}
+        verify = True
+        if not dry_run:
+            if state.get(META_NS, "target") is not None:
+                journal.event(STAGE, "publish target changed: the manifest starts over from a server listing")
+            state.delete(MANIFEST_NS)
 
     photos, missing = _photo_items(settings, state)
     for name in missing:

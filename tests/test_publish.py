@@ -224,3 +224,17 @@ def test_orphans_deleted_only_when_enabled_and_within_the_guard(env: Settings, t
     photos.run(s3, journal=Journal.from_settings(s3), state=State.from_settings(s3), progress=False)
     kept = run(s3)
     assert kept.deleted == 0 and kept.orphans_kept == kept.orphans > 0
+
+
+def test_unreachable_server_is_retried_then_reported(env: Settings):
+    import socket
+
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    s = with_publish(env, target="ftp", host="127.0.0.1", port=port, user="shop", retries=2)
+    result = run(s)
+    assert not result.ok and result.retries == 2 and not result.feed_published
+    assert "refused" in result.errors[0].lower()
+    events = list(Journal.from_settings(s).search(stage="publish", level="warning"))
+    assert any("retry 2/2" in e.message for e in events)
