@@ -220,8 +220,8 @@ def main() -> None:
                              "seconds": round(photo_s, 2), "per_s": round(per_s, 2),
                              "cpu_ms_per_photo": round(photo_cpu / max(first.processed, 1) * 1000, 1)},
         "speedup_vs_baseline": round(per_s / base["per_s"], 2),
-        "cpu_efficiency_vs_baseline": round(base["cpu_ms_per_photo"] * max(first.processed, 1) / photo_cpu, 2)
-        if photo_cpu else None,
+        "cpu_efficiency_vs_baseline": round(base["cpu_ms_per_photo"] * max(first.processed, 1)
+                                            / (photo_cpu * 1000), 2) if photo_cpu else None,
         "load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "upload_ftp": {"photos": up.photos_uploaded, "feed_files": up.feed_files_uploaded, "ok": up.ok,
                        "mb": round(cache_bytes / 1e6, 1), "seconds": round(upload_s, 2),

@@ -146,5 +146,13 @@ def test_resolve_source_refuses_escapes(tmp_path: Path):
     root = tmp_path / "photos"
     (root / "a").mkdir(parents=True)
     assert photos.resolve_source(root, "a\\b.jpg")[0] == (root / "a" / "b.jpg").resolve()
-    for bad in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:/x.jpg", "c:\\x.jpg", "", "a/\x00.jpg"):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "x.jpg").write_bytes(b"x")
+    os.symlink(outside, root / "linkdir")
+    os.symlink(outside / "x.jpg", root / "a" / "link.jpg")
+    os.symlink(root / "a", root / "inner")  # a link that stays inside is fine
+    assert photos.resolve_source(root, "inner/b.jpg")[0] == (root / "a" / "b.jpg").resolve()
+    for bad in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:/x.jpg", "c:\\x.jpg", "", "a/\x00.jpg",
+                "linkdir/x.jpg", "a/link.jpg", "./"):
         assert photos.resolve_source(root, bad)[0] is None, bad
