@@ -83,8 +83,14 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
         started = time.monotonic()
         try:
             value = fn()
-        except SettingsError:
-            raise
+        except SettingsError as exc:
+            if not result.stages or all(st.status == "skipped" for st in result.stages):
+                raise  # nothing done yet: the plain settings report (exit code 2) says it best
+            # Later stages (e.g. no Satu token for the pushes): keep the report of what already ran.
+            result.stages.append(StageOutcome(name, "failed", f"settings: {exc}",
+                                              seconds=time.monotonic() - started))
+            journal.event(STAGE, f"{name} cannot run: {exc}", "error")
+            return None
         except PipelineError as exc:
             outcome = StageOutcome(name, "failed", str(exc), seconds=time.monotonic() - started)
             result.stages.append(outcome)
