@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# pyftpdlib configures INFO logging to stderr unless its logger already has a handler.
+logging.getLogger("pyftpdlib").addHandler(logging.NullHandler())
 logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
 logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
@@ -88,7 +90,6 @@ def ftp_server(root: Path, user: str = "user", password: str = "secret", *, refu
     from pyftpdlib.handlers import DTPHandler, FTPHandler
     from pyftpdlib.servers import FTPServer
 
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)  # pyftpdlib sets INFO when imported
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     info = ServerInfo("127.0.0.1", 0, root, user, password, drops_left=drops if drop_after is not None else 0)

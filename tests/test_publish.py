@@ -238,3 +238,19 @@ def test_unreachable_server_is_retried_then_reported(env: Settings):
     assert "refused" in result.errors[0].lower()
     events = list(Journal.from_settings(s).search(stage="publish", level="warning"))
     assert any("retry 2/2" in e.message for e in events)
+
+
+def test_sftp_with_a_key_file_and_no_password(env: Settings, tmp_path: Path, monkeypatch):
+    import asyncssh
+
+    monkeypatch.delenv("PUBLISH_PASSWORD")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_bytes(key.export_private_key("openssh"))
+    public = key.export_public_key("openssh").decode()
+    with sftp_server(tmp_path / "sftp", "shop", "not-used", client_public_key=public) as srv:
+        s = with_publish(env, target="sftp", host=srv.host, port=srv.port, user="shop", remote_dir="/",
+                         host_key=srv.host_key, key_file=key_file)
+        result = run(s)
+        assert result.ok, result.errors
+        assert_mirror(s, srv.root)
