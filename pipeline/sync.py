@@ -96,8 +96,14 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
             result.stages.append(outcome)
             journal.event(STAGE, f"{name} failed: {exc}", "error")
             return None
+        if value is None:
+            return None
         ok = getattr(value, "ok", True)
         detail = ""
+        if getattr(value, "skipped", None) is True:  # (the feed's `skipped` is a count per reason)
+            result.stages.append(StageOutcome(name, "skipped", "nothing to do (see the journal)", _counts(value),
+                                              time.monotonic() - started))
+            return value
         if not ok:
             bits = (getattr(value, "stopped", "") or "; ".join(map(str, getattr(value, "errors", []) or []))
                     or "; ".join(map(str, getattr(value, "problems", []) or [])[:3]))
@@ -127,6 +133,7 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
     # 3. Publish: only a feed that passed its checks goes out.
     from pipeline import publish
 
+    pr = None
     if not feed_ok:
         result.stages.append(StageOutcome("publish", "skipped", "no fresh, valid feed to publish"))
     else:
@@ -135,7 +142,16 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
         if pr is not None:
             result.feed_url = pr.feed_url
 
-    # 4. API pushes of stock, prices and presence.
+    # 4. API pushes of stock, prices and presence (and, when configured, an import of the new feed).
+    published = bool(feed_ok and pr is not None and pr.feed_published and pr.feed_files_uploaded and not dry_run)
+    if published and settings.satu.import_after_publish:
+        push_mod, why = _load("pipeline.satu.push", 5)
+        hook = getattr(push_mod, "after_publish", None) if push_mod is not None else None
+        if hook is None:
+            result.stages.append(StageOutcome("import", "missing", why or "no after_publish hook in "
+                                              "pipeline.satu.push"))
+        else:
+            call("import", lambda: hook(settings, journal=journal, state=state))
     if not settings.satu.push:
         result.stages.append(StageOutcome("push", "skipped", "[satu] push is off"))
     elif dry_run:

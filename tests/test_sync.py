@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pipeline import sync
@@ -101,3 +102,50 @@ def test_sync_command_json(demo_env: Settings, tmp_path: Path):
     assert data["partial"] and data["dry_run"]
     assert [s["name"] for s in data["stages"]] == ["photos", "feed", "publish", "push"]
     assert out.exit_code == (0 if data["ok"] else 1)
+
+
+def test_sync_end_to_end_feed_photos_publish_import_push(demo_env: Settings, tmp_path: Path, monkeypatch):
+    """The whole chain on loopback: Satu (the sandbox) imports the published feed by URL and downloads
+    every picture it names from our HTTP server; then the API push runs."""
+    import dataclasses
+    import re
+
+    pytest.importorskip("pipeline.feed")
+    pytest.importorskip("pipeline.satu.push")
+    from pipeline.satu.sandbox import SandboxServer
+    from servers import http_server
+
+    public = tmp_path / "public"
+    public.mkdir()
+    sandbox = SandboxServer(tmp_path / "sandbox", import_delay=0.05, check_pictures=True).start()
+    monkeypatch.setenv("SYNC_E2E_TOKEN", sandbox.token)
+    try:
+        with http_server(public) as base:
+            s = demo_env.replace(
+                photos=dataclasses.replace(demo_env.photos, max_size=160, workers=2),
+                publish=dataclasses.replace(demo_env.publish, target="local", local_dir=public,
+                                            public_base_url=base, check_urls=True),
+                satu=dataclasses.replace(demo_env.satu, base_url=sandbox.url, token_env="SYNC_E2E_TOKEN",
+                                         import_after_publish=True, push=True))
+            journal, state = Journal.from_settings(s), State.from_settings(s)
+            first = sync.run(s, journal=journal, state=state)
+            status = {st.name: st.status for st in first.stages}
+            assert [st.name for st in first.stages] == ["photos", "feed", "publish", "import", "push"]
+            assert status["photos"] == "ok" and status["publish"] == "ok", first.stages
+            assert status["import"] == "ok", first.stage("import")
+            assert first.feed_url == base + "/satu.yml"
+            feed = (public / "satu.yml").read_text(encoding="utf-8")
+            pictures = re.findall(r"<picture>([^<]+)</picture>", feed)
+            assert pictures and all(p.startswith(base + "/photos/") for p in pictures)
+            assert all((public / p[len(base) + 1:]).is_file() for p in pictures)
+            offers = len(re.findall(r"<offer ", feed))
+            assert len(sandbox.products()) == offers
+            # Nothing changed: no photo work, no photo upload.
+            second = sync.run(s, journal=journal, state=state)
+            assert second.stage("photos").counts["processed"] == 0
+            assert second.stage("publish").counts["photos_uploaded"] == 0
+            partial = sync.run(s, journal=journal, state=state, partial=True)
+            assert partial.stage("photos").status == "skipped"
+            assert partial.stage("publish").counts["photos_uploaded"] == 0
+    finally:
+        sandbox.stop()
