@@ -669,13 +669,17 @@ def _publish(settings: Settings, session: _Session, journal: Any, state: Any, re
         journal.event(STAGE, "the feed is not published because some photos could not be uploaded", "error")
         return
 
-    # Optional reachability check of a sample of photo URLs before the feed goes live.
-    if p.check_urls and photos:
-        sample = random.Random(len(photos)).sample(sorted(photos), min(URL_SAMPLE, len(photos)))
-        bad = _check_urls([join_url(p.public_base_url, n) for n in sample], p.timeout)
-        for b in bad:
-            journal.event(STAGE, f"photo URL does not answer: {b}", "warning")
-        result.unreachable.extend(bad)
+    # Optional reachability check before the feed goes live: a sample of photo URLs, and the feed
+    # URL itself when a feed was published there before (a wrong public_base_url shows up here).
+    if p.check_urls:
+        urls = [join_url(p.public_base_url, n) for n in
+                random.Random(len(photos)).sample(sorted(photos), min(URL_SAMPLE, len(photos)))]
+        live_before = any(i.remote in manifest for i in feed_items[-1:])
+        if live_before:
+            urls.append(result.feed_url)
+        for b in _check_urls(urls, p.timeout):
+            journal.event(STAGE, f"URL does not answer: {b}", "warning")
+            result.unreachable.append(b)
 
     # 2. Feed files: temporary name, then renamed over the live one.
     for item in feed_items:
@@ -695,11 +699,10 @@ def _publish(settings: Settings, session: _Session, journal: Any, state: Any, re
         result.uploaded += 1
         journal.event(STAGE, f"published {item.remote}", file=item.remote, size=item.size)
     result.feed_published = bool(feed_items)
-    if p.check_urls and feed_items:
-        bad = _check_urls([result.feed_url], p.timeout)
-        for b in bad:
+    if p.check_urls and feed_items and result.feed_url not in " ".join(result.unreachable):
+        for b in _check_urls([result.feed_url], p.timeout):  # the new feed must answer too
             journal.event(STAGE, f"feed URL does not answer: {b}", "warning")
-        result.unreachable.extend(bad)
+            result.unreachable.append(b)
 
     # 3. Orphans: only after the feed that no longer refers to them is live.
     if feed_only or not feed_items:

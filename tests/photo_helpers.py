@@ -43,6 +43,8 @@ def write_hostile_files(photo_dir: Path, outside: Path) -> dict[str, str]:
     (photo_dir / "hostile/zero.jpg").write_bytes(b"")
     # A decompression bomb: 12000×12000 pixels (144 MP) in a few kilobytes of PNG.
     Image.new("1", (12000, 12000), 0).save(photo_dir / "hostile/bomb.png", optimize=True)
+    # Over the limit but under twice it: Pillow only warns (72 MP); that counts as a failure too.
+    Image.new("1", (9000, 8000), 0).save(photo_dir / "hostile/bomb_warning.png", optimize=True)
     outside.mkdir(parents=True, exist_ok=True)
     secret = outside / "secret.jpg"
     Image.new("RGB", (50, 50), (1, 2, 3)).save(secret, "JPEG")
@@ -52,6 +54,7 @@ def write_hostile_files(photo_dir: Path, outside: Path) -> dict[str, str]:
         "pool/corrupt_not_image.jpg": "not an image",
         "hostile/zero.jpg": "zero bytes",
         "hostile/bomb.png": "bomb",
+        "hostile/bomb_warning.png": "bomb",
         "hostile/missing.jpg": "missing",
         "../outside/secret.jpg": "refused",
         "hostile\\..\\..\\outside\\secret.jpg": "refused",

@@ -130,7 +130,7 @@ def test_broken_and_hostile_files_are_logged_and_never_stop_the_run(demo_env: Se
         events = [e for e in journal.search(stage="photos", product_id=good) if e.data and e.data.get("file") == name]
         assert events and events[0].level == "warning", name
     reasons = {n: state.get(PUBLISHED_NS, n)["reason"] for n in hostile}
-    assert "bomb" in reasons["hostile/bomb.png"]
+    assert "bomb" in reasons["hostile/bomb.png"] and "bomb" in reasons["hostile/bomb_warning.png"]
     assert "0 bytes" in reasons["hostile/zero.jpg"]
     assert "not found" in reasons["hostile/missing.jpg"]
     assert "truncated" in reasons["pool/corrupt_truncated.jpg"]
