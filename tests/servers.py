@@ -163,11 +163,13 @@ def ftp_server(root: Path, user: str = "user", password: str = "secret", *, refu
 
 @contextlib.contextmanager
 def sftp_server(root: Path, user: str = "user", password: str = "secret", *,
-                client_public_key: str | None = None, host_key_type: str = "ssh-ed25519") -> Iterator[ServerInfo]:
+                client_public_key: str | None = None, host_key_type: str = "ssh-ed25519",
+                posix_rename: bool = True) -> Iterator[ServerInfo]:
     """An asyncssh SFTP server chrooted to `root` on 127.0.0.1, with its own event loop in a thread.
 
     `info.host_key` is the server's public host key line ("ssh-ed25519 AAAA…"), for pinning.
     Password login, or public-key login when `client_public_key` (OpenSSH format) is given.
+    posix_rename=False: behave like an old server without the posix-rename@openssh.com extension.
     """
     import asyncssh
 
@@ -198,6 +200,8 @@ def sftp_server(root: Path, user: str = "user", password: str = "secret", *,
 
         def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
             info.commands.append("posix_rename")
+            if not posix_rename:
+                raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
             super().posix_rename(oldpath, newpath)
 
     loop = asyncio.new_event_loop()

@@ -254,3 +254,15 @@ def test_sftp_with_a_key_file_and_no_password(env: Settings, tmp_path: Path, mon
         result = run(s)
         assert result.ok, result.errors
         assert_mirror(s, srv.root)
+
+
+def test_sftp_server_without_posix_rename(env: Settings, tmp_path: Path):
+    with sftp_server(tmp_path / "sftp", "shop", PASSWORD, posix_rename=False) as srv:
+        s = with_publish(env, target="sftp", host=srv.host, port=srv.port, user="shop", remote_dir="/",
+                         host_key=srv.host_key)
+        assert run(s).ok
+        write_feed(s, "v2")
+        result = run(s)
+        assert result.ok and result.feed_files_uploaded == 1, result.errors
+        assert "rename" in srv.commands
+        assert_mirror(s, srv.root)
