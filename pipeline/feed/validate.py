@@ -56,15 +56,15 @@ class FeedReport:
         return not self.problems
 
 
-_schema: etree.XMLSchema | None = None
+_schemas: dict[bool, etree.XMLSchema] = {}
 
 
-def schema() -> etree.XMLSchema:
-    """The project's XSD for the Satu dialect (loaded once)."""
-    global _schema
-    if _schema is None:
-        _schema = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
-    return _schema
+def schema(whole: bool = False) -> etree.XMLSchema:
+    """The project's XSD for the Satu dialect (loaded once). An XMLSchema object is not thread-safe,
+    so the streaming pass gets its own instance."""
+    if whole not in _schemas:
+        _schemas[whole] = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
+    return _schemas[whole]
 
 
 def _decimal(text: str | None) -> Decimal | None:
@@ -75,7 +75,8 @@ def _decimal(text: str | None) -> Decimal | None:
 
 
 class _Checker:
-    def __init__(self) -> None:
+    def __init__(self, per_element: bool) -> None:
+        self.per_element = per_element
         self.problems: list[FeedProblem] = []
         self.truncated = False
         self.offer_ids: set[str] = set()
@@ -91,7 +92,7 @@ class _Checker:
         self.problems.append(FeedProblem(line, message, where))
 
     def validate_schema(self, elem: etree._Element, where: str) -> None:
-        if not self.schema.validate(elem):
+        if self.per_element and not self.schema.validate(elem):
             for err in self.schema.error_log:
                 message = err.message.replace("Element '", "'")
                 self.add(err.line or elem.sourceline or 0, message, where)
@@ -192,65 +193,81 @@ def _first_line(path: Path) -> bytes:
         return fh.read(200).split(b"\n", 1)[0]
 
 
+SHOP_KNOWN = frozenset(SHOP_REQUIRED + ("platform", "version", "agency", "email"))
+
+
+def _scan(path: Path, c: _Checker, whole_schema: etree.XMLSchema | None) -> None:
+    """One streaming pass: offers and categories are checked as they end, then freed."""
+    it = etree.iterparse(str(path), events=("end",), tag=("offer", "category"), huge_tree=True,
+                         remove_comments=True, no_network=True, schema=whole_schema)
+    for _, elem in it:
+        parent = elem.getparent()
+        parent_tag = parent.tag if parent is not None else None
+        if elem.tag == "offer":
+            if parent_tag == "offers":
+                c.offer(elem)
+            else:
+                c.add(elem.sourceline or 0, "<offer> outside <offers>")
+        elif parent_tag == "categories":
+            c.category(elem)
+        elif parent_tag != "offer":  # <category> inside an offer is checked with the offer
+            c.add(elem.sourceline or 0, "<category> outside <categories>")
+        if parent_tag in ("offers", "categories"):
+            # Free what was checked: the element and the already-handled siblings before it.
+            elem.clear(keep_tail=False)
+            while elem.getprevious() is not None:
+                del parent[0]
+    root = it.root
+    if root is None:
+        return
+    if root.tag != "yml_catalog":
+        c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
+        return
+    if not root.get("date"):
+        c.add(root.sourceline or 1, "<yml_catalog> has no date attribute")
+    shops = [e for e in root if isinstance(e.tag, str)]
+    for e in shops:
+        if e.tag != "shop":
+            c.add(e.sourceline or 0, f"unexpected <{e.tag}> under <yml_catalog> (expected <shop>)")
+    shop = root.find("shop")
+    if shop is None:
+        c.add(root.sourceline or 1, "<yml_catalog> has no <shop>")
+        return
+    present = set()
+    for e in shop:
+        if isinstance(e.tag, str):
+            present.add(e.tag)
+            if e.tag not in SHOP_KNOWN:
+                c.add(e.sourceline or 0, f"unexpected <{e.tag}> in <shop>")
+    for tag in SHOP_REQUIRED:
+        if tag not in present:
+            c.add(shop.sourceline or 0, f"<shop> has no <{tag}>")
+
+
 def check_feed(path: Path | str) -> FeedReport:
     """Validate a feed file; every problem comes with its line number."""
     path = Path(path)
-    c = _Checker()
-    head = _first_line(path)
+    head = _first_line(path) if path.exists() else b""
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
+    c = _Checker(per_element=False)
+    try:
+        # Fast pass: libxml2 validates the whole document against the schema while streaming.
+        _scan(path, c, schema(whole=True))
+    except etree.XMLSyntaxError:
+        # Something is wrong: stream again, validating element by element to list every problem.
+        c = _Checker(per_element=True)
+        try:
+            _scan(path, c, None)
+        except etree.XMLSyntaxError as exc:
+            line = exc.lineno or (exc.position[0] if exc.position else 0)
+            c.add(line, f"not well-formed XML: {exc.msg}")
+    except OSError as exc:
+        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
     if not head.startswith(b"<?xml"):
         c.add(1, "no XML declaration (<?xml version=\"1.0\" encoding=\"UTF-8\"?>)")
     elif b"utf-8" not in head.lower():
         c.add(1, "the feed must be UTF-8 and say so in the XML declaration")
-    depth_path: list[str] = []
-    shop_children: set[str] = set()
-    root_checked = False
-    try:
-        for event, elem in etree.iterparse(str(path), events=("start", "end"), huge_tree=True,
-                                           remove_comments=True, resolve_entities=False, no_network=True):
-            tag = elem.tag
-            if event == "start":
-                depth_path.append(tag)
-                if not root_checked:
-                    root_checked = True
-                    if tag != "yml_catalog":
-                        c.add(elem.sourceline or 1, f"root element is <{tag}>, expected <yml_catalog>")
-                    elif not elem.get("date"):
-                        c.add(elem.sourceline or 1, "<yml_catalog> has no date attribute")
-                elif len(depth_path) == 2 and tag != "shop":
-                    c.add(elem.sourceline or 0, f"unexpected <{tag}> under <yml_catalog> (expected <shop>)")
-                elif len(depth_path) == 3 and depth_path[1] == "shop":
-                    shop_children.add(tag)
-                continue
-            depth_path.pop()
-            parent_tag = depth_path[-1] if depth_path else None
-            if tag == "offer" and parent_tag == "offers":
-                c.offer(elem)
-            elif tag == "category" and parent_tag == "categories":
-                c.category(elem)
-            elif tag in ("offer", "category"):
-                c.add(elem.sourceline or 0, f"<{tag}> outside <{tag}s>")
-            elif tag in ("offers", "categories") and len(elem) == 0 and tag == "offers" and c.offers == 0:
-                pass
-            else:
-                continue
-            # Free what was checked: the element and the already-handled siblings before it.
-            elem.clear(keep_tail=False)
-            parent = elem.getparent()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
-    except etree.XMLSyntaxError as exc:
-        line = exc.lineno or (exc.position[0] if exc.position else 0)
-        c.add(line, f"not well-formed XML: {exc.msg}")
-        c.problems.sort(key=lambda p: p.line)
-        return FeedReport(c.offers, len(c.categories), c.problems, c.truncated)
-    except OSError as exc:
-        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
-    for tag in SHOP_REQUIRED:
-        if tag not in shop_children:
-            c.add(0, f"<shop> has no <{tag}>")
     c.finish()
     return FeedReport(c.offers, len(c.categories), c.problems, c.truncated)
 
@@ -258,7 +275,7 @@ def check_feed(path: Path | str) -> FeedReport:
 def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
     """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
     for _, elem in etree.iterparse(str(path), events=("end",), tag="offer", huge_tree=True,
-                                   resolve_entities=False, no_network=True):
+                                   no_network=True):
         yield {"id": elem.get("id") or "", "price": (elem.findtext("price") or "").strip(),
                "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
                "available": elem.get("available") or ""}
