@@ -6,9 +6,11 @@ product that does not go out gets exactly one reason, so the summary can say why
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -178,13 +180,13 @@ class CategoryTree:
 
 
 def fmt_number(value: Decimal | int | float) -> str:
-    """`1500.00` → `1500`, `650.50` → `650.5` (no exponent, at most 3 decimals)."""
-    d = Decimal(value)
-    d = d.quantize(Decimal("0.001")) if d != d.to_integral_value() else d.to_integral_value()
-    text = format(d, "f")
+    """`1500.00` → `1500`, `650.50` → `650.5` (plain digits, never an exponent)."""
+    text = format(value if isinstance(value, Decimal) else Decimal(str(value)), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text or "0"
+    if text in ("", "-0"):
+        return "0"
+    return text
 
 
 def cut_words(text: str, limit: int) -> str:
@@ -240,6 +242,11 @@ class RuleSettings:
                    dimension_unit=f.dimension_unit, param_weight=f.param_weight, weight_unit=f.weight_unit)
 
 
+@functools.lru_cache(maxsize=4096)
+def _date_text(day: date, fmt: str) -> str:
+    return day.strftime(fmt)
+
+
 def build_params(product: Product, rs: RuleSettings) -> list[Param]:
     """Characteristics (several values of one joined with `|`) plus dimensions, weight, release date."""
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -258,7 +265,7 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
         if name and value is not None and value > 0 and name not in taken:
             params.append(Param(name, fmt_number(value), unit))
     if rs.param_release_date and product.production_date and rs.param_release_date not in taken:
-        params.append(Param(rs.param_release_date, product.production_date.strftime(rs.release_date_format)))
+        params.append(Param(rs.param_release_date, _date_text(product.production_date, rs.release_date_format)))
     return params
 
 

@@ -25,21 +25,21 @@ TABLE: dict[str, str] = {
 _SEP = re.compile(r"[^a-z0-9]+")
 
 
+_TRANSLATE = {ord(k): v for k, v in TABLE.items()}
+
+
+def _fold(ch: str) -> str:
+    # Latin letters with accents: drop the combining marks; anything else becomes a separator.
+    ascii_part = "".join(c for c in unicodedata.normalize("NFKD", ch) if c.isascii()).lower()
+    return ascii_part or " "
+
+
 def transliterate(text: str) -> str:
     """Lower-case Latin transliteration; other scripts' accents are stripped (é → e)."""
-    out: list[str] = []
-    for ch in text.lower():
-        mapped = TABLE.get(ch)
-        if mapped is not None:
-            out.append(mapped)
-        elif ch.isascii():
-            out.append(ch)
-        else:
-            # Latin letters with accents: drop the combining marks; anything else becomes a separator.
-            base = unicodedata.normalize("NFKD", ch)
-            ascii_part = "".join(c for c in base if c.isascii()).lower()
-            out.append(ascii_part if ascii_part else " ")
-    return "".join(out)
+    out = text.lower().translate(_TRANSLATE)
+    if not out.isascii():
+        out = "".join(ch if ch.isascii() else _fold(ch) for ch in out)
+    return out
 
 
 def slugify(text: str, max_length: int = 80) -> str:
