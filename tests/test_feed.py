@@ -552,3 +552,18 @@ def test_purpose_built_rows_through_the_database(empty_db):
     assert any("long_articul" in m for m in events)
     csv_text = out.with_name("satu-groups.csv").read_text(encoding="utf-8-sig")
     assert "/photos/sec.jpg" in csv_text and "<p>до</p>\n<p>после</p>" in csv_text
+
+
+def test_fallback_category_and_out_elsewhere_leaves_state_alone(demo_env, tmp_path: Path):
+    s = make_settings(Path(demo_env.base_dir), feed={"fallback_category": "Разное & прочее",
+                                                      "fallback_category_id": 900000})
+    other = tmp_path / "elsewhere" / "test.yml"
+    result, state, _ = run_feed(s, out=other)
+    assert result.ok and result.written and "no_section" not in result.skipped
+    assert check_feed(other).ok
+    root = etree.parse(str(other)).getroot()
+    fallback = root.find("shop/categories/category[@id='900000']")
+    assert fallback is not None and fallback.text == "Разное & прочее" and fallback.get("parentId") is None
+    assert root.find("shop/offers/offer[categoryId='900000']") is not None
+    assert list(state.items(feed_stage.OFFERS_NS)) == []  # only the main feed is "published" state
+    assert not Path(s.feed.output).exists() and (other.parent / "history").is_dir()

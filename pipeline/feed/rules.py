@@ -179,6 +179,7 @@ class CategoryTree:
         return sorted((self.sections[i] for i in self.used), key=lambda s: (s.depth, s.id))
 
 
+@functools.lru_cache(maxsize=65536)
 def fmt_number(value: Decimal | int | float) -> str:
     """`1500.00` → `1500`, `650.50` → `650.5` (plain digits, never an exponent)."""
     text = format(value if isinstance(value, Decimal) else Decimal(str(value)), "f")
@@ -242,6 +243,12 @@ class RuleSettings:
                    dimension_unit=f.dimension_unit, param_weight=f.param_weight, weight_unit=f.weight_unit)
 
 
+@functools.lru_cache(maxsize=65536)
+def _clean_characteristic(name: str, value: str, unit: str) -> tuple[str, str, str]:
+    # Catalogs repeat the same characteristic values over and over: clean each once.
+    return xml_text(name), xml_text(value), xml_text(unit)
+
+
 @functools.lru_cache(maxsize=4096)
 def _date_text(day: date, fmt: str) -> str:
     return day.strftime(fmt)
@@ -251,9 +258,9 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
     """Characteristics (several values of one joined with `|`) plus dimensions, weight, release date."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for ch in product.characteristics:
-        name, value = xml_text(ch.name), xml_text(ch.value)
+        name, value, unit = _clean_characteristic(ch.name, ch.value, ch.unit)
         if name and value:
-            values = grouped.setdefault((name, xml_text(ch.unit)), [])
+            values = grouped.setdefault((name, unit), [])
             if value not in values:
                 values.append(value)
     params = [Param(name, "|".join(values), unit) for (name, unit), values in grouped.items()]
