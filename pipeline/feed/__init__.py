@@ -197,6 +197,10 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
         if diff.has_previous and diff.drop_percent > f.max_drop_percent:
             message = (f"mass-change guard: this feed would remove {diff.removed} of {diff.previous} offers "
                        f"({diff.drop_percent:.1f}% > [feed] max_drop_percent {f.max_drop_percent:g}%)")
+            if dry_run and not force:
+                result.stopped = message + "; a real run would stop here (unless --force)"
+                journal.event("feed", "dry run: " + result.stopped, level="warning", **diff.as_dict())
+                return result
             if not force:
                 result.stopped = message + ("; the feed was not replaced — check the catalog, "
                                             "or run with --force if this is intended")
