@@ -567,3 +567,11 @@ def test_fallback_category_and_out_elsewhere_leaves_state_alone(demo_env, tmp_pa
     assert root.find("shop/offers/offer[categoryId='900000']") is not None
     assert list(state.items(feed_stage.OFFERS_NS)) == []  # only the main feed is "published" state
     assert not Path(s.feed.output).exists() and (other.parent / "history").is_dir()
+
+
+def test_offer_id_set_is_compact_for_rising_ids_and_exact_otherwise():
+    from pipeline.feed.validate import _IdSet
+
+    ids = _IdSet()
+    assert [ids.add(x) for x in ("1", "2", "10", "7", "2", "abc", "abc", "010", "10")] == \
+        [True, True, True, True, False, True, False, True, False]

@@ -9,6 +9,7 @@ references), so a feed of a million offers validates in bounded memory.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -79,12 +80,39 @@ def _decimal(text: str | None) -> Decimal | None:
         return None
 
 
+class _IdSet:
+    """Offer ids seen so far, compactly: while ids are numbers in rising order (as this project writes
+    them) only 8 bytes each are kept and uniqueness is just "greater than the last"; the first id out
+    of order switches to an ordinary set."""
+
+    def __init__(self) -> None:
+        self._rising: array | None = array("q")
+        self._set: set[str] | None = None
+
+    def add(self, oid: str) -> bool:
+        """Record an id; False when it was seen before."""
+        rising = self._rising
+        if rising is not None:
+            if oid.isdigit() and len(oid) < 19 and (oid[0] != "0" or oid == "0"):
+                n = int(oid)
+                if not rising or n > rising[-1]:
+                    rising.append(n)
+                    return True
+            self._set = {str(n) for n in rising}
+            self._rising = None
+        assert self._set is not None
+        if oid in self._set:
+            return False
+        self._set.add(oid)
+        return True
+
+
 class _Checker:
     def __init__(self, per_element: bool) -> None:
         self.per_element = per_element
         self.problems: list[FeedProblem] = []
         self.truncated = False
-        self.offer_ids: set[str] = set()
+        self.offer_ids = _IdSet()
         self.categories: dict[str, tuple[str | None, int]] = {}  # id → (parentId, line)
         self.unknown_refs: dict[str, tuple[int, str]] = {}  # categoryId used before/without definition
         self.offers = 0
@@ -121,10 +149,8 @@ class _Checker:
         where = f"offer {oid}"
         self.validate_schema(elem, where)
         if oid:
-            if oid in self.offer_ids:
+            if not self.offer_ids.add(oid):
                 self.add(line, f"duplicate offer id {oid}", where)
-            else:
-                self.offer_ids.add(oid)
         # One XPath call summarises the offer; only an offer that breaks a rule gets the detailed
         # (slower) walk that names the line of each child at fault.
         n = _SUMMARY(elem).split("|")
