@@ -148,9 +148,8 @@ class _Checker:
         line = elem.sourceline or 0
         where = f"offer {oid}"
         self.validate_schema(elem, where)
-        if oid:
-            if not self.offer_ids.add(oid):
-                self.add(line, f"duplicate offer id {oid}", where)
+        if oid and not self.offer_ids.add(oid):
+            self.add(line, f"duplicate offer id {oid}", where)
         # One XPath call summarises the offer; only an offer that breaks a rule gets the detailed
         # (slower) walk that names the line of each child at fault.
         n = _SUMMARY(elem).split("|")
