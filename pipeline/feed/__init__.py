@@ -109,6 +109,12 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
     diff_tmp = output.with_name(f".{output.stem}.{stamp}.diff.tsv.tmp")
     prev_tmp: Path | None = None
     result = FeedResult(output=output, dry_run=dry_run)
+    for key in ("product_url", "category_url"):
+        try:
+            getattr(f, key).format(url="u", slug="s", id="1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise PipelineError(f"[feed] {key} = {getattr(f, key)!r}: unknown placeholder {exc}; "
+                                "use {url}, {slug} and {id}") from None
     rs = RuleSettings.from_settings(settings)
     photos = PhotoIndex(state, settings.publish.public_base_url)
     template = load_template(Path(f.template))
