@@ -179,7 +179,7 @@ class CategoryTree:
         return sorted((self.sections[i] for i in self.used), key=lambda s: (s.depth, s.id))
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)
 def fmt_number(value: Decimal | int | float) -> str:
     """`1500.00` → `1500`, `650.50` → `650.5` (plain digits, never an exponent)."""
     text = format(value if isinstance(value, Decimal) else Decimal(str(value)), "f")
@@ -243,7 +243,7 @@ class RuleSettings:
                    dimension_unit=f.dimension_unit, param_weight=f.param_weight, weight_unit=f.weight_unit)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)
 def _clean_characteristic(name: str, value: str, unit: str) -> tuple[str, str, str]:
     # Catalogs repeat the same characteristic values over and over: clean each once.
     return xml_text(name), xml_text(value), xml_text(unit)
