@@ -83,7 +83,6 @@ def ensure_images(n: int) -> list[str]:
 def ensure_database(names: list[str]):
     """Demo database (1000 goods) whose sellable goods refer to the bench photos, one each."""
     from conftest import make_settings
-
     from pipeline.torgsoft.catalog import open_catalog
     from pipeline.torgsoft.connection import connect, create_database, transaction
     from pipeline.torgsoft.demo import bulk_insert, generate
@@ -151,11 +150,10 @@ def main() -> None:
                     help="photos in the serial baseline (throughput is per second either way)")
     args = ap.parse_args()
 
-    from servers import ftp_server
-
     from pipeline import photos, publish
     from pipeline.journal import Journal
     from pipeline.state import State
+    from servers import ftp_server
 
     names = ensure_images(args.photos)
     settings = ensure_database(names)

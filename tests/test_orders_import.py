@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from order_factory import satu_order, write_order
 
+from order_factory import satu_order, write_order
 from pipeline.journal import Journal
 from pipeline.orders import inbox
 from pipeline.settings import Settings

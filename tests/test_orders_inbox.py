@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from order_factory import satu_order, write_order
-
 from pipeline.journal import Journal
 from pipeline.orders import inbox
 from pipeline.settings import Settings
@@ -267,7 +266,13 @@ def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
     box = s.orders.inbox
     _batch(box, 24)
     settings_file = _write_settings(s, workers=2)
-    victim = _importer(settings_file, "after:reservation_insert#6")
+    victim = _importer(settings_file, "after:reservation_insert#3")
+    # Start the survivor once the victim is at work, so the kill lands mid-batch however loaded the
+    # machine is (the victim dies in its second order's reservations).
+    deadline = time.time() + 120
+    while time.time() < deadline and victim.poll() is None and not (
+            _files(box / "processing") if (box / "processing").exists() else []):
+        time.sleep(0.02)
     survivor = _importer(settings_file)
     victim.wait(120)
     out, _ = survivor.communicate(timeout=240)

@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from order_factory import satu_order, write_order
 
+from order_factory import satu_order, write_order
 from pipeline.journal import Journal
 from pipeline.orders import inbox
 from pipeline.orders.jsonsink import order_document

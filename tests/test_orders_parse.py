@@ -6,8 +6,8 @@ import json
 from decimal import Decimal
 
 import pytest
-from order_factory import satu_order
 
+from order_factory import satu_order
 from pipeline.orders.parse import DamagedFile, normalize_phone, parse_order, parse_price
 
 

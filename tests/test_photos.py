@@ -6,9 +6,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from photo_helpers import add_photo_rows, sellable_good_ids, write_hostile_files
 from PIL import Image
 
+from photo_helpers import add_photo_rows, sellable_good_ids, write_hostile_files
 from pipeline import photos
 from pipeline.journal import Journal
 from pipeline.model import Photo

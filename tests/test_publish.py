@@ -6,13 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from servers import ftp_server, http_server, sftp_server
 
 from pipeline import photos, publish
 from pipeline.journal import Journal
 from pipeline.photo_urls import PUBLISHED_NS
 from pipeline.settings import Settings
 from pipeline.state import State
+from servers import ftp_server, http_server, sftp_server
 
 PASSWORD = "s3cret-pw"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import make_settings
 
+from conftest import make_settings
 from pipeline.errors import RetryableError
 from pipeline.satu.client import (
     SatuApiError,

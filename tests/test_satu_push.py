@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_settings
-from satu_helpers import feed_xml, offer_xml, serve_dir
 
+from conftest import make_settings
 from pipeline.journal import Journal
 from pipeline.satu.client import SatuAuthError, SatuClient
 from pipeline.satu.push import (
@@ -27,6 +26,7 @@ from pipeline.satu.push import (
 )
 from pipeline.satu.sandbox import SandboxServer
 from pipeline.state import State
+from satu_helpers import feed_xml, offer_xml, serve_dir
 
 TOKEN_ENV = "SATU_PUSH_TEST_TOKEN"
 

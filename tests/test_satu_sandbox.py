@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from satu_helpers import feed_xml, offer_xml, serve_dir
 
 from pipeline.satu.client import SatuApiError, SatuClient, parse_price, parse_quantity
 from pipeline.satu.sandbox import SandboxServer, format_price, generate_orders
+from satu_helpers import feed_xml, offer_xml, serve_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
