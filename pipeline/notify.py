@@ -273,7 +273,7 @@ class Notifier:
             self.journal.event("notify", f"alert still open (not repeated): {msg.subject}", "debug", key=msg.key)
             return False
         level = "warning" if msg.kind == "alert" else "info"
-        self.journal.event("notify", f"{msg.subject}", level, kind=msg.kind, **msg.data)
+        self.journal.event("notify", f"{msg.subject}", level, kind=msg.kind, **_event_data(msg.data))
         if self.echo:
             self.echo(f"[{msg.kind}] {msg.subject}")
         results = self.deliver(msg)
@@ -367,6 +367,12 @@ class Notifier:
             raise ConnectionError(f"webhook unreachable: {type(exc).__name__}: {exc}") from None
         if reply.status_code >= 300:
             raise RuntimeError(f"webhook answered HTTP {reply.status_code}: {reply.text[:200]}")
+
+
+def _event_data(data: dict[str, Any]) -> dict[str, Any]:
+    """Message data as journal keywords (names the journal uses itself get a prefix)."""
+    reserved = {"stage", "message", "level", "order_id", "product_id", "run_id"}
+    return {(f"about_{k}" if k in reserved else k): v for k, v in data.items()}
 
 
 def _json_ok(reply: Any) -> bool:
