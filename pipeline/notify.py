@@ -15,6 +15,7 @@ calls `Notifier.after_run(report)` after each job.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import smtplib
 import socket
@@ -92,6 +93,25 @@ def _attr(result: Any, name: str) -> Any:
     return result.get(name) if isinstance(result, dict) else getattr(result, name, None)
 
 
+def import_outcome(result: Any, depth: int = 0) -> tuple[str | None, int]:
+    """(Satu import status in upper case, error count) carried by a stage result, if any.
+
+    Understands the push stage's ImportResult (`import_id` + `status` + `errors`), an `import_status`
+    field, and an orchestrating result holding one of those in a field (one level down).
+    """
+    status = _attr(result, "import_status")
+    if isinstance(status, str) and status:
+        return status.upper(), _count(result, "import_errors", "with_errors_count")
+    if _attr(result, "import_id") is not None and isinstance(_attr(result, "status"), str):
+        return (_attr(result, "status") or "").upper() or None, _count(result, "errors", "with_errors_count")
+    if depth == 0 and dataclasses.is_dataclass(result) and not isinstance(result, type):
+        for f in dataclasses.fields(result):
+            found = import_outcome(getattr(result, f.name), 1)
+            if found[0]:
+                return found
+    return None, 0
+
+
 def new_orders_and_invoices(report: RunReport) -> tuple[int, int]:
     """Exact numbers of orders newly imported and invoices created by the run's inbox stages."""
     orders = invoices = 0
@@ -152,27 +172,29 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
 
     # The feed: rejected by our validation, or Satu's import came back PARTIAL/FATAL.
     for stage, result in report.results.items():
-        if not stage.startswith(("feed", "sync")):
-            continue
-        rejected = _attr(result, "feed_rejected")
-        if rejected is None and stage.startswith("feed"):
-            rejected = getattr(result, "ok", True) is False
-        if rejected:
-            why = _attr(result, "reason") or _attr(result, "error") or "validation failed"
-            messages.append(Message("alert", "feed rejected",
-                                    f"The {stage} stage rejected the feed ({why}); Satu keeps the previous one. "
-                                    f"See: run.py log --run {report.run_id} --level warning",
-                                    key="feed", data={"stage": stage}))
-        else:
-            cleared.add("feed")
-        status = _attr(result, "import_status")
-        if isinstance(status, str) and status.upper() in ("PARTIAL", "FATAL"):
-            errors = _count(result, "import_errors", "with_errors_count")
-            messages.append(Message("alert", f"Satu feed import {status.upper()}",
-                                    f"Satu imported the feed with status {status.upper()} ({errors} "
-                                    f"error(s)). See: run.py log --stage {stage} --level warning",
-                                    key="import", data={"status": status.upper()}))
-        elif isinstance(status, str) and status.upper() == "SUCCESS":
+        if stage.startswith(("feed", "sync")):
+            rejected = _attr(result, "feed_rejected")
+            if rejected is None and stage.startswith("feed"):
+                rejected = getattr(result, "ok", True) is False
+            if rejected is None:  # an orchestrating stage carrying the feed stage's result
+                feed = _attr(result, "feed")
+                rejected = feed is not None and getattr(feed, "ok", True) is False
+            if rejected:
+                why = (_attr(result, "reason") or _attr(result, "stopped") or _attr(result, "error")
+                       or "validation failed")
+                messages.append(Message("alert", "feed rejected",
+                                        f"The {stage} stage rejected the feed ({why}); Satu keeps the previous "
+                                        f"one. See: run.py log --run {report.run_id} --level warning",
+                                        key="feed", data={"stage": stage}))
+            else:
+                cleared.add("feed")
+        status, errors = import_outcome(result)
+        if status in ("PARTIAL", "FATAL"):
+            messages.append(Message("alert", f"Satu feed import {status}",
+                                    f"Satu imported the feed with status {status} ({errors} error(s)). "
+                                    f"See: run.py log --stage import --level warning",
+                                    key="import", data={"status": status, "errors": errors}))
+        elif status == "SUCCESS":
             cleared.add("import")
 
     # Orders that could not be read were moved aside.

@@ -174,6 +174,8 @@ class Service:
         self.journal = Journal.from_settings(settings)  # the service's own run id
         self.state = State.from_settings(settings)
         self._thread: threading.Thread | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._pending_lock = threading.Lock()
         self.runs = 0
 
     # --- stopping ---------------------------------------------------------------------------------
@@ -236,6 +238,12 @@ class Service:
             report.errors["service"] = exc
         finally:
             report.finished = time.time()
+        if job.notify:
+            # Orders the live watcher imported since the last job are reported with this run, so each
+            # order is counted exactly once, whichever importer took its file.
+            watched = self._take_watched()
+            if watched:
+                report.results["inbox.watch"] = watched
         self.runs += 1
         self.state.put("service.jobs", job.name, {
             "run_id": report.run_id, "ok": report.ok,
@@ -282,6 +290,24 @@ class Service:
 
     # --- the inbox watcher ------------------------------------------------------------------------
 
+    def _watched(self, result: Any) -> None:
+        """A watcher pass imported something: keep its counts for the next job's notification."""
+        with self._pending_lock:
+            self._pending.append(_counts(result))
+
+    def _take_watched(self) -> dict[str, int] | None:
+        """The watcher's counts since the last job, summed (None when it did nothing)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        total: dict[str, int] = {}
+        for counts in pending:
+            for k, v in counts.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    total[k] = total.get(k, 0) + v
+        return total
+
     def _watch(self) -> None:
         """Run `pipeline.orders.inbox.watch` until stopped; restart it after a crash."""
         while not self.stop_event.is_set():
@@ -295,6 +321,8 @@ class Service:
                 for name in ("stop", "stop_event"):
                     if name in params:
                         kwargs[name] = self.stop_event
+                if "on_pass" in params:
+                    kwargs["on_pass"] = self._watched
                 journal.event("service", "inbox watcher started", inbox=str(self.settings.orders.inbox))
                 inbox.watch(self.settings, **kwargs)
                 if not self.stop_event.is_set():

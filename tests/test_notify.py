@@ -155,6 +155,22 @@ class SyncResult:
     import_errors: int = 0
 
 
+@dataclass
+class ImportResult:
+    """Shaped like the push stage's import result (issue 5)."""
+
+    import_id: str | None = None
+    status: str = ""
+    errors: int = 0
+    ok: bool = True
+
+
+@dataclass
+class Wrapper:
+    imported: ImportResult
+    ok: bool = True
+
+
 class SatuAuthError(Exception):
     """Same class name as the Satu client's; the notifier matches by name."""
 
@@ -325,6 +341,13 @@ def test_feed_rejected_partial_import_quarantine_and_stale_feed(tmp_path):
     partial = RunReport("exchange", time.time(), results={"sync": SyncResult(import_status="partial", import_errors=7)})
     msgs = assess(partial, settings=s, state=state)[0]
     assert [m.subject for m in msgs] == ["Satu feed import PARTIAL"] and "7 error(s)" in msgs[0].text
+    # The push stage's ImportResult shape, alone or inside an orchestrating result.
+    msgs = assess(RunReport("e", 0, results={"import": ImportResult("i1", "FATAL", errors=1)}), settings=s,
+                  state=state)[0]
+    assert [m.subject for m in msgs] == ["Satu feed import FATAL"]
+    msgs = assess(RunReport("e", 0, results={"sync": Wrapper(ImportResult("i2", "PARTIAL", errors=2))}),
+                  settings=s, state=state)[0]
+    assert [m.data for m in msgs] == [{"status": "PARTIAL", "errors": 2}]
     ok = RunReport("exchange", time.time(), results={"sync": SyncResult(import_status="SUCCESS")})
     msgs, cleared = assess(ok, settings=s, state=state)
     assert msgs == [] and {"feed", "import", "stale-feed", "auth", "unreachable:sync"} == cleared
