@@ -169,12 +169,13 @@ class Journal:
 
     def search(self, *, grep: str | None = None, level: str | None = None, stage: str | None = None,
                since: str | datetime | None = None, until: str | datetime | None = None, order_id: Any = None,
-               product_id: Any = None, run_id: str | None = None, limit: int | None = None) -> Iterator[Event]:
+               product_id: Any = None, run_id: str | None = None, limit: int | None = None,
+               after_id: int | None = None) -> Iterator[Event]:
         """Events matching every given filter, oldest first.
 
         `level` means that level or worse; `grep` is a case-insensitive substring of the message or
         the data; `since`/`until` are datetimes or ISO strings (naive = local time); `limit` keeps
-        the newest N matches.
+        the newest N matches; `after_id` only events recorded after that one (for following).
         """
         where, args = [], []
         if grep:
@@ -201,6 +202,9 @@ class Journal:
         if run_id:
             where.append("run_id = ?")
             args.append(run_id)
+        if after_id is not None:
+            where.append("id > ?")
+            args.append(int(after_id))
         sql = "SELECT id, ts, run_id, stage, level, message, order_id, product_id, data FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -106,3 +106,24 @@ def test_parse_when():
     assert timedelta(hours=23, minutes=59) < end - start < timedelta(days=1)
     with pytest.raises(ValueError):
         parse_when("soon")
+
+
+def test_follow_prints_new_matching_events(logged: Path):
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, str(root / "run.py"), "--settings", str(logged), "log", "--follow",
+                             "--level", "error", "--limit", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "API call failed" in first  # the newest matching event so far
+        time.sleep(0.5)
+        j = Journal(logged.parent / "j.sqlite", run_id="runC")
+        j.event("push", "fine", order_id=1)
+        j.event("push", "token rejected", "error")
+        assert "token rejected" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 
 import click
@@ -62,11 +63,12 @@ def format_event(e: Event, full: bool = False) -> str:
               help="show the newest N matches (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @click.option("--full", is_flag=True, help="also print the tracebacks recorded with errors")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new matching events as they come (Ctrl+C stops)")
 @click.option("--prune", is_flag=True, help="delete entries older than [journal] retention_days, then exit")
 @pass_app
 def log(app: AppContext, grep: str | None, level: str | None, stage: str | None, since: datetime | None,
         until: datetime | None, order_id: str | None, product_id: str | None, run_id: str | None,
-        limit: int, as_json: bool, full: bool, prune: bool) -> None:
+        limit: int, as_json: bool, full: bool, follow: bool, prune: bool) -> None:
     """Search the journal. Examples: `log --level error --since 1d`, `log --order 1234`, `log --grep timeout`."""
     from pipeline.journal import Journal
 
@@ -77,16 +79,29 @@ def log(app: AppContext, grep: str | None, level: str | None, stage: str | None,
             removed = journal.prune(s.journal.retention_days)
             click.echo(f"Pruned {removed} journal entries older than {s.journal.retention_days} days")
             return
-        found = 0
-        for event in journal.search(grep=grep, level=level, stage=stage, since=since, until=until,
-                                    order_id=order_id, product_id=product_id, run_id=run_id,
-                                    limit=limit or None):
-            found += 1
+        filters = {"grep": grep, "level": level, "stage": stage, "since": since, "until": until,
+                   "order_id": order_id, "product_id": product_id, "run_id": run_id}
+        found, last = 0, 0
+        for event in journal.search(**filters, limit=limit or None):
+            found, last = found + 1, event.id
             click.echo(json.dumps(event.as_dict(), ensure_ascii=False, default=str) if as_json
                        else format_event(event, full))
-        if not as_json:
+        if not as_json and not follow:
             more = f" (the newest {limit}; --limit 0 shows all)" if limit and found == limit else ""
             click.echo(f"{found} event(s){more}", err=True)
+        if follow:
+            if not last:  # start after the newest event, matching or not
+                newest = list(journal.search(limit=1))
+                last = newest[0].id if newest else 0
+            try:
+                while True:
+                    time.sleep(1)
+                    for event in journal.search(**filters, after_id=last):
+                        last = event.id
+                        click.echo(json.dumps(event.as_dict(), ensure_ascii=False, default=str) if as_json
+                                   else format_event(event, full))
+            except KeyboardInterrupt:
+                pass
     finally:
         journal.close()
 
