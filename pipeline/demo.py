@@ -93,10 +93,13 @@ class LocalServers:
         authorizer.add_user(FTP_USER, self.password, str(self.root), perm="elradfmwMT")
         handler = type("DemoFTPHandler", (FTPHandler,), {"authorizer": authorizer, "banner": "torgsoft-satu demo",
                                                          "passive_ports": None})
-        handler.log_prefix = ""
         import logging
 
-        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+        # pyftpdlib logs every command to stderr unless its logger is configured: keep the demo quiet.
+        ftp_log = logging.getLogger("pyftpdlib")
+        if not ftp_log.handlers:
+            ftp_log.addHandler(logging.NullHandler())
+        ftp_log.propagate = False
         self._ftp = ThreadedFTPServer(("127.0.0.1", 0), handler)
         self.ftp_port = self._ftp.address[1]
         t = threading.Thread(target=self._ftp.serve_forever, kwargs={"timeout": 0.5, "blocking": True},
@@ -277,33 +280,41 @@ def _step(report: DemoReport, name: str, echo: Callable[[str], None], func: Call
 
 def _exchange(s: Any, report: DemoReport, journal: Any, state: Any, sandbox: Any, orders: int, seed: int,
               echo: Callable[[str], None]) -> None:
-    from pipeline import feed, photos, publish
-    from pipeline.orders import fetch, inbox, status
-    from pipeline.satu import push
+    import importlib
+
+    def stage(name: str) -> Any:  # imported when its step runs: a missing stage fails only that step
+        return importlib.import_module(name)
 
     kw = {"journal": journal, "state": state}
     echo(f"Catalog → Satu (FTP 127.0.0.1:{s.publish.port}, public {s.publish.public_base_url}, "
          f"sandbox {sandbox.url})")
-    _step(report, "photos", echo, lambda: photos.run(s, **kw, progress=False))
-    _step(report, "feed", echo, lambda: feed.run(s, **kw),
+    _step(report, "photos", echo, lambda: stage("pipeline.photos").run(s, **kw, progress=False),
+          lambda r: f"{r.processed} resized, {r.unchanged} unchanged, {r.failed + r.refused} unusable")
+    _step(report, "feed", echo, lambda: stage("pipeline.feed").run(s, **kw),
           lambda r: f"{r.offers} offers, {r.hidden} hidden, {r.awaiting} awaiting, {r.categories} categories")
-    _step(report, "publish", echo, lambda: publish.run(s, **kw))
-    report.feed_url = push.feed_url(s)
+    _step(report, "publish", echo, lambda: stage("pipeline.publish").run(s, **kw),
+          lambda r: f"{r.photos_uploaded} photos and {r.feed_files_uploaded} feed file(s) uploaded by FTP, "
+                    f"{r.unchanged} unchanged")
+    report.feed_url = stage("pipeline.satu.push").feed_url(s)
     _step(report, "import by URL", echo,
-          lambda: push.request_import(s, **kw, feed_url=report.feed_url, poll=0.3, timeout=300),
+          lambda: stage("pipeline.satu.push").request_import(s, **kw, feed_url=report.feed_url, poll=0.3, timeout=300),
           lambda r: f"{r.status}: {r.created} created, {r.updated} updated, {r.errors} with errors")
-    _step(report, "stock push", echo, lambda: push.run(s, **kw, full=True))
+    _step(report, "stock push", echo, lambda: stage("pipeline.satu.push").run(s, **kw, full=True),
+          lambda r: f"{r.sent} offers sent, {r.accepted} accepted, {r.rejected} refused")
     report.satu_products = len(sandbox.products())
 
     echo("Satu → Torgsoft")
-    made = sandbox.create_orders(orders, seed=seed)
+    # A new seed per run (the sandbox keeps its orders): each demo run brings new customers too.
+    made = sandbox.create_orders(orders, seed=seed + len(sandbox.orders()))
     echo(f"  {'sandbox orders':<18} {len(made)} new order(s) on Satu, ids {made[0]['id']}…{made[-1]['id']}"
          if made else "  sandbox orders     none")
-    _step(report, "download", echo, lambda: fetch.run(s, **kw))
-    _step(report, "import", echo, lambda: inbox.run(s, **kw),
+    _step(report, "download", echo, lambda: stage("pipeline.orders.fetch").run(s, **kw))
+    _step(report, "import", echo, lambda: stage("pipeline.orders.inbox").run(s, **kw),
           lambda r: f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, "
                     f"{r.quarantined} quarantined")
-    _step(report, "status baseline", echo, lambda: status.run(s, **kw))
+    _step(report, "status baseline", echo, lambda: stage("pipeline.orders.status").run(s, **kw),
+          lambda r: f"{r.checked} order(s) checked, {r.pushed} pushed"
+                    + (f" (first run: {r.baseline} recorded as already pushed)" if r.baseline else ""))
 
     echo("Torgsoft → Satu (order states changed in the database)")
     ids = [o["id"] for o in made]
@@ -313,7 +324,8 @@ def _exchange(s: Any, report: DemoReport, journal: Any, state: Any, sandbox: Any
     echo(f"  {'changed in Torgsoft':<18} {changed} order(s): "
          + ", ".join(f"{oid} {action}" for oid, action in report.changed.items()))
     journal.event("demo", f"changed {changed} order state(s) in Torgsoft", changes=report.changed)
-    _step(report, "status push", echo, lambda: status.run(s, **kw))
+    _step(report, "status push", echo, lambda: stage("pipeline.orders.status").run(s, **kw),
+          lambda r: f"{r.changed} changed, {r.pushed} pushed, {r.failed} failed")
 
     on_satu = {str(o["id"]): o for o in sandbox.orders()}
     report.satu_orders = len(on_satu)
@@ -340,8 +352,9 @@ def format_report(report: DemoReport, settings: Any) -> str:
                  f"now has {t.get('clients', 0)} customers, {t.get('orders', 0)} Satu orders, "
                  f"{t.get('reservations', 0)} reservations, {t.get('invoices', 0)} invoices")
     pushed = step.get("status push", {})
-    lines.append(f"Statuses:  {len(report.changed)} changed in Torgsoft, pushed: {pushed.get('statuses', '?')}; "
-                 f"on Satu now: " + ", ".join(f"{k} {v}" for k, v in sorted(report.satu_statuses.items())))
+    lines.append(f"Statuses:  {len(report.changed)} order(s) changed in Torgsoft, {pushed.get('pushed', 0)} "
+                 f"pushed; those orders on Satu now: "
+                 + (", ".join(f"{k} {v}" for k, v in sorted(report.satu_statuses.items())) or "-"))
     lines.append(f"Feed URL:  {report.feed_url}  (served while the demo runs; the file: {settings.feed.output})")
     lines.append(f"Published: {report.public_dir}   Satu sandbox state: {Path(report.public_dir).parent / 'satu-sandbox'}")
     lines.append(f"Database:  {report.database}")

@@ -122,6 +122,53 @@ def new_orders_and_invoices(report: RunReport) -> tuple[int, int]:
     return orders, invoices
 
 
+class StageFailure(Exception):
+    """A failure an orchestrating stage (sync) reported as text; `alert` is inferred from the text."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        low = text.lower()
+        if "token expired or lacks rights" in low or "http 401" in low or "http 403" in low:
+            self.alert = "auth"
+        elif any(hint in low for hint in UNREACHABLE_HINTS):
+            self.alert = "unreachable"
+        else:
+            self.alert = ""
+
+
+# Words in the messages of the adapters' RetryableError/DatabaseUnavailable (Satu client, publish,
+# Firebird) that mean "the other side did not answer".
+UNREACHABLE_HINTS = ("connection failed", "connection refused", "connection lost", "connection reset", "timed out",
+                     "timeout", "unreachable", "gave up after", "unable to complete network request",
+                     "name or service not known", "no route to host", "temporary failure in name resolution")
+
+
+def expand(report: RunReport) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """The run's results and errors, with an orchestrating stage's sub-stages as `sync.<name>` entries.
+
+    `pipeline.sync` catches each stage's error and reports it as an outcome (name, status, detail,
+    counts): a "failed" outcome becomes a StageFailure, an "ok"/"problems" one a result (its counts).
+    Skipped and missing stages are neither.
+    """
+    results: dict[str, Any] = dict(report.results)
+    errors: dict[str, BaseException] = dict(report.errors)
+    for stage, result in report.results.items():
+        for outcome in _attr(result, "stages") or ():
+            name, status = getattr(outcome, "name", None), getattr(outcome, "status", None)
+            if not name:
+                continue
+            key = f"{stage}.{name}"
+            if status == "failed":
+                errors[key] = StageFailure(getattr(outcome, "detail", "") or "failed")
+            elif status in ("ok", "problems"):
+                counts = dict(getattr(outcome, "counts", None) or {})
+                counts.setdefault("ok", status == "ok")
+                if status == "problems" and getattr(outcome, "detail", ""):
+                    counts.setdefault("reason", outcome.detail)
+                results[key] = counts
+    return results, errors
+
+
 def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = None) -> tuple[list[Message], set[str]]:
     """Messages one run calls for, and the alert keys whose condition is over (to resolve).
 
@@ -131,6 +178,7 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
     n = settings.notify
     messages: list[Message] = []
     cleared: set[str] = set()
+    results, errors = expand(report)
 
     orders, invoices = new_orders_and_invoices(report)
     if orders or invoices:
@@ -140,8 +188,9 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
             f"New from Satu: {orders} order(s) imported into Torgsoft, {invoices} invoice(s) created.",
             data={"new_orders": orders, "new_invoices": invoices}))
 
-    # Expired or insufficient token: one alert for the whole API, cleared by any API stage succeeding.
-    auth = [(s, e) for s, e in report.errors.items() if is_auth_error(e)]
+    # Expired or insufficient token: one alert for the whole API, cleared by an API stage succeeding.
+    auth = [(s, e) for s, e in errors.items() if is_auth_error(e)]
+    api_stages = ("push", "fetch", "status", "import", "orders.fetch", "sync.push")
     if auth:
         stage, exc = auth[0]
         messages.append(Message(
@@ -150,12 +199,12 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
             f"Make a new token in the Satu cabinet (Settings → API tokens, read/write for products and "
             f"orders), put it into the environment variable {settings.satu.token_env} and restart the service.",
             key="auth", data={"stage": stage}))
-    elif any(s.startswith(("push", "fetch", "status", "orders.fetch", "sync")) for s in report.results):
+    elif any(s.startswith(api_stages) for s in results):
         cleared.add("auth")
 
     # Unreachable servers: count consecutive failed runs per stage.
-    for stage in set(report.results) | set(report.errors):
-        exc = report.errors.get(stage)
+    for stage in set(results) | set(errors):
+        exc = errors.get(stage)
         key = f"unreachable:{stage}"
         if exc is not None and is_unreachable(exc):
             runs = int(state.get("notify.unreachable", stage, 0)) + 1
@@ -165,35 +214,33 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
                     "alert", f"{stage}: server unreachable for {runs} runs in a row",
                     f"{stage} failed {runs} runs in a row: {exc}\nCheck the network, the server and "
                     f"the settings; the service keeps trying.", key=key, data={"stage": stage, "runs": runs}))
-        elif stage in report.results:
+        elif stage in results:
             if state.get("notify.unreachable", stage) is not None:
                 state.delete("notify.unreachable", stage)
             cleared.add(key)
 
     # The feed: rejected by our validation, or Satu's import came back PARTIAL/FATAL.
-    for stage, result in report.results.items():
-        if stage.startswith(("feed", "sync")):
-            rejected = _attr(result, "feed_rejected")
-            if rejected is None and stage.startswith("feed"):
-                rejected = getattr(result, "ok", True) is False
-            if rejected is None:  # an orchestrating stage carrying the feed stage's result
-                feed = _attr(result, "feed")
-                rejected = feed is not None and getattr(feed, "ok", True) is False
-            if rejected:
-                why = (_attr(result, "reason") or _attr(result, "stopped") or _attr(result, "error")
-                       or "validation failed")
-                messages.append(Message("alert", "feed rejected",
-                                        f"The {stage} stage rejected the feed ({why}); Satu keeps the previous "
-                                        f"one. See: run.py log --run {report.run_id} --level warning",
-                                        key="feed", data={"stage": stage}))
-            else:
-                cleared.add("feed")
-        status, errors = import_outcome(result)
+    for stage, result in results.items():
+        leaf = stage.rsplit(".", 1)[-1]
+        rejected = _attr(result, "feed_rejected")
+        if leaf == "feed" and rejected is None:
+            rejected = _attr(result, "ok") is False
+        if rejected:
+            problems = _attr(result, "problems")
+            why = (_attr(result, "stopped") or _attr(result, "reason")
+                   or (problems[0] if isinstance(problems, list) and problems else "") or "validation failed")
+            messages.append(Message("alert", "feed rejected",
+                                    f"The feed was not published ({why}); Satu keeps the previous one. "
+                                    f"See: run.py log --run {report.run_id} --level warning",
+                                    key="feed", data={"stage": stage, "reason": str(why)[:300]}))
+        elif leaf == "feed":
+            cleared.add("feed")
+        status, count = import_outcome(result)
         if status in ("PARTIAL", "FATAL"):
             messages.append(Message("alert", f"Satu feed import {status}",
-                                    f"Satu imported the feed with status {status} ({errors} error(s)). "
+                                    f"Satu imported the feed with status {status} ({count} error(s)). "
                                     f"See: run.py log --stage import --level warning",
-                                    key="import", data={"status": status, "errors": errors}))
+                                    key="import", data={"status": status, "errors": count}))
         elif status == "SUCCESS":
             cleared.add("import")
 

@@ -84,6 +84,7 @@ class StepContext:
     settings: Any
     journal: Journal
     state: State
+    results: dict[str, Any] = field(default_factory=dict)  # earlier steps of this run, by step name
 
 
 @dataclass
@@ -131,6 +132,24 @@ def prune_step(ctx: StepContext) -> dict[str, int]:
     return {"removed": removed}
 
 
+def import_step(ctx: StepContext) -> Any:
+    """Ask Satu to import the feed by URL when the sync just uploaded a new one.
+
+    Only in the job when `[satu] import_after_publish` is on; skipped when the sync did not upload the
+    feed (unchanged, rejected, failed) or already requested the import itself.
+    """
+    sync = ctx.results.get("sync")
+    stage = getattr(sync, "stage", None)
+    if stage is None or stage("import") is not None:
+        return {"skipped": True}
+    publish = stage("publish")
+    if publish is None or publish.status != "ok" or not (publish.counts or {}).get("feed_files_uploaded"):
+        return {"skipped": True}
+    from pipeline.satu.push import after_publish
+
+    return after_publish(ctx.settings, journal=ctx.journal, state=ctx.state)
+
+
 def jobs_from_settings(settings: Any) -> list[Job]:
     """The timer jobs `[schedule]` asks for."""
     sch = settings.schedule
@@ -140,7 +159,10 @@ def jobs_from_settings(settings: Any) -> list[Job]:
         jobs.append(Job("exchange", sch.interval_minutes * minute,
                         [stage_step("sync", "pipeline.sync", partial=True)]))
     else:
-        jobs.append(Job("exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync")]))
+        steps = [stage_step("sync", "pipeline.sync")]
+        if settings.satu.import_after_publish:
+            steps.append(Step("import", import_step))
+        jobs.append(Job("exchange", sch.interval_minutes * minute, steps))
         jobs.append(Job("orders", sch.orders_minutes * minute, [
             stage_step("orders.fetch", "pipeline.orders.fetch"),
             stage_step("orders.inbox", "pipeline.orders.inbox"),
@@ -158,7 +180,12 @@ def _counts(result: Any) -> dict[str, Any]:
         items = result.items()
     else:
         return {}
-    return {k: v for k, v in items if isinstance(v, int | float | bool | str) and len(str(v)) < 200}
+    out = {k: v for k, v in items if isinstance(v, int | float | bool | str) and len(str(v)) < 200}
+    for outcome in getattr(result, "stages", None) or ():  # an orchestrating result: each stage's status
+        name, status = getattr(outcome, "name", None), getattr(outcome, "status", None)
+        if isinstance(name, str) and isinstance(status, str):
+            out[name] = status
+    return out
 
 
 class Service:
@@ -221,7 +248,7 @@ class Service:
             return None
         journal = Journal.from_settings(self.settings)
         report = RunReport(job.name, time.time(), run_id=journal.run_id, partial=self.settings.schedule.partial)
-        ctx = StepContext(self.settings, journal, self.state)
+        ctx = StepContext(self.settings, journal, self.state, report.results)
         try:
             if job.locked:
                 with run_lock(self.settings, f"serve: {job.name}", wait=self.settings.schedule.lock_wait_seconds):
