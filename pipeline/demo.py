@@ -259,6 +259,22 @@ def run(settings: Any, *, products: int = 1000, orders: int = 6, seed: int = 1,
     return report
 
 
+def new_orders(sandbox: Any, n: int, seed: int) -> list[dict]:
+    """`n` realistic orders over the sandbox's products; the first few are new ("pending"), so the
+    manager actions of the demo (accept, mark paid, ship, cancel) are all meaningful."""
+    from pipeline.satu.sandbox import generate_orders
+
+    products = [p for p in sandbox.products() if p.get("status") != "deleted"]
+    # A new seed per run (the sandbox keeps its orders): each demo run brings new customers too.
+    orders = generate_orders(n, seed + len(sandbox.orders()), products or None)
+    for o in orders[:len(ACTIONS)]:
+        o["status"] = "pending"
+        o["date_modified"] = o["date_created"]
+        for key in ("status_name", "cancellation"):
+            o.pop(key, None)
+    return orders
+
+
 def _step(report: DemoReport, name: str, echo: Callable[[str], None], func: Callable[[], Any],
           describe: Callable[[Any], str] | None = None) -> Any:
     """Run one step, record its counts, print one line; a failure is recorded and re-raised."""
@@ -304,8 +320,7 @@ def _exchange(s: Any, report: DemoReport, journal: Any, state: Any, sandbox: Any
     report.satu_products = len(sandbox.products())
 
     echo("Satu → Torgsoft")
-    # A new seed per run (the sandbox keeps its orders): each demo run brings new customers too.
-    made = sandbox.create_orders(orders, seed=seed + len(sandbox.orders()))
+    made = sandbox.create_orders(orders=new_orders(sandbox, orders, seed))
     echo(f"  {'sandbox orders':<18} {len(made)} new order(s) on Satu, ids {made[0]['id']}…{made[-1]['id']}"
          if made else "  sandbox orders     none")
     _step(report, "download", echo, lambda: stage("pipeline.orders.fetch").run(s, **kw))

@@ -189,3 +189,23 @@ def run_lock(settings_or_path: Any, what: str, wait: float | None = 0) -> Iterat
             _unlock(fh)
     finally:
         fh.close()
+
+
+def locked(what: str) -> Any:
+    """Decorator for a CLI command (placed under `@pass_app`): run it under the run lock.
+
+    A run already going makes the command wait up to `[schedule] lock_wait_seconds`, then fail with
+    a LockedError naming the holder (exit code 1). `--set schedule.lock_wait_seconds=0` refuses at once.
+    """
+    import functools
+
+    def decorate(func: Any) -> Any:
+        @functools.wraps(func)
+        def wrapper(app: Any, *args: Any, **kwargs: Any) -> Any:
+            settings = app.settings
+            with run_lock(settings, what, wait=settings.schedule.lock_wait_seconds):
+                return func(app, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
