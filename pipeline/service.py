@@ -204,6 +204,7 @@ class Service:
         self._pending: list[dict[str, Any]] = []
         self._pending_lock = threading.Lock()
         self.runs = 0
+        self.failed_runs = 0
 
     # --- stopping ---------------------------------------------------------------------------------
 
@@ -272,6 +273,7 @@ class Service:
             if watched:
                 report.results["inbox.watch"] = watched
         self.runs += 1
+        self.failed_runs += not report.ok
         self.state.put("service.jobs", job.name, {
             "run_id": report.run_id, "ok": report.ok,
             "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
@@ -368,7 +370,8 @@ class Service:
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self, once: bool = False) -> int:
-        """Run until stopped (or, with `once`, run each job once). Returns the exit code (0)."""
+        """Run until stopped (or, with `once`, run each job once). Returns the exit code: 0, or with
+        `once` 1 when a job failed (so cron can tell)."""
         import schedule
 
         global _stop_signal
@@ -416,7 +419,7 @@ class Service:
             self.state.close()
             for sig, handler in previous:
                 signal.signal(sig, handler)
-        return 0
+        return 1 if once and self.failed_runs else 0
 
 
 def _every(seconds: float) -> str:

@@ -186,3 +186,14 @@ def test_partial_mode_runs_prices_and_stock_only(tmp_path: Path, monkeypatch):
     full = jobs_from_settings(build({}, tmp_path))
     assert [st.module for j in full for st in j.steps if st.module] == [
         "pipeline.sync", "pipeline.orders.fetch", "pipeline.orders.inbox", "pipeline.orders.status"]
+
+
+def test_serve_once_runs_each_job_once_and_exits_1_when_one_failed(tmp_path: Path):
+    settings = _serve_settings(tmp_path)
+    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
+                       env=_short_env("1"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr  # the stages cannot work here: no database, no Satu
+    j = Journal(tmp_path / "var" / "journal.sqlite")
+    finished = [e.message for e in j.search(grep="run finished")]
+    assert sorted(finished) == ["exchange: run finished", "orders: run finished", "prune: run finished"]
+    assert "service finished after 3 run(s)" in r.stdout
