@@ -333,7 +333,9 @@ def _exchange(s: Any, report: DemoReport, journal: Any, state: Any, sandbox: Any
     made = sandbox.create_orders(orders=new_orders(sandbox, orders, seed))
     echo(f"  {'sandbox orders':<18} {len(made)} new order(s) on Satu, ids {made[0]['id']}…{made[-1]['id']}"
          if made else "  sandbox orders     none")
-    _step(report, "download", echo, lambda: stage("pipeline.orders.fetch").run(s, **kw))
+    _step(report, "download", echo, lambda: stage("pipeline.orders.fetch").run(s, **kw),
+          lambda r: f"{getattr(r, 'listed', '?')} order(s) listed on Satu, {getattr(r, 'written', '?')} "
+                    f"written to the inbox {s.orders.inbox}")
     _step(report, "import", echo, lambda: stage("pipeline.orders.inbox").run(s, **kw),
           lambda r: f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, "
                     f"{r.quarantined} quarantined")
