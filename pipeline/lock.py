@@ -110,8 +110,11 @@ def _open(path: Path) -> IO[bytes]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     fh = os.fdopen(fd, "r+b", buffering=0)
     if os.fstat(fd).st_size < _INFO_OFFSET:
-        fh.seek(0)
-        fh.write(b"\n")
+        # A new file: give it its lock byte. (On Windows the write fails while another process has
+        # just locked that byte; the file is then theirs to fill.)
+        with suppress(OSError):
+            fh.seek(0)
+            fh.write(b"\n")
     return fh
 
 
