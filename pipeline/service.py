@@ -311,8 +311,7 @@ class Service:
             counts = _counts(result)
             journal.event("service", f"{job.name}/{step.name} done in {time.monotonic() - t0:.1f} s",
                           "info" if getattr(result, "ok", True) is not False else "warning", **counts)
-            self.echo(f"{_clock()} {job.name}/{step.name}: " + (", ".join(f"{k} {v}" for k, v in counts.items())
-                                                                  or "done"))
+            self.echo(f"{_clock()} {job.name}/{step.name}: {_summary(result, counts)}")
         journal.event("service", f"{job.name}: run finished", "info" if report.ok else "warning",
                       ok=report.ok, seconds=round(time.time() - report.started, 3),
                       failed=sorted(report.errors))
@@ -420,6 +419,17 @@ class Service:
             for sig, handler in previous:
                 signal.signal(sig, handler)
         return 1 if once and self.failed_runs else 0
+
+
+def _summary(result: Any, counts: dict[str, Any]) -> str:
+    """One console line: the non-zero counts, each sub-stage's status, and whether it went well."""
+    parts = [f"{k} {v}" for k, v in counts.items()
+             if isinstance(v, int) and not isinstance(v, bool) and v]
+    for outcome in getattr(result, "stages", None) or ():
+        parts.append(f"{getattr(outcome, 'name', '?')} {getattr(outcome, 'status', '?')}")
+    if getattr(result, "ok", True) is False:
+        parts.append("FINISHED WITH PROBLEMS (see log)")
+    return ", ".join(parts) or "nothing to do"
 
 
 def _every(seconds: float) -> str:
