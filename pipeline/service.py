@@ -132,24 +132,6 @@ def prune_step(ctx: StepContext) -> dict[str, int]:
     return {"removed": removed}
 
 
-def import_step(ctx: StepContext) -> Any:
-    """Ask Satu to import the feed by URL when the sync just uploaded a new one.
-
-    Only in the job when `[satu] import_after_publish` is on; skipped when the sync did not upload the
-    feed (unchanged, rejected, failed) or already requested the import itself.
-    """
-    sync = ctx.results.get("sync")
-    stage = getattr(sync, "stage", None)
-    if stage is None or stage("import") is not None:
-        return {"skipped": True}
-    publish = stage("publish")
-    if publish is None or publish.status != "ok" or not (publish.counts or {}).get("feed_files_uploaded"):
-        return {"skipped": True}
-    from pipeline.satu.push import after_publish
-
-    return after_publish(ctx.settings, journal=ctx.journal, state=ctx.state)
-
-
 def jobs_from_settings(settings: Any) -> list[Job]:
     """The timer jobs `[schedule]` asks for."""
     sch = settings.schedule
@@ -159,10 +141,8 @@ def jobs_from_settings(settings: Any) -> list[Job]:
         jobs.append(Job("exchange", sch.interval_minutes * minute,
                         [stage_step("sync", "pipeline.sync", partial=True)]))
     else:
-        steps = [stage_step("sync", "pipeline.sync")]
-        if settings.satu.import_after_publish:
-            steps.append(Step("import", import_step))
-        jobs.append(Job("exchange", sch.interval_minutes * minute, steps))
+        # sync runs photos → feed → publish → (import by URL when [satu] import_after_publish) → push.
+        jobs.append(Job("exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync")]))
         jobs.append(Job("orders", sch.orders_minutes * minute, [
             stage_step("orders.fetch", "pipeline.orders.fetch"),
             stage_step("orders.inbox", "pipeline.orders.inbox"),
