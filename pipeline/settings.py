@@ -73,6 +73,24 @@ class FeedSettings:
     max_drop_percent: float = opt(20.0, "refuse a feed that drops more than this share of offers (unless --force)",
                                   min=0, max=100)
     keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
+    long_name: str = opt("truncate", "a name longer than 100 chars: cut it at a word boundary, or skip the offer",
+                         choices=("truncate", "skip"))
+    product_url: str = opt("{url}/p/{slug}", "offer <url> pattern ({url} = feed.url, {slug}, {id}); empty = no <url>")
+    category_url: str = opt("{url}/c/{slug}", "section URL pattern for templates and the groups file; empty = none")
+    param_release_date: str = opt("Дата выпуска", "param name for the release date; empty = don't send")
+    release_date_format: str = opt("%d.%m.%Y", "strftime format of the release date param")
+    param_length: str = opt("Длина", "param name for the length; empty = don't send")
+    param_width: str = opt("Ширина", "param name for the width; empty = don't send")
+    param_height: str = opt("Высота", "param name for the height; empty = don't send")
+    dimension_unit: str = opt("см", "unit of length, width and height params")
+    param_weight: str = opt("Вес", "param name for the weight; empty = don't send")
+    weight_unit: str = opt("кг", "unit of the weight param")
+    fallback_category: str = opt("", "category for products without a section; empty = skip such products")
+    fallback_category_id: int = opt(999999999, "category id of fallback_category (must not clash with a section id)",
+                                    min=1)
+    groups_file: str = opt("both", "companion file with section texts and images for Satu's group import",
+                           choices=("xlsx", "csv", "both", "none"))
+    history_dir: Path = opt(Path("feeds/history"), "previous feeds, their offer snapshots and per-run diff reports")
 
 
 @dataclass(frozen=True)

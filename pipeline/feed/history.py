@@ -1,0 +1,219 @@
+"""Feed history, diffs and the mass-change guard.
+
+Every published feed leaves, in `[feed] history_dir`, a hard link (or copy) of the feed, a compact
+snapshot of its offers (`id price quantity presence wholesale`, one line each, in offer-id order) and
+a diff report against the feed before it. Diffs are a merge of two sorted snapshots, so they stream
+whatever the catalog size. The guard refuses a run that would remove too many offers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SAMPLE = 20
+SNAPSHOT_SUFFIX = ".offers.tsv"
+
+
+@dataclass(slots=True)
+class SnapRow:
+    """One offer as the snapshot records it."""
+
+    id: str
+    price: str
+    quantity: str
+    presence: str
+    wholesale: str = ""  # "price@qty;price@qty"
+
+    def line(self) -> str:
+        """The snapshot line (tab-separated)."""
+        return f"{self.id}\t{self.price}\t{self.quantity}\t{self.presence}\t{self.wholesale}\n"
+
+    @classmethod
+    def parse(cls, line: str) -> SnapRow:
+        """Read a snapshot line."""
+        parts = line.rstrip("\n").split("\t")
+        parts += [""] * (5 - len(parts))
+        return cls(*parts[:5])
+
+    def state_value(self) -> dict[str, Any]:
+        """The per-offer record of state namespace `feed.offers` (what issue 5's push compares)."""
+        qty: Any = self.quantity
+        if qty.isdigit():
+            qty = int(qty)
+        wholesale = []
+        for part in filter(None, self.wholesale.split(";")):
+            price, _, q = part.partition("@")
+            wholesale.append({"price": price, "quantity": q})
+        return {"price": self.price, "quantity": qty, "presence": self.presence, "wholesale": wholesale}
+
+
+def sort_key(offer_id: str) -> tuple[int, int | str]:
+    """Order of offer ids in snapshots: numbers numerically (the reader's good_id order), then text."""
+    return (0, int(offer_id)) if offer_id.isdigit() else (1, offer_id)
+
+
+def read_snapshot(path: Path) -> Iterator[SnapRow]:
+    """Stream a snapshot file."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield SnapRow.parse(line)
+
+
+def snapshot_from_feed(feed: Path, dest: Path, available_value: str = "true") -> Path:
+    """Build a snapshot from a feed file (when history has none, e.g. a feed written by older versions)."""
+    from pipeline.feed.validate import iter_offers
+
+    rows = [SnapRow(o["id"], o["price"], o["quantity"] or "0",
+                    "available" if o["available"] == available_value else "not_available")
+            for o in iter_offers(feed)]
+    rows.sort(key=lambda r: sort_key(r.id))  # rare path: feeds from elsewhere may be in any order
+    tmp = dest.with_name(dest.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(r.line() for r in rows)
+    os.replace(tmp, dest)
+    return dest
+
+
+def merge(old: Iterator[SnapRow], new: Iterator[SnapRow]) -> Iterator[tuple[SnapRow | None, SnapRow | None]]:
+    """Pairs (old, new) by offer id over two snapshots sorted by `sort_key`."""
+    a, b = next(old, None), next(new, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and sort_key(a.id) < sort_key(b.id)):
+            yield a, None
+            a = next(old, None)
+        elif a is None or sort_key(b.id) < sort_key(a.id):
+            yield None, b
+            b = next(new, None)
+        else:
+            yield a, b
+            a, b = next(old, None), next(new, None)
+
+
+@dataclass
+class Diff:
+    """What changes compared with the last feed."""
+
+    previous: int = 0
+    current: int = 0
+    added: int = 0
+    removed: int = 0
+    price_changed: int = 0
+    stock_changed: int = 0
+    samples: dict[str, list[str]] = field(default_factory=lambda: {
+        "added": [], "removed": [], "price_changed": [], "stock_changed": []})
+    has_previous: bool = False
+
+    @property
+    def drop_percent(self) -> float:
+        """Share of the previous offers that would disappear."""
+        return 100.0 * self.removed / self.previous if self.previous else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"previous": self.previous, "current": self.current, "added": self.added,
+                "removed": self.removed, "price_changed": self.price_changed,
+                "stock_changed": self.stock_changed, "drop_percent": round(self.drop_percent, 2),
+                "samples": self.samples}
+
+
+def compute_diff(previous: Path | None, current: Path, report: Path | None = None) -> Diff:
+    """Diff two snapshots; with `report`, also write every change as a line (kind, id, old → new)."""
+    diff = Diff(has_previous=previous is not None)
+    old_rows: Iterator[SnapRow] = read_snapshot(previous) if previous else iter(())
+    out = open(report, "w", encoding="utf-8") if report else None  # noqa: SIM115
+    try:
+        if out:
+            out.write("change\tid\told\tnew\n")
+        for old, new in merge(old_rows, read_snapshot(current)):
+            diff.previous += old is not None
+            diff.current += new is not None
+            changes: list[tuple[str, str, str]] = []
+            if old is None and new is not None:
+                diff.added += 1
+                changes.append(("added", "", f"{new.price} x {new.quantity}"))
+            elif new is None and old is not None:
+                diff.removed += 1
+                changes.append(("removed", f"{old.price} x {old.quantity}", ""))
+            elif old is not None and new is not None:
+                if old.price != new.price or old.wholesale != new.wholesale:
+                    diff.price_changed += 1
+                    changes.append(("price_changed", old.price, new.price))
+                if old.quantity != new.quantity or old.presence != new.presence:
+                    diff.stock_changed += 1
+                    changes.append(("stock_changed", f"{old.quantity} {old.presence}",
+                                    f"{new.quantity} {new.presence}"))
+            oid = (new or old).id  # type: ignore[union-attr]
+            for kind, before, after in changes:
+                if len(diff.samples[kind]) < SAMPLE:
+                    diff.samples[kind].append(oid)
+                if out:
+                    out.write(f"{kind}\t{oid}\t{before}\t{after}\n")
+    finally:
+        if out:
+            out.close()
+    return diff
+
+
+class History:
+    """The history folder: one set of files per published feed, named by run time."""
+
+    def __init__(self, folder: Path, stem: str):
+        self.folder = Path(folder)
+        self.stem = stem
+
+    def runs(self) -> list[str]:
+        """Run stamps present, oldest first."""
+        if not self.folder.exists():
+            return []
+        stamps = {p.name[len(self.stem) + 1:].split(".", 1)[0]
+                  for p in self.folder.glob(f"{self.stem}-*{SNAPSHOT_SUFFIX}")}
+        return sorted(stamps)
+
+    def path(self, stamp: str, suffix: str) -> Path:
+        """File of one run, e.g. suffix `.yml`, `.offers.tsv`, `.diff.tsv`, `.json`."""
+        return self.folder / f"{self.stem}-{stamp}{suffix}"
+
+    def last_snapshot(self) -> Path | None:
+        """Snapshot of the last published feed, if history has one."""
+        runs = self.runs()
+        return self.path(runs[-1], SNAPSHOT_SUFFIX) if runs else None
+
+    @staticmethod
+    def new_stamp() -> str:
+        """A sortable run stamp (microseconds keep two runs in one second apart)."""
+        return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+    def record(self, stamp: str, feed: Path, snapshot: Path, diff_report: Path | None,
+               summary: dict[str, Any]) -> None:
+        """File the published feed (hard link when possible), its snapshot, diff and summary."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.path(stamp, ".yml")
+        try:
+            os.link(feed, target)  # free: the published file is never modified in place
+        except OSError:
+            shutil.copyfile(feed, target)
+        os.replace(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
+        if diff_report is not None and diff_report.exists():
+            os.replace(diff_report, self.path(stamp, ".diff.tsv"))
+        tmp = self.path(stamp, ".json.tmp")
+        tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+        os.replace(tmp, self.path(stamp, ".json"))
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` runs; returns the stamps removed."""
+        runs = self.runs()
+        gone = runs[:-keep] if keep > 0 else runs
+        for stamp in gone:
+            for p in self.folder.glob(f"{self.stem}-{stamp}.*"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        return gone

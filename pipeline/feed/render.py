@@ -1,0 +1,77 @@
+"""Streaming render of the feed template into a temporary file.
+
+The template (`templates/satu.yml.j2`) is rendered with autoescape and StrictUndefined, one block
+at a time: `offers` first, straight from the product stream into a spool file (so the feed is never
+held in memory and the used sections become known), then `head`, `categories` and `middle` into the
+target temporary file, the spool appended, and `tail`. The caller validates the temporary file and
+renames it into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from pipeline.errors import PipelineError
+from pipeline.feed.sanitize import cdata
+
+BLOCKS = ("head", "categories", "middle", "offers", "tail")
+BUFFER = 1 << 20
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "satu.yml.j2"
+
+
+def _cdata(text: Any) -> Markup:
+    return Markup(cdata(str(text)))
+
+
+def load_template(path: Path) -> jinja2.Template:
+    """The feed template with autoescape, StrictUndefined and the `cdata` filter."""
+    path = Path(path)
+    if not path.exists():
+        if path.name == DEFAULT_TEMPLATE.name and DEFAULT_TEMPLATE.exists():
+            path = DEFAULT_TEMPLATE  # settings folder without its own copy: use the shipped one
+        else:
+            raise PipelineError(f"feed template {path} not found (set [feed] template)")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             auto_reload=False)
+    env.filters["cdata"] = _cdata
+    try:
+        template = env.get_template(path.name)
+    except jinja2.TemplateError as exc:
+        raise PipelineError(f"feed template {path}: {exc}") from exc
+    missing = [b for b in BLOCKS if b not in template.blocks]
+    if missing:
+        raise PipelineError(f"feed template {path} lacks block(s) {', '.join(missing)} "
+                            "(the feed is rendered block by block; see the shipped template)")
+    return template
+
+
+def render_feed(template: jinja2.Template, variables: dict[str, Any], offers: Iterable[Any],
+                categories: Callable[[], list[Any]], dest: Path) -> None:
+    """Render the whole feed into `dest` (a temporary path), streaming; raises PipelineError on failure."""
+    spool = dest.with_name(dest.name + ".offers")
+    try:
+        with open(spool, "w", encoding="utf-8", newline="\n", buffering=BUFFER) as fh:
+            ctx = template.new_context(dict(variables, offers=offers, categories=[]))
+            fh.writelines(template.blocks["offers"](ctx))
+        ctx = template.new_context(dict(variables, offers=(), categories=categories()))
+        with open(dest, "w", encoding="utf-8", newline="\n", buffering=BUFFER) as out:
+            for name in ("head", "categories", "middle"):
+                out.writelines(template.blocks[name](ctx))
+            out.flush()
+            with open(spool, "rb") as src:
+                shutil.copyfileobj(src, out.buffer, BUFFER)
+            out.writelines(template.blocks["tail"](ctx))
+            out.flush()
+            os.fsync(out.fileno())
+    except jinja2.TemplateError as exc:
+        raise PipelineError(f"feed template failed: {exc}") from exc
+    finally:
+        spool.unlink(missing_ok=True)

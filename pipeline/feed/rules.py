@@ -1,0 +1,360 @@
+"""Pure rules: a Product (plus settings and the section tree) becomes an Offer, or a skip reason.
+
+Nothing here reads files or databases; `run()` feeds products in and collects the results. Every
+product that does not go out gets exactly one reason, so the summary can say why.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from pipeline.feed.sanitize import clean_html, xml_text
+from pipeline.feed.slug import SlugRegistry, product_slug
+from pipeline.model import Category, Product
+
+NAME_MAX = 100
+VENDOR_CODE_MAX = 25
+PICTURES_MAX = 10
+KEYWORDS_MAX = 1024
+
+# Skip reasons (stable strings: they appear in summaries, JSON output and the journal).
+DELETED = "deleted"
+NOT_ON_SITE = "hidden_on_site"
+NO_SECTION = "no_section"
+UNKNOWN_SECTION = "unknown_section"
+SECTION_CYCLE = "section_cycle"
+DANGLING_PARENT = "dangling_parent"
+NO_NAME = "no_name"
+LONG_NAME = "long_name"
+NO_PRICE = "no_price"
+LONG_ARTICUL = "long_articul"
+NO_PHOTO = "no_photo"
+OUT_OF_STOCK = "out_of_stock"  # counted as "hidden" in the summary, not as skipped
+
+
+@dataclass(slots=True)
+class Param:
+    """One `<param name unit>value</param>`."""
+
+    name: str
+    value: str
+    unit: str = ""
+
+
+@dataclass(slots=True)
+class Offer:
+    """Everything the template needs for one `<offer>`; all text already XML-safe."""
+
+    id: str
+    slug: str
+    url: str
+    name: str
+    description: str
+    price: str
+    category_id: int
+    available: bool
+    presence: str  # available | not_available | waiting (what the API push should set)
+    quantity: str
+    selling_type: str = "r"
+    group_id: int | None = None
+    oldprice: str | None = None
+    currency: str = "KZT"
+    pictures: list[str] = field(default_factory=list)
+    vendor: str = ""
+    vendor_code: str = ""
+    barcode: str = ""
+    country: str = ""
+    keywords: str = ""
+    params: list[Param] = field(default_factory=list)
+    minimum_order_quantity: str | None = None
+    wholesale: list[tuple[str, str]] = field(default_factory=list)  # (price, from quantity)
+    pictures_dropped: int = 0
+    pictures_missing: int = 0
+    name_truncated: bool = False
+    articul_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Why a product is left out of the feed."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A section as the feed sees it: path from the root, slug, URL, and its problem if any."""
+
+    id: int
+    parent_id: int | None
+    name: str
+    slug: str
+    url: str
+    path: tuple[int, ...]  # root … self; empty when broken
+    problem: str = ""  # SECTION_CYCLE / DANGLING_PARENT
+    text_before: str = ""
+    text_after: str = ""
+    image_file: str = ""
+
+    @property
+    def depth(self) -> int:
+        """1 for a root section."""
+        return len(self.path)
+
+
+class CategoryTree:
+    """The section tree, checked once: cycles and dangling parents are found and named."""
+
+    def __init__(self, categories: Iterable[Category], url_pattern: str = "", base_url: str = ""):
+        cats = {c.id: c for c in categories}
+        self.problems: list[str] = []
+        self.sections: dict[int, Section] = {}
+        registry = SlugRegistry()
+        slugs = {cid: registry.take(xml_text(cats[cid].name), str(cid)) for cid in sorted(cats)}
+        broken: dict[int, str] = {}
+        reported: set[frozenset[int]] = set()
+        for cid in sorted(cats):
+            chain: list[int] = []
+            seen: set[int] = set()
+            cur: int | None = cid
+            problem = ""
+            while cur is not None:
+                if cur in seen:
+                    cycle = chain[chain.index(cur):]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        names = ", ".join(f"{i} «{xml_text(cats[i].name)}»" for i in cycle)
+                        self.problems.append(f"section cycle: {names} (each is its own ancestor); "
+                                             "their products are skipped")
+                    problem = SECTION_CYCLE
+                    break
+                if cur not in cats:
+                    child = chain[-1]
+                    key = frozenset({child, -cur})
+                    if key not in reported:
+                        reported.add(key)
+                        self.problems.append(f"dangling parent: section {child} «{xml_text(cats[child].name)}» "
+                                             f"names parent {cur}, which does not exist; "
+                                             "its products (and those of its subsections) are skipped")
+                    problem = DANGLING_PARENT
+                    break
+                seen.add(cur)
+                chain.append(cur)
+                cur = cats[cur].parent_id
+            if problem:
+                broken[cid] = problem
+            c = cats[cid]
+            path = () if problem else tuple(reversed(chain))
+            url = url_pattern.format(url=base_url.rstrip("/"), slug=slugs[cid], id=cid) if url_pattern else ""
+            self.sections[cid] = Section(cid, c.parent_id, xml_text(c.name) or f"Раздел {cid}", slugs[cid], url,
+                                         path, problem, c.text_before, c.text_after, c.image_file)
+        self.used: set[int] = set()
+
+    def resolve(self, section_id: int | None) -> Section | Skip:
+        """The section an offer goes to, or why it cannot go anywhere."""
+        if section_id is None:
+            return Skip(NO_SECTION)
+        section = self.sections.get(section_id)
+        if section is None:
+            return Skip(UNKNOWN_SECTION, f"section {section_id} does not exist")
+        if section.problem:
+            return Skip(section.problem, f"section {section_id} «{section.name}»")
+        return section
+
+    def use(self, section: Section) -> None:
+        """Mark a section and all its ancestors as needed in the feed."""
+        if section.id not in self.used:
+            self.used.update(section.path)
+
+    def used_sections(self) -> list[Section]:
+        """The used sections with all ancestors, parents before children (stable order)."""
+        return sorted((self.sections[i] for i in self.used), key=lambda s: (s.depth, s.id))
+
+
+@functools.lru_cache(maxsize=8192)
+def fmt_number(value: Decimal | int | float) -> str:
+    """`1500.00` → `1500`, `650.50` → `650.5` (plain digits, never an exponent)."""
+    text = format(value if isinstance(value, Decimal) else Decimal(str(value)), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("", "-0"):
+        return "0"
+    return text
+
+
+def cut_words(text: str, limit: int) -> str:
+    """Cut text to at most limit chars, at a word boundary when one is near."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:-–—")
+
+
+def cut_keywords(text: str) -> str:
+    """Keywords within Satu's 1024 chars, cut at a comma."""
+    if len(text) <= KEYWORDS_MAX:
+        return text
+    cut = text[:KEYWORDS_MAX]
+    return cut[:cut.rfind(",")] if "," in cut else cut
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The settings the rules read, flattened once per run (cheaper than attribute chains per product)."""
+
+    zero_stock: str = "hide"
+    only_in_stock: bool = False
+    only_with_photos: bool = False
+    wholesale: bool = True
+    long_articul: str = "skip"
+    long_name: str = "truncate"
+    currency: str = "KZT"
+    product_url: str = "{url}/p/{slug}"
+    base_url: str = "https://shop.example.kz"
+    param_release_date: str = "Дата выпуска"
+    release_date_format: str = "%d.%m.%Y"
+    param_length: str = "Длина"
+    param_width: str = "Ширина"
+    param_height: str = "Высота"
+    dimension_unit: str = "см"
+    param_weight: str = "Вес"
+    weight_unit: str = "кг"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RuleSettings:
+        """Take the relevant keys of `[feed]`."""
+        f = settings.feed
+        return cls(zero_stock=f.zero_stock, only_in_stock=f.only_in_stock, only_with_photos=f.only_with_photos,
+                   wholesale=f.wholesale, long_articul=f.long_articul, long_name=f.long_name,
+                   currency=f.currency, product_url=f.product_url, base_url=f.url.rstrip("/"),
+                   param_release_date=f.param_release_date, release_date_format=f.release_date_format,
+                   param_length=f.param_length, param_width=f.param_width, param_height=f.param_height,
+                   dimension_unit=f.dimension_unit, param_weight=f.param_weight, weight_unit=f.weight_unit)
+
+
+@functools.lru_cache(maxsize=8192)
+def _clean_characteristic(name: str, value: str, unit: str) -> tuple[str, str, str]:
+    # Catalogs repeat the same characteristic values over and over: clean each once.
+    return xml_text(name), xml_text(value), xml_text(unit)
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_text(day: date, fmt: str) -> str:
+    return day.strftime(fmt)
+
+
+def build_params(product: Product, rs: RuleSettings) -> list[Param]:
+    """Characteristics (several values of one joined with `|`) plus dimensions, weight, release date."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for ch in product.characteristics:
+        name, value, unit = _clean_characteristic(ch.name, ch.value, ch.unit)
+        if name and value:
+            values = grouped.setdefault((name, unit), [])
+            if value not in values:
+                values.append(value)
+    params = [Param(name, "|".join(values), unit) for (name, unit), values in grouped.items()]
+    taken = {p.name for p in params}
+    for name, value, unit in ((rs.param_length, product.length_cm, rs.dimension_unit),
+                              (rs.param_width, product.width_cm, rs.dimension_unit),
+                              (rs.param_height, product.height_cm, rs.dimension_unit),
+                              (rs.param_weight, product.weight_kg, rs.weight_unit)):
+        if name and value is not None and value > 0 and name not in taken:
+            params.append(Param(name, fmt_number(value), unit))
+    if rs.param_release_date and product.production_date and rs.param_release_date not in taken:
+        params.append(Param(rs.param_release_date, _date_text(product.production_date, rs.release_date_format)))
+    return params
+
+
+def build_offer(product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any,
+                fallback: Section | None = None) -> Offer | Skip:
+    """Apply every feed rule to one product. `photo_url(photo)` gives a public URL or None."""
+    if product.deleted:
+        return Skip(DELETED)
+    if not product.display_on_site:
+        return Skip(NOT_ON_SITE)
+    section = tree.resolve(product.section_id)
+    if isinstance(section, Skip):
+        if section.reason != NO_SECTION or fallback is None:
+            return section
+        section = fallback
+    name = xml_text(product.name) or xml_text(product.short_name)
+    if not name:
+        return Skip(NO_NAME)
+    truncated = False
+    if len(name) > NAME_MAX:
+        if rs.long_name == "skip":
+            return Skip(LONG_NAME, f"{len(name)} chars")
+        name, truncated = cut_words(name, NAME_MAX), True
+    price = product.retail_price
+    if price is None or price <= 0:
+        return Skip(NO_PRICE)
+    articul = xml_text(product.articul)
+    articul_changed = False
+    if len(articul) > VENDOR_CODE_MAX:
+        if rs.long_articul == "skip":
+            return Skip(LONG_ARTICUL, f"article {articul!r} has {len(articul)} chars (Satu allows 25)")
+        articul = "" if rs.long_articul == "omit" else articul[:VENDOR_CODE_MAX]
+        articul_changed = True
+
+    qty = product.available_qty
+    if qty < 0:
+        qty = Decimal(0)
+    in_stock = qty > 0
+    if in_stock:
+        presence = "available"
+    elif rs.only_in_stock or rs.zero_stock == "hide":
+        return Skip(OUT_OF_STOCK)
+    else:
+        presence = "waiting"
+
+    pictures: list[str] = []
+    missing = dropped = 0
+    for photo in product.photos:
+        url = photo_url(photo)
+        if url is None:
+            missing += 1
+        elif url in pictures:
+            continue
+        elif len(pictures) >= PICTURES_MAX:
+            dropped += 1
+        else:
+            pictures.append(url)
+    if rs.only_with_photos and not pictures:
+        return Skip(NO_PHOTO)
+
+    description = clean_html(product.description_html) or html.escape(name, quote=False)
+    wholesale: list[tuple[str, str]] = []
+    selling_type = "r"
+    wp, wq = product.wholesale_price, product.wholesale_min_qty
+    if rs.wholesale and wq is not None and wq > 0 and wp is not None and wp > 0:
+        wholesale = [(fmt_number(wp), fmt_number(wq))]
+        selling_type = "u"
+    old = product.old_price
+    oldprice = fmt_number(old) if old is not None and old > price else None
+    moq = product.min_order_qty
+    offer_id = product.offer_id
+    slug = product_slug(name, offer_id)
+    tree.use(section)
+    return Offer(
+        id=offer_id, slug=slug,
+        url=rs.product_url.format(url=rs.base_url, slug=slug, id=offer_id) if rs.product_url else "",
+        name=name, description=description, price=fmt_number(price), category_id=section.id,
+        available=in_stock, presence=presence, quantity=fmt_number(qty), selling_type=selling_type,
+        group_id=product.model_id or None, oldprice=oldprice, currency=rs.currency, pictures=pictures,
+        vendor=xml_text(product.producer), vendor_code=articul, barcode=xml_text(product.barcode),
+        country=xml_text(product.country), keywords=cut_keywords(xml_text(product.keywords)),
+        params=build_params(product, rs),
+        minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 else None,
+        wholesale=wholesale, pictures_dropped=dropped, pictures_missing=missing,
+        name_truncated=truncated, articul_changed=articul_changed)

@@ -1,0 +1,335 @@
+"""`check-feed`: validate any YML feed against the Satu dialect, streaming, listing every problem.
+
+The file is read once with lxml `iterparse`. Each `<category>` and `<offer>` is validated against
+the project's schema (`satu_yml.xsd`) as soon as it ends, then checked for what a schema cannot say
+(unique ids, existing categoryId/parentId, ≤ 10 pictures, vendorCode ≤ 25, oldprice vs discount,
+non-empty name/description/price), and then freed. Memory holds only the ids (for uniqueness and
+references), so a feed of a million offers validates in bounded memory.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from lxml import etree
+
+SCHEMA_PATH = Path(__file__).with_name("satu_yml.xsd")
+PICTURES_MAX = 10
+VENDOR_CODE_MAX = 25
+NAME_MAX = 100
+DESCRIPTION_MAX = 12000
+MAX_PROBLEMS = 10000  # a hopeless file should not print a million lines
+SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
+
+
+@dataclass(frozen=True)
+class FeedProblem:
+    """One problem: where (line, and the offer or category id when known) and what."""
+
+    line: int
+    message: str
+    where: str = ""
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.where + ': ' if self.where else ''}{self.message}"
+
+    def as_dict(self) -> dict:
+        """JSON-friendly form."""
+        return {"line": self.line, "where": self.where, "message": self.message}
+
+
+@dataclass
+class FeedReport:
+    """Outcome of a check: counts and every problem found (capped at MAX_PROBLEMS)."""
+
+    offers: int = 0
+    categories: int = 0
+    problems: list[FeedProblem] | None = None
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+_schemas: dict[bool, etree.XMLSchema] = {}
+_SUMMARY = etree.XPath(
+    "concat(count(name), '|', count(description), '|', count(price), '|', count(categoryId), '|', count(picture),"
+    " '|', count(oldprice), '|', count(discount), '|', count(prices[not(price)]), '|',"
+    " string-length(normalize-space(name[1])), '|', string-length(normalize-space(description[1])), '|',"
+    " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]))")
+
+
+def schema(whole: bool = False) -> etree.XMLSchema:
+    """The project's XSD for the Satu dialect (loaded once). An XMLSchema object is not thread-safe,
+    so the streaming pass gets its own instance."""
+    if whole not in _schemas:
+        _schemas[whole] = etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
+    return _schemas[whole]
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    try:
+        return Decimal((text or "").strip())
+    except InvalidOperation:
+        return None
+
+
+class _IdSet:
+    """Offer ids seen so far, compactly: while ids are numbers in rising order (as this project writes
+    them) only 8 bytes each are kept and uniqueness is just "greater than the last"; the first id out
+    of order switches to an ordinary set."""
+
+    def __init__(self) -> None:
+        self._rising: array | None = array("q")
+        self._set: set[str] | None = None
+
+    def add(self, oid: str) -> bool:
+        """Record an id; False when it was seen before."""
+        rising = self._rising
+        if rising is not None:
+            if oid.isdigit() and len(oid) < 19 and (oid[0] != "0" or oid == "0"):
+                n = int(oid)
+                if not rising or n > rising[-1]:
+                    rising.append(n)
+                    return True
+            self._set = {str(n) for n in rising}
+            self._rising = None
+        assert self._set is not None
+        if oid in self._set:
+            return False
+        self._set.add(oid)
+        return True
+
+
+class _Checker:
+    def __init__(self, per_element: bool) -> None:
+        self.per_element = per_element
+        self.problems: list[FeedProblem] = []
+        self.truncated = False
+        self.offer_ids = _IdSet()
+        self.categories: dict[str, tuple[str | None, int]] = {}  # id → (parentId, line)
+        self.unknown_refs: dict[str, tuple[int, str]] = {}  # categoryId used before/without definition
+        self.offers = 0
+        self.schema = schema()
+
+    def add(self, line: int, message: str, where: str = "") -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
+            return
+        self.problems.append(FeedProblem(line, message, where))
+
+    def validate_schema(self, elem: etree._Element, where: str) -> None:
+        if self.per_element and not self.schema.validate(elem):
+            for err in self.schema.error_log:
+                message = err.message.replace("Element '", "'")
+                self.add(err.line or elem.sourceline or 0, message, where)
+
+    def category(self, elem: etree._Element) -> None:
+        cid = elem.get("id") or ""
+        line = elem.sourceline or 0
+        where = f"category {cid}"
+        self.validate_schema(elem, where)
+        if not (elem.text or "").strip():
+            self.add(line, "category name is empty", where)
+        if cid in self.categories:
+            self.add(line, f"duplicate category id {cid} (first on line {self.categories[cid][1]})", where)
+        else:
+            self.categories[cid] = (elem.get("parentId"), line)
+
+    def offer(self, elem: etree._Element) -> None:
+        self.offers += 1
+        oid = elem.get("id") or ""
+        line = elem.sourceline or 0
+        where = f"offer {oid}"
+        self.validate_schema(elem, where)
+        if oid and not self.offer_ids.add(oid):
+            self.add(line, f"duplicate offer id {oid}", where)
+        # One XPath call summarises the offer; only an offer that breaks a rule gets the detailed
+        # (slower) walk that names the line of each child at fault.
+        n = _SUMMARY(elem).split("|")
+        price = _decimal(elem.findtext("price"))
+        old_text = elem.findtext("oldprice")
+        old = _decimal(old_text) if old_text is not None else None
+        if (n[0] != "1" or n[1] != "1" or n[2] != "1" or n[3] != "1" or int(n[4]) > PICTURES_MAX
+                or (n[5] != "0" and n[6] != "0") or n[7] != "0" or not 0 < int(n[8]) <= NAME_MAX
+                or n[9] == "0" or int(n[10]) > VENDOR_CODE_MAX or int(n[11]) > DESCRIPTION_MAX
+                or (price is not None and price <= 0)
+                or (old is not None and price is not None and old <= price)):
+            self.offer_detail(elem, oid, line, where)
+            return
+        cid = elem.findtext("categoryId").strip()
+        if cid not in self.categories and cid not in self.unknown_refs:
+            self.unknown_refs[cid] = (line, where)
+
+    def offer_detail(self, elem: etree._Element, oid: str, line: int, where: str) -> None:
+        """Every rule with the exact line of the child at fault (slow: only for offers with problems)."""
+        counts: dict[str, int] = {}
+        first: dict[str, etree._Element] = {}
+        for child in elem:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            counts[tag] = counts.get(tag, 0) + 1
+            first.setdefault(tag, child)
+        for tag in ("name", "description", "price", "categoryId"):
+            if tag not in counts:
+                self.add(line, f"<{tag}> is missing", where)
+            elif counts[tag] > 1:
+                self.add(line, f"<{tag}> appears {counts[tag]} times (exactly one allowed)", where)
+        for tag in ("name", "description"):
+            if tag in first and not (first[tag].text or "").strip():
+                self.add(first[tag].sourceline or line, f"<{tag}> is empty", where)
+        name = first.get("name")
+        if name is not None and len((name.text or "").strip()) > NAME_MAX:
+            self.add(name.sourceline or line, f"<name> has {len(name.text.strip())} chars (keep ≤ {NAME_MAX})", where)
+        desc = first.get("description")
+        if desc is not None and len(desc.text or "") > DESCRIPTION_MAX:
+            self.add(desc.sourceline or line, f"<description> has {len(desc.text)} chars (max {DESCRIPTION_MAX})",
+                     where)
+        price_el = first.get("price")
+        price = _decimal(price_el.text) if price_el is not None else None
+        if price_el is not None and price is not None and price <= 0:
+            self.add(price_el.sourceline or line, "<price> must be greater than 0", where)
+        if counts.get("picture", 0) > PICTURES_MAX:
+            self.add(line, f"{counts['picture']} <picture> tags (Satu takes at most {PICTURES_MAX})", where)
+        code = first.get("vendorCode")
+        if code is not None and len((code.text or "").strip()) > VENDOR_CODE_MAX:
+            self.add(code.sourceline or line,
+                     f"<vendorCode> {code.text.strip()!r} has {len(code.text.strip())} chars (max {VENDOR_CODE_MAX})",
+                     where)
+        if "oldprice" in counts and "discount" in counts:
+            self.add(first["oldprice"].sourceline or line, "<oldprice> and <discount> must not both be given", where)
+        if "oldprice" in first and price is not None:
+            old = _decimal(first["oldprice"].text)
+            if old is not None and old <= price:
+                self.add(first["oldprice"].sourceline or line,
+                         f"<oldprice> {old} is not above <price> {price}", where)
+        prices = first.get("prices")
+        if prices is not None and len(prices) == 0:
+            self.add(prices.sourceline or line, "<prices> without <price> puts the product 'on order'", where)
+        cat = first.get("categoryId")
+        if cat is not None:
+            cid = (cat.text or "").strip()
+            if cid and cid not in self.categories and cid not in self.unknown_refs:
+                self.unknown_refs[cid] = (cat.sourceline or line, where)
+
+    def finish(self) -> None:
+        for cid, (parent, line) in self.categories.items():
+            if parent and parent not in self.categories:
+                self.add(line, f"parentId {parent} names no category in the feed", f"category {cid}")
+        for cid in sorted(self.categories):
+            seen: list[str] = []
+            cur: str | None = cid
+            while cur and cur in self.categories and cur not in seen:
+                seen.append(cur)
+                cur = self.categories[cur][0]
+            if cur == cid:
+                self.add(self.categories[cid][1], f"category cycle: {' → '.join(seen + [cid])}", f"category {cid}")
+        for cid, (line, where) in self.unknown_refs.items():
+            if cid not in self.categories:
+                self.add(line, f"categoryId {cid} names no category in the feed", where)
+        self.problems.sort(key=lambda p: p.line)
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(200).split(b"\n", 1)[0]
+
+
+SHOP_KNOWN = frozenset(SHOP_REQUIRED + ("platform", "version", "agency", "email"))
+
+
+def _scan(path: Path, c: _Checker, whole_schema: etree.XMLSchema | None) -> None:
+    """One streaming pass: offers and categories are checked as they end, then freed."""
+    it = etree.iterparse(str(path), events=("end",), tag=("offer", "category"), huge_tree=True,
+                         remove_comments=True, no_network=True, schema=whole_schema)
+    for _, elem in it:
+        parent = elem.getparent()
+        parent_tag = parent.tag if parent is not None else None
+        if elem.tag == "offer":
+            if parent_tag == "offers":
+                c.offer(elem)
+            else:
+                c.add(elem.sourceline or 0, "<offer> outside <offers>")
+        elif parent_tag == "categories":
+            c.category(elem)
+        elif parent_tag != "offer":  # <category> inside an offer is checked with the offer
+            c.add(elem.sourceline or 0, "<category> outside <categories>")
+        if parent_tag in ("offers", "categories"):
+            # Free what was checked: the element and the already-handled siblings before it.
+            elem.clear(keep_tail=False)
+            while elem.getprevious() is not None:
+                del parent[0]
+    root = it.root
+    if root is None:
+        return
+    if root.tag != "yml_catalog":
+        c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
+        return
+    if not root.get("date"):
+        c.add(root.sourceline or 1, "<yml_catalog> has no date attribute")
+    shops = [e for e in root if isinstance(e.tag, str)]
+    for e in shops:
+        if e.tag != "shop":
+            c.add(e.sourceline or 0, f"unexpected <{e.tag}> under <yml_catalog> (expected <shop>)")
+    shop = root.find("shop")
+    if shop is None:
+        c.add(root.sourceline or 1, "<yml_catalog> has no <shop>")
+        return
+    present = set()
+    for e in shop:
+        if isinstance(e.tag, str):
+            present.add(e.tag)
+            if e.tag not in SHOP_KNOWN:
+                c.add(e.sourceline or 0, f"unexpected <{e.tag}> in <shop>")
+    for tag in SHOP_REQUIRED:
+        if tag not in present:
+            c.add(shop.sourceline or 0, f"<shop> has no <{tag}>")
+
+
+def check_feed(path: Path | str) -> FeedReport:
+    """Validate a feed file; every problem comes with its line number."""
+    path = Path(path)
+    head = _first_line(path) if path.exists() else b""
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    c = _Checker(per_element=False)
+    try:
+        # Fast pass: libxml2 validates the whole document against the schema while streaming.
+        _scan(path, c, schema(whole=True))
+    except etree.XMLSyntaxError:
+        # Something is wrong: stream again, validating element by element to list every problem.
+        c = _Checker(per_element=True)
+        try:
+            _scan(path, c, None)
+        except etree.XMLSyntaxError as exc:
+            line = exc.lineno or (exc.position[0] if exc.position else 0)
+            c.add(line, f"not well-formed XML: {exc.msg}")
+    except OSError as exc:
+        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
+    if not head.startswith(b"<?xml"):
+        c.add(1, "no XML declaration (<?xml version=\"1.0\" encoding=\"UTF-8\"?>)")
+    elif b"utf-8" not in head.lower():
+        c.add(1, "the feed must be UTF-8 and say so in the XML declaration")
+    c.finish()
+    return FeedReport(c.offers, len(c.categories), c.problems, c.truncated)
+
+
+def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
+    """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
+    for _, elem in etree.iterparse(str(path), events=("end",), tag="offer", huge_tree=True,
+                                   no_network=True):
+        yield {"id": elem.get("id") or "", "price": (elem.findtext("price") or "").strip(),
+               "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
+               "available": elem.get("available") or ""}
+        elem.clear(keep_tail=False)
+        parent = elem.getparent()
+        if parent is not None:
+            while elem.getprevious() is not None:
+                del parent[0]
