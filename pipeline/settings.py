@@ -124,6 +124,7 @@ class PublishSettings:
     check_urls: bool = opt(False, "before publishing, check that the feed URL and sample photo URLs answer")
     timeout: float = opt(30.0, "network timeout, seconds", min=1)
     retries: int = opt(4, "retries of a failed network operation", min=0, max=20)
+    tls_ca_file: Path | None = opt(None, "FTPS: CA or self-signed certificate to trust; empty = system CAs")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Satu.kz: the seller API client (`client`), the local sandbox (`sandbox`) and fast pushes (`push`)."""

@@ -1,0 +1,453 @@
+"""The Satu.kz seller API client (httpx).
+
+Every quirk of the API (see SATU.md) is absorbed here so the stages see plain Python:
+
+- errors come as HTML 401/403, HTTP 200 with `{"error": "…"}`, HTTP 400 with
+  `{"error": {"message": "…"}}` and per-item `errors`; they become `SatuAuthError` / `SatuApiError`,
+  and a write counts only for ids listed in `processed_ids`;
+- 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter,
+  honouring `Retry-After`, at most `max_retries` times, then `RetryableError`;
+- date parameters are sent exactly as `YYYY-MM-DDTHH:MM:SS` (a `Z` or milliseconds make Satu
+  silently return nothing);
+- the `last_id` cursor is inclusive, so pages overlap by one and are de-duplicated by id;
+- writes go in batches of at most 100.
+
+The token is sent in the Authorization header only; it never appears in a log line, an exception
+message or `repr()` (any echo of it in a server reply is masked).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from pipeline.errors import PipelineError, RetryableError, StopError
+
+log = logging.getLogger("pipeline.satu")
+
+#: Satu's own clock: Kazakhstan (UTC+5). Naive query dates are read in it; aware ones are converted.
+SATU_TZ = timezone(timedelta(hours=5))
+#: The largest page and batch Satu accepts.
+MAX_BATCH = 100
+#: Statuses that end an import (compared case-insensitively; anything else = still running).
+IMPORT_FINAL = ("SUCCESS", "PARTIAL", "FATAL")
+ORDER_STATUSES_SETTABLE = ("received", "paid", "delivered", "canceled")
+CANCELLATION_REASONS = ("not_available", "price_changed", "buyers_request", "not_enough_fields", "duplicate",
+                        "invalid_phone_number", "less_than_minimal_price", "another")
+#: Reasons that need a free-text explanation.
+REASONS_WITH_TEXT = ("price_changed", "not_enough_fields", "another")
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+
+
+class SatuError(PipelineError):
+    """Base of the Satu client's errors."""
+
+
+class SatuAuthError(SatuError, StopError):
+    """HTTP 401/403: the token expired or lacks rights. Nothing will work until it is replaced."""
+
+
+class SatuApiError(SatuError):
+    """Satu refused a request (HTTP 200/400 with an error, 404, other 4xx). Retrying will not help."""
+
+    def __init__(self, message: str, *, status: int | None = None, path: str = "", payload: Any = None):
+        self.status = status
+        self.path = path
+        self.payload = payload
+        self.message = message
+        where = f" ({path}, HTTP {status})" if path else ""
+        super().__init__(f"Satu API error{where}: {message}")
+
+
+@dataclass
+class EditResult:
+    """The outcome of a product edit: only `processed_ids` were accepted; `errors` says why others were not.
+
+    `retryable` is True when some items failed for a transient reason (Satu unreachable after every
+    retry) rather than because Satu refused them.
+    """
+
+    processed_ids: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    retryable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when every item was accepted."""
+        return not self.errors
+
+
+# --- pure helpers -------------------------------------------------------------------------------------
+
+_SPACES = dict.fromkeys(map(ord, " \u00a0\u202f\u2009\u2007\t"), None)
+
+
+def parse_price(value: Any) -> Decimal | None:
+    """A Satu price (`"1 950 ₸"`, `"1\u00a0950,50 ₸"`, `650`, `"650.5"`) as Decimal; None when empty.
+
+    Spaces of any kind are thousands separators; a lone comma or dot is the decimal separator; when
+    both appear, the last one is. Raises ValueError for text that is not a price.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | float):
+        return Decimal(str(value))
+    text = str(value).translate(_SPACES)
+    text = re.sub(r"(₸|тг\.?|тенге|KZT|kzt)$", "", text).strip()
+    if not text:
+        return None
+    if "," in text and "." in text:
+        dec = "," if text.rfind(",") > text.rfind(".") else "."
+        text = text.replace("." if dec == "," else ",", "").replace(",", ".")
+    elif text.count(",") == 1:
+        text = text.replace(",", ".")
+    elif text.count(",") > 1:  # 1,234,567: thousands separators
+        text = text.replace(",", "")
+    try:
+        result = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"not a price: {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"not a price: {value!r}")
+    return result
+
+
+def parse_quantity(value: Any) -> Decimal | None:
+    """An order-line quantity (may be fractional: `1.5`, `"0,75"`) as Decimal; None when empty."""
+    return parse_price(value)
+
+
+def format_date(value: datetime | str) -> str:
+    """A query date exactly as Satu accepts it: `YYYY-MM-DDTHH:MM:SS` in Satu's time zone.
+
+    Aware datetimes are converted to UTC+5; naive ones are taken as already in it. Strings in any
+    ISO form (`…Z`, milliseconds, offsets) are normalised, because Satu silently returns zero orders
+    for anything but the exact form.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if _DATE_RE.match(text):
+            return text
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+        except ValueError:
+            raise ValueError(f"not a date: {value!r}") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(SATU_TZ).replace(tzinfo=None)
+    return value.replace(microsecond=0).isoformat(timespec="seconds")
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """A Satu response date (`2026-11-27T12:34:56.588791+05:00`) as an aware datetime (naive → UTC+5)."""
+    if not value:
+        return None
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=SATU_TZ)
+
+
+def import_finished(status: dict[str, Any]) -> str | None:
+    """The final state of an import status reply (`SUCCESS`, `PARTIAL`, `FATAL`), or None while running."""
+    value = str(status.get("status") or "").strip().upper()
+    return value if value in IMPORT_FINAL else None
+
+
+def _chunks(seq: list[Any], size: int = MAX_BATCH) -> Iterator[list[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def _error_message(error: Any) -> str:
+    """Flatten any of Satu's error shapes to one line."""
+    if isinstance(error, dict):
+        if "message" in error:
+            return str(error["message"])
+        return "; ".join(f"{k}: {_error_message(v)}" for k, v in error.items())
+    if isinstance(error, list):
+        return "; ".join(_error_message(e) for e in error)
+    return str(error)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), if any."""
+    raw = response.headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+# --- the client ---------------------------------------------------------------------------------------
+
+class SatuClient:
+    """A thin, careful client of the Satu seller API. Use as a context manager or call `close()`."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30, max_retries: int = 5,
+                 backoff_base: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 120.0,
+                 transport: httpx.BaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self._token = token
+        #: requests actually sent (each retry counts); handy for benchmarks and tests
+        self.requests = 0
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
+                                  headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
+                                           "User-Agent": "torgsoft-satu/0.1"})
+
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> SatuClient:
+        """A client for `[satu] base_url` with the token from the env var named by `satu.token_env`."""
+        s = settings.satu
+        return cls(s.base_url, settings.secret("satu.token_env"), timeout=s.timeout,
+                   max_retries=s.max_retries, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SatuClient({self.base_url!r}, token=***)"
+
+    def __enter__(self) -> SatuClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # --- transport ----------------------------------------------------------------------------------
+
+    def _mask(self, text: str) -> str:
+        """Never let the token out, even if a server echoes it back."""
+        return text.replace(self._token, "***") if self._token else text
+
+    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
+        """Backoff before retry number `attempt` (1-based): Retry-After if given, else base·2^(n-1) with jitter (50–100 %)."""
+        if response is not None:
+            wait = _retry_after(response)
+            if wait is not None:
+                return min(wait, self.retry_after_max)
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                 json_body: Any = None, allow_404: bool = False) -> Any:
+        """Send one API call with retries; return the decoded JSON reply or raise a project error."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            response: httpx.Response | None = None
+            problem = ""
+            try:
+                self.requests += 1
+                response = self._http.request(method, path, params=params or None, json=json_body)
+            except httpx.TimeoutException as exc:
+                problem = f"timeout ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                problem = f"connection failed ({type(exc).__name__}: {self._mask(str(exc))})"
+            if response is not None:
+                status = response.status_code
+                log.debug("%s %s → %s", method, path, status)
+                if status in (401, 403):
+                    raise SatuAuthError(f"Satu API: token expired or lacks rights (HTTP {status} on {path}); "
+                                        "make a new token with read/write rights for products and orders")
+                if status == 429 or status >= 500:
+                    problem = f"HTTP {status}"
+                else:
+                    return self._decode(response, path, allow_404)
+            attempt += 1
+            if attempt > self.max_retries:
+                raise RetryableError(f"Satu API {method} {path}: {problem}, "
+                                     f"gave up after {self.max_retries} retries")
+            wait = self._delay(attempt, response)
+            log.info("Satu API %s %s: %s; retry %d/%d in %.1f s", method, path, problem, attempt,
+                     self.max_retries, wait)
+            time.sleep(wait)
+
+    def _decode(self, response: httpx.Response, path: str, allow_404: bool) -> Any:
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if status == 404 and allow_404:
+            return None
+        if isinstance(data, dict) and data.get("error") not in (None, "", {}):
+            # HTTP 200 with {"error": "…"} and HTTP 400 with {"error": {"message": "…"}} alike
+            raise SatuApiError(self._mask(_error_message(data["error"])), status=status, path=path, payload=data)
+        if status >= 400:
+            snippet = self._mask(response.text[:200].strip()) if data is None else self._mask(str(data)[:200])
+            raise SatuApiError(snippet or response.reason_phrase, status=status, path=path, payload=data)
+        if data is None:
+            raise SatuApiError(f"reply is not JSON: {self._mask(response.text[:120])!r}", status=status, path=path)
+        return data
+
+    # --- paging ---------------------------------------------------------------------------------------
+
+    def _paged(self, path: str, key: str, params: dict[str, Any], limit: int) -> Iterator[dict]:
+        """Walk an inclusive, newest-first `last_id` cursor; yield each item once."""
+        seen: set[Any] = set()
+        last_id: Any = None
+        while True:
+            page = self._request("GET", path, params={**params, "limit": limit, "last_id": last_id}) or {}
+            items = page.get(key) or []
+            fresh = [it for it in items if it.get("id") not in seen]
+            for it in fresh:
+                seen.add(it.get("id"))
+                yield it
+            # Stop only when a page brings nothing new: a short page is not proof of the end (Satu may
+            # cap `limit` lower than asked), and the inclusive cursor makes the last page repeat one id.
+            if not fresh:
+                return
+            last_id = min(it["id"] for it in items)
+
+    # --- orders ---------------------------------------------------------------------------------------
+
+    def iter_orders(self, *, last_modified_from: datetime | str | None = None, status: str | None = None,
+                    date_from: datetime | str | None = None, date_to: datetime | str | None = None,
+                    last_modified_to: datetime | str | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
+        """Every order (raw dicts, newest first, each once), modified at or after `last_modified_from`
+        if given. Dates may be datetimes (aware ones are converted to Satu time) or ISO strings."""
+        dates = {"last_modified_from": last_modified_from, "last_modified_to": last_modified_to,
+                 "date_from": date_from, "date_to": date_to}
+        params: dict[str, Any] = {k: format_date(v) for k, v in dates.items() if v}
+        params["status"] = status
+        yield from self._paged("/orders/list", "orders", params, min(limit, MAX_BATCH))
+
+    def get_order(self, order_id: int | str) -> dict:
+        """One order as Satu returns it (the inner `order` object)."""
+        data = self._request("GET", f"/orders/{order_id}")
+        return data.get("order", data)
+
+    def set_status(self, ids: Iterable[int], status: str, cancellation_reason: str | None = None,
+                   cancellation_text: str | None = None) -> list[int]:
+        """Set an order status; returns the ids Satu processed (only those count as done)."""
+        ids = [int(i) for i in ids]
+        done: list[int] = []
+        for chunk in _chunks(ids):
+            body: dict[str, Any] = {"ids": chunk, "status": status}
+            if cancellation_reason is not None:
+                body["cancellation_reason"] = cancellation_reason
+            if cancellation_text is not None:
+                body["cancellation_text"] = cancellation_text
+            data = self._request("POST", "/orders/set_status", json_body=body)
+            done += [int(i) for i in data.get("processed_ids") or []]
+        return done
+
+    def save_declaration(self, order_id: int | str, declaration_id: str, delivery_type: str) -> bool:
+        """Attach a waybill (TTN) number to an order; True when Satu confirms."""
+        data = self._request("POST", "/delivery/save_declaration_id",
+                             json_body={"order_id": int(order_id), "declaration_id": str(declaration_id),
+                                        "delivery_type": delivery_type})
+        return str(data.get("status", "")).lower() == "success"
+
+    # --- products -------------------------------------------------------------------------------------
+
+    def iter_products(self, *, group_id: int | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
+        """Every product of the shop (raw dicts, newest first)."""
+        yield from self._paged("/products/list", "products", {"group_id": group_id}, min(limit, MAX_BATCH))
+
+    def get_product(self, product_id: int | str) -> dict | None:
+        """One product by Satu's own id, or None when there is none."""
+        data = self._request("GET", f"/products/{product_id}", allow_404=True)
+        return None if data is None else data.get("product", data)
+
+    def product_by_external_id(self, external_id: str) -> dict | None:
+        """One product by its external id (the feed's offer id), or None when Satu has none."""
+        data = self._request("GET", f"/products/by_external_id/{quote(str(external_id), safe='')}",
+                             allow_404=True)
+        return None if data is None else data.get("product", data)
+
+    def edit_products(self, items: list[dict]) -> EditResult:
+        """Edit products by external id (`id` = offer id), in batches of ≤ 100.
+
+        Never raises for a refused batch: its items land in `errors` (Satu's per-item errors, or the
+        batch's error message), and a batch that stayed unreachable after every retry marks its items
+        and every later one with `retryable = True`. Only `SatuAuthError` is raised (nothing can
+        work without a token). An id counts as done only when Satu lists it in `processed_ids`.
+        """
+        result = EditResult()
+        chunks = list(_chunks(list(items)))
+        for n, chunk in enumerate(chunks):
+            sent = [str(it["id"]) for it in chunk]
+            before = self.requests
+            try:
+                data = self._request("POST", "/products/edit_by_external_id", json_body=chunk)
+            except RetryableError as exc:
+                result.requests += self.requests - before
+                result.retryable = True
+                for later in chunks[n:]:
+                    for it in later:
+                        result.errors[str(it["id"])] = str(exc)
+                return result
+            except SatuApiError as exc:
+                result.requests += self.requests - before
+                for ext in sent:
+                    result.errors[ext] = exc.message
+                continue
+            result.requests += self.requests - before
+            processed = {str(i) for i in data.get("processed_ids") or []}
+            errors = data.get("errors") or {}
+            if isinstance(errors, list):  # some replies list [{"id": …, "message": …}]
+                errors = {str(e.get("id")): e for e in errors if isinstance(e, dict)}
+            for ext in sent:
+                if ext in processed:
+                    result.processed_ids.append(ext)
+                else:
+                    err = errors.get(ext)
+                    result.errors[ext] = _error_message(err) if err else "not in processed_ids"
+        return result
+
+    def import_url(self, url: str, **opts: Any) -> str:
+        """Start an import of a feed by URL; returns the import id.
+
+        Options as Satu names them: `force_update`, `only_available`, `mark_missing_product_as`,
+        `updated_fields`. A second import while one runs is refused (SatuApiError, HTTP 400).
+        """
+        data = self._request("POST", "/products/import_url", json_body={"url": url, **opts})
+        import_id = data.get("id")
+        if import_id in (None, ""):
+            raise SatuApiError(f"import_url reply has no id: {data!r}", path="/products/import_url")
+        return str(import_id)
+
+    def import_status(self, import_id: str) -> dict:
+        """The status reply of an import (`import_finished(reply)` says whether it is final)."""
+        return self._request("GET", f"/products/import/status/{import_id}")
+
+    def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float = 900.0) -> dict:
+        """Poll an import until it is final and return the reply with `status` upper-cased
+        (`SUCCESS`, `PARTIAL`, `FATAL`); RetryableError when it is still running after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.import_status(import_id)
+            final = import_finished(status)
+            if final:
+                return {**status, "status": final}
+            if time.monotonic() > deadline:
+                raise RetryableError(f"Satu import {import_id} still running after {timeout:.0f} s")
+            time.sleep(poll)
