@@ -157,6 +157,12 @@ class OrdersSettings:
     transliterate_unsupported: bool = opt(False, "transliterate text the database charset cannot hold")
     settle_seconds: float = opt(2.0, "a file is taken once it has not changed for this long", min=0)
     max_file_bytes: int = opt(5_000_000, "larger order files are quarantined", min=1024)
+    reserve_date_field: str = opt("delivery_date", "order field with the date the customer gave (reserve until); "
+                                  "empty = none")
+    json_password_env: str = opt("ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp://")
+    json_prefix: str = opt("satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)")
+    import_workers: int = opt(2, "orders imported in parallel, each over its own connection (each order is "
+                              "still one transaction)", min=1, max=16)
 
 
 @dataclass(frozen=True)

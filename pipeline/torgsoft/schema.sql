@@ -172,3 +172,18 @@ CREATE SEQUENCE SEQ_INVOICE;
 CREATE INDEX IX_GOOD_SECTION ON GOOD (SECTION_ID);
 
 CREATE INDEX IX_CUSTOMER_ORDER_CHANGED ON CUSTOMER_ORDER (CHANGED_AT);
+
+-- Orders from Satu (issue 6): the version of the Satu order last imported (never go back to an older
+-- one) and a hash of its content (an identical re-import changes nothing).
+ALTER TABLE CUSTOMER_ORDER ADD EXTERNAL_MODIFIED TIMESTAMP;
+
+ALTER TABLE CUSTOMER_ORDER ADD EXTERNAL_HASH VARCHAR(64);
+
+-- One row per normalised phone / e-mail of a customer created from an order: the primary key makes
+-- two importers running at once unable to create the same customer twice.
+CREATE TABLE CLIENT_EXTERNAL_KEY (
+    KEY_KIND VARCHAR(10) NOT NULL,
+    KEY_VALUE VARCHAR(200) NOT NULL,
+    CLIENT_ID INTEGER NOT NULL,
+    CONSTRAINT PK_CLIENT_EXTERNAL_KEY PRIMARY KEY (KEY_KIND, KEY_VALUE)
+);

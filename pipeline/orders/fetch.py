@@ -1,0 +1,157 @@
+"""Download Satu orders into the inbox: one JSON file per order version, never half a file.
+
+The cursor (state `orders.fetch` / `cursor`: the newest `date_modified` seen, and its order id) says
+where the next poll starts; it is saved only after a complete pass, when every file of the pass is
+durable (written under a temporary name, fsynced, renamed, folder fsynced). The poll starts a little
+before the cursor (OVERLAP) because Satu filters by whole seconds and a just-saved order may show up
+late; versions already written are recognised by state `orders.fetched` ({order id: date_modified})
+and skipped. A re-fetched order that changed on Satu gets a new file: the name carries the id and
+the modification time (`satu-order-<id>-<YYYYmmddTHHMMSSffffff>.json`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import RetryableError, StopError
+from pipeline.orders.parse import SATU_TZ, parse_satu_datetime
+
+STAGE = "orders"
+NS = "orders.fetch"
+SEEN_NS = "orders.fetched"
+OVERLAP = timedelta(minutes=10)
+PREFIX = "satu-order-"
+BATCH = 100  # files per folder fsync and state write
+
+
+@dataclass
+class FetchResult:
+    """Counts of one download pass."""
+
+    listed: int = 0
+    written: int = 0
+    skipped: int = 0  # versions already in the inbox
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the pass completed."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """One line for the CLI."""
+        return (f"listed {self.listed}, written {self.written}, already there {self.skipped}"
+                + (f", cursor {self.cursor}" if self.cursor else "") + (f", errors {len(self.errors)}"
+                                                                        if self.errors else ""))
+
+
+def file_name(order: dict[str, Any]) -> str:
+    """The inbox file name of one order version: id + date_modified (or a content hash if unreadable)."""
+    oid = order.get("id")
+    stamp = order.get("date_modified") or order.get("date_created")
+    try:
+        tag = parse_satu_datetime(str(stamp)).astimezone(SATU_TZ).strftime("%Y%m%dT%H%M%S%f")
+    except (ValueError, TypeError):
+        tag = "h" + hashlib.sha256(json.dumps(order, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    safe_id = str(oid) if isinstance(oid, int) else "noid"
+    return f"{PREFIX}{safe_id}-{tag}.json"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames done in a folder durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durable(folder: Path, name: str, data: bytes, *, sync_dir: bool = True) -> Path:
+    """Write a file so that a reader never sees half of it: temp name, fsync, rename, fsync the folder
+    (or leave the folder fsync to the caller, who does it once for a batch)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    final = folder / name
+    os.replace(tmp, final)
+    if sync_dir:
+        fsync_dir(folder)
+    return final
+
+
+def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> FetchResult:
+    """Poll orders/list from the saved cursor and write every new or changed order into the inbox."""
+    from pipeline.satu.client import SatuClient
+
+    result = FetchResult()
+    inbox = Path(settings.orders.inbox)
+    cursor = state.get(NS, "cursor")
+    since: datetime | None = None
+    if cursor:
+        since = parse_satu_datetime(cursor["modified"]) - OVERLAP
+    own = client is None
+    client = client or SatuClient.from_settings(settings)
+    newest: tuple[datetime, int] | None = None
+    newest_text = None
+    pending: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        # The files of the batch are fsynced; one folder fsync makes their names durable, and only
+        # then are they recorded as written.
+        if pending:
+            fsync_dir(inbox)
+            state.put_many(SEEN_NS, pending)
+            pending.clear()
+
+    try:
+        for raw in client.iter_orders(last_modified_from=since):
+            result.listed += 1
+            oid = raw.get("id")
+            stamp = str(raw.get("date_modified") or raw.get("date_created") or "")
+            if isinstance(oid, int) and stamp and state.get(SEEN_NS, str(oid)) == stamp:
+                result.skipped += 1
+                continue
+            name = file_name(raw)
+            data = json.dumps({"order": raw}, ensure_ascii=False, indent=None).encode("utf-8")
+            write_durable(inbox, name, data, sync_dir=False)
+            result.written += 1
+            if isinstance(oid, int) and stamp:
+                pending.append((str(oid), stamp))
+                if len(pending) >= BATCH:
+                    flush()
+                try:
+                    moment = parse_satu_datetime(stamp)
+                except ValueError:
+                    continue
+                if newest is None or (moment, oid) > newest:
+                    newest, newest_text = (moment, oid), stamp
+        flush()
+    except RetryableError as exc:
+        flush()
+        result.errors.append(str(exc))
+        journal.event(STAGE, f"order download interrupted (cursor kept): {exc}", "warning",
+                      written=result.written)
+        return result
+    except StopError as exc:
+        journal.event(STAGE, f"order download refused: {exc}", "error")
+        raise
+    finally:
+        if own:
+            client.close()
+    if newest is not None and (cursor is None or newest[0] >= parse_satu_datetime(cursor["modified"])):
+        state.put(NS, "cursor", {"modified": newest_text, "id": newest[1]})
+        result.cursor = newest_text
+    else:
+        result.cursor = cursor["modified"] if cursor else None
+    journal.event(STAGE, f"order download: {result.summary()}", listed=result.listed, written=result.written)
+    return result

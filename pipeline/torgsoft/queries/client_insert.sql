@@ -1,0 +1,3 @@
+-- A new customer from an order.
+INSERT INTO CLIENT (ID, NAME, PHONE, EMAIL, CITY, ADDRESS, CREATED_AT, UPDATED_AT)
+VALUES (:client_id, :name, :phone, :email, :city, :address, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)

@@ -1,0 +1,2 @@
+-- The invoice of an order, if any. Column: id.
+SELECT i.ID AS id FROM INVOICE i WHERE i.ORDER_ID = :order_id

@@ -1,0 +1,4 @@
+-- An invoice sells goods: the quantity goes down, and the reserved part it consumed is no longer reserved.
+UPDATE GOOD_STOCK
+SET QTY = QTY - :qty, RESERVED_QTY = MAXVALUE(RESERVED_QTY - :reserved_qty, 0), CHANGED_AT = CURRENT_TIMESTAMP
+WHERE GOOD_ID = :good_id AND ACCOUNTING_CENTER_ID = :center_id
