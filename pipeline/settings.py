@@ -181,6 +181,12 @@ class StatusSettings:
                                             "less_than_minimal_price", "another"))
     cancellation_text: str = opt("Заказ отменён магазином", "text sent where the reason requires one")
     carrier: str = opt("", "delivery_type sent with a waybill number (carrier code); empty = don't send TTNs")
+    overlap_minutes: float = opt(60.0, "re-read orders changed this long before the saved change-time cursor "
+                                 "(late commits); unchanged ones are skipped by their hash", min=0)
+    retry_seconds: float = opt(60.0, "first retry delay of a failed push; doubles each attempt (max 6 h)", min=0)
+    max_attempts: int = opt(8, "give up on one order's push after this many failed attempts (journal error)", min=1)
+    verify_before_push: bool = opt(True, "read each order from Satu before writing: skip what Satu already has "
+                                         "(e.g. a change that came from Satu) and spot unknown order ids")
 
 
 @dataclass(frozen=True)

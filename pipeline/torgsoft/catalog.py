@@ -17,7 +17,7 @@ from pipeline.errors import DatabaseError
 from pipeline.model import Category, Characteristic, Photo, Product, Stock
 from pipeline.settings import Settings
 from pipeline.torgsoft.connection import connect, translate
-from pipeline.torgsoft.mapping import Mapping
+from pipeline.torgsoft.mapping import CATALOG_QUERIES, Mapping
 
 FETCH_SIZE = 2000
 
@@ -204,7 +204,7 @@ def open_catalog(settings: Settings, check: bool = True) -> Iterator[CatalogSour
     con = connect(settings)
     try:
         if check:
-            mapping.check(con)
+            mapping.check(con, list(CATALOG_QUERIES))
         yield DatabaseCatalog(con, mapping, t.accounting_centers, t.price_center)
     finally:
         with contextlib.suppress(Exception):

@@ -30,7 +30,14 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "stock": ("good_id", "center_id", "qty", "reserved"),
     "photos": ("good_id", "pos", "file_name"),
     "characteristics": ("good_id", "name", "unit", "dynamic", "value"),
+    # changed_at is optional here: without it the status push compares every order by a local hash.
+    "orders_for_status": ("external_id", "status", "is_paid", "ttn"),
 }
+
+# The reads the catalog needs; the catalog checks only these, so a site that does not use the
+# order features is not stopped by an order query its database cannot run.
+CATALOG_QUERIES: tuple[str, ...] = ("accounting_centers", "sections", "products", "stock", "photos",
+                                    "characteristics")
 
 _PARAM = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(--[^\n]*)|(?<![:\w]):([A-Za-z_]\w*)""")
 

@@ -1,0 +1,566 @@
+"""Order status and waybill numbers from Torgsoft back to Satu (`status push`).
+
+One run:
+
+1. **Detect.** Read the Torgsoft orders that came from Satu through the named query
+   `orders_for_status.sql` (external_id, status, is_paid, ttn, optional changed_at). When the
+   mapping delivers `changed_at`, only rows changed since the saved cursor (minus
+   `[status] overlap_minutes`, for transactions that commit late) are read; without it every Satu
+   order is read. Either way a per-order hash of (status, is_paid, ttn) kept in local state skips
+   the orders that did not change since they were last handled.
+2. **Map.** A changed order's Satu status comes from the configurable `[status]` map (pure function
+   `target_status`). Precedence when several states apply: cancelled > delivered > shipped > paid >
+   accepted; a state mapped to "" falls through to the next one (except cancelled, which then sends
+   nothing); a new order (STATUS 0, unpaid) sends nothing — `pending` is never sent. A status equal
+   to the one Satu last confirmed is not sent again.
+3. **Queue.** Each wanted write goes to the state outbox (`status.set` / `status.ttn`, keyed by the
+   Satu order id; the newest payload for an order wins). Once queued, the change is durable, so the
+   order's hash and the change-time cursor are saved.
+4. **Verify** (`[status] verify_before_push`, on by default). Each due order is read from Satu
+   first: what Satu already shows (a change that came *from* Satu through the order importer, such
+   as a customer's own cancellation) is recorded and not sent back; a 404 is an unknown order id.
+5. **Push.** Due outbox entries go out: `orders/set_status` in batches of one status (a batch the
+   API rejects as a whole is retried id by id, so one bad order cannot block the others), and
+   `delivery/save_declaration_id` with `[status] carrier` as delivery_type. A write counts as done
+   only when the order id is in `processed_ids` (or the declaration call says success); anything
+   else is `outbox_failed` (exponential backoff from `[status] retry_seconds`) and retried on a later
+   run, and after `[status] max_attempts` failed attempts the order is parked (journal error,
+   state namespace `status.parked`), so an order Satu does not know is not retried for ever.
+
+First run (no baseline in state) or `status push --baseline`: record every current order state as
+already pushed and send nothing, so switching the feature on does not notify customers about old
+orders. Every event goes to the journal (stage "status") with the Satu order id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
+from pipeline.settings import Settings, StatusSettings
+
+STAGE = "status"
+SOURCE = "satu"  # CUSTOMER_ORDER.EXTERNAL_SOURCE of orders that came from Satu
+QUERY = "orders_for_status"
+
+NS_ORDERS = "status.orders"  # Satu order id -> {"hash", "status" (confirmed), "ttn" (confirmed)}
+NS_META = "status.meta"  # "baseline" -> {...}, "cursor" -> ISO timestamp (database clock)
+NS_PARKED = "status.parked"  # "<kind>:<order id>" -> {"payload", "error", "attempts", "at"}
+KIND_STATUS = "status.set"
+KIND_TTN = "status.ttn"
+
+BATCH = 100  # ids per set_status call
+FULL_READ_SINCE = datetime(1900, 1, 1)
+SETTABLE = ("received", "paid", "delivered", "canceled")
+NEEDS_TEXT = ("price_changed", "not_enough_fields", "another")
+
+# Torgsoft CUSTOMER_ORDER.STATUS values (reference schema).
+NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderState:
+    """The part of a Torgsoft order that Satu should know: status, paid flag, waybill."""
+
+    external_id: str
+    status: int
+    is_paid: bool
+    ttn: str
+    changed_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of what the push reacts to (the per-order state hash)."""
+        raw = f"{self.status}|{int(self.is_paid)}|{self.ttn}"
+        return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A Satu status to set, with the cancellation details Satu wants for `canceled`."""
+
+    status: str
+    cancellation_reason: str | None = None
+    cancellation_text: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The outbox payload (JSON)."""
+        return {"status": self.status, "cancellation_reason": self.cancellation_reason,
+                "cancellation_text": self.cancellation_text}
+
+
+@dataclasses.dataclass
+class StatusResult:
+    """Counts of one run: orders checked, statuses and waybills confirmed, failures, parked, baseline."""
+
+    checked: int = 0
+    changed: int = 0
+    pushed: int = 0
+    waybills: int = 0
+    already: int = 0
+    failed: int = 0
+    parked: int = 0
+    pending: int = 0
+    baseline: int = 0
+    ok: bool = True
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip()
+
+
+def map_row(row: dict[str, Any]) -> OrderState:
+    """Row of orders_for_status.sql → OrderState (pure). NULL paid/TTN mean unpaid/none."""
+    paid = row.get("is_paid")
+    if isinstance(paid, str):
+        paid = paid.strip().lower() in ("1", "true", "t", "y", "yes")
+    changed = row.get("changed_at")
+    return OrderState(external_id=_text(row.get("external_id")), status=int(row.get("status") or 0),
+                      is_paid=bool(paid), ttn=_text(row.get("ttn")),
+                      changed_at=changed if isinstance(changed, datetime) else None)
+
+
+def validate(cfg: StatusSettings) -> None:
+    """Refuse a status map Satu cannot take (`pending`, unknown statuses); all problems at once."""
+    problems: list[Problem] = []
+    for key in ("accepted", "paid", "shipped", "delivered", "cancelled"):
+        value = getattr(cfg, key)
+        if value == "pending":
+            problems.append(Problem(f"status.{key}", "`pending` cannot be set through the Satu API",
+                                    f"use one of {', '.join(SETTABLE)}, or \"\" to send nothing"))
+        elif value and value not in SETTABLE and not value.startswith("custom"):
+            problems.append(Problem(f"status.{key}", f"{value!r} is not a Satu order status",
+                                    f"use one of {', '.join(SETTABLE)} (or a custom-… status), or \"\""))
+    if cfg.cancelled == "canceled" and cfg.cancellation_reason in NEEDS_TEXT and not cfg.cancellation_text.strip():
+        problems.append(Problem("status.cancellation_text", f"is empty, but Satu requires a text with the reason "
+                                f"{cfg.cancellation_reason!r}", "write the text the customer should see"))
+    if problems:
+        raise SettingsError(problems)
+
+
+def target_status(order: OrderState, cfg: StatusSettings) -> Target | None:
+    """The Satu status a Torgsoft order should have, or None (pure).
+
+    Precedence: cancelled > delivered > shipped > paid > accepted. A state mapped to "" falls
+    through to the next applicable one, except cancelled (a cancelled order never reports `paid`).
+    STATUS 0 (new) and unknown STATUS values alone map to nothing: `pending` is never sent.
+    """
+    if order.status == CANCELLED:
+        if not cfg.cancelled:
+            return None
+        if cfg.cancelled == "canceled":
+            reason = cfg.cancellation_reason
+            text = cfg.cancellation_text if reason in NEEDS_TEXT else None
+            return Target(cfg.cancelled, reason, text or None)
+        return Target(cfg.cancelled)
+    ladder = [(order.status == DELIVERED, cfg.delivered), (order.status == SHIPPED, cfg.shipped),
+              (order.is_paid, cfg.paid), (order.status in (ACCEPTED, SHIPPED, DELIVERED), cfg.accepted)]
+    for applies, status in ladder:
+        if applies and status:
+            return Target(status)
+    return None
+
+
+# --- reading Torgsoft -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, Iterator[OrderState]]]:
+    """Open the database and stream OrderStates; yields (has_changed_at, rows)."""
+    from pipeline.torgsoft.connection import connect, translate
+    from pipeline.torgsoft.mapping import Mapping
+
+    query = Mapping(settings.torgsoft.mapping_dir).query(QUERY)
+    con = connect(settings)
+    try:
+        cur = con.cursor()
+        try:
+            cur.execute(query.sql, query.args({"source": SOURCE, "changed_since": since}))
+        except Exception as exc:  # fdb.DatabaseError → project error naming the mapping file
+            raise translate(exc, f"{query.path} failed") from None
+        columns = [d[0].lower() for d in cur.description or ()]
+        missing = [c for c in ("external_id", "status", "is_paid", "ttn") if c not in columns]
+        if missing:
+            raise SettingsError([Problem(str(query.path), f"result column {c!r} is missing", f"alias a column AS {c}")
+                                 for c in missing])
+
+        def rows() -> Iterator[OrderState]:
+            while True:
+                try:
+                    batch = cur.fetchmany(1000)
+                except Exception as exc:
+                    raise translate(exc, f"{query.path} failed") from None
+                if not batch:
+                    return
+                for raw in batch:
+                    yield map_row(dict(zip(columns, raw, strict=True)))
+
+        yield "changed_at" in columns, rows()
+    finally:
+        with contextlib.suppress(Exception):
+            con.close()
+
+
+UNKNOWN: dict[str, Any] = {"unknown": True}  # sentinel: Satu answered 404 for the order
+
+
+def satu_has(kind: str, order: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Whether Satu's order already shows what a queued write would set (pure).
+
+    A status counts as present when Satu shows it; `paid` also when Satu's own payment data says
+    paid (Satu took the payment itself). A waybill counts when its number is already attached.
+    """
+    if kind == KIND_STATUS:
+        if order.get("status") == payload.get("status"):
+            return True
+        return payload.get("status") == "paid" and (order.get("payment_data") or {}).get("status") == "paid"
+    provider = order.get("delivery_provider_data") or {}
+    return bool(payload.get("ttn")) and str(provider.get("declaration_number") or "") == payload.get("ttn")
+
+
+def _satu_id(external_id: str) -> int | None:
+    try:
+        value = int(external_id)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+class _Run:
+    """One run of the stage; keeps the counters and the lazily opened Satu client."""
+
+    def __init__(self, settings: Settings, journal: Any, state: Any):
+        self.settings = settings
+        self.cfg = settings.status
+        self.journal = journal
+        self.state = state
+        self.result = StatusResult()
+        self._client: Any = None
+        self._orders: dict[str, Any] = {}
+
+    def event(self, message: str, level: str = "info", order_id: Any = None, **data: Any) -> None:
+        self.journal.event(STAGE, message, level, order_id=order_id, **data)
+
+    def client(self) -> Any:
+        if self._client is None:
+            from pipeline.satu.client import SatuClient
+
+            self._client = SatuClient.from_settings(self.settings)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None and hasattr(self._client, "close"):
+            with contextlib.suppress(Exception):
+                self._client.close()
+
+    # --- baseline -------------------------------------------------------------------------------
+
+    def baseline(self) -> None:
+        """Record every current order state as already pushed; send nothing."""
+        records: list[tuple[str, Any]] = []
+        newest: datetime | None = None
+        with _read_orders(self.settings, FULL_READ_SINCE) as (_, rows):
+            for order in rows:
+                if not order.external_id:
+                    continue
+                target = target_status(order, self.cfg)
+                records.append((order.external_id, {"hash": order.fingerprint,
+                                                    "status": target.status if target else None,
+                                                    "ttn": order.ttn or None}))
+                if order.changed_at and (newest is None or order.changed_at > newest):
+                    newest = order.changed_at
+        self.state.put_many(NS_ORDERS, records)
+        keys = [k for k, _ in records]
+        # Pending writes from before the baseline are superseded by it.
+        self.state.outbox_done(KIND_STATUS, keys)
+        self.state.outbox_done(KIND_TTN, keys)
+        if newest is not None:
+            self.state.put(NS_META, "cursor", newest.isoformat())
+        else:
+            self.state.delete(NS_META, "cursor")
+        self.state.put(NS_META, "baseline", {"at": datetime.now().isoformat(timespec="seconds"),
+                                             "orders": len(records)})
+        self.result.checked = self.result.baseline = len(records)
+        self.event(f"baseline taken: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
+                   orders=len(records))
+
+    # --- detection ------------------------------------------------------------------------------
+
+    def detect(self) -> None:
+        """Queue the writes that changed orders need; save hashes and the cursor once queued."""
+        cursor_text = self.state.get(NS_META, "cursor")
+        since = FULL_READ_SINCE
+        if cursor_text:
+            since = datetime.fromisoformat(cursor_text) - timedelta(minutes=self.cfg.overlap_minutes)
+        newest: datetime | None = None
+        no_carrier: list[str] = []
+        with _read_orders(self.settings, since) as (has_changed_at, rows):
+            for order in rows:
+                self.result.checked += 1
+                if order.changed_at and (newest is None or order.changed_at > newest):
+                    newest = order.changed_at
+                if not order.external_id:
+                    continue
+                known = self.state.get(NS_ORDERS, order.external_id) or {}
+                if known.get("hash") == order.fingerprint:
+                    continue
+                self.result.changed += 1
+                self.queue(order, known, no_carrier)
+        if no_carrier:
+            self.event(f"{len(no_carrier)} waybill number(s) not sent: [status] carrier is empty",
+                       "warning", orders=no_carrier,
+                       fix="set [status] carrier to the delivery_type code Satu expects")
+        if has_changed_at and newest is not None and (
+                not cursor_text or newest > datetime.fromisoformat(cursor_text)):
+            self.state.put(NS_META, "cursor", newest.isoformat())
+
+    def queue(self, order: OrderState, known: dict[str, Any], no_carrier: list[str]) -> None:
+        """Queue (or withdraw) the status and waybill writes of one changed order."""
+        oid = order.external_id
+        record = dict(known)
+        record["hash"] = order.fingerprint
+        if _satu_id(oid) is None:
+            self.event(f"order {oid!r} cannot be a Satu order id (not a positive number): not pushed",
+                       "error", order_id=oid)
+            self.state.put(NS_ORDERS, oid, record)
+            return
+        target = target_status(order, self.cfg)
+        if target is not None and target.status != known.get("status"):
+            self.state.outbox_add(KIND_STATUS, oid, target.payload())
+            self.event(f"status change queued: {known.get('status') or '—'} → {target.status}", order_id=oid,
+                       torgsoft_status=order.status, paid=order.is_paid, **{
+                           k: v for k, v in target.payload().items() if k != "status" and v})
+        else:
+            # Back to what Satu already has (or nothing to send): a pending write is stale.
+            self.state.outbox_done(KIND_STATUS, [oid])
+        if order.ttn and order.ttn != known.get("ttn"):
+            if self.cfg.carrier:
+                self.state.outbox_add(KIND_TTN, oid, {"ttn": order.ttn, "carrier": self.cfg.carrier})
+                self.event(f"waybill queued: {order.ttn}", order_id=oid, ttn=order.ttn)
+            else:
+                no_carrier.append(oid)
+        else:
+            self.state.outbox_done(KIND_TTN, [oid])
+        self.state.put(NS_ORDERS, oid, record)
+
+    # --- pushing --------------------------------------------------------------------------------
+
+    def confirm(self, kind: str, oid: str, field: str, value: Any, message: str) -> None:
+        record = self.state.get(NS_ORDERS, oid) or {}
+        record[field] = value
+        self.state.put(NS_ORDERS, oid, record)  # state first: a crash now at worst re-sends once
+        self.state.outbox_done(kind, [oid])
+        if self.state.get(NS_PARKED, f"{kind}:{oid}") is not None:  # a read is cheap, a write syncs
+            self.state.delete(NS_PARKED, f"{kind}:{oid}")
+        self.event(message, order_id=oid, **{field: value})
+
+    def fail(self, kind: str, oid: str, payload: Any, attempts: int, error: str, transient: bool = False) -> None:
+        """Record a failed attempt: retry later with backoff, or park after max_attempts.
+
+        A transient failure (Satu unreachable) is never held against the order: it backs off
+        but is not parked, however long the outage.
+        """
+        attempts += 1
+        self.result.failed += 1
+        what = "status" if kind == KIND_STATUS else "waybill"
+        if attempts >= self.cfg.max_attempts and not transient:
+            self.state.put(NS_PARKED, f"{kind}:{oid}", {"payload": payload, "error": error, "attempts": attempts,
+                                                         "at": datetime.now().isoformat(timespec="seconds")})
+            self.state.outbox_done(kind, [oid])
+            self.result.parked += 1
+            self.event(f"{what} push given up after {attempts} attempts: {error}", "error", order_id=oid,
+                       payload=payload, attempts=attempts,
+                       fix="check the order on Satu; a new change in Torgsoft queues it again")
+        else:
+            self.state.outbox_failed(kind, oid, error, base_delay=self.cfg.retry_seconds)
+            self.event(f"{what} push failed (attempt {attempts}, will retry): {error}", "warning", order_id=oid,
+                       payload=payload, attempts=attempts)
+
+    def satu_order(self, key: str) -> dict[str, Any] | None:
+        """The order as Satu has it now (cached for the run); UNKNOWN on 404; None when Satu did not say."""
+        from pipeline.satu.client import SatuApiError
+
+        if key not in self._orders:
+            try:
+                self._orders[key] = self.client().get_order(int(key))
+            except SatuApiError as exc:
+                self._orders[key] = UNKNOWN if exc.status == 404 else None
+        return self._orders[key]
+
+    def verify(self, kind: str, due: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]] | None:
+        """Drop the writes Satu already has and fail unknown ids; None when Satu is unreachable.
+
+        This is what keeps a change that *came from* Satu (the order importer copies Satu's
+        status, payment and waybill into Torgsoft) from being echoed back, e.g. a customer's own
+        cancellation being overwritten with the shop's reason.
+        """
+        out: list[tuple[str, Any, int]] = []
+        for index, (key, payload, attempts) in enumerate(due):
+            try:
+                order = self.satu_order(key)
+            except RetryableError as exc:
+                self.unreachable(due[index:], kind, exc)
+                return None
+            if order is UNKNOWN:
+                self.fail(kind, key, payload, attempts, "order not found on Satu (unknown order id)")
+            elif order is not None and satu_has(kind, order, payload):
+                self.result.already += 1
+                field, value = ("status", payload["status"]) if kind == KIND_STATUS else ("ttn", payload["ttn"])
+                self.confirm(kind, key, field, value, f"Satu already has {field} {value}: not sent")
+            else:
+                out.append((key, payload, attempts))
+        return out
+
+    def push_statuses(self) -> bool:
+        """Send due status writes; False when Satu is unreachable (stop pushing this run)."""
+        from pipeline.satu.client import SatuApiError
+
+        due = self.state.outbox_due(KIND_STATUS)
+        if self.cfg.verify_before_push:
+            checked = self.verify(KIND_STATUS, due)
+            if checked is None:
+                return False
+            due = checked
+        groups: dict[tuple, list[tuple[str, Any, int]]] = {}
+        for key, payload, attempts in due:
+            groups.setdefault((payload.get("status"), payload.get("cancellation_reason"),
+                               payload.get("cancellation_text")), []).append((key, payload, attempts))
+        for (status, reason, text), entries in groups.items():
+            for start in range(0, len(entries), BATCH):
+                chunk = entries[start:start + BATCH]
+                try:
+                    processed = self.set_status(chunk, status, reason, text)
+                except SatuApiError as exc:
+                    if len(chunk) == 1:
+                        key, payload, attempts = chunk[0]
+                        self.fail(KIND_STATUS, key, payload, attempts, f"Satu refused: {exc}")
+                        continue
+                    # One bad id can make Satu refuse a whole batch: try each order alone.
+                    self.event(f"set_status refused for a batch of {len(chunk)} ({exc}); retrying one by one",
+                               "warning", orders=[k for k, _, _ in chunk])
+                    for entry in chunk:
+                        try:
+                            one = self.set_status([entry], status, reason, text)
+                        except SatuApiError as exc1:
+                            self.fail(KIND_STATUS, entry[0], entry[1], entry[2], f"Satu refused: {exc1}")
+                            continue
+                        except RetryableError as exc1:
+                            self.unreachable([entry], KIND_STATUS, exc1)
+                            return False
+                        self.settle([entry], one, status)
+                    continue
+                except RetryableError as exc:
+                    self.unreachable(chunk, KIND_STATUS, exc)
+                    return False
+                self.settle(chunk, processed, status)
+        return True
+
+    def set_status(self, chunk: list[tuple[str, Any, int]], status: str, reason: str | None,
+                   text: str | None) -> set[int]:
+        ids = [int(k) for k, _, _ in chunk]
+        return {int(i) for i in self.client().set_status(ids, status, cancellation_reason=reason,
+                                                         cancellation_text=text)}
+
+    def settle(self, chunk: list[tuple[str, Any, int]], processed: set[int], status: str) -> None:
+        """Confirm exactly the ids Satu processed; everything else failed."""
+        for key, payload, attempts in chunk:
+            if int(key) in processed:
+                self.result.pushed += 1
+                self.confirm(KIND_STATUS, key, "status", status, f"status set on Satu: {status}")
+            else:
+                self.fail(KIND_STATUS, key, payload, attempts, "order id not in processed_ids")
+
+    def push_waybills(self) -> bool:
+        """Send due waybill numbers; False when Satu is unreachable."""
+        from pipeline.satu.client import SatuApiError
+
+        due = self.state.outbox_due(KIND_TTN)
+        if self.cfg.verify_before_push:
+            checked = self.verify(KIND_TTN, due)
+            if checked is None:
+                return False
+            due = checked
+        for index, (key, payload, attempts) in enumerate(due):
+            try:
+                ok = self.client().save_declaration(int(key), payload["ttn"], payload["carrier"])
+            except SatuApiError as exc:
+                self.fail(KIND_TTN, key, payload, attempts, f"Satu refused: {exc}")
+                continue
+            except RetryableError as exc:
+                self.unreachable(due[index:], KIND_TTN, exc)
+                return False
+            if ok:
+                self.result.waybills += 1
+                self.confirm(KIND_TTN, key, "ttn", payload["ttn"],
+                             f"waybill saved on Satu: {payload['ttn']} ({payload['carrier']})")
+            else:
+                self.fail(KIND_TTN, key, payload, attempts, "save_declaration_id did not report success")
+        return True
+
+    def unreachable(self, entries: list[tuple[str, Any, int]], kind: str, exc: Exception) -> None:
+        """Satu did not answer after the client's own retries: back off these, stop for this run."""
+        self.event(f"Satu unreachable, {len(entries)} push(es) stay queued: {exc}", "warning",
+                   orders=[k for k, _, _ in entries])
+        for key, payload, attempts in entries:
+            self.fail(kind, key, payload, attempts, f"Satu unreachable: {exc}", transient=True)
+
+    def push(self) -> None:
+        """Push everything due; an auth problem stops the push (nothing is counted against orders)."""
+        from pipeline.satu.client import SatuAuthError
+
+        if not self.state.outbox_due(KIND_STATUS, limit=1) and not self.state.outbox_due(KIND_TTN, limit=1):
+            return
+        try:
+            if self.push_statuses():
+                self.push_waybills()
+        except SatuAuthError as exc:
+            self.result.ok = False
+            self.event(f"Satu refused the token, nothing pushed: {exc}", "error",
+                       fix="make a new API token with order rights and set it in the env var [satu] token_env names")
+
+
+def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False) -> StatusResult:
+    """Detect Torgsoft order changes and push statuses and waybills to Satu (see the module doc).
+
+    `baseline=True` (or the first run ever) records the current states as pushed and sends nothing.
+    Returns counts; `ok` is False when something failed (the failed writes stay queued).
+    """
+    if not settings.status.enabled:
+        journal.event(STAGE, "status push is off ([status] enabled = false)")
+        return StatusResult()
+    validate(settings.status)
+    job = _Run(settings, journal, state)
+    result = job.result
+    try:
+        if baseline or state.get(NS_META, "baseline") is None:
+            job.baseline()
+            return result
+        try:
+            job.detect()
+        except SettingsError:
+            raise
+        except PipelineError as exc:
+            # The database is unreachable: still push what is already queued.
+            result.ok = False
+            job.event(f"cannot read Torgsoft orders: {exc}", "error")
+        job.push()
+    finally:
+        job.close()
+    result.pending = state.outbox_count(KIND_STATUS) + state.outbox_count(KIND_TTN)
+    if result.failed:
+        result.ok = False
+    job.event(f"status push: {result.checked} checked, {result.changed} changed, {result.pushed} status(es) and "
+              f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, {result.failed} failed, "
+              f"{result.parked} given up, {result.pending} queued", "info" if result.ok else "warning",
+              **{k: v for k, v in dataclasses.asdict(result).items() if k not in ("ok", "baseline")})
+    return result
