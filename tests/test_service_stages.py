@@ -146,3 +146,20 @@ def test_notifier_reads_sync_stage_outcomes(tmp_path: Path):
     assert assess(report, settings=s, state=state)[0] == []
     msgs, cleared = assess(report, settings=s, state=state)
     assert [m.key for m in msgs] == ["unreachable:sync.publish"] and "feed" in cleared
+
+
+def test_exchange_job_survives_a_stage_that_finishes_with_problems(demo_env: Settings, tmp_path: Path):
+    """A broken photo makes the photos stage report ok=False; sync must report it, not crash."""
+    import dataclasses
+
+    from pipeline.service import Service, jobs_from_settings
+
+    for photo in Path(demo_env.photos.source_dir).rglob("*.jpg"):
+        photo.write_bytes(b"not a JPEG at all")  # every photo the catalog refers to is now unusable
+    s = demo_env.replace(satu=dataclasses.replace(demo_env.satu, push=False),
+                         publish=dataclasses.replace(demo_env.publish, local_dir=tmp_path / "public"))
+    service = Service(s, jobs_from_settings(s)[:1], watcher=False, echo=None)
+    report = service.run_job(service.jobs[0])
+    assert "sync" in report.results and not report.errors, report.errors
+    photos = report.results["sync"].stage("photos")
+    assert photos.status == "problems" and report.results["sync"].stage("feed").status == "ok"
