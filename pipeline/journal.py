@@ -10,6 +10,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import sqlite3
 import threading
 import uuid
@@ -66,6 +67,56 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _contains(haystack: str | None, needle: str | None) -> bool:
+    if haystack is None or not needle:
+        return False
+    return needle.casefold() in haystack.casefold()
+
+
+def _as_ts(value: str | datetime) -> str:
+    """A bound for `ts` comparisons in the stored form (UTC, ISO, milliseconds)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.astimezone()  # naive = the machine's local time
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\w*\s*(?:ago)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> datetime:
+    """A point in time from `2h`, `30m`, `3d`, `1w` (ago), `today`, `yesterday`, or an ISO date/time.
+
+    Naive dates and times are the machine's local time. A bare date means the start of that day, or
+    (with `end=True`, for `--until`) the end of it. Raises ValueError with a readable message.
+    """
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    m = _RELATIVE.match(text)
+    if m:
+        unit = m.group(2).lower()
+        return now - timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[unit])
+    local_today = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    if text.lower() in ("today", "yesterday"):
+        day = local_today - timedelta(days=1 if text.lower() == "yesterday" else 0)
+        return day + timedelta(days=1) - timedelta(microseconds=1000) if end else day
+    try:
+        value = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a relative time (2h, 30m, 3d, 1w) nor an ISO date "
+                         f"(2026-11-27 or 2026-11-27T14:30)") from None
+    if len(text) <= 10 and end:  # a bare date: the whole day
+        value = value + timedelta(days=1) - timedelta(microseconds=1000)
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.astimezone(UTC)
+
+
 class Journal:
     """Append and search events. Safe to share between threads; one connection per thread."""
 
@@ -97,6 +148,8 @@ class Journal:
         con = getattr(self._local, "con", None)
         if con is None:
             con = open_sqlite(self.path, timeout=30, synchronous="NORMAL")
+            # Case-insensitive search for every alphabet (SQLite's LIKE folds ASCII only).
+            con.create_function("ts_contains", 2, _contains, deterministic=True)
             self._local.con = con
         return con
 
@@ -115,25 +168,31 @@ class Journal:
             self._logger.log(LEVELS.get(level, 20), "[%s] %s%s", stage, message, ids)
 
     def search(self, *, grep: str | None = None, level: str | None = None, stage: str | None = None,
-               since: str | None = None, until: str | None = None, order_id: Any = None,
-               product_id: Any = None, run_id: str | None = None, limit: int | None = None) -> Iterator[Event]:
-        """Events matching every given filter, oldest first. `level` means that level or worse."""
+               since: str | datetime | None = None, until: str | datetime | None = None, order_id: Any = None,
+               product_id: Any = None, run_id: str | None = None, limit: int | None = None,
+               after_id: int | None = None) -> Iterator[Event]:
+        """Events matching every given filter, oldest first.
+
+        `level` means that level or worse; `grep` is a case-insensitive substring of the message or
+        the data; `since`/`until` are datetimes or ISO strings (naive = local time); `limit` keeps
+        the newest N matches; `after_id` only events recorded after that one (for following).
+        """
         where, args = [], []
         if grep:
-            where.append("(message LIKE ? OR data LIKE ?)")
-            args += [f"%{grep}%", f"%{grep}%"]
+            where.append("(ts_contains(message, ?) OR ts_contains(data, ?))")
+            args += [grep, grep]
         if level:
             where.append("levelno >= ?")
             args.append(LEVELS.get(level.lower(), 20))
-        if stage:
-            where.append("stage = ?")
-            args.append(stage)
+        if stage:  # "orders" also finds "orders.fetch", "orders.inbox", …
+            where.append("(stage = ? OR substr(stage, 1, ?) = ?)")
+            args += [stage, len(stage) + 1, stage + "."]
         if since:
             where.append("ts >= ?")
-            args.append(since)
+            args.append(_as_ts(since))
         if until:
             where.append("ts <= ?")
-            args.append(until)
+            args.append(_as_ts(until))
         if order_id is not None:
             where.append("order_id = ?")
             args.append(str(order_id))
@@ -143,6 +202,9 @@ class Journal:
         if run_id:
             where.append("run_id = ?")
             args.append(run_id)
+        if after_id is not None:
+            where.append("id > ?")
+            args.append(int(after_id))
         sql = "SELECT id, ts, run_id, stage, level, message, order_id, product_id, data FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -198,6 +198,7 @@ class ScheduleSettings:
     interval_minutes: int = opt(30, "full exchange every N minutes (at least 10)", min=1)
     partial: bool = opt(False, "timer runs prices and stock only (no order download)")
     orders_minutes: int = opt(10, "order download/import and status push every N minutes (at least 10)", min=1)
+    lock_wait_seconds: float = opt(120.0, "a run that finds another one going waits this long, then gives up", min=0)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,9 @@ class NotifySettings:
     webhook_url: str = opt("", "URL that receives a JSON POST per notification")
     unreachable_runs: int = opt(3, "alert when a server is unreachable this many runs in a row", min=1)
     stale_feed_hours: float = opt(24.0, "alert when the feed was not refreshed for this long", min=1)
+    repeat_hours: float = opt(24.0, "repeat an alert that is still open at most this often", min=0)
+    smtp_cafile: Path | None = opt(None, "CA certificates (PEM) to trust for STARTTLS; empty = the system's")
+    timeout: float = opt(20.0, "network timeout of a notification channel, seconds", min=1)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
             return value
         if not ok:
             bits = (getattr(value, "stopped", "") or "; ".join(map(str, getattr(value, "errors", []) or []))
-                    or "; ".join(map(str, getattr(value, "problems", []) or [])[:3]))
+                    or "; ".join(list(map(str, getattr(value, "problems", []) or []))[:3]))
             detail = bits or "finished with problems"
         result.stages.append(StageOutcome(name, "ok" if ok else "problems", detail, _counts(value),
                                           time.monotonic() - started))

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.lock import locked
 
 
 def _print_summary(result) -> None:
@@ -56,6 +57,7 @@ def _print_summary(result) -> None:
 @click.option("--force", is_flag=True, help="publish even when the mass-change guard would stop")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable summary")
 @pass_app
+@locked("feed")
 def feed(app: AppContext, out: Path | None, dry_run: bool, force: bool, as_json: bool) -> None:
     """Build, validate and write the Satu.kz YML feed; print offers, hidden, awaiting, skipped per reason."""
     from pipeline import feed as feed_stage

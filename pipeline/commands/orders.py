@@ -8,6 +8,7 @@ import threading
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.lock import locked
 
 
 @click.group("orders")
@@ -25,6 +26,7 @@ def _stage(app: AppContext):
 
 @orders.command("fetch")
 @pass_app
+@locked("orders fetch")
 def fetch_cmd(app: AppContext) -> None:
     """Download new and changed orders from Satu into the inbox (one JSON file per order version)."""
     from pipeline.orders import fetch

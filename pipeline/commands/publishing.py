@@ -7,6 +7,7 @@ import json
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.lock import locked
 
 
 def _stage_tools(app: AppContext):
@@ -20,6 +21,7 @@ def _stage_tools(app: AppContext):
 @click.command("photos")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_app
+@locked("photos")
 def photos_cmd(app: AppContext, as_json: bool) -> None:
     """Resize every photo the catalog can publish (only those that changed); report unusable files."""
     from pipeline import photos
@@ -46,6 +48,7 @@ def photos_cmd(app: AppContext, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="delete orphan photos even beyond the mass-change guard")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_app
+@locked("publish")
 def publish_cmd(app: AppContext, verify: bool, dry_run: bool, force: bool, as_json: bool) -> None:
     """Upload changed photos, then the feed atomically, to the configured target."""
     from pipeline import publish
@@ -74,6 +77,7 @@ def publish_cmd(app: AppContext, verify: bool, dry_run: bool, force: bool, as_js
 @click.option("--force", is_flag=True, help="pass the mass-change guards")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_app
+@locked("sync")
 def sync_cmd(app: AppContext, partial: bool, dry_run: bool, force: bool, as_json: bool) -> None:
     """Run the exchange: photos → feed → publish → API pushes."""
     from pipeline import sync

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.lock import locked
 
 
 @click.command("satu-sandbox")
@@ -70,6 +71,7 @@ def _stores(app: AppContext):
 @click.command("push")
 @click.option("--full", is_flag=True, help="re-send stock, price and presence of every product (sold-out first)")
 @pass_app
+@locked("push")
 def push(app: AppContext, full: bool) -> None:
     """Push stock/price/presence changes to Satu through the API (failed items are retried next run)."""
     from pipeline.satu.push import run
@@ -95,6 +97,7 @@ def push(app: AppContext, full: bool) -> None:
 @click.option("--fix", is_flag=True, help="repair the differences (and ask Satu to import the feed for missing ones)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_app
+@locked("reconcile")
 def reconcile(app: AppContext, fix: bool, as_json: bool) -> None:
     """Compare Satu's products with the catalog: price, stock, presence, missing and extra products."""
     import json
@@ -128,6 +131,7 @@ def reconcile(app: AppContext, fix: bool, as_json: bool) -> None:
 @click.command("satu-import")
 @click.option("--url", default=None, help="feed URL [default: publish.public_base_url + the feed file name]")
 @pass_app
+@locked("satu-import")
 def satu_import(app: AppContext, url: str | None) -> None:
     """Ask Satu to import the published feed now and wait for the result."""
     from pipeline.satu.push import feed_url, request_import

@@ -8,6 +8,7 @@ from dataclasses import asdict
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.lock import locked
 
 
 @click.group("status")
@@ -21,6 +22,7 @@ def status() -> None:
                    "(done automatically on the first run)")
 @click.option("--json", "as_json", is_flag=True, help="print the counts as one JSON line")
 @pass_app
+@locked("status push")
 def push(app: AppContext, baseline: bool, as_json: bool) -> None:
     """Push changed order statuses and waybill numbers to Satu; retry earlier failures.
 

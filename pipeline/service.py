@@ -1,0 +1,424 @@
+"""The long-running service: timer jobs, the live inbox watcher, one run at a time.
+
+Jobs (built from `[schedule]` by `jobs_from_settings`):
+
+- **exchange**, every `interval_minutes` (at least 10): the catalog exchange — `pipeline.sync.run`
+  (photos, feed, publish, API push). With `partial = true` it runs prices and stock only
+  (`sync.run(partial=True)`) and the order download is switched off.
+- **orders**, every `orders_minutes` (not in partial mode): download new orders into the inbox
+  (`pipeline.orders.fetch`), import the inbox (`pipeline.orders.inbox`), push order statuses back
+  (`pipeline.orders.status`).
+- **prune**, daily: drop journal entries older than `[journal] retention_days`.
+
+Every job runs under the run lock (`pipeline.lock`), so a manual run and the service never overlap;
+a job that finds the lock taken waits `lock_wait_seconds`, then skips this tick. A job (or a step)
+that raises is logged with its traceback and the next tick runs as usual. After each job the
+notifier reports new orders and invoices and raises alerts (`pipeline.notify`).
+
+SIGTERM/SIGINT (Ctrl+C; Ctrl+Break and the NSSM console stop on Windows) ask for a clean stop: the
+step that is running finishes (the current file or upload included), no further step starts, the
+state is saved and the process exits with code 0. A second signal stops at once. Long-running
+stages may poll `stop_requested()` to stop sooner between items.
+
+The service talks only to the database server and to files and HTTP/FTP servers: Torgsoft itself may
+be closed.
+
+Test-only: with `TORGSOFT_SATU_TEST_SHORT_INTERVALS=1` the 10-minute floor drops to 1 minute, and
+`TORGSOFT_SATU_TEST_MINUTE_SECONDS=S` (honoured only together with that switch) makes one configured
+"minute" last S seconds, so tests can watch several ticks in a few seconds. Never set these in
+production.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.errors import LockedError, PipelineError
+from pipeline.journal import Journal
+from pipeline.lock import run_lock
+from pipeline.notify import Notifier, RunReport, channels_summary
+from pipeline.state import State
+
+TEST_SWITCH = "TORGSOFT_SATU_TEST_SHORT_INTERVALS"
+TEST_MINUTE_SECONDS = "TORGSOFT_SATU_TEST_MINUTE_SECONDS"
+
+# Set by a signal handler (plain assignment is safe there; taking a lock is not) and by stop().
+_stop_signal: int | None = None
+_stop_event = threading.Event()
+
+
+def stop_requested() -> bool:
+    """True once the service was asked to stop: long stages may poll this between items."""
+    return _stop_signal is not None or _stop_event.is_set()
+
+
+def minute_seconds() -> float:
+    """Seconds in one configured minute: 60, or the test-only override (see the module doc)."""
+    if os.environ.get(TEST_SWITCH) == "1":
+        raw = os.environ.get(TEST_MINUTE_SECONDS, "")
+        try:
+            value = float(raw)
+        except ValueError:
+            return 60.0
+        if value > 0:
+            return value
+    return 60.0
+
+
+@dataclass
+class StepContext:
+    """What a step gets: the settings and this run's journal and state."""
+
+    settings: Any
+    journal: Journal
+    state: State
+    results: dict[str, Any] = field(default_factory=dict)  # earlier steps of this run, by step name
+
+
+@dataclass
+class Step:
+    """One stage call inside a job."""
+
+    name: str
+    func: Callable[[StepContext], Any]
+    module: str = ""  # for stage steps: the stage module and the keyword arguments it gets
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    """A timer job: steps run in order every `every_seconds` under the run lock."""
+
+    name: str
+    every_seconds: float
+    steps: list[Step]
+    locked: bool = True
+    notify: bool = True
+    run_at_start: bool = True
+
+
+def stage_step(name: str, module: str, **kwargs: Any) -> Step:
+    """A step calling `module.run(settings, journal=…, state=…, **kwargs)`, imported when it runs."""
+
+    def call(ctx: StepContext) -> Any:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                raise PipelineError(f"stage {module} is not installed in this build") from exc
+            raise
+        return mod.run(ctx.settings, journal=ctx.journal, state=ctx.state, **kwargs)
+
+    return Step(name, call, module, dict(kwargs))
+
+
+def prune_step(ctx: StepContext) -> dict[str, int]:
+    """Drop journal entries older than the retention."""
+    removed = ctx.journal.prune(ctx.settings.journal.retention_days)
+    ctx.journal.event("service", f"journal pruned: {removed} entries older than "
+                                 f"{ctx.settings.journal.retention_days} days", removed=removed)
+    return {"removed": removed}
+
+
+def jobs_from_settings(settings: Any) -> list[Job]:
+    """The timer jobs `[schedule]` asks for."""
+    sch = settings.schedule
+    minute = minute_seconds()
+    jobs: list[Job] = []
+    if sch.partial:
+        jobs.append(Job("exchange", sch.interval_minutes * minute,
+                        [stage_step("sync", "pipeline.sync", partial=True)]))
+    else:
+        # sync runs photos → feed → publish → (import by URL when [satu] import_after_publish) → push.
+        jobs.append(Job("exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync")]))
+        jobs.append(Job("orders", sch.orders_minutes * minute, [
+            stage_step("orders.fetch", "pipeline.orders.fetch"),
+            stage_step("orders.inbox", "pipeline.orders.inbox"),
+            stage_step("status", "pipeline.orders.status"),
+        ]))
+    jobs.append(Job("prune", 24 * 60 * minute, [Step("prune", prune_step)], locked=False, notify=False))
+    return jobs
+
+
+def _counts(result: Any) -> dict[str, Any]:
+    """The integer/bool fields of a stage result, for the journal."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        items = ((f.name, getattr(result, f.name)) for f in dataclasses.fields(result))
+    elif isinstance(result, dict):
+        items = result.items()
+    else:
+        return {}
+    out = {k: v for k, v in items if isinstance(v, int | float | bool | str) and len(str(v)) < 200}
+    for outcome in getattr(result, "stages", None) or ():  # an orchestrating result: each stage's status
+        name, status = getattr(outcome, "name", None), getattr(outcome, "status", None)
+        if isinstance(name, str) and isinstance(status, str):
+            out[name] = status
+    return out
+
+
+class Service:
+    """Run jobs on their timers until stopped; see the module doc."""
+
+    def __init__(self, settings: Any, jobs: list[Job] | None = None, *, watcher: bool = True,
+                 echo: Callable[[str], None] | None = print):
+        self.settings = settings
+        self.jobs = jobs if jobs is not None else jobs_from_settings(settings)
+        self.watcher = watcher
+        self.echo = echo or (lambda _text: None)
+        self.stop_event = _stop_event
+        self.journal = Journal.from_settings(settings)  # the service's own run id
+        self.state = State.from_settings(settings)
+        self._thread: threading.Thread | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._pending_lock = threading.Lock()
+        self.runs = 0
+        self.failed_runs = 0
+
+    # --- stopping ---------------------------------------------------------------------------------
+
+    def stopping(self) -> bool:
+        """True once a stop was asked for (turns a pending signal into the stop event)."""
+        if _stop_signal is not None and not self.stop_event.is_set():
+            self.stop_event.set()
+            self.journal.event("service", f"signal {signal.Signals(_stop_signal).name} received: stopping "
+                                          f"after the current step")
+        return self.stop_event.is_set()
+
+    def stop(self) -> None:
+        """Ask for a clean stop (from another thread)."""
+        self.stop_event.set()
+
+    def _install_signals(self) -> list[tuple[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        previous = []
+
+        def handler(signum: int, _frame: Any) -> None:
+            global _stop_signal
+            if _stop_signal is not None:  # the second signal: stop now
+                raise KeyboardInterrupt
+            _stop_signal = signum
+            # Only an assignment and a write here: a handler must not take locks the code it
+            # interrupted may hold.
+            os.write(2, f"\n{signal.Signals(signum).name}: finishing the current step, then stopping "
+                        f"(again to stop at once)\n".encode())
+
+        for name in ("SIGTERM", "SIGINT", "SIGBREAK", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous.append((sig, signal.signal(sig, handler)))
+        return previous
+
+    # --- one job ----------------------------------------------------------------------------------
+
+    def run_job(self, job: Job) -> RunReport | None:
+        """Run one job's steps under the lock; never raises (a failure is logged, the timer goes on)."""
+        if self.stopping():
+            return None
+        journal = Journal.from_settings(self.settings)
+        report = RunReport(job.name, time.time(), run_id=journal.run_id, partial=self.settings.schedule.partial)
+        ctx = StepContext(self.settings, journal, self.state, report.results)
+        try:
+            if job.locked:
+                with run_lock(self.settings, f"serve: {job.name}", wait=self.settings.schedule.lock_wait_seconds):
+                    self._steps(job, ctx, report)
+            else:
+                self._steps(job, ctx, report)
+        except LockedError as exc:
+            journal.event("service", f"{job.name}: skipped this tick: {exc}", "warning")
+            self.echo(f"{_clock()} {job.name}: skipped, another run holds the lock")
+            return None
+        except Exception as exc:  # noqa: BLE001 - the timer must survive anything a job does
+            journal.event("service", f"{job.name}: failed: {type(exc).__name__}: {exc}", "error",
+                          traceback=traceback.format_exc(limit=20))
+            report.errors["service"] = exc
+        finally:
+            report.finished = time.time()
+        if job.notify:
+            # Orders the live watcher imported since the last job are reported with this run, so each
+            # order is counted exactly once, whichever importer took its file.
+            watched = self._take_watched()
+            if watched:
+                report.results["inbox.watch"] = watched
+        self.runs += 1
+        self.failed_runs += not report.ok
+        self.state.put("service.jobs", job.name, {
+            "run_id": report.run_id, "ok": report.ok,
+            "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
+            "seconds": round(report.finished - report.started, 3),
+            "results": {k: _counts(v) for k, v in report.results.items()},
+            "errors": {k: f"{type(e).__name__}: {e}" for k, e in report.errors.items()}})
+        if job.notify:
+            try:
+                Notifier(self.settings, journal=journal, state=self.state, echo=self.echo).after_run(report)
+            except Exception as exc:  # noqa: BLE001 - notifications must never stop the service
+                journal.event("notify", f"notification failed: {type(exc).__name__}: {exc}", "error")
+        journal.close()
+        return report
+
+    def _steps(self, job: Job, ctx: StepContext, report: RunReport) -> None:
+        journal = ctx.journal
+        journal.event("service", f"{job.name}: run started", steps=[s.name for s in job.steps])
+        for i, step in enumerate(job.steps):
+            if self.stopping():
+                journal.event("service", f"{job.name}: stop requested, skipping "
+                                         f"{', '.join(s.name for s in job.steps[i:])}", "warning")
+                break
+            t0 = time.monotonic()
+            try:
+                result = step.func(ctx)
+            except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
+                report.errors[step.name] = exc
+                # Our own errors say what happened; anything else gets its traceback for the developer.
+                extra = {} if isinstance(exc, PipelineError) else {"traceback": traceback.format_exc(limit=20)}
+                journal.event(step.name.split(".")[0], f"{step.name} failed: {type(exc).__name__}: {exc}", "error",
+                              **extra)
+                self.echo(f"{_clock()} {job.name}/{step.name}: FAILED {type(exc).__name__}: {exc}")
+                continue
+            report.results[step.name] = result
+            counts = _counts(result)
+            journal.event("service", f"{job.name}/{step.name} done in {time.monotonic() - t0:.1f} s",
+                          "info" if getattr(result, "ok", True) is not False else "warning", **counts)
+            self.echo(f"{_clock()} {job.name}/{step.name}: {_summary(result, counts)}")
+        journal.event("service", f"{job.name}: run finished", "info" if report.ok else "warning",
+                      ok=report.ok, seconds=round(time.time() - report.started, 3),
+                      failed=sorted(report.errors))
+
+    # --- the inbox watcher ------------------------------------------------------------------------
+
+    def _watched(self, result: Any) -> None:
+        """A watcher pass imported something: keep its counts for the next job's notification."""
+        with self._pending_lock:
+            self._pending.append(_counts(result))
+
+    def _take_watched(self) -> dict[str, int] | None:
+        """The watcher's counts since the last job, summed (None when it did nothing)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return None
+        total: dict[str, int] = {}
+        for counts in pending:
+            for k, v in counts.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    total[k] = total.get(k, 0) + v
+        return total
+
+    def _watch(self) -> None:
+        """Run `pipeline.orders.inbox.watch` until stopped; restart it after a crash."""
+        while not self.stop_event.is_set():
+            journal = Journal.from_settings(self.settings)
+            state = State.from_settings(self.settings)
+            try:
+                from pipeline.orders import inbox
+
+                kwargs: dict[str, Any] = {"journal": journal, "state": state}
+                params = inspect.signature(inbox.watch).parameters
+                for name in ("stop", "stop_event"):
+                    if name in params:
+                        kwargs[name] = self.stop_event
+                if "on_pass" in params:
+                    kwargs["on_pass"] = self._watched
+                journal.event("service", "inbox watcher started", inbox=str(self.settings.orders.inbox))
+                inbox.watch(self.settings, **kwargs)
+                if not self.stop_event.is_set():
+                    journal.event("service", "inbox watcher returned; restarting in 30 s", "warning")
+            except ImportError as exc:
+                journal.event("service", f"inbox watcher not available in this build: {exc}", "warning")
+                return
+            except Exception as exc:  # noqa: BLE001 - restart the watcher rather than lose it
+                journal.event("service", f"inbox watcher crashed: {type(exc).__name__}: {exc}; restarting in 30 s",
+                              "error", traceback=traceback.format_exc(limit=20))
+            finally:
+                journal.close()
+                state.close()
+            self.stop_event.wait(30)
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    def run(self, once: bool = False) -> int:
+        """Run until stopped (or, with `once`, run each job once). Returns the exit code: 0, or with
+        `once` 1 when a job failed (so cron can tell)."""
+        import schedule
+
+        global _stop_signal
+        _stop_signal = None
+        self.stop_event.clear()
+        previous = self._install_signals()
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.put("service", "last_start", {"time": started, "pid": os.getpid(), "host": socket.gethostname()})
+        minute = minute_seconds()
+        plan = ", ".join(f"{j.name} every {_every(j.every_seconds)}" for j in self.jobs)
+        self.journal.event("service", f"service started ({plan})", pid=os.getpid(),
+                           partial=self.settings.schedule.partial, test_minute_seconds=minute if minute != 60 else None)
+        self.echo(f"{_clock()} service started: {plan}; notifications: "
+                  f"{channels_summary(self.settings.notify.channels)}; Ctrl+C stops after the current step")
+        if self.watcher and not once:  # order files dropped by hand are taken in partial mode too
+            self._thread = threading.Thread(target=self._watch, name="inbox-watcher", daemon=True)
+            self._thread.start()
+        reason = "finished" if once else "stopped"
+        try:
+            for job in self.jobs:
+                if job.run_at_start and not self.stopping():
+                    self.run_job(job)
+            if not once:
+                scheduler = schedule.Scheduler()
+                for job in self.jobs:
+                    scheduler.every(job.every_seconds).seconds.do(self.run_job, job)
+                while not self.stopping():
+                    try:
+                        scheduler.run_pending()
+                    except Exception as exc:  # noqa: BLE001 - belt and braces: run_job never raises
+                        self.journal.event("service", f"timer error: {type(exc).__name__}: {exc}", "error")
+                    idle = scheduler.idle_seconds
+                    time.sleep(min(0.5, max(0.02, idle if idle is not None else 0.5)))
+            if _stop_signal is not None:
+                reason = f"stopped by {signal.Signals(_stop_signal).name}"
+        finally:
+            self.stop_event.set()
+            if self._thread is not None:
+                self._thread.join(timeout=60)
+            self.state.put("service", "last_stop", {"time": datetime.now(UTC).isoformat(timespec="seconds"),
+                                                    "reason": reason, "runs": self.runs, "clean": True})
+            self.journal.event("service", f"service {reason} after {self.runs} run(s)")
+            self.echo(f"{_clock()} service {reason} after {self.runs} run(s)")
+            self.journal.close()
+            self.state.close()
+            for sig, handler in previous:
+                signal.signal(sig, handler)
+        return 1 if once and self.failed_runs else 0
+
+
+def _summary(result: Any, counts: dict[str, Any]) -> str:
+    """One console line: the non-zero counts, each sub-stage's status, and whether it went well."""
+    parts = [f"{k} {v}" for k, v in counts.items()
+             if isinstance(v, int) and not isinstance(v, bool) and v]
+    for outcome in getattr(result, "stages", None) or ():
+        parts.append(f"{getattr(outcome, 'name', '?')} {getattr(outcome, 'status', '?')}")
+    if getattr(result, "ok", True) is False:
+        parts.append("FINISHED WITH PROBLEMS (see log)")
+    return ", ".join(parts) or "nothing to do"
+
+
+def _every(seconds: float) -> str:
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def _clock() -> str:
+    return datetime.now().strftime("%H:%M:%S")
