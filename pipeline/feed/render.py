@@ -53,6 +53,20 @@ def load_template(path: Path) -> jinja2.Template:
     return template
 
 
+def _append(src: Any, dst: Any) -> None:
+    """Append a whole file: kernel-side copy where the OS offers it, else a buffered copy."""
+    dst.flush()
+    if hasattr(os, "copy_file_range"):
+        try:
+            while os.copy_file_range(src.fileno(), dst.fileno(), 1 << 30):
+                pass
+            dst.seek(0, os.SEEK_END)  # the kernel moved the file offset; keep Python's view in step
+            return
+        except OSError:
+            pass  # e.g. a filesystem without support: the buffered copy goes on from where it stopped
+    shutil.copyfileobj(src, dst, BUFFER)
+
+
 def render_feed(template: jinja2.Template, variables: dict[str, Any], offers: Iterable[Any],
                 categories: Callable[[], list[Any]], dest: Path) -> None:
     """Render the whole feed into `dest` (a temporary path), streaming; raises PipelineError on failure."""
@@ -67,7 +81,7 @@ def render_feed(template: jinja2.Template, variables: dict[str, Any], offers: It
                 out.writelines(template.blocks[name](ctx))
             out.flush()
             with open(spool, "rb") as src:
-                shutil.copyfileobj(src, out.buffer, BUFFER)
+                _append(src, out.buffer)
             out.writelines(template.blocks["tail"](ctx))
             out.flush()
             os.fsync(out.fileno())
