@@ -109,7 +109,10 @@ def test_zero_stock_hide_and_awaiting_and_only_in_stock():
     assert isinstance(o, Offer) and not o.available and o.presence == "waiting" and o.quantity == "0"
     assert offer_of(p, RuleSettings(zero_stock="awaiting", only_in_stock=True)) == Skip("out_of_stock")
     o = offer_of(product(stocks=[Stock(1, Decimal(3), Decimal(1)), Stock(2, Decimal("2.5"))]))
-    assert o.available and o.presence == "available" and o.quantity == "4.5"
+    assert o.available and o.presence == "available" and o.quantity == "4"  # whole units only
+    o = offer_of(product(stocks=[Stock(1, Decimal("0.5"))]), RuleSettings(zero_stock="awaiting"))
+    assert not o.available and o.quantity == "0"
+    assert offer_of(product(stocks=[Stock(1, Decimal(1), Decimal(3))])) == Skip("out_of_stock")
 
 
 def test_only_with_photos_counts_published_urls_only(tmp_path: Path):

@@ -11,7 +11,7 @@ import html
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from pipeline.feed.sanitize import clean_html, xml_text
@@ -307,9 +307,9 @@ def build_offer(product: Product, rs: RuleSettings, tree: CategoryTree, photo_ur
         articul = "" if rs.long_articul == "omit" else articul[:VENDOR_CODE_MAX]
         articul_changed = True
 
-    qty = product.available_qty
-    if qty < 0:
-        qty = Decimal(0)
+    # Satu counts stock in whole units (the sandbox refuses "64.5", and the API push floors too):
+    # publish the whole units available, never a negative number.
+    qty = max(Decimal(0), product.available_qty.to_integral_value(rounding=ROUND_FLOOR))
     in_stock = qty > 0
     if in_stock:
         presence = "available"
