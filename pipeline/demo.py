@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import os
 import secrets
+import sys
 import threading
 import time
 import traceback
@@ -388,16 +389,27 @@ def format_report(report: DemoReport, settings: Any) -> str:
     lines.append(f"Journal:   {settings.journal.path}   log file: {settings.journal.log_file}")
     lines.append("Look closer:")
     first = next(iter(report.changed), None)
-    lines.append(f"  python run.py log --run {report.run_id}")
+    run = _run_command()
+    lines.append(f"  {run} log --run {report.run_id}")
     if first:
-        lines.append(f"  python run.py log --order {first}")
-    lines.append("  python run.py log --stage orders --since 1h")
-    lines.append("  python run.py log --level warning --since 1h")
+        lines.append(f"  {run} log --order {first}")
+    lines.append(f"  {run} log --stage orders --since 1h")
+    lines.append(f"  {run} log --level warning --since 1h")
     if report.warnings:
-        lines.append("Warnings (details: python run.py log --level warning --run " + report.run_id + "):")
+        lines.append(f"Warnings (details: {run} log --level warning --run {report.run_id}):")
         lines.extend(f"  - {w}" for w in report.warnings)
     if report.problems:
         lines.append("Problems:")
         lines.extend(f"  - {p}" for p in report.problems)
     lines.append(f"Done in {report.seconds} s.")
     return "\n".join(lines)
+
+
+def _run_command() -> str:
+    """How the reader starts the program again: the venv's python when the demo runs from it."""
+    exe = Path(sys.executable)
+    try:
+        exe = exe.relative_to(Path.cwd())
+    except ValueError:
+        return "python run.py"
+    return f"{exe} run.py"
