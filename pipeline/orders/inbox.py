@@ -321,6 +321,25 @@ def open_sink(settings: Any, *, journal: Any, state: Any) -> Sink:
 
 # --- processing ---------------------------------------------------------------------------------------
 
+def _set_aside(inbox: Any, claim: Path, reason: str, name: str, order_id: Any, journal: Any,
+               result: InboxResult, **data: Any) -> None:
+    """Move a claimed file to quarantine with its reason, count it and journal it."""
+    where = inbox.to_quarantine(claim, reason)
+    result.quarantined += 1
+    result.errors.append(f"{name}: {reason}")
+    journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
+                  quarantine=str(where), **data)
+
+
+def _give_back(inbox: Any, claim: Path, exc: BaseException, message: str, level: str, name: str, order_id: Any,
+               journal: Any, result: InboxResult) -> None:
+    """Return a claimed file to the inbox for a later pass, count it and journal it."""
+    inbox.give_back(claim)
+    result.failed += 1
+    result.errors.append(f"{name}: {exc}")
+    journal.event(STAGE, message, level, order_id=order_id, file=name)
+
+
 def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any,
                    result: InboxResult) -> None:
     """Parse and import one claimed file, and count what happened."""
@@ -337,42 +356,24 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
         outcome = sink.import_order(order)
     except (DamagedFile, SkipError) as exc:
         reason = exc.reason if isinstance(exc, DamagedFile) else str(exc)
-        where = inbox.to_quarantine(claim, reason)
-        result.quarantined += 1
-        result.errors.append(f"{name}: {reason}")
-        journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
-                      quarantine=str(where))
+        _set_aside(inbox, claim, reason, name, order_id, journal, result)
         return
     except (RetryableError, DatabaseUnavailable) as exc:
-        inbox.give_back(claim)
-        result.failed += 1
-        result.errors.append(f"{name}: {exc}")
-        journal.event(STAGE, f"{name} left in the inbox to retry: {exc}", "warning", order_id=order_id, file=name)
+        _give_back(inbox, claim, exc, f"{name} left in the inbox to retry: {exc}", "warning", name, order_id,
+                   journal, result)
         return
     except (PipelineError, OSError) as exc:
         if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
             # The mapping was checked at start, so a refusal now is about this order's data (a value
             # out of range, a constraint of the installer's own): quarantine it rather than retry forever.
-            reason = f"the database refused this order: {exc}"
-            where = inbox.to_quarantine(claim, reason)
-            result.quarantined += 1
-            result.errors.append(f"{name}: {reason}")
-            journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
-                          quarantine=str(where))
+            _set_aside(inbox, claim, f"the database refused this order: {exc}", name, order_id, journal, result)
             return
         # Anything else (a full disk, a settings problem): keep the file for a retry, report, go on.
-        inbox.give_back(claim)
-        result.failed += 1
-        result.errors.append(f"{name}: {exc}")
-        journal.event(STAGE, f"{name} not imported: {exc}", "error", order_id=order_id, file=name)
+        _give_back(inbox, claim, exc, f"{name} not imported: {exc}", "error", name, order_id, journal, result)
         return
     except Exception as exc:  # a bug must not stop the batch: the file is kept aside with the details
-        reason = f"internal error while importing (please report): {type(exc).__name__}: {exc}"
-        where = inbox.to_quarantine(claim, reason)
-        result.quarantined += 1
-        result.errors.append(f"{name}: {reason}")
-        journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
-                      quarantine=str(where), traceback=traceback.format_exc())
+        _set_aside(inbox, claim, f"internal error while importing (please report): {type(exc).__name__}: {exc}",
+                   name, order_id, journal, result, traceback=traceback.format_exc())
         return
     test_hook("before_done")
     inbox.finish(claim)
