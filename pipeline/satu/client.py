@@ -26,13 +26,14 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from pipeline.errors import PipelineError, RetryableError, StopError
+from pipeline.numbers import parse_decimal
 
 log = logging.getLogger("pipeline.satu")
 
@@ -92,39 +93,18 @@ class EditResult:
 
 # --- pure helpers -------------------------------------------------------------------------------------
 
-_SPACES = dict.fromkeys(map(ord, " \u00a0\u202f\u2009\u2007\t"), None)
-
-
 def parse_price(value: Any) -> Decimal | None:
     """A Satu price (`"1 950 ₸"`, `"1\u00a0950,50 ₸"`, `650`, `"650.5"`) as Decimal; None when empty.
 
-    Spaces of any kind are thousands separators; a lone comma or dot is the decimal separator; when
-    both appear, the last one is. Raises ValueError for text that is not a price.
+    The currency mark is dropped, the rest is read by `pipeline.numbers.parse_decimal`. Raises
+    ValueError for text that is not a price.
     """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    text = str(value).translate(_SPACES)
-    text = re.sub(r"(₸|тг\.?|тенге|KZT|kzt)$", "", text).strip()
-    if not text:
-        return None
-    if "," in text and "." in text:
-        dec = "," if text.rfind(",") > text.rfind(".") else "."
-        text = text.replace("." if dec == "," else ",", "").replace(",", ".")
-    elif text.count(",") == 1:
-        text = text.replace(",", ".")
-    elif text.count(",") > 1:  # 1,234,567: thousands separators
-        text = text.replace(",", "")
+    if isinstance(value, str):
+        value = re.sub(r"(₸|тг\.?|тенге|KZT|kzt)\s*$", "", value.strip()).strip()
     try:
-        result = Decimal(text)
-    except InvalidOperation:
+        return parse_decimal(value)
+    except ValueError:
         raise ValueError(f"not a price: {value!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"not a price: {value!r}")
-    return result
 
 
 def parse_quantity(value: Any) -> Decimal | None:

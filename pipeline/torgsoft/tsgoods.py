@@ -23,12 +23,13 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
 from pipeline.errors import Problem, SettingsError
 from pipeline.model import Category, Characteristic, Photo, Product, Stock
+from pipeline.numbers import parse_decimal as read_decimal
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,19 +79,10 @@ class RowError(ValueError):
 
 def parse_decimal(text: str, column: str) -> Decimal | None:
     """`"1958,36"`, `"1 958.36"`, `""` → Decimal or None; anything else raises RowError."""
-    s = text.strip().replace("\u00a0", "").replace(" ", "")
-    if not s:
-        return None
-    if "," in s and "." in s:  # the first one is the thousands separator: 1.958,36 or 1,958.36
-        s = s.replace("." if s.index(".") < s.index(",") else ",", "")
-    s = s.replace(",", ".")
     try:
-        value = Decimal(s)
-    except InvalidOperation:
+        return read_decimal(text)
+    except ValueError:
         raise RowError(f"{column} {text!r} is not a number") from None
-    if not value.is_finite():
-        raise RowError(f"{column} {text!r} is not a number")
-    return value
 
 
 def parse_int(text: str, column: str) -> int | None:
