@@ -85,17 +85,3 @@ def test_cli_exits_2_and_lists_problems(tmp_path: Path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "section.key=value" in r.stderr
 
-
-def test_one_number_parser_for_prices_exports_and_orders():
-    from decimal import Decimal
-
-    from pipeline.numbers import parse_decimal
-
-    assert parse_decimal("1 958,36") == Decimal("1958.36")
-    assert parse_decimal("1\u00a0950.50") == Decimal("1950.50")
-    assert parse_decimal("1.958,36") == parse_decimal("1,958.36") == Decimal("1958.36")
-    assert parse_decimal("1,234,567") == Decimal(1234567)
-    assert parse_decimal("") is None and parse_decimal(None) is None
-    for bad in ("12,3,4", "abc", "NaN", "Infinity"):
-        with pytest.raises(ValueError):
-            parse_decimal(bad)
