@@ -137,17 +137,11 @@ def ensure_database(settings: Any, products: int, seed: int, echo: Callable[[str
                             "(run the demo with --set torgsoft.dsn=\"\")")
     if path.exists():
         return False
-    from pipeline.torgsoft.connection import create_database
-    from pipeline.torgsoft.demo import generate
-    from pipeline.torgsoft.schema import create_schema
+    from pipeline.torgsoft.demo import build_demo_database
 
     echo(f"Creating the demo database {path} with {products} goods …")
-    con = create_database(path, shared_access=settings.torgsoft.shared_access)
-    try:
-        create_schema(con)
-        summary = generate(con, settings.photos.source_dir, products=products, seed=seed)
-    finally:
-        con.close()
+    summary = build_demo_database(path, settings.photos.source_dir, products=products, seed=seed,
+                                  shared_access=settings.torgsoft.shared_access)
     echo(f"  {summary.products} goods in {summary.sections} sections, {summary.photos} photo links")
     return True
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.settings import Settings, build
 from pipeline.torgsoft.connection import connect, create_database
-from pipeline.torgsoft.demo import generate
+from pipeline.torgsoft.demo import build_demo_database
 from pipeline.torgsoft.schema import create_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +33,7 @@ def make_settings(base: Path, **sections: dict) -> Settings:
 def demo_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo database with 300 goods, built once per test session (copy it before writing)."""
     base = tmp_path_factory.mktemp("demo-template")
-    con = create_database(base / "torgsoft.fdb")
-    try:
-        create_schema(con)
-        generate(con, base / "photos", products=300, seed=7, image_pool=30)
-    finally:
-        con.close()
+    build_demo_database(base / "torgsoft.fdb", base / "photos", products=300, seed=7, image_pool=30)
     return base
 
 

@@ -18,9 +18,7 @@ from pipeline.cli import AppContext, pass_app
 @pass_app
 def init_db(app: AppContext, products: int, seed: int, force: bool) -> None:
     """Create the embedded reference database with demo data and demo photos."""
-    from pipeline.torgsoft.connection import create_database
-    from pipeline.torgsoft.demo import generate
-    from pipeline.torgsoft.schema import create_schema
+    from pipeline.torgsoft.demo import build_demo_database
 
     s = app.settings
     path = Path(s.torgsoft.database)
@@ -30,12 +28,8 @@ def init_db(app: AppContext, products: int, seed: int, force: bool) -> None:
         if not force:
             raise click.UsageError(f"{path} exists; add --force to replace it")
         path.unlink()
-    con = create_database(path, shared_access=s.torgsoft.shared_access)
-    try:
-        create_schema(con)
-        summary = generate(con, s.photos.source_dir, products=products, seed=seed)
-    finally:
-        con.close()
+    summary = build_demo_database(path, s.photos.source_dir, products=products, seed=seed,
+                                  shared_access=s.torgsoft.shared_access)
     click.echo(f"Created {path}: {summary.products} goods in {summary.sections} sections "
                f"(depth {summary.max_depth}), {summary.photos} photo links over {summary.image_files} "
                f"image files in {s.photos.source_dir} — {summary.seconds:.1f} s")

@@ -375,3 +375,17 @@ def generate(con: Any, photo_dir: Path, products: int = 1000, seed: int = 1,
     depths = section_depths(sections)
     return DemoSummary(products=products, sections=len(sections), max_depth=max(depths.values()),
                        photos=photo_count, image_files=len(pool), seconds=time.monotonic() - started)
+
+
+def build_demo_database(path: Path, photo_dir: Path, products: int = 1000, seed: int = 1,
+                        shared_access: bool = True, image_pool: int | None = None) -> DemoSummary:
+    """Create a new embedded database file with the reference schema and demo data (and photos)."""
+    from pipeline.torgsoft.connection import create_database
+    from pipeline.torgsoft.schema import create_schema
+
+    con = create_database(path, shared_access=shared_access)
+    try:
+        create_schema(con)
+        return generate(con, photo_dir, products=products, seed=seed, image_pool=image_pool)
+    finally:
+        con.close()
