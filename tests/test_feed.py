@@ -578,3 +578,52 @@ def test_offer_id_set_is_compact_for_rising_ids_and_exact_otherwise():
     ids = _IdSet()
     assert [ids.add(x) for x in ("1", "2", "10", "7", "2", "abc", "abc", "010", "10")] == \
         [True, True, True, True, False, True, False, True, False]
+
+
+def render_checked(tmp_path: Path, products: list[Product], cats: list[Category], template_text: str | None = None):
+    """Render with the concurrent offers check attached; returns (file, report, full check was needed)."""
+    import pipeline.feed.validate as validate
+
+    t = CategoryTree(cats, "{url}/c/{slug}", "https://shop.kz")
+    offers = [o for o in (offer_of(p, t=t) for p in products) if isinstance(o, Offer)]
+    path = ROOT / "templates" / "satu.yml.j2"
+    if template_text is not None:
+        path = tmp_path / "satu.yml.j2"
+        path.write_text(template_text, encoding="utf-8")
+    dest = tmp_path / "feed.yml"
+    variables = {"date": "2026-11-27 12:00", "available_value": "true", "unavailable_value": "false",
+                 "shop": {"name": "Shop", "company": "Co", "url": "https://shop.kz", "currency": "KZT"}}
+    check = validate.OffersStreamCheck()
+    layout = render_feed(load_template(path), variables, iter(offers), t.used_sections, dest, tee=check)
+    full: list[Path] = []
+    original = validate.check_feed
+    validate.check_feed = lambda p: full.append(p) or original(p)
+    try:
+        report = check.report(dest, layout)
+    finally:
+        validate.check_feed = original
+        check.close()
+    assert report.ok == check_feed(dest).ok  # the same verdict as the check of the whole file
+    return dest, report, bool(full)
+
+
+def test_offers_are_checked_while_rendering_with_the_same_verdict(tmp_path: Path):
+    cats = [Category(1, None, "Root"), Category(2, 1, "Child")]
+    good = [product(good_id=i, name=f"Кресло {i} ]]> &", section_id=2) for i in range(1, 40)]
+    dest, report, full = render_checked(tmp_path, good, cats)
+    assert report.ok and report.offers == 39 and report.categories == 2 and not full
+    # An offer the rules refuse (here: a category the head does not define) → the full check, with lines.
+    template = (ROOT / "templates" / "satu.yml.j2").read_text(encoding="utf-8")
+    bad_ref = template.replace("<categoryId>{{ o.category_id }}</categoryId>", "<categoryId>777</categoryId>")
+    assert bad_ref != template
+    dest, report, full = render_checked(tmp_path, good[:3], cats, bad_ref)
+    assert not report.ok and full and any("categoryId 777" in str(p) for p in report.problems)
+    # Broken XML inside the offers part.
+    broken = template.replace("<categoryId>{{ o.category_id }}</categoryId>", "<categoryId>{{ o.category_id }}")
+    dest, report, full = render_checked(tmp_path, good[:3], cats, broken)
+    assert not report.ok and full
+    # A head that puts the offers somewhere else than the one <offers> element is never trusted.
+    moved = template.replace("</categories>\n<offers>\n", "</categories>\n<offers/>\n<!-- <offers>\n")
+    moved = moved.replace("</offers>\n</shop>", "</offers> -->\n</shop>")
+    dest, report, full = render_checked(tmp_path, good[:3], cats, moved)
+    assert full

@@ -2,7 +2,8 @@
 
 `run(settings, journal=…, state=…)` reads the catalog through the SQL mapping, applies the feed
 rules to each product as it streams by, renders the template block by block into a temporary file,
-validates that file with the same checker as `check-feed`, compares it with the last published feed
+validates that file with the same checks as `check-feed` (the offers in a helper process while they
+render, see `validate.OffersStreamCheck`; any doubt runs the full check over the file), compares it with the last published feed
 (mass-change guard, diff report), and only then renames it into place. A failed run never touches
 the last good feed. After the feed is in place, state namespaces `feed.offers` (per-offer price,
 quantity, presence, wholesale) and `feed.awaiting` (offers to show as "waiting") are updated for the
@@ -91,7 +92,7 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
     from pipeline.feed.render import load_template, render_feed
     from pipeline.feed.rules import OUT_OF_STOCK, CategoryTree, Offer, RuleSettings, Section, build_offer
     from pipeline.feed.slug import slugify
-    from pipeline.feed.validate import check_feed
+    from pipeline.feed.validate import OffersStreamCheck
     from pipeline.photo_urls import PhotoIndex
     from pipeline.torgsoft.catalog import open_catalog
 
@@ -176,14 +177,20 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
                     "available_value": settings.satu.available_value,
                     "unavailable_value": settings.satu.unavailable_value,
                 }
-                render_feed(template, variables, offers(), categories, tmp)
+                # The offers are checked by a helper process while they render (see validate.py).
+                stream_check = OffersStreamCheck()
+                try:
+                    layout = render_feed(template, variables, offers(), categories, tmp, tee=stream_check)
+                except BaseException:
+                    stream_check.close()
+                    raise
         result.skipped = dict(sorted(skipped.items()))
         result.categories = len(used_sections)
         for reason, n in result.skipped.items():
             if n > logged[reason]:
                 journal.event("feed", f"{n} products left out: {reason}", level="warning", reason=reason, count=n)
 
-        report = check_feed(tmp)
+        report = stream_check.report(tmp, layout)
         if not report.ok:
             result.problems = [str(p) for p in (report.problems or [])[:1000]]
             for p in result.problems[:JOURNAL_SAMPLES]:

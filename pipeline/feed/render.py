@@ -4,7 +4,10 @@ The template (`templates/satu.yml.j2`) is rendered with autoescape and StrictUnd
 at a time: `offers` first, straight from the product stream into a spool file (so the feed is never
 held in memory and the used sections become known), then `head`, `categories` and `middle` into the
 target temporary file, the spool appended, and `tail`. The caller validates the temporary file and
-renames it into place.
+renames it into place. An optional `tee` receives the offer bytes as they are written to the spool,
+so that a validator (`validate.OffersStreamCheck`) can check them while the rest is still rendering;
+`render_feed` returns where the head, the offers and the tail lie in the file so the caller can tie
+that check to the file actually written.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import jinja2
 from markupsafe import Markup
@@ -23,7 +26,46 @@ from pipeline.feed.sanitize import cdata
 
 BLOCKS = ("head", "categories", "middle", "offers", "tail")
 BUFFER = 1 << 20
+CHUNK = 1 << 16  # characters of rendered offers encoded (and teed) at a time
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "satu.yml.j2"
+
+
+class Layout(NamedTuple):
+    """Byte lengths of the rendered file's three parts: head (up to `<offers>`), the offers, the tail."""
+
+    head: int
+    offers: int
+    tail: int
+
+
+class Tee(Protocol):
+    """Receives a copy of the offer bytes in file order."""
+
+    def write(self, data: bytes) -> None:
+        """Take the next chunk."""
+
+
+def _write_offers(chunks: Iterable[str], fh: Any, tee: Tee | None) -> int:
+    """Encode the rendered offer text to the spool (and the tee) in large chunks; returns the byte count."""
+    size = 0
+    pending: list[str] = []
+    n = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        n += len(chunk)
+        if n >= CHUNK:
+            data = "".join(pending).encode("utf-8")
+            fh.write(data)
+            if tee is not None:
+                tee.write(data)
+            size += len(data)
+            pending.clear()
+            n = 0
+    data = "".join(pending).encode("utf-8")
+    fh.write(data)
+    if tee is not None and data:
+        tee.write(data)
+    return size + len(data)
 
 
 def _cdata(text: Any) -> Markup:
@@ -68,23 +110,29 @@ def _append(src: Any, dst: Any) -> None:
 
 
 def render_feed(template: jinja2.Template, variables: dict[str, Any], offers: Iterable[Any],
-                categories: Callable[[], list[Any]], dest: Path) -> None:
-    """Render the whole feed into `dest` (a temporary path), streaming; raises PipelineError on failure."""
+                categories: Callable[[], list[Any]], dest: Path, tee: Tee | None = None) -> Layout:
+    """Render the whole feed into `dest` (a temporary path), streaming; raises PipelineError on failure.
+
+    `tee`, when given, gets every byte of the offers part as it is rendered. Returns the layout of `dest`.
+    """
     spool = dest.with_name(dest.name + ".offers")
     try:
-        with open(spool, "w", encoding="utf-8", newline="\n", buffering=BUFFER) as fh:
+        with open(spool, "wb", buffering=BUFFER) as fh:
             ctx = template.new_context(dict(variables, offers=offers, categories=[]))
-            fh.writelines(template.blocks["offers"](ctx))
+            offers_size = _write_offers(template.blocks["offers"](ctx), fh, tee)
         ctx = template.new_context(dict(variables, offers=(), categories=categories()))
         with open(dest, "w", encoding="utf-8", newline="\n", buffering=BUFFER) as out:
             for name in ("head", "categories", "middle"):
                 out.writelines(template.blocks[name](ctx))
             out.flush()
+            head_size = out.buffer.tell()
             with open(spool, "rb") as src:
                 _append(src, out.buffer)
             out.writelines(template.blocks["tail"](ctx))
             out.flush()
             os.fsync(out.fileno())
+            total = out.buffer.tell()
+        return Layout(head_size, offers_size, total - head_size - offers_size)
     except jinja2.TemplateError as exc:
         raise PipelineError(f"feed template failed: {exc}") from exc
     finally:

@@ -4,18 +4,31 @@ The file is read once with lxml `iterparse`. Each `<category>` and `<offer>` is 
 the project's schema (`satu_yml.xsd`) as soon as it ends, then checked for what a schema cannot say
 (unique ids, existing categoryId/parentId, ≤ 10 pictures, vendorCode ≤ 25, oldprice vs discount,
 non-empty name/description/price), and then freed. Memory holds only the ids (for uniqueness and
-references), so a feed of a million offers validates in bounded memory.
+references), so a feed of a million offers validates in bounded memory. `OffersStreamCheck` (below)
+runs the same checks on the offers while the feed is being rendered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import IO
 
 from lxml import etree
+
+try:
+    import fcntl
+except ImportError:  # not on every OS: the pipe just keeps its default size
+    fcntl = None  # type: ignore[assignment]
 
 SCHEMA_PATH = Path(__file__).with_name("satu_yml.xsd")
 PICTURES_MAX = 10
@@ -245,9 +258,11 @@ def _first_line(path: Path) -> bytes:
 SHOP_KNOWN = frozenset(SHOP_REQUIRED + ("platform", "version", "agency", "email"))
 
 
-def _scan(path: Path, c: _Checker, whole_schema: etree.XMLSchema | None) -> None:
-    """One streaming pass: offers and categories are checked as they end, then freed."""
-    it = etree.iterparse(str(path), events=("end",), tag=("offer", "category"), huge_tree=True,
+def _scan(path: Path | IO[bytes], c: _Checker, whole_schema: etree.XMLSchema | None,
+          skeleton: bool = True) -> None:
+    """One streaming pass: offers and categories are checked as they end, then freed; then (unless
+    `skeleton` is off) the document skeleton around them."""
+    it = etree.iterparse(path if not isinstance(path, Path) else str(path), events=("end",), tag=("offer", "category"), huge_tree=True,
                          remove_comments=True, no_network=True, schema=whole_schema)
     for _, elem in it:
         parent = elem.getparent()
@@ -267,7 +282,7 @@ def _scan(path: Path, c: _Checker, whole_schema: etree.XMLSchema | None) -> None
             while elem.getprevious() is not None:
                 del parent[0]
     root = it.root
-    if root is None:
+    if root is None or not skeleton:
         return
     if root.tag != "yml_catalog":
         c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
@@ -297,28 +312,35 @@ def check_feed(path: Path | str) -> FeedReport:
     """Validate a feed file; every problem comes with its line number."""
     path = Path(path)
     head = _first_line(path) if path.exists() else b""
+    try:
+        c = _check(lambda: path, head)
+    except OSError as exc:
+        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
+    return FeedReport(c.offers, len(c.categories), c.problems, c.truncated)
+
+
+def _check(source: Callable[[], Path | IO[bytes]], head: bytes) -> _Checker:
+    """The whole check of one document (`source()` opens it afresh for each pass; `head` is its first line)."""
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     c = _Checker(per_element=False)
     try:
         # Fast pass: libxml2 validates the whole document against the schema while streaming.
-        _scan(path, c, schema(whole=True))
+        _scan(source(), c, schema(whole=True))
     except etree.XMLSyntaxError:
         # Something is wrong: stream again, validating element by element to list every problem.
         c = _Checker(per_element=True)
         try:
-            _scan(path, c, None)
+            _scan(source(), c, None)
         except etree.XMLSyntaxError as exc:
             line = exc.lineno or (exc.position[0] if exc.position else 0)
             c.add(line, f"not well-formed XML: {exc.msg}")
-    except OSError as exc:
-        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
     if not head.startswith(b"<?xml"):
         c.add(1, "no XML declaration (<?xml version=\"1.0\" encoding=\"UTF-8\"?>)")
     elif b"utf-8" not in head.lower():
         c.add(1, "the feed must be UTF-8 and say so in the XML declaration")
     c.finish()
-    return FeedReport(c.offers, len(c.categories), c.problems, c.truncated)
+    return c
 
 
 def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
@@ -333,3 +355,126 @@ def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
         if parent is not None:
             while elem.getprevious() is not None:
                 del parent[0]
+
+
+# --- Validation while rendering -------------------------------------------------------------------
+# The feed is rendered offers first (into a spool), then the head with the used categories, and the
+# parts are joined. `OffersStreamCheck` hands the offer bytes, as they are rendered, to a second
+# process that checks them (schema + rules) inside a minimal wrapper document; after the render only
+# the small head + tail document is left to check here. The two checks together cover what
+# `check_feed` covers on the joined file, given that the offers sit inside the file's only <offers>
+# element (verified from the layout); any doubt — a problem found, the helper failed, a layout that
+# does not match — falls back to `check_feed` on the file itself, which also gives the exact report.
+
+PIPE_SIZE = 1 << 20
+_WRAP_HEAD = b'<?xml version="1.0" encoding="UTF-8"?><yml_catalog><shop><offers>'
+_WRAP_TAIL = b"</offers></shop></yml_catalog>\n"
+
+
+def _check_offers_stream(source: IO[bytes]) -> dict:
+    """Check a wrapped offers stream (the helper process's work); returns what the joined check needs."""
+    c = _Checker(per_element=False)
+    try:
+        _scan(source, c, schema(whole=True), skeleton=False)
+        ok = not c.problems
+    except etree.XMLSyntaxError:
+        ok = False
+    return {"ok": ok, "offers": c.offers, "refs": sorted(c.unknown_refs) if ok else []}
+
+
+class OffersStreamCheck:
+    """Checks the offers part of a feed in a helper process while it is rendered (see above).
+
+    Use: `write()` each chunk of offer bytes (the render's tee), then `report(path, layout)` once the
+    file is complete; `close()` always (stops the helper if the render failed).
+    """
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.failed = False
+        root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.feed.validate"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+            if fcntl is not None and hasattr(fcntl, "F_SETPIPE_SZ") and self.proc.stdin is not None:
+                with contextlib.suppress(OSError):  # room for a few chunks: the render rarely waits
+                    fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            self._send(_WRAP_HEAD)
+        except OSError:
+            self.proc, self.failed = None, True
+
+    def _send(self, data: bytes) -> None:
+        if self.failed or self.proc is None or self.proc.stdin is None:
+            return
+        try:
+            self.proc.stdin.write(data)
+        except (OSError, ValueError):  # the helper is gone: the full check will run instead
+            self.failed = True
+
+    def write(self, data: bytes) -> None:
+        """Take the next chunk of offer bytes."""
+        self.sent += len(data)
+        self._send(data)
+
+    def _result(self) -> dict | None:
+        if self.proc is None:
+            return None
+        self._send(_WRAP_TAIL)
+        try:
+            out, _ = self.proc.communicate()
+            data = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            return None
+        finally:
+            self.close()
+        return data if not self.failed and self.proc.returncode == 0 else None
+
+    def report(self, path: Path | str, layout: tuple[int, int, int]) -> FeedReport:
+        """The check of the complete file at `path` whose parts are `layout` (head, offers, tail bytes)."""
+        path = Path(path)
+        helper = self._result()
+        fast = self._joined(path, layout, helper) if helper is not None and helper.get("ok") else None
+        return fast if fast is not None else check_feed(path)
+
+    def _joined(self, path: Path, layout: tuple[int, int, int], helper: dict) -> FeedReport | None:
+        head_size, offers_size, tail_size = layout
+        try:
+            if path.stat().st_size != head_size + offers_size + tail_size or offers_size != self.sent:
+                return None
+            with open(path, "rb") as fh:
+                head = fh.read(head_size)
+                fh.seek(head_size + offers_size)
+                tail = fh.read()
+        except OSError:
+            return None
+        # The offers must land in the content of the one and only <offers> element.
+        skeleton = head + tail
+        # (No DOCTYPE: its entities or attribute defaults could make the offers mean something else there.)
+        if (not head.rstrip().endswith(b"<offers>") or not tail.lstrip().startswith(b"</offers>")
+                or skeleton.count(b"<offers") != 1 or skeleton.count(b"</offers") != 1
+                or b"<!DOCTYPE" in skeleton.upper()):
+            return None
+        c = _check(lambda: io.BytesIO(skeleton), skeleton[:200].split(b"\n", 1)[0])
+        if c.problems or c.offers or any(cid not in c.categories for cid in helper["refs"]):
+            return None
+        return FeedReport(int(helper["offers"]), len(c.categories), [], False)
+
+    def close(self) -> None:
+        """Stop the helper (if still running) and release its pipes."""
+        proc = self.proc
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(OSError):
+            proc.wait()
+
+
+if __name__ == "__main__":
+    print(json.dumps(_check_offers_stream(sys.stdin.buffer)))
