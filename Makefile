@@ -40,6 +40,8 @@ oslibs:
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline tests benchmarks run.py
+	$(VENV)/bin/ruff format --check pipeline tests benchmarks run.py
+	$(VENV)/bin/mypy --ignore-missing-imports pipeline
 
 bench: setup
 	$(PY) benchmarks/extract.py

@@ -55,8 +55,13 @@ def ensure_db(size: int) -> dict:
         summary = generate(con, photos, products=size, seed=SEED)
     finally:
         con.close()
-    info = {"version": DATA_VERSION, "products": size, "photos": summary.photos,
-            "build_s": round(time.perf_counter() - started, 1), "build_cpu_s": round(time.process_time() - cpu, 1)}
+    info = {
+        "version": DATA_VERSION,
+        "products": size,
+        "photos": summary.photos,
+        "build_s": round(time.perf_counter() - started, 1),
+        "build_cpu_s": round(time.process_time() - cpu, 1),
+    }
     marker.write_text(json.dumps(info))
     return info
 
@@ -99,13 +104,24 @@ def child(kind: str, db: Path) -> dict:
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # CPU time counts the embedded engine's threads too (same process); it is less disturbed than the
     # wall clock when other work shares the machine.
-    return {"kind": kind, "rows": count, "seconds": seconds, "cpu_s": cpu, "peak_rss_mb": round(rss_kb / 1024, 1)}
+    return {
+        "kind": kind,
+        "rows": count,
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+    }
 
 
 def measure(kind: str, db: Path) -> dict:
     """Run one measurement in a fresh interpreter."""
-    out = subprocess.run([sys.executable, __file__, "--child", kind, "--database", str(db)],
-                         check=True, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, "--database", str(db)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -120,8 +136,13 @@ def main() -> None:
         print(json.dumps(child(args.child, args.database)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    result: dict = {"benchmark": "extract", "repeat": args.repeat, "cpus": os.cpu_count(),
-                    "loadavg_start": round(os.getloadavg()[0], 2), "sizes": {}}
+    result: dict = {
+        "benchmark": "extract",
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "loadavg_start": round(os.getloadavg()[0], 2),
+        "sizes": {},
+    }
     for size in sizes:
         built = ensure_db(size)
         db = _paths(size)[0]
@@ -135,12 +156,18 @@ def main() -> None:
         reader_cpu = min(r["cpu_s"] for r in runs["reader"])
         rows = {r["rows"] for r in runs["floor"] + runs["reader"]}
         result["sizes"][str(size)] = {
-            "floor_s": round(floor, 2), "reader_s": round(reader, 2), "ratio": round(reader / floor, 3),
-            "floor_cpu_s": round(floor_cpu, 2), "reader_cpu_s": round(reader_cpu, 2),
+            "floor_s": round(floor, 2),
+            "reader_s": round(reader, 2),
+            "ratio": round(reader / floor, 3),
+            "floor_cpu_s": round(floor_cpu, 2),
+            "reader_cpu_s": round(reader_cpu, 2),
             "ratio_cpu": round(reader_cpu / floor_cpu, 3),
             "floor_rss_mb": max(r["peak_rss_mb"] for r in runs["floor"]),
             "reader_rss_mb": max(r["peak_rss_mb"] for r in runs["reader"]),
-            "rows": sorted(rows), "db_build_s": built.get("build_s"), "db_build_cpu_s": built.get("build_cpu_s")}
+            "rows": sorted(rows),
+            "db_build_s": built.get("build_s"),
+            "db_build_cpu_s": built.get("build_cpu_s"),
+        }
     first, last = str(sizes[0]), str(sizes[-1])
     result["ratio_reader_floor"] = max(v["ratio"] for v in result["sizes"].values())
     result["ratio_reader_floor_cpu"] = max(v["ratio_cpu"] for v in result["sizes"].values())

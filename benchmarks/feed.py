@@ -38,13 +38,24 @@ TARGET_RSS_MB = 300
 def settings_for(base: Path, out_dir: Path):
     from pipeline.settings import build
 
-    return build({"torgsoft": {"database": str(base / "torgsoft.fdb")},
-                  "photos": {"source_dir": str(base / "photos")},
-                  "journal": {"path": str(out_dir / "journal.sqlite"), "log_file": str(out_dir / "sync.log"),
-                              "state_path": str(out_dir / "state.sqlite"), "lock_file": str(out_dir / "run.lock")},
-                  "feed": {"output": str(out_dir / "feeds" / "satu.yml"),
-                           "history_dir": str(out_dir / "feeds" / "history"),
-                           "template": str(ROOT / "templates" / "satu.yml.j2")}}, out_dir)
+    return build(
+        {
+            "torgsoft": {"database": str(base / "torgsoft.fdb")},
+            "photos": {"source_dir": str(base / "photos")},
+            "journal": {
+                "path": str(out_dir / "journal.sqlite"),
+                "log_file": str(out_dir / "sync.log"),
+                "state_path": str(out_dir / "state.sqlite"),
+                "lock_file": str(out_dir / "run.lock"),
+            },
+            "feed": {
+                "output": str(out_dir / "feeds" / "satu.yml"),
+                "history_dir": str(out_dir / "feeds" / "history"),
+                "template": str(ROOT / "templates" / "satu.yml.j2"),
+            },
+        },
+        out_dir,
+    )
 
 
 def ensure_db(n: int) -> Path:
@@ -67,9 +78,14 @@ def ensure_db(n: int) -> Path:
         con.close()
     photo_dir = base / "photos"
     state = State(base / "published.sqlite")
-    state.put_many("photos.published", [(p.relative_to(photo_dir).as_posix(),
-                                         {"name": f"photos/{p.stem}.jpg", "ok": True})
-                                        for p in photo_dir.rglob("*.*") if "corrupt" not in p.name])
+    state.put_many(
+        "photos.published",
+        [
+            (p.relative_to(photo_dir).as_posix(), {"name": f"photos/{p.stem}.jpg", "ok": True})
+            for p in photo_dir.rglob("*.*")
+            if "corrupt" not in p.name
+        ],
+    )
     state.close()
     (base / "ready").write_text("ok")
     return base
@@ -100,16 +116,29 @@ def child_floor(base: Path, out_dir: Path) -> dict:
             with xf.element("offers"):
                 for p in source.products():
                     qty = p.available_qty
-                    if p.deleted or not p.display_on_site or p.section_id is None or not p.retail_price \
-                            or qty <= 0:
+                    if (
+                        p.deleted
+                        or not p.display_on_site
+                        or p.section_id is None
+                        or not p.retail_price
+                        or qty <= 0
+                    ):
                         continue
                     offers += 1
                     o = etree.Element("offer", id=p.offer_id, available="true", selling_type="r")
-                    for tag, value in (("name", p.name), ("description", p.description_html),
-                                       ("price", str(p.retail_price)), ("currencyId", "KZT"),
-                                       ("categoryId", str(p.section_id)), ("vendor", p.producer),
-                                       ("vendorCode", p.articul), ("barcode", p.barcode), ("country", p.country),
-                                       ("keywords", p.keywords), ("quantity_in_stock", str(qty))):
+                    for tag, value in (
+                        ("name", p.name),
+                        ("description", p.description_html),
+                        ("price", str(p.retail_price)),
+                        ("currencyId", "KZT"),
+                        ("categoryId", str(p.section_id)),
+                        ("vendor", p.producer),
+                        ("vendorCode", p.articul),
+                        ("barcode", p.barcode),
+                        ("country", p.country),
+                        ("keywords", p.keywords),
+                        ("quantity_in_stock", str(qty)),
+                    ):
                         if value:
                             etree.SubElement(o, tag).text = value
                     for photo in p.photos[:10]:
@@ -132,8 +161,13 @@ def child_feed(base: Path, out_dir: Path) -> dict:
     result = feed.run(s, journal=Journal.from_settings(s), state=State.from_settings(s))
     if not result.ok:
         raise SystemExit(f"feed failed: {result.problems[:5]} {result.stopped}")
-    return {"offers": result.offers, "hidden": result.hidden, "skipped": result.skipped,
-            "pictures_dropped": result.pictures_dropped, "bytes": Path(result.output).stat().st_size}
+    return {
+        "offers": result.offers,
+        "hidden": result.hidden,
+        "skipped": result.skipped,
+        "pictures_dropped": result.pictures_dropped,
+        "bytes": Path(result.output).stat().st_size,
+    }
 
 
 def run_child(kind: str, base: Path) -> dict:
@@ -142,8 +176,12 @@ def run_child(kind: str, base: Path) -> dict:
         out_dir = Path(tmp)
         shutil.copy(base / "published.sqlite", out_dir / "state.sqlite")
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, __file__, "--child", kind, str(base), str(out_dir)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", kind, str(base), str(out_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         elapsed = time.monotonic() - started
         if proc.returncode:
             raise SystemExit(f"{kind} child failed:\n{proc.stderr[-3000:]}")
@@ -179,26 +217,39 @@ def main() -> None:
         floor = min(floors, key=lambda d: d["seconds"])
         full = min(feeds, key=lambda d: d["seconds"])
         results[str(n)] = {
-            "feed_s": full["seconds"], "floor_s": floor["seconds"],
+            "feed_s": full["seconds"],
+            "floor_s": floor["seconds"],
             "ratio": round(full["seconds"] / floor["seconds"], 2),
-            "feed_cpu_s": full["cpu_s"], "floor_cpu_s": floor["cpu_s"],
+            "feed_cpu_s": full["cpu_s"],
+            "floor_cpu_s": floor["cpu_s"],
             "cpu_ratio": round(full["cpu_s"] / floor["cpu_s"], 2),
             "feed_peak_rss_mb": max(d["peak_rss_mb"] for d in feeds),
             "floor_peak_rss_mb": max(d["peak_rss_mb"] for d in floors),
             "helper_peak_rss_mb": max(d["helper_peak_rss_mb"] for d in feeds),
-            "offers": full["offers"], "floor_offers": floor["offers"], "feed_mb": round(full["bytes"] / 1e6, 1),
+            "offers": full["offers"],
+            "floor_offers": floor["offers"],
+            "feed_mb": round(full["bytes"] / 1e6, 1),
         }
     sizes = sorted(results, key=int)
     rss = [results[k]["feed_peak_rss_mb"] for k in sizes]
-    print(json.dumps({
-        "benchmark": "feed", "cpus": os.cpu_count(), "results": results,
-        "targets": {"ratio_max": TARGET_RATIO, "peak_rss_mb_max": TARGET_RSS_MB},
-        "load_avg": [round(x, 2) for x in os.getloadavg()],
-        "met": {"ratio": all(r["ratio"] <= TARGET_RATIO for r in results.values()),
-                "cpu_ratio": all(r["cpu_ratio"] <= TARGET_RATIO for r in results.values()),
-                "rss": all(x <= TARGET_RSS_MB for x in rss),
-                "rss_growth_mb": round(rss[-1] - rss[0], 1) if len(rss) > 1 else 0.0},
-    }, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "benchmark": "feed",
+                "cpus": os.cpu_count(),
+                "results": results,
+                "targets": {"ratio_max": TARGET_RATIO, "peak_rss_mb_max": TARGET_RSS_MB},
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
+                "met": {
+                    "ratio": all(r["ratio"] <= TARGET_RATIO for r in results.values()),
+                    "cpu_ratio": all(r["cpu_ratio"] <= TARGET_RATIO for r in results.values()),
+                    "rss": all(x <= TARGET_RSS_MB for x in rss),
+                    "rss_growth_mb": round(rss[-1] - rss[0], 1) if len(rss) > 1 else 0.0,
+                },
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -84,21 +84,30 @@ def main() -> None:
             create_schema(con)
             generate(con, work / "photos", products=args.products, seed=args.seed, image_pool=10)
             cur = con.cursor()
-            cur.execute("SELECT g.GOOD_ID, g.ARTICUL, g.NAME, p.RETAIL_PRICE FROM GOOD g "
-                        "JOIN GOOD_PRICE p ON p.GOOD_ID = g.GOOD_ID AND p.ACCOUNTING_CENTER_ID = 0")
+            cur.execute(
+                "SELECT g.GOOD_ID, g.ARTICUL, g.NAME, p.RETAIL_PRICE FROM GOOD g "
+                "JOIN GOOD_PRICE p ON p.GOOD_ID = g.GOOD_ID AND p.ACCOUNTING_CENTER_ID = 0"
+            )
             products = [(str(g), a or "", n, price) for g, a, n, price in cur.fetchall()]
         finally:
             con.close()
         sandbox = SandboxServer(work / "sandbox").start()
         os.environ["SATU_TOKEN"] = sandbox.token
-        settings = build({
-            "torgsoft": {"database": str(work / "torgsoft.fdb")},
-            "photos": {"source_dir": str(work / "photos")},
-            "satu": {"base_url": sandbox.url},
-            "orders": {"inbox": str(work / "inbox"), "settle_seconds": 0},
-            "journal": {"path": str(work / "journal.sqlite"), "log_file": str(work / "sync.log"),
-                        "state_path": str(work / "state.sqlite"), "lock_file": str(work / "run.lock")},
-        }, work)
+        settings = build(
+            {
+                "torgsoft": {"database": str(work / "torgsoft.fdb")},
+                "photos": {"source_dir": str(work / "photos")},
+                "satu": {"base_url": sandbox.url},
+                "orders": {"inbox": str(work / "inbox"), "settle_seconds": 0},
+                "journal": {
+                    "path": str(work / "journal.sqlite"),
+                    "log_file": str(work / "sync.log"),
+                    "state_path": str(work / "state.sqlite"),
+                    "lock_file": str(work / "run.lock"),
+                },
+            },
+            work,
+        )
         journal, state = Journal.from_settings(settings), State.from_settings(settings)
         try:
             sandbox.create_orders(orders=generate_orders(args.orders, args.seed, products))
@@ -128,28 +137,37 @@ def main() -> None:
         after_second = counts(settings)
         new_docs = sum(after_second[t] - after_first[t] for t in TABLES)
 
-        print(json.dumps({
-            "benchmark": "orders",
-            "orders": args.orders,
-            "order_source": "pipeline.satu.sandbox.generate_orders via the sandbox over HTTP + orders fetch",
-            "products": args.products,
-            "fetch_seconds": round(fetch_s, 2),
-            "fetched_files": fetched.written,
-            "import_seconds": round(first_s, 2),
-            "orders_per_second": round(args.orders / first_s, 1),
-            "imported": first.imported, "updated": first.updated, "unchanged": first.unchanged,
-            "quarantined": first.quarantined, "failed": first.failed, "invoices": first.invoices,
-            "unmatched_lines": first.unmatched_lines,
-            "documents_created": {t: after_first[t] - before[t] for t in TABLES},
-            "rerun_seconds": round(second_s, 2),
-            "rerun_files_per_second": round(len(files) / second_s, 1),
-            "rerun_unchanged": second.unchanged,
-            "rerun_new_documents": new_docs,
-            "baseline_commits_per_second": round(base_tps, 1),
-            "baseline": "one INSERT + COMMIT per transaction on the same database file (forced writes): "
-                        "the ceiling for one transaction per order",
-            "cpu_count": os.cpu_count(),
-        }, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "orders",
+                    "orders": args.orders,
+                    "order_source": "pipeline.satu.sandbox.generate_orders via the sandbox over HTTP + orders fetch",
+                    "products": args.products,
+                    "fetch_seconds": round(fetch_s, 2),
+                    "fetched_files": fetched.written,
+                    "import_seconds": round(first_s, 2),
+                    "orders_per_second": round(args.orders / first_s, 1),
+                    "imported": first.imported,
+                    "updated": first.updated,
+                    "unchanged": first.unchanged,
+                    "quarantined": first.quarantined,
+                    "failed": first.failed,
+                    "invoices": first.invoices,
+                    "unmatched_lines": first.unmatched_lines,
+                    "documents_created": {t: after_first[t] - before[t] for t in TABLES},
+                    "rerun_seconds": round(second_s, 2),
+                    "rerun_files_per_second": round(len(files) / second_s, 1),
+                    "rerun_unchanged": second.unchanged,
+                    "rerun_new_documents": new_docs,
+                    "baseline_commits_per_second": round(base_tps, 1),
+                    "baseline": "one INSERT + COMMIT per transaction on the same database file (forced writes): "
+                    "the ceiling for one transaction per order",
+                    "cpu_count": os.cpu_count(),
+                },
+                ensure_ascii=False,
+            )
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

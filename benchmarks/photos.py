@@ -48,7 +48,9 @@ def _base(k: int):
         for j in range(12):
             x = (j * 331 + k * 97) % (W - 600)
             y = (j * 223 + k * 53) % (H - 600)
-            draw.ellipse([x, y, x + 500, y + 400], fill=((j * 40 + k * 30) % 256, (j * 70) % 256, (k * 60) % 256))
+            draw.ellipse(
+                [x, y, x + 500, y + 400], fill=((j * 40 + k * 30) % 256, (j * 70) % 256, (k * 60) % 256)
+            )
         _BASES[k] = img.filter(ImageFilter.GaussianBlur(1.2))
     return _BASES[k]
 
@@ -90,7 +92,9 @@ def ensure_database(names: list[str]):
 
     db = BENCH / "torgsoft.fdb"
     marker = BENCH / f"db-{len(names)}.ok"
-    settings = make_settings(BENCH / "run", torgsoft={"database": str(db)}, photos={"source_dir": str(PHOTO_DIR)})
+    settings = make_settings(
+        BENCH / "run", torgsoft={"database": str(db)}, photos={"source_dir": str(PHOTO_DIR)}
+    )
     if marker.exists() and db.exists():
         return settings
     if db.exists():
@@ -132,8 +136,12 @@ def baseline(names: list[str], max_size: int, quality: int) -> dict:
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
         shutil.rmtree(out, ignore_errors=True)
-    return {"photos": len(names), "seconds": round(seconds, 2), "per_s": round(len(names) / seconds, 2),
-            "cpu_ms_per_photo": round(cpu / len(names) * 1000, 1)}
+    return {
+        "photos": len(names),
+        "seconds": round(seconds, 2),
+        "per_s": round(len(names) / seconds, 2),
+        "cpu_ms_per_photo": round(cpu / len(names) * 1000, 1),
+    }
 
 
 def _cpu_children() -> float:
@@ -146,8 +154,12 @@ def _cpu_children() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=1000)
-    ap.add_argument("--baseline-sample", type=int, default=150,
-                    help="photos in the serial baseline (throughput is per second either way)")
+    ap.add_argument(
+        "--baseline-sample",
+        type=int,
+        default=150,
+        help="photos in the serial baseline (throughput is per second either way)",
+    )
     args = ap.parse_args()
 
     from pipeline import photos, publish
@@ -158,16 +170,26 @@ def main() -> None:
     names = ensure_images(args.photos)
     settings = ensure_database(names)
     run_dir = BENCH / "run"
-    for p in ("cache", "state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "journal.sqlite", "ftp", "feeds"):
+    for p in (
+        "cache",
+        "state.sqlite",
+        "state.sqlite-wal",
+        "state.sqlite-shm",
+        "journal.sqlite",
+        "ftp",
+        "feeds",
+    ):
         target = run_dir / p
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
             target.unlink()
     settings = settings.replace(
-        photos=dataclasses.replace(settings.photos, cache_dir=run_dir / "cache", max_size=1200, quality=85,
-                                   workers=0),
-        publish=dataclasses.replace(settings.publish, retries=2))
+        photos=dataclasses.replace(
+            settings.photos, cache_dir=run_dir / "cache", max_size=1200, quality=85, workers=0
+        ),
+        publish=dataclasses.replace(settings.publish, retries=2),
+    )
     state = State.from_settings(settings)
     journal = Journal.from_settings(settings)
 
@@ -191,23 +213,36 @@ def main() -> None:
     photo_s = time.perf_counter() - started
     # Worker CPU is counted once the pool's processes are reaped (at the end of the run).
     photo_cpu = (time.process_time() - cpu_self) + (_cpu_children() - cpu_children)
-    base_after = baseline(names[half:2 * half], 1200, 85)
-    base = {"photos": base_before["photos"] + base_after["photos"],
-            "seconds": round(base_before["seconds"] + base_after["seconds"], 2)}
+    base_after = baseline(names[half : 2 * half], 1200, 85)
+    base = {
+        "photos": base_before["photos"] + base_after["photos"],
+        "seconds": round(base_before["seconds"] + base_after["seconds"], 2),
+    }
     base["per_s"] = round(base["photos"] / base["seconds"], 2)
-    base["cpu_ms_per_photo"] = round((base_before["cpu_ms_per_photo"] + base_after["cpu_ms_per_photo"]) / 2, 1)
+    base["cpu_ms_per_photo"] = round(
+        (base_before["cpu_ms_per_photo"] + base_after["cpu_ms_per_photo"]) / 2, 1
+    )
     base["per_s_before_after"] = [base_before["per_s"], base_after["per_s"]]
     per_s = first.processed / photo_s
 
     feed = Path(settings.feed.output)
     feed.parent.mkdir(parents=True, exist_ok=True)
-    feed.write_bytes(b"<?xml version='1.0' encoding='UTF-8'?>\n<yml_catalog>"
-                     + b"<offer/>" * 120_000 + b"</yml_catalog>\n")
+    feed.write_bytes(
+        b"<?xml version='1.0' encoding='UTF-8'?>\n<yml_catalog>" + b"<offer/>" * 120_000 + b"</yml_catalog>\n"
+    )
     os.environ["BENCH_FTP_PASSWORD"] = "bench"
     with ftp_server(run_dir / "ftp", "bench", "bench") as srv:
-        s = settings.replace(publish=dataclasses.replace(
-            settings.publish, target="ftp", host=srv.host, port=srv.port, user="bench",
-            password_env="BENCH_FTP_PASSWORD", remote_dir="/shop"))
+        s = settings.replace(
+            publish=dataclasses.replace(
+                settings.publish,
+                target="ftp",
+                host=srv.host,
+                port=srv.port,
+                user="bench",
+                password_env="BENCH_FTP_PASSWORD",
+                remote_dir="/shop",
+            )
+        )
         cache_bytes = sum(p.stat().st_size for p in (run_dir / "cache").rglob("*.jpg"))
         started = time.perf_counter()
         up = publish.run(s, journal=journal, state=state, progress=False)
@@ -226,27 +261,47 @@ def main() -> None:
     result = {
         "benchmark": "photos",
         "cpus": os.cpu_count(),
-        "source": {"photos": len(names), "size": f"{W}x{H}",
-                   "mb": round(sum((PHOTO_DIR / n).stat().st_size for n in names) / 1e6, 1)},
+        "source": {
+            "photos": len(names),
+            "size": f"{W}x{H}",
+            "mb": round(sum((PHOTO_DIR / n).stat().st_size for n in names) / 1e6, 1),
+        },
         "settings": {"max_size": 1200, "quality": 85, "format": "jpeg", "workers": photos._workers(settings)},
         "baseline_serial": base,
-        "photos_first_run": {"referenced": first.referenced, "processed": first.processed,
-                             "unchanged": first.unchanged, "failed": first.failed,
-                             "seconds": round(photo_s, 2), "per_s": round(per_s, 2),
-                             "cpu_ms_per_photo": round(photo_cpu / max(first.processed, 1) * 1000, 1)},
+        "photos_first_run": {
+            "referenced": first.referenced,
+            "processed": first.processed,
+            "unchanged": first.unchanged,
+            "failed": first.failed,
+            "seconds": round(photo_s, 2),
+            "per_s": round(per_s, 2),
+            "cpu_ms_per_photo": round(photo_cpu / max(first.processed, 1) * 1000, 1),
+        },
         "speedup_vs_baseline": round(per_s / base["per_s"], 2),
-        "cpu_efficiency_vs_baseline": round(base["cpu_ms_per_photo"] * max(first.processed, 1)
-                                            / (photo_cpu * 1000), 2) if photo_cpu else None,
+        "cpu_efficiency_vs_baseline": round(
+            base["cpu_ms_per_photo"] * max(first.processed, 1) / (photo_cpu * 1000), 2
+        )
+        if photo_cpu
+        else None,
         "load_avg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "page_cache_warm_read_seconds": round(warm_s, 2),
-        "upload_ftp": {"photos": up.photos_uploaded, "feed_files": up.feed_files_uploaded, "ok": up.ok,
-                       "mb": round(cache_bytes / 1e6, 1), "seconds": round(upload_s, 2),
-                       "files_per_s": round(up.uploaded / upload_s, 1),
-                       "mb_per_s": round(cache_bytes / 1e6 / upload_s, 1)},
-        "second_run": {"processed": again_photos.processed, "uploaded": again_pub.uploaded,
-                       "photos_seconds": round(second_photo_s, 3), "catalog_read_seconds": round(catalog_s, 3),
-                       "seconds": round(second_s, 3),
-                       "under_2s": second_s < 2.0},
+        "upload_ftp": {
+            "photos": up.photos_uploaded,
+            "feed_files": up.feed_files_uploaded,
+            "ok": up.ok,
+            "mb": round(cache_bytes / 1e6, 1),
+            "seconds": round(upload_s, 2),
+            "files_per_s": round(up.uploaded / upload_s, 1),
+            "mb_per_s": round(cache_bytes / 1e6 / upload_s, 1),
+        },
+        "second_run": {
+            "processed": again_photos.processed,
+            "uploaded": again_pub.uploaded,
+            "photos_seconds": round(second_photo_s, 3),
+            "catalog_read_seconds": round(catalog_s, 3),
+            "seconds": round(second_s, 3),
+            "under_2s": second_s < 2.0,
+        },
     }
     print(json.dumps(result))
 

@@ -45,8 +45,12 @@ def main() -> None:
     n = ap.parse_args().items
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(base / "sandbox")], stdout=subprocess.PIPE,
-                                text=True, cwd=ROOT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(base / "sandbox")],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         try:
             url, token = proc.stdout.readline().split()
             root = url.rsplit("/api/v1", 1)[0]
@@ -55,21 +59,41 @@ def main() -> None:
 
             ids = [str(100000 + i) for i in range(n)]
             for i in range(0, n, 2000):
-                httpx.post(f"{root}/_sandbox/products", timeout=120,
-                           json=[{"external_id": k, "name": f"Товар {k}", "price": 1000, "quantity_in_stock": 5}
-                                 for k in ids[i:i + 2000]]).raise_for_status()
+                httpx.post(
+                    f"{root}/_sandbox/products",
+                    timeout=120,
+                    json=[
+                        {"external_id": k, "name": f"Товар {k}", "price": 1000, "quantity_in_stock": 5}
+                        for k in ids[i : i + 2000]
+                    ],
+                ).raise_for_status()
 
             # 1. the real stage: every offer's stock changed since Satu's last acknowledgement
             os.environ["SATU_BENCH_TOKEN"] = token
-            settings = build({"satu": {"base_url": url, "token_env": "SATU_BENCH_TOKEN"},
-                              "journal": {"path": str(base / "j.sqlite"), "log_file": str(base / "sync.log"),
-                                          "state_path": str(base / "state.sqlite")}}, base)
+            settings = build(
+                {
+                    "satu": {"base_url": url, "token_env": "SATU_BENCH_TOKEN"},
+                    "journal": {
+                        "path": str(base / "j.sqlite"),
+                        "log_file": str(base / "sync.log"),
+                        "state_path": str(base / "state.sqlite"),
+                    },
+                },
+                base,
+            )
             state, journal = State.from_settings(settings), Journal.from_settings(settings)
-            record = {k: {"price": "1000", "quantity": i % 4, "presence": "available" if i % 4 else "waiting"}
-                      for i, k in enumerate(ids)}
+            record = {
+                k: {"price": "1000", "quantity": i % 4, "presence": "available" if i % 4 else "waiting"}
+                for i, k in enumerate(ids)
+            }
             state.put_many(FEED_NS, record.items())
-            state.put_many(ACKED_NS, ((k, {**desired_state(v), "quantity_in_stock": 5, "presence": "available"})
-                                      for k, v in record.items()))
+            state.put_many(
+                ACKED_NS,
+                (
+                    (k, {**desired_state(v), "quantity_in_stock": 5, "presence": "available"})
+                    for k, v in record.items()
+                ),
+            )
             state.put("satu.push", "last_full", time.time())
             t = time.perf_counter()
             r = run(settings, journal=journal, state=state, client=client)
@@ -77,7 +101,10 @@ def main() -> None:
             assert r.ok and r.accepted == n and r.changed == n, r
 
             # 2. client only, batched
-            items = [{"id": k, "quantity_in_stock": (i % 7) + 1, "presence": "available"} for i, k in enumerate(ids)]
+            items = [
+                {"id": k, "quantity_in_stock": (i % 7) + 1, "presence": "available"}
+                for i, k in enumerate(ids)
+            ]
             before = client.requests
             t = time.perf_counter()
             res = client.edit_products(items)
@@ -86,7 +113,10 @@ def main() -> None:
             assert res.ok and len(res.processed_ids) == n
 
             # 3. baseline: one request per item
-            items = [{"id": k, "quantity_in_stock": (i % 5) + 10, "presence": "available"} for i, k in enumerate(ids)]
+            items = [
+                {"id": k, "quantity_in_stock": (i % 5) + 10, "presence": "available"}
+                for i, k in enumerate(ids)
+            ]
             before = client.requests
             t = time.perf_counter()
             accepted = 0
@@ -101,16 +131,31 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-    print(json.dumps({
-        "benchmark": "push", "items": n,
-        "push_run": {"seconds": round(push_s, 3), "requests": r.requests, "items_per_s": round(n / push_s)},
-        "client_batched": {"seconds": round(batched_s, 3), "requests": batched_req,
-                           "items_per_s": round(n / batched_s)},
-        "baseline_one_per_item": {"seconds": round(single_s, 3), "requests": single_req,
-                                  "items_per_s": round(n / single_s)},
-        "speedup_push_vs_baseline": round(single_s / push_s, 1),
-        "request_ratio": round(single_req / r.requests, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "push",
+                "items": n,
+                "push_run": {
+                    "seconds": round(push_s, 3),
+                    "requests": r.requests,
+                    "items_per_s": round(n / push_s),
+                },
+                "client_batched": {
+                    "seconds": round(batched_s, 3),
+                    "requests": batched_req,
+                    "items_per_s": round(n / batched_s),
+                },
+                "baseline_one_per_item": {
+                    "seconds": round(single_s, 3),
+                    "requests": single_req,
+                    "items_per_s": round(n / single_s),
+                },
+                "speedup_push_vs_baseline": round(single_s / push_s, 1),
+                "request_ratio": round(single_req / r.requests, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,19 @@ from pipeline.torgsoft.connection import connect, create_database  # noqa: E402
 from pipeline.torgsoft.demo import bulk_insert  # noqa: E402
 from pipeline.torgsoft.schema import create_schema  # noqa: E402
 
-COLUMNS = ("ID", "DOC_NUMBER", "DOC_DATE", "ACCOUNTING_CENTER_ID", "STATUS", "IS_PAID", "TTN", "TOTAL",
-           "EXTERNAL_SOURCE", "EXTERNAL_ID", "CHANGED_AT")
+COLUMNS = (
+    "ID",
+    "DOC_NUMBER",
+    "DOC_DATE",
+    "ACCOUNTING_CENTER_ID",
+    "STATUS",
+    "IS_PAID",
+    "TTN",
+    "TOTAL",
+    "EXTERNAL_SOURCE",
+    "EXTERNAL_ID",
+    "CHANGED_AT",
+)
 
 
 def timed(fn):
@@ -53,8 +64,12 @@ def main() -> None:
             os.environ["BENCH_SATU_TOKEN"] = sandbox.token
             satu = generate_orders(args.changed * 2, seed=3)
             for o in satu:
-                o.update(status="pending", payment_data={"type": "cash", "status": "unpaid"},
-                         delivery_provider_data={}, cancellation=None)
+                o.update(
+                    status="pending",
+                    payment_data={"type": "cash", "status": "unpaid"},
+                    delivery_provider_data={},
+                    cancellation=None,
+                )
             satu_ids = [o["id"] for o in sandbox.create_orders(orders=satu)]
             con = create_database(base / "torgsoft.fdb")
             create_schema(con)
@@ -70,13 +85,25 @@ def main() -> None:
             mdir.mkdir()
             (mdir / "orders_for_status.sql").write_text(
                 "SELECT EXTERNAL_ID AS external_id, STATUS AS status, IS_PAID AS is_paid, TTN AS ttn "
-                "FROM CUSTOMER_ORDER WHERE EXTERNAL_SOURCE = :source", encoding="utf-8")
-            settings = build({"torgsoft": {"database": str(base / "torgsoft.fdb")},
-                              "satu": {"base_url": sandbox.url, "token_env": "BENCH_SATU_TOKEN"},
-                              "status": {"carrier": "kazpost", "retry_seconds": 0},
-                              "journal": {"path": str(base / "j.sqlite"), "log_file": str(base / "sync.log"),
-                                          "state_path": str(base / "state.sqlite")}}, base)
-            hash_settings = settings.replace(torgsoft=dataclasses.replace(settings.torgsoft, mapping_dir=mdir))
+                "FROM CUSTOMER_ORDER WHERE EXTERNAL_SOURCE = :source",
+                encoding="utf-8",
+            )
+            settings = build(
+                {
+                    "torgsoft": {"database": str(base / "torgsoft.fdb")},
+                    "satu": {"base_url": sandbox.url, "token_env": "BENCH_SATU_TOKEN"},
+                    "status": {"carrier": "kazpost", "retry_seconds": 0},
+                    "journal": {
+                        "path": str(base / "j.sqlite"),
+                        "log_file": str(base / "sync.log"),
+                        "state_path": str(base / "state.sqlite"),
+                    },
+                },
+                base,
+            )
+            hash_settings = settings.replace(
+                torgsoft=dataclasses.replace(settings.torgsoft, mapping_dir=mdir)
+            )
             journal, state = Journal.from_settings(settings), State.from_settings(settings)
 
             def run(s, **kw):
@@ -94,33 +121,48 @@ def main() -> None:
                 con = connect(settings)
                 cur = con.cursor()
                 for n, oid in enumerate(ids):
-                    cur.execute("UPDATE CUSTOMER_ORDER SET STATUS = 2, IS_PAID = 1, TTN = ? "
-                                "WHERE EXTERNAL_SOURCE = 'satu' AND EXTERNAL_ID = ?", (f"KZ{n:08d}", str(oid)))
+                    cur.execute(
+                        "UPDATE CUSTOMER_ORDER SET STATUS = 2, IS_PAID = 1, TTN = ? "
+                        "WHERE EXTERNAL_SOURCE = 'satu' AND EXTERNAL_ID = ?",
+                        (f"KZ{n:08d}", str(oid)),
+                    )
                 con.commit()
                 con.close()
 
             figures = {}
-            for label, ids, verify in (("verify", satu_ids[:args.changed], True),
-                                       ("no_verify", satu_ids[args.changed:], False)):
+            for label, ids, verify in (
+                ("verify", satu_ids[: args.changed], True),
+                ("no_verify", satu_ids[args.changed :], False),
+            ):
                 change(ids)
                 s = settings.replace(status=dataclasses.replace(settings.status, verify_before_push=verify))
                 calls_before = sum(sandbox.calls.values())
                 res, seconds = timed(lambda s=s: run(s))
                 assert res.pushed == args.changed and res.waybills == args.changed and res.ok, res
-                figures[label] = {"seconds": round(seconds, 3),
-                                  "api_calls": sum(sandbox.calls.values()) - calls_before}
+                figures[label] = {
+                    "seconds": round(seconds, 3),
+                    "api_calls": sum(sandbox.calls.values()) - calls_before,
+                }
             journal.close()
             state.close()
         finally:
             sandbox.stop()
-    print(json.dumps({
-        "benchmark": "status_push", "orders": args.orders, "changed": args.changed,
-        "baseline_run_s": round(t_baseline, 3),
-        "idle_run_cursor_s": round(t_idle_cursor, 3), "idle_cursor_rows_read": idle_cursor.checked,
-        "idle_run_hash_only_s (baseline)": round(t_idle_hash, 3),
-        "push_with_verify": figures["verify"], "push_without_verify": figures["no_verify"],
-        "push_per_order_ms_verify": round(1000 * figures["verify"]["seconds"] / args.changed, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "status_push",
+                "orders": args.orders,
+                "changed": args.changed,
+                "baseline_run_s": round(t_baseline, 3),
+                "idle_run_cursor_s": round(t_idle_cursor, 3),
+                "idle_cursor_rows_read": idle_cursor.checked,
+                "idle_run_hash_only_s (baseline)": round(t_idle_hash, 3),
+                "push_with_verify": figures["verify"],
+                "push_without_verify": figures["no_verify"],
+                "push_per_order_ms_verify": round(1000 * figures["verify"]["seconds"] / args.changed, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -54,10 +54,21 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--settings", "settings_path", type=click.Path(path_type=Path), default=Path("settings.toml"),
-              show_default=True, help="settings file; relative paths in it hang from its folder")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="override one setting for this run (repeatable)")
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(path_type=Path),
+    default=Path("settings.toml"),
+    show_default=True,
+    help="settings file; relative paths in it hang from its folder",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="override one setting for this run (repeatable)",
+)
 @click.pass_context
 def cli(ctx: click.Context, settings_path: Path, overrides: tuple[str, ...]) -> None:
     """Torgsoft ⇄ Satu.kz exchange: catalog feed, photos, publishing, orders, statuses."""

@@ -39,8 +39,22 @@ FTP_USER = "demo"
 # Torgsoft CUSTOMER_ORDER.STATUS (reference schema) and the demo's manager actions on imported orders.
 ACCEPTED, SHIPPED, CANCELLED = 1, 2, 4
 # Counts worth naming when a step finished with problems.
-WARNING_COUNTS = ("failed", "refused", "rejected", "errors", "quarantined", "unsent", "unmatched_lines", "parked")
-ACTIONS = (("accepted", ACCEPTED, 0), ("paid", ACCEPTED, 1), ("shipped", SHIPPED, 1), ("cancelled", CANCELLED, 0))
+WARNING_COUNTS = (
+    "failed",
+    "refused",
+    "rejected",
+    "errors",
+    "quarantined",
+    "unsent",
+    "unmatched_lines",
+    "parked",
+)
+ACTIONS = (
+    ("accepted", ACCEPTED, 0),
+    ("paid", ACCEPTED, 1),
+    ("shipped", SHIPPED, 1),
+    ("cancelled", CANCELLED, 0),
+)
 
 
 @dataclass
@@ -95,8 +109,11 @@ class LocalServers:
         self.root.mkdir(parents=True, exist_ok=True)
         authorizer = DummyAuthorizer()
         authorizer.add_user(FTP_USER, self.password, str(self.root), perm="elradfmwMT")
-        handler = type("DemoFTPHandler", (FTPHandler,), {"authorizer": authorizer, "banner": "torgsoft-satu demo",
-                                                         "passive_ports": None})
+        handler = type(
+            "DemoFTPHandler",
+            (FTPHandler,),
+            {"authorizer": authorizer, "banner": "torgsoft-satu demo", "passive_ports": None},
+        )
         import logging
 
         # pyftpdlib logs every command to stderr unless its logger is configured: keep the demo quiet.
@@ -106,11 +123,17 @@ class LocalServers:
         ftp_log.propagate = False
         self._ftp = ThreadedFTPServer(("127.0.0.1", 0), handler)
         self.ftp_port = self._ftp.address[1]
-        t = threading.Thread(target=self._ftp.serve_forever, kwargs={"timeout": 0.5, "blocking": True},
-                             name="demo-ftp", daemon=True)
+        t = threading.Thread(
+            target=self._ftp.serve_forever,
+            kwargs={"timeout": 0.5, "blocking": True},
+            name="demo-ftp",
+            daemon=True,
+        )
         t.start()
         self._threads.append(t)
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(self.root)))
+        self._http = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(self.root))
+        )
         self._http.daemon_threads = True
         self.http_url = f"http://127.0.0.1:{self._http.server_address[1]}"
         t = threading.Thread(target=self._http.serve_forever, name="demo-http", daemon=True)
@@ -133,15 +156,22 @@ def ensure_database(settings: Any, products: int, seed: int, echo: Callable[[str
     """Create the embedded demo database with demo goods and photos when it is missing; True if created."""
     path = Path(settings.torgsoft.database)
     if settings.torgsoft.dsn:
-        raise PipelineError("the demo uses the embedded database file; torgsoft.dsn points at a server "
-                            "(run the demo with --set torgsoft.dsn=\"\")")
+        raise PipelineError(
+            "the demo uses the embedded database file; torgsoft.dsn points at a server "
+            '(run the demo with --set torgsoft.dsn="")'
+        )
     if path.exists():
         return False
     from pipeline.torgsoft.demo import build_demo_database
 
     echo(f"Creating the demo database {path} with {products} goods …")
-    summary = build_demo_database(path, settings.photos.source_dir, products=products, seed=seed,
-                                  shared_access=settings.torgsoft.shared_access)
+    summary = build_demo_database(
+        path,
+        settings.photos.source_dir,
+        products=products,
+        seed=seed,
+        shared_access=settings.torgsoft.shared_access,
+    )
     echo(f"  {summary.products} goods in {summary.sections} sections, {summary.photos} photo links")
     return True
 
@@ -150,11 +180,27 @@ def demo_settings(settings: Any, servers: LocalServers, sandbox: Any) -> Any:
     """The user's settings pointed at the local FTP/HTTP servers and the sandbox (secrets via env)."""
     os.environ[FTP_PASSWORD_ENV] = servers.password
     os.environ[TOKEN_ENV] = sandbox.token
-    publish = dataclasses.replace(settings.publish, target="ftp", host="127.0.0.1", port=servers.ftp_port,
-                                  user=FTP_USER, password_env=FTP_PASSWORD_ENV, remote_dir="/",
-                                  public_base_url=servers.http_url, key_file=None, timeout=15, retries=2)
-    satu = dataclasses.replace(settings.satu, base_url=sandbox.url, token_env=TOKEN_ENV, timeout=15, max_retries=2,
-                               import_after_publish=False)
+    publish = dataclasses.replace(
+        settings.publish,
+        target="ftp",
+        host="127.0.0.1",
+        port=servers.ftp_port,
+        user=FTP_USER,
+        password_env=FTP_PASSWORD_ENV,
+        remote_dir="/",
+        public_base_url=servers.http_url,
+        key_file=None,
+        timeout=15,
+        retries=2,
+    )
+    satu = dataclasses.replace(
+        settings.satu,
+        base_url=sandbox.url,
+        token_env=TOKEN_ENV,
+        timeout=15,
+        max_retries=2,
+        import_after_publish=False,
+    )
     return settings.replace(publish=publish, satu=satu)
 
 
@@ -165,7 +211,9 @@ def _counts(result: Any) -> dict[str, Any]:
         pairs = result.items()
     else:
         return {}
-    out = {k: v for k, v in pairs if isinstance(v, bool | int | str) and not (isinstance(v, str) and len(v) > 80)}
+    out = {
+        k: v for k, v in pairs if isinstance(v, bool | int | str) and not (isinstance(v, str) and len(v) > 80)
+    }
     if hasattr(result, "ok") and "ok" not in out:
         out["ok"] = bool(result.ok)
     return out
@@ -186,8 +234,12 @@ def set_order_state(settings: Any, changes: dict[str, tuple[int, int]]) -> int:
     try:
         with transaction(con) as cur:
             for order_id, (status, is_paid) in changes.items():
-                cur.execute(q.sql, q.args({"status": status, "is_paid": is_paid, "source": "satu",
-                                           "external_id": str(order_id)}))
+                cur.execute(
+                    q.sql,
+                    q.args(
+                        {"status": status, "is_paid": is_paid, "source": "satu", "external_id": str(order_id)}
+                    ),
+                )
                 changed += max(cur.rowcount, 0)
     finally:
         con.close()
@@ -211,8 +263,15 @@ def torgsoft_counts(settings: Any) -> dict[str, int]:
         con.close()
 
 
-def run(settings: Any, *, products: int = 1000, orders: int = 6, seed: int = 1,
-        echo: Callable[[str], None] = print, keep_running: Callable[[DemoReport], None] | None = None) -> DemoReport:
+def run(
+    settings: Any,
+    *,
+    products: int = 1000,
+    orders: int = 6,
+    seed: int = 1,
+    echo: Callable[[str], None] = print,
+    keep_running: Callable[[DemoReport], None] | None = None,
+) -> DemoReport:
     """Run the demo end to end; see the module doc. `keep_running` is called with the report while
     the servers are still up (the CLI waits there for Ctrl+C)."""
     from pipeline.journal import Journal
@@ -234,21 +293,30 @@ def run(settings: Any, *, products: int = 1000, orders: int = 6, seed: int = 1,
         state = State.from_settings(s)
         report.run_id = journal.run_id
         report.sandbox_url = sandbox.url
-        journal.event("demo", "demo started", ftp_port=servers.ftp_port, public=servers.http_url,
-                      sandbox=sandbox.url)
+        journal.event(
+            "demo", "demo started", ftp_port=servers.ftp_port, public=servers.http_url, sandbox=sandbox.url
+        )
         try:
             try:
                 _exchange(s, report, journal, state, sandbox, orders, seed, echo)
             except Exception as exc:  # noqa: BLE001 - the report says what failed; the log has the rest
                 if not report.problems:
                     report.problems.append(f"{type(exc).__name__}: {exc}")
-                journal.event("demo", f"demo stopped: {type(exc).__name__}: {exc}", "error",
-                              traceback=traceback.format_exc(limit=20))
+                journal.event(
+                    "demo",
+                    f"demo stopped: {type(exc).__name__}: {exc}",
+                    "error",
+                    traceback=traceback.format_exc(limit=20),
+                )
             if keep_running is not None:
                 keep_running(report)
         finally:
-            journal.event("demo", "demo finished" if report.ok else f"demo did not complete: {report.problems}",
-                          "info" if report.ok else "error", warnings=report.warnings)
+            journal.event(
+                "demo",
+                "demo finished" if report.ok else f"demo did not complete: {report.problems}",
+                "info" if report.ok else "error",
+                warnings=report.warnings,
+            )
             journal.close()
             state.close()
             sandbox.stop()
@@ -265,21 +333,26 @@ def new_orders(sandbox: Any, n: int, seed: int) -> list[dict]:
     products = [p for p in sandbox.products() if p.get("status") != "deleted"]
     # A new seed per run (the sandbox keeps its orders): each demo run brings new customers too.
     orders = generate_orders(n, seed + len(sandbox.orders()), products or None)
-    for o in orders[:len(ACTIONS)]:
+    for o in orders[: len(ACTIONS)]:
         o["status"] = "pending"  # new and unpaid, like an order a manager has not touched yet
         o["date_modified"] = o["date_created"]
         o["payment_data"] = {**(o.get("payment_data") or {}), "status": "unpaid"}
         for key in ("status_name", "cancellation"):
             o.pop(key, None)
-    for o in orders[len(ACTIONS):len(ACTIONS) + 1]:  # and one paid on Satu already: it gets an invoice
+    for o in orders[len(ACTIONS) : len(ACTIONS) + 1]:  # and one paid on Satu already: it gets an invoice
         o["status"], o["status_name"] = "paid", "Оплачен"
         o["payment_data"] = {**(o.get("payment_data") or {}), "status": "paid"}
         o.pop("cancellation", None)
     return orders
 
 
-def _step(report: DemoReport, name: str, echo: Callable[[str], None], func: Callable[[], Any],
-          describe: Callable[[Any], str] | None = None) -> Any:
+def _step(
+    report: DemoReport,
+    name: str,
+    echo: Callable[[str], None],
+    func: Callable[[], Any],
+    describe: Callable[[Any], str] | None = None,
+) -> Any:
     """Run one step, record its counts, print one line; a failure is recorded and re-raised."""
     t0 = time.monotonic()
     try:
@@ -291,63 +364,134 @@ def _step(report: DemoReport, name: str, echo: Callable[[str], None], func: Call
     counts = _counts(result)
     report.steps[name] = counts
     if counts.get("ok") is False:
-        detail = ", ".join(f"{k} {v}" for k, v in counts.items()
-                           if k in WARNING_COUNTS and isinstance(v, int) and not isinstance(v, bool) and v)
+        detail = ", ".join(
+            f"{k} {v}"
+            for k, v in counts.items()
+            if k in WARNING_COUNTS and isinstance(v, int) and not isinstance(v, bool) and v
+        )
         report.warnings.append(f"{name}: finished with problems" + (f" ({detail})" if detail else ""))
     text = describe(result) if describe else ", ".join(f"{k} {v}" for k, v in counts.items() if k != "ok")
     echo(f"  {name:<18} {text}  ({time.monotonic() - t0:.1f} s)")
     return result
 
 
-def _exchange(s: Any, report: DemoReport, journal: Any, state: Any, sandbox: Any, orders: int, seed: int,
-              echo: Callable[[str], None]) -> None:
+def _exchange(
+    s: Any,
+    report: DemoReport,
+    journal: Any,
+    state: Any,
+    sandbox: Any,
+    orders: int,
+    seed: int,
+    echo: Callable[[str], None],
+) -> None:
     import importlib
 
     def stage(name: str) -> Any:  # imported when its step runs: a missing stage fails only that step
         return importlib.import_module(name)
 
     kw = {"journal": journal, "state": state}
-    echo(f"Catalog → Satu (FTP 127.0.0.1:{s.publish.port}, public {s.publish.public_base_url}, "
-         f"sandbox {sandbox.url})")
-    _step(report, "photos", echo, lambda: stage("pipeline.photos").run(s, **kw, progress=False),
-          lambda r: f"{r.processed} resized, {r.unchanged} unchanged, {r.failed + r.refused} unusable")
-    _step(report, "feed", echo, lambda: stage("pipeline.feed").run(s, **kw),
-          lambda r: f"{r.offers} offers, {r.hidden} hidden, {r.awaiting} awaiting, {r.categories} categories")
-    _step(report, "publish", echo, lambda: stage("pipeline.publish").run(s, **kw),
-          lambda r: f"{r.photos_uploaded} photos and {r.feed_files_uploaded} feed file(s) uploaded by FTP, "
-                    f"{r.unchanged} unchanged")
+    echo(
+        f"Catalog → Satu (FTP 127.0.0.1:{s.publish.port}, public {s.publish.public_base_url}, "
+        f"sandbox {sandbox.url})"
+    )
+    _step(
+        report,
+        "photos",
+        echo,
+        lambda: stage("pipeline.photos").run(s, **kw, progress=False),
+        lambda r: f"{r.processed} resized, {r.unchanged} unchanged, {r.failed + r.refused} unusable",
+    )
+    _step(
+        report,
+        "feed",
+        echo,
+        lambda: stage("pipeline.feed").run(s, **kw),
+        lambda r: f"{r.offers} offers, {r.hidden} hidden, {r.awaiting} awaiting, {r.categories} categories",
+    )
+    _step(
+        report,
+        "publish",
+        echo,
+        lambda: stage("pipeline.publish").run(s, **kw),
+        lambda r: (
+            f"{r.photos_uploaded} photos and {r.feed_files_uploaded} feed file(s) uploaded by FTP, "
+            f"{r.unchanged} unchanged"
+        ),
+    )
     report.feed_url = stage("pipeline.satu.push").feed_url(s)
-    _step(report, "import by URL", echo,
-          lambda: stage("pipeline.satu.push").request_import(s, **kw, feed_url=report.feed_url, poll=0.3, timeout=300),
-          lambda r: f"{r.status}: {r.created} created, {r.updated} updated, {r.errors} with errors")
-    _step(report, "stock push", echo, lambda: stage("pipeline.satu.push").run(s, **kw, full=True),
-          lambda r: f"{r.sent} offers sent, {r.accepted} accepted, {r.rejected} refused")
+    _step(
+        report,
+        "import by URL",
+        echo,
+        lambda: stage("pipeline.satu.push").request_import(
+            s, **kw, feed_url=report.feed_url, poll=0.3, timeout=300
+        ),
+        lambda r: f"{r.status}: {r.created} created, {r.updated} updated, {r.errors} with errors",
+    )
+    _step(
+        report,
+        "stock push",
+        echo,
+        lambda: stage("pipeline.satu.push").run(s, **kw, full=True),
+        lambda r: f"{r.sent} offers sent, {r.accepted} accepted, {r.rejected} refused",
+    )
     report.satu_products = len(sandbox.products())
 
     echo("Satu → Torgsoft")
     made = sandbox.create_orders(orders=new_orders(sandbox, orders, seed))
-    echo(f"  {'sandbox orders':<18} {len(made)} new order(s) on Satu, ids {made[0]['id']}…{made[-1]['id']}"
-         if made else "  sandbox orders     none")
-    _step(report, "download", echo, lambda: stage("pipeline.orders.fetch").run(s, **kw),
-          lambda r: f"{getattr(r, 'listed', '?')} order(s) listed on Satu, {getattr(r, 'written', '?')} "
-                    f"written to the inbox {s.orders.inbox}")
-    _step(report, "import", echo, lambda: stage("pipeline.orders.inbox").run(s, **kw),
-          lambda r: f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, "
-                    f"{r.quarantined} quarantined")
-    _step(report, "status baseline", echo, lambda: stage("pipeline.orders.status").run(s, **kw),
-          lambda r: f"{r.checked} order(s) checked, {r.pushed} pushed"
-                    + (f" (first run: {r.baseline} recorded as already pushed)" if r.baseline else ""))
+    echo(
+        f"  {'sandbox orders':<18} {len(made)} new order(s) on Satu, ids {made[0]['id']}…{made[-1]['id']}"
+        if made
+        else "  sandbox orders     none"
+    )
+    _step(
+        report,
+        "download",
+        echo,
+        lambda: stage("pipeline.orders.fetch").run(s, **kw),
+        lambda r: (
+            f"{getattr(r, 'listed', '?')} order(s) listed on Satu, {getattr(r, 'written', '?')} "
+            f"written to the inbox {s.orders.inbox}"
+        ),
+    )
+    _step(
+        report,
+        "import",
+        echo,
+        lambda: stage("pipeline.orders.inbox").run(s, **kw),
+        lambda r: (
+            f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, {r.quarantined} quarantined"
+        ),
+    )
+    _step(
+        report,
+        "status baseline",
+        echo,
+        lambda: stage("pipeline.orders.status").run(s, **kw),
+        lambda r: (
+            f"{r.checked} order(s) checked, {r.pushed} pushed"
+            + (f" (first run: {r.baseline} recorded as already pushed)" if r.baseline else "")
+        ),
+    )
 
     echo("Torgsoft → Satu (order states changed in the database)")
     ids = [o["id"] for o in made]
-    wanted = {oid: ACTIONS[i % len(ACTIONS)] for i, oid in enumerate(ids[:len(ACTIONS)])}
+    wanted = {oid: ACTIONS[i % len(ACTIONS)] for i, oid in enumerate(ids[: len(ACTIONS)])}
     changed = set_order_state(s, {oid: (st, paid) for oid, (_, st, paid) in wanted.items()})
     report.changed = {str(oid): action for oid, (action, _, _) in wanted.items()}
-    echo(f"  {'changed in Torgsoft':<18} {changed} order(s): "
-         + ", ".join(f"{oid} {action}" for oid, action in report.changed.items()))
+    echo(
+        f"  {'changed in Torgsoft':<18} {changed} order(s): "
+        + ", ".join(f"{oid} {action}" for oid, action in report.changed.items())
+    )
     journal.event("demo", f"changed {changed} order state(s) in Torgsoft", changes=report.changed)
-    _step(report, "status push", echo, lambda: stage("pipeline.orders.status").run(s, **kw),
-          lambda r: f"{r.changed} changed, {r.pushed} pushed, {r.failed} failed")
+    _step(
+        report,
+        "status push",
+        echo,
+        lambda: stage("pipeline.orders.status").run(s, **kw),
+        lambda r: f"{r.changed} changed, {r.pushed} pushed, {r.failed} failed",
+    )
 
     on_satu = {str(o["id"]): o for o in sandbox.orders()}
     report.satu_orders = len(on_satu)
@@ -362,23 +506,35 @@ def format_report(report: DemoReport, settings: Any) -> str:
     lines = ["", "Demo report" + ("" if report.ok else " — WITH PROBLEMS"), "-" * 60]
     step = report.steps
     feed = step.get("feed", {})
-    lines.append(f"Catalog:   {feed.get('offers', 0)} offers in the feed ({feed.get('hidden', 0)} hidden), "
-                 f"{step.get('photos', {}).get('processed', 0)} photos processed")
+    lines.append(
+        f"Catalog:   {feed.get('offers', 0)} offers in the feed ({feed.get('hidden', 0)} hidden), "
+        f"{step.get('photos', {}).get('processed', 0)} photos processed"
+    )
     imp = step.get("import by URL", {})
-    lines.append(f"Satu:      import {imp.get('status', '?')}: {imp.get('created', 0)} created, "
-                 f"{imp.get('updated', 0)} updated; {report.satu_products} products on Satu; stock push "
-                 f"{step.get('stock push', {}).get('accepted', 0)} accepted")
+    lines.append(
+        f"Satu:      import {imp.get('status', '?')}: {imp.get('created', 0)} created, "
+        f"{imp.get('updated', 0)} updated; {report.satu_products} products on Satu; stock push "
+        f"{step.get('stock push', {}).get('accepted', 0)} accepted"
+    )
     inbox = step.get("import", {})
     t = report.torgsoft
-    lines.append(f"Orders:    {inbox.get('imported', 0)} imported ({inbox.get('invoices', 0)} invoices); Torgsoft "
-                 f"now has {t.get('clients', 0)} customers, {t.get('orders', 0)} Satu orders, "
-                 f"{t.get('reservations', 0)} reservations, {t.get('invoices', 0)} invoices")
+    lines.append(
+        f"Orders:    {inbox.get('imported', 0)} imported ({inbox.get('invoices', 0)} invoices); Torgsoft "
+        f"now has {t.get('clients', 0)} customers, {t.get('orders', 0)} Satu orders, "
+        f"{t.get('reservations', 0)} reservations, {t.get('invoices', 0)} invoices"
+    )
     pushed = step.get("status push", {})
-    lines.append(f"Statuses:  {len(report.changed)} order(s) changed in Torgsoft, {pushed.get('pushed', 0)} "
-                 f"pushed; those orders on Satu now: "
-                 + (", ".join(f"{k} {v}" for k, v in sorted(report.satu_statuses.items())) or "-"))
-    lines.append(f"Feed URL:  {report.feed_url}  (served while the demo runs; the file: {settings.feed.output})")
-    lines.append(f"Published: {report.public_dir}   Satu sandbox state: {Path(report.public_dir).parent / 'satu-sandbox'}")
+    lines.append(
+        f"Statuses:  {len(report.changed)} order(s) changed in Torgsoft, {pushed.get('pushed', 0)} "
+        f"pushed; those orders on Satu now: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(report.satu_statuses.items())) or "-")
+    )
+    lines.append(
+        f"Feed URL:  {report.feed_url}  (served while the demo runs; the file: {settings.feed.output})"
+    )
+    lines.append(
+        f"Published: {report.public_dir}   Satu sandbox state: {Path(report.public_dir).parent / 'satu-sandbox'}"
+    )
     lines.append(f"Database:  {report.database}")
     lines.append(f"Journal:   {settings.journal.path}   log file: {settings.journal.log_file}")
     lines.append("Look closer:")

@@ -56,3 +56,10 @@ class LockedError(RetryableError):
 
 class DatabaseUnavailable(DatabaseError, RetryableError):
     """The database did not answer or a lock/deadlock got in the way: retry later."""
+
+
+class AuthError(PipelineError):
+    """A remote service refused our credentials (expired or wrong token, bad password): a person must act.
+
+    Never retried; `notify` raises the credentials alert for it, whichever stage hit it.
+    """

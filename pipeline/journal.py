@@ -108,8 +108,10 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     try:
         value = datetime.fromisoformat(text.replace(" ", "T", 1) if len(text) > 10 else text)
     except ValueError:
-        raise ValueError(f"{text!r} is neither a relative time (2h, 30m, 3d, 1w) nor an ISO date "
-                         f"(2026-11-27 or 2026-11-27T14:30)") from None
+        raise ValueError(
+            f"{text!r} is neither a relative time (2h, 30m, 3d, 1w) nor an ISO date "
+            f"(2026-11-27 or 2026-11-27T14:30)"
+        ) from None
     if len(text) <= 10 and end:  # a bare date: the whole day
         value = value + timedelta(days=1) - timedelta(microseconds=1000)
     if value.tzinfo is None:
@@ -133,8 +135,9 @@ class Journal:
             logger = logging.getLogger(f"torgsoft_satu.journal.{os.getpid()}.{id(self)}")
             logger.propagate = False
             logger.setLevel(logging.DEBUG)
-            handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=5_000_000, backupCount=5,
-                                                           encoding="utf-8")
+            handler = logging.handlers.RotatingFileHandler(
+                log_file, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
+            )
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
             self._logger = logger
@@ -153,24 +156,54 @@ class Journal:
             self._local.con = con
         return con
 
-    def event(self, stage: str, message: str, level: str = "info", *, order_id: Any = None,
-              product_id: Any = None, run_id: str | None = None, **data: Any) -> None:
+    def event(
+        self,
+        stage: str,
+        message: str,
+        level: str = "info",
+        *,
+        order_id: Any = None,
+        product_id: Any = None,
+        run_id: str | None = None,
+        **data: Any,
+    ) -> None:
         """Record one event. Extra keyword arguments are stored as JSON data."""
         level = level.lower()
         self._con().execute(
             "INSERT INTO events (ts, run_id, stage, level, levelno, message, order_id, product_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_now(), run_id or self.run_id, stage, level, LEVELS.get(level, 20), message,
-             None if order_id is None else str(order_id), None if product_id is None else str(product_id),
-             json.dumps(data, ensure_ascii=False, default=str) if data else None))
+            (
+                _now(),
+                run_id or self.run_id,
+                stage,
+                level,
+                LEVELS.get(level, 20),
+                message,
+                None if order_id is None else str(order_id),
+                None if product_id is None else str(product_id),
+                json.dumps(data, ensure_ascii=False, default=str) if data else None,
+            ),
+        )
         if self._logger is not None:
-            ids = "".join(f" {k}={v}" for k, v in (("order", order_id), ("product", product_id)) if v is not None)
+            ids = "".join(
+                f" {k}={v}" for k, v in (("order", order_id), ("product", product_id)) if v is not None
+            )
             self._logger.log(LEVELS.get(level, 20), "[%s] %s%s", stage, message, ids)
 
-    def search(self, *, grep: str | None = None, level: str | None = None, stage: str | None = None,
-               since: str | datetime | None = None, until: str | datetime | None = None, order_id: Any = None,
-               product_id: Any = None, run_id: str | None = None, limit: int | None = None,
-               after_id: int | None = None) -> Iterator[Event]:
+    def search(
+        self,
+        *,
+        grep: str | None = None,
+        level: str | None = None,
+        stage: str | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        order_id: Any = None,
+        product_id: Any = None,
+        run_id: str | None = None,
+        limit: int | None = None,
+        after_id: int | None = None,
+    ) -> Iterator[Event]:
         """Events matching every given filter, oldest first.
 
         `level` means that level or worse; `grep` is a case-insensitive substring of the message or

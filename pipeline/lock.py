@@ -174,10 +174,12 @@ def run_lock(settings_or_path: Any, what: str, wait: float | None = 0) -> Iterat
                 waited = f" after waiting {wait:g} s" if wait else ""
                 raise LockedError(
                     f"cannot start {what!r}: another run holds the lock{waited}: {who}. "
-                    f"Wait for it to finish (or stop it), or retry with a longer wait. Lock file: {path}")
+                    f"Wait for it to finish (or stop it), or retry with a longer wait. Lock file: {path}"
+                )
             time.sleep(_POLL_SECONDS)
-        info = LockInfo(os.getpid(), socket.gethostname(), what,
-                        datetime.now(UTC).isoformat(timespec="seconds"))
+        info = LockInfo(
+            os.getpid(), socket.gethostname(), what, datetime.now(UTC).isoformat(timespec="seconds")
+        )
         _write_info(fh, info)
         held[path] = info
         try:

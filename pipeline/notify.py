@@ -64,6 +64,7 @@ class RunReport:
 
 # --- what needs a person --------------------------------------------------------------------------
 
+
 def is_auth_error(exc: BaseException) -> bool:
     """An expired or insufficient API token (matched by name so this module needs no Satu import)."""
     if getattr(exc, "alert", None) == "auth":
@@ -138,9 +139,20 @@ class StageFailure(Exception):
 
 # Words in the messages of the adapters' RetryableError/DatabaseUnavailable (Satu client, publish,
 # Firebird) that mean "the other side did not answer".
-UNREACHABLE_HINTS = ("connection failed", "connection refused", "connection lost", "connection reset", "timed out",
-                     "timeout", "unreachable", "gave up after", "unable to complete network request",
-                     "name or service not known", "no route to host", "temporary failure in name resolution")
+UNREACHABLE_HINTS = (
+    "connection failed",
+    "connection refused",
+    "connection lost",
+    "connection reset",
+    "timed out",
+    "timeout",
+    "unreachable",
+    "gave up after",
+    "unable to complete network request",
+    "name or service not known",
+    "no route to host",
+    "temporary failure in name resolution",
+)
 
 
 def expand(report: RunReport) -> tuple[dict[str, Any], dict[str, BaseException]]:
@@ -169,7 +181,9 @@ def expand(report: RunReport) -> tuple[dict[str, Any], dict[str, BaseException]]
     return results, errors
 
 
-def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = None) -> tuple[list[Message], set[str]]:
+def assess(
+    report: RunReport, *, settings: Any, state: Any, now: float | None = None
+) -> tuple[list[Message], set[str]]:
     """Messages one run calls for, and the alert keys whose condition is over (to resolve).
 
     Counters for "unreachable N runs in a row" live in the state (namespace `notify.unreachable`).
@@ -182,23 +196,32 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
 
     orders, invoices = new_orders_and_invoices(report)
     if orders or invoices:
-        messages.append(Message(
-            "orders", f"{orders} new order{'s' if orders != 1 else ''}, {invoices} new invoice"
-                      f"{'s' if invoices != 1 else ''}",
-            f"New from Satu: {orders} order(s) imported into Torgsoft, {invoices} invoice(s) created.",
-            data={"new_orders": orders, "new_invoices": invoices}))
+        messages.append(
+            Message(
+                "orders",
+                f"{orders} new order{'s' if orders != 1 else ''}, {invoices} new invoice"
+                f"{'s' if invoices != 1 else ''}",
+                f"New from Satu: {orders} order(s) imported into Torgsoft, {invoices} invoice(s) created.",
+                data={"new_orders": orders, "new_invoices": invoices},
+            )
+        )
 
     # Expired or insufficient token: one alert for the whole API, cleared by an API stage succeeding.
     auth = [(s, e) for s, e in errors.items() if is_auth_error(e)]
     api_stages = ("push", "fetch", "status", "import", "orders.fetch", "sync.push")
     if auth:
         stage, exc = auth[0]
-        messages.append(Message(
-            "alert", "Satu API token expired or lacks rights",
-            f"The Satu API refused the token during {stage}: {exc}\n"
-            f"Make a new token in the Satu cabinet (Settings → API tokens, read/write for products and "
-            f"orders), put it into the environment variable {settings.satu.token_env} and restart the service.",
-            key="auth", data={"stage": stage}))
+        messages.append(
+            Message(
+                "alert",
+                "Satu API token expired or lacks rights",
+                f"The Satu API refused the token during {stage}: {exc}\n"
+                f"Make a new token in the Satu cabinet (Settings → API tokens, read/write for products and "
+                f"orders), put it into the environment variable {settings.satu.token_env} and restart the service.",
+                key="auth",
+                data={"stage": stage},
+            )
+        )
     elif any(s.startswith(api_stages) for s in results):
         cleared.add("auth")
 
@@ -210,10 +233,16 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
             runs = int(state.get("notify.unreachable", stage, 0)) + 1
             state.put("notify.unreachable", stage, runs)
             if runs >= n.unreachable_runs:
-                messages.append(Message(
-                    "alert", f"{stage}: server unreachable for {runs} runs in a row",
-                    f"{stage} failed {runs} runs in a row: {exc}\nCheck the network, the server and "
-                    f"the settings; the service keeps trying.", key=key, data={"stage": stage, "runs": runs}))
+                messages.append(
+                    Message(
+                        "alert",
+                        f"{stage}: server unreachable for {runs} runs in a row",
+                        f"{stage} failed {runs} runs in a row: {exc}\nCheck the network, the server and "
+                        f"the settings; the service keeps trying.",
+                        key=key,
+                        data={"stage": stage, "runs": runs},
+                    )
+                )
         elif stage in results:
             if state.get("notify.unreachable", stage) is not None:
                 state.delete("notify.unreachable", stage)
@@ -227,34 +256,57 @@ def assess(report: RunReport, *, settings: Any, state: Any, now: float | None = 
             rejected = _attr(result, "ok") is False
         if rejected:
             problems = _attr(result, "problems")
-            why = (_attr(result, "stopped") or _attr(result, "reason")
-                   or (problems[0] if isinstance(problems, list) and problems else "") or "validation failed")
-            messages.append(Message("alert", "feed rejected",
-                                    f"The feed was not published ({why}); Satu keeps the previous one. "
-                                    f"See: run.py log --run {report.run_id} --level warning",
-                                    key="feed", data={"stage": stage, "reason": str(why)[:300]}))
+            why = (
+                _attr(result, "stopped")
+                or _attr(result, "reason")
+                or (problems[0] if isinstance(problems, list) and problems else "")
+                or "validation failed"
+            )
+            messages.append(
+                Message(
+                    "alert",
+                    "feed rejected",
+                    f"The feed was not published ({why}); Satu keeps the previous one. "
+                    f"See: run.py log --run {report.run_id} --level warning",
+                    key="feed",
+                    data={"stage": stage, "reason": str(why)[:300]},
+                )
+            )
         elif leaf == "feed":
             cleared.add("feed")
         status, count = import_outcome(result)
         if status in ("PARTIAL", "FATAL"):
-            messages.append(Message("alert", f"Satu feed import {status}",
-                                    f"Satu imported the feed with status {status} ({count} error(s)). "
-                                    f"See: run.py log --stage import --level warning",
-                                    key="import", data={"status": status, "errors": count}))
+            messages.append(
+                Message(
+                    "alert",
+                    f"Satu feed import {status}",
+                    f"Satu imported the feed with status {status} ({count} error(s)). "
+                    f"See: run.py log --stage import --level warning",
+                    key="import",
+                    data={"status": status, "errors": count},
+                )
+            )
         elif status == "SUCCESS":
             cleared.add("import")
 
     # Orders that could not be read were moved aside.
-    quarantined = sum(_count(r, "quarantined") for s, r in report.results.items()
-                      if s.startswith(("inbox", "watch", "orders.inbox", "import")))
+    quarantined = sum(
+        _count(r, "quarantined")
+        for s, r in report.results.items()
+        if s.startswith(("inbox", "watch", "orders.inbox", "import"))
+    )
     new_files = new_quarantined_files(settings, state)
     if quarantined or new_files:
         names = ", ".join(new_files[:10]) + (" …" if len(new_files) > 10 else "")
-        messages.append(Message(
-            "alert", f"{max(quarantined, len(new_files))} order file(s) quarantined",
-            f"Order file(s) could not be imported and were moved to {quarantine_dir(settings)}: "
-            f"{names or '(see the journal)'}\nSee: run.py log --stage inbox --level warning",
-            data={"files": new_files}))  # no key: each file is reported once (notify.quarantine)
+        messages.append(
+            Message(
+                "alert",
+                f"{max(quarantined, len(new_files))} order file(s) quarantined",
+                f"Order file(s) could not be imported and were moved to {quarantine_dir(settings)}: "
+                f"{names or '(see the journal)'}\nSee: run.py log --stage inbox --level warning",
+                data={"files": new_files},
+            )
+        )  # no key: each file is reported once (notify.quarantine)
 
     # The feed on disk has not been refreshed for too long (not in partial mode: it does not render).
     if not report.partial:
@@ -277,8 +329,13 @@ def new_quarantined_files(settings: Any, state: Any) -> list[str]:
     if not folder.is_dir():
         return []
     seen = {k for k, _ in state.items("notify.quarantine")}
-    new = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in seen
-                 and not p.name.endswith((".reason", ".reason.txt", ".error.txt")))
+    new = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.name not in seen
+        and not p.name.endswith((".reason", ".reason.txt", ".error.txt"))
+    )
     if new:
         state.put_many("notify.quarantine", [(name, time.time()) for name in new])
     return new
@@ -294,18 +351,25 @@ def stale_feed_message(settings: Any, now: float) -> Message | None:
         return None  # no feed yet: the first full run makes one, a failing one alerts on its own
     if age <= limit:
         return None
-    return Message("alert", f"feed not refreshed for {age / 3600:.0f} hours",
-                   f"{path} was last written {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d %H:%M} "
-                   f"UTC; Satu sees old prices and stock. See: run.py log --stage sync --level warning",
-                   key="stale-feed", data={"hours": round(age / 3600, 1)})
+    return Message(
+        "alert",
+        f"feed not refreshed for {age / 3600:.0f} hours",
+        f"{path} was last written {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d %H:%M} "
+        f"UTC; Satu sees old prices and stock. See: run.py log --stage sync --level warning",
+        key="stale-feed",
+        data={"hours": round(age / 3600, 1)},
+    )
 
 
 # --- delivery -------------------------------------------------------------------------------------
 
+
 class Notifier:
     """Send messages through the configured channels; de-duplicate alerts through the state."""
 
-    def __init__(self, settings: Any, *, journal: Any, state: Any, echo: Callable[[str], None] | None = print):
+    def __init__(
+        self, settings: Any, *, journal: Any, state: Any, echo: Callable[[str], None] | None = print
+    ):
         self.settings = settings
         self.journal = journal
         self.state = state
@@ -339,7 +403,9 @@ class Notifier:
     def send(self, msg: Message) -> bool:
         """Deliver one message unless it is a repeat of an alert sent recently; True when delivered."""
         if msg.kind == "alert" and msg.key and not self._due(msg.key):
-            self.journal.event("notify", f"alert still open (not repeated): {msg.subject}", "debug", key=msg.key)
+            self.journal.event(
+                "notify", f"alert still open (not repeated): {msg.subject}", "debug", key=msg.key
+            )
             return False
         level = "warning" if msg.kind == "alert" else "info"
         self.journal.event("notify", f"{msg.subject}", level, kind=msg.kind, **_event_data(msg.data))
@@ -364,8 +430,14 @@ class Notifier:
         if not record:
             return
         self.state.delete("notify.alerts", key)
-        self.deliver(Message("resolved", f"resolved: {record.get('subject', key)}",
-                             f"The problem reported earlier is over: {record.get('subject', key)}", key=key))
+        self.deliver(
+            Message(
+                "resolved",
+                f"resolved: {record.get('subject', key)}",
+                f"The problem reported earlier is over: {record.get('subject', key)}",
+                key=key,
+            )
+        )
         self.journal.event("notify", f"resolved: {record.get('subject', key)}", key=key)
 
     def deliver(self, msg: Message) -> dict[str, bool]:
@@ -379,8 +451,12 @@ class Notifier:
                 self.journal.event("notify", f"sent via {channel}: {msg.subject}", "debug", channel=channel)
             except Exception as exc:  # noqa: BLE001 - a channel must never bring the service down
                 results[channel] = False
-                self.journal.event("notify", f"{channel} delivery failed: {self._mask(f'{type(exc).__name__}: {exc}')}",
-                                   "error", channel=channel)
+                self.journal.event(
+                    "notify",
+                    f"{channel} delivery failed: {self._mask(f'{type(exc).__name__}: {exc}')}",
+                    "error",
+                    channel=channel,
+                )
         return results
 
     def _text(self, msg: Message) -> str:
@@ -412,8 +488,15 @@ class Notifier:
             raise ValueError("notify.telegram_chat_id must be set for Telegram")
         url = f"{n.telegram_api.rstrip('/')}/bot{token}/sendMessage"
         try:
-            reply = httpx.post(url, json={"chat_id": n.telegram_chat_id, "text": self._text(msg)[:4000],
-                                          "disable_web_page_preview": True}, timeout=n.timeout)
+            reply = httpx.post(
+                url,
+                json={
+                    "chat_id": n.telegram_chat_id,
+                    "text": self._text(msg)[:4000],
+                    "disable_web_page_preview": True,
+                },
+                timeout=n.timeout,
+            )
         except httpx.HTTPError as exc:
             # httpx puts the URL (and so the token) into some messages: keep only the kind of failure.
             raise ConnectionError(f"Telegram API unreachable ({type(exc).__name__})") from None
@@ -426,12 +509,23 @@ class Notifier:
         n = self.settings.notify
         if not n.webhook_url:
             raise ValueError("notify.webhook_url must be set for the webhook")
-        body = {"source": "torgsoft-satu", "kind": msg.kind, "subject": msg.subject, "text": msg.text,
-                "key": msg.key, "data": msg.data, "host": socket.gethostname(),
-                "time": datetime.now(UTC).isoformat(timespec="seconds")}
+        body = {
+            "source": "torgsoft-satu",
+            "kind": msg.kind,
+            "subject": msg.subject,
+            "text": msg.text,
+            "key": msg.key,
+            "data": msg.data,
+            "host": socket.gethostname(),
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         try:
-            reply = httpx.post(n.webhook_url, content=json.dumps(body, ensure_ascii=False, default=str).encode(),
-                               headers={"Content-Type": "application/json"}, timeout=n.timeout)
+            reply = httpx.post(
+                n.webhook_url,
+                content=json.dumps(body, ensure_ascii=False, default=str).encode(),
+                headers={"Content-Type": "application/json"},
+                timeout=n.timeout,
+            )
         except httpx.HTTPError as exc:
             raise ConnectionError(f"webhook unreachable: {type(exc).__name__}: {exc}") from None
         if reply.status_code >= 300:

@@ -28,7 +28,9 @@ class PhotoIndex:
 
     def __init__(self, state: Any, public_base_url: str):
         self.base_url = public_base_url
-        self._entries: dict[str, dict[str, Any]] = dict(state.items(PUBLISHED_NS)) if state is not None else {}
+        self._entries: dict[str, dict[str, Any]] = (
+            dict(state.items(PUBLISHED_NS)) if state is not None else {}
+        )
 
     def url_for(self, photo: Photo) -> str | None:
         """The public URL of a photo, or None when it was not (or could not be) published."""

@@ -225,7 +225,11 @@ def process_job(job: _Job) -> dict[str, Any]:
     except FileNotFoundError:
         return {"file_name": job.file_name, "status": "failed", "reason": "file not found"}
     except OSError as exc:
-        return {"file_name": job.file_name, "status": "failed", "reason": f"cannot read file: {exc.strerror or exc}"}
+        return {
+            "file_name": job.file_name,
+            "status": "failed",
+            "reason": f"cannot read file: {exc.strerror or exc}",
+        }
     base = {"file_name": job.file_name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if not data:
         return {**base, "status": "failed", "reason": "empty file (0 bytes)"}
@@ -267,8 +271,9 @@ def collect(settings: Settings) -> tuple[dict[str, dict[str, Any]], int]:
             for photo in product.photos:
                 if not photo.file_name or photo.is_url:
                     continue
-                ref = refs.setdefault(photo.file_name, {"product_id": product.good_id, "section_id": None,
-                                                        "uses": 0})
+                ref = refs.setdefault(
+                    photo.file_name, {"product_id": product.good_id, "section_id": None, "uses": 0}
+                )
                 if ref["product_id"] is None:
                     ref["product_id"] = product.good_id
                 ref["uses"] += 1
@@ -300,8 +305,15 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
         else:
             result.failed += 1
         result.failures.append({"file": name, "product_id": ref["product_id"], "reason": reason})
-        journal.event(STAGE, f"photo {'refused' if refused else 'unusable'}: {name}: {reason}", "warning",
-                      product_id=ref["product_id"], file=name, reason=reason, section_id=ref["section_id"])
+        journal.event(
+            STAGE,
+            f"photo {'refused' if refused else 'unusable'}: {name}: {reason}",
+            "warning",
+            product_id=ref["product_id"],
+            file=name,
+            reason=reason,
+            section_id=ref["section_id"],
+        )
 
     resolve = SourceResolver(p.source_dir)
     for name in sorted(refs):
@@ -317,8 +329,13 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
             st = real.stat()
         except OSError:
             st = None
-        if cached and st is not None and cached.get("settings") == key and cached.get("size") == st.st_size \
-                and cached.get("mtime_ns") == st.st_mtime_ns:
+        if (
+            cached
+            and st is not None
+            and cached.get("settings") == key
+            and cached.get("size") == st.st_size
+            and cached.get("mtime_ns") == st.st_mtime_ns
+        ):
             if cached.get("ok") and (cache_dir / cached["name"]).exists():
                 result.unchanged += 1
                 entry = {"name": cached["name"], "ok": True}
@@ -332,8 +349,18 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
                 if published.get(name) != entry:
                     quick_published.append((name, entry))
                 continue
-        jobs.append(_Job(name, str(real), cached.get("hash") if cached else None, p.max_size, p.format,
-                         p.quality, key, str(cache_dir)))
+        jobs.append(
+            _Job(
+                name,
+                str(real),
+                cached.get("hash") if cached else None,
+                p.max_size,
+                p.format,
+                p.quality,
+                key,
+                str(cache_dir),
+            )
+        )
     if quick_published:
         state.put_many(PUBLISHED_NS, quick_published)
 
@@ -347,9 +374,19 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
                 fail(name, o["reason"])
                 pub_rows.append((name, {"ok": False, "reason": o["reason"]}))
                 if "size" in o:  # the file exists: remember the failure until it changes
-                    cache_rows.append((name, {"ok": False, "reason": o["reason"], "size": o["size"],
-                                              "mtime_ns": o["mtime_ns"], "hash": o.get("hash"),
-                                              "settings": key}))
+                    cache_rows.append(
+                        (
+                            name,
+                            {
+                                "ok": False,
+                                "reason": o["reason"],
+                                "size": o["size"],
+                                "mtime_ns": o["mtime_ns"],
+                                "hash": o.get("hash"),
+                                "settings": key,
+                            },
+                        )
+                    )
                 else:
                     state.delete(CACHE_NS, name)
                 continue
@@ -357,8 +394,19 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
                 result.processed += 1
             else:
                 result.unchanged += 1
-            cache_rows.append((name, {"ok": True, "name": o["name"], "hash": o["hash"], "size": o["size"],
-                                      "mtime_ns": o["mtime_ns"], "settings": key}))
+            cache_rows.append(
+                (
+                    name,
+                    {
+                        "ok": True,
+                        "name": o["name"],
+                        "hash": o["hash"],
+                        "size": o["size"],
+                        "mtime_ns": o["mtime_ns"],
+                        "settings": key,
+                    },
+                )
+            )
             pub_rows.append((name, {"name": o["name"], "ok": True}))
         # The output files are on disk (written atomically) before their names are recorded.
         state.put_many(CACHE_NS, cache_rows)
@@ -377,7 +425,7 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
             record(batch)
         else:
             size = max(1, min(25, -(-len(jobs) // (workers * 4))))
-            chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+            chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
             # spawn: the parent may hold database-engine threads; forking those is unsafe.
             ctx = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -387,8 +435,14 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
                     try:
                         outcomes = fut.result()
                     except Exception as exc:  # a worker died (out of memory, killed): retry next run
-                        outcomes = [{"file_name": j.file_name, "status": "failed",
-                                     "reason": f"photo worker crashed: {type(exc).__name__}"} for j in chunk]
+                        outcomes = [
+                            {
+                                "file_name": j.file_name,
+                                "status": "failed",
+                                "reason": f"photo worker crashed: {type(exc).__name__}",
+                            }
+                            for j in chunk
+                        ]
                     record(outcomes)
                     bar.update(len(chunk))
 
@@ -397,11 +451,17 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
         state.delete(PUBLISHED_NS, name)
     for name in set(cache) - set(refs):
         state.delete(CACHE_NS, name)
-    journal.event(STAGE, f"photos: {result.processed} processed, {result.unchanged} unchanged, "
-                         f"{result.failed} unusable, {result.refused} refused",
-                  "warning" if result.failed or result.refused else "info",
-                  processed=result.processed, unchanged=result.unchanged, failed=result.failed,
-                  refused=result.refused, referenced=result.referenced)
+    journal.event(
+        STAGE,
+        f"photos: {result.processed} processed, {result.unchanged} unchanged, "
+        f"{result.failed} unusable, {result.refused} refused",
+        "warning" if result.failed or result.refused else "info",
+        processed=result.processed,
+        unchanged=result.unchanged,
+        failed=result.failed,
+        refused=result.refused,
+        referenced=result.referenced,
+    )
     # The stage always finishes; `ok` says whether it found photos the operator should look at.
     result.ok = not (result.failed or result.refused)
     return result

@@ -14,8 +14,16 @@ from typing import Any, TextIO
 class Progress:
     """Count work done; show it as a bar (terminal) or as periodic lines (anything else)."""
 
-    def __init__(self, total: int, desc: str, unit: str = "file", *, stream: TextIO | None = None,
-                 interval: float = 5.0, enabled: bool = True):
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str = "file",
+        *,
+        stream: TextIO | None = None,
+        interval: float = 5.0,
+        enabled: bool = True,
+    ):
         self.total = total
         self.desc = desc
         self.unit = unit
@@ -46,8 +54,11 @@ class Progress:
 
     def _line(self) -> None:
         elapsed = time.monotonic() - self._started
-        print(f"{self.desc}: {self.done}/{self.total} {self.unit}s ({elapsed:.1f} s)", file=self.stream,
-              flush=True)
+        print(
+            f"{self.desc}: {self.done}/{self.total} {self.unit}s ({elapsed:.1f} s)",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         """Finish: close the bar, or write the final line."""

@@ -97,8 +97,15 @@ def file_hash(path: Path) -> str:
 def feed_files(settings: Settings) -> list[Path]:
     """The feed file and its companions (`<stem>*.xlsx|csv` next to it), feed last."""
     feed = Path(settings.feed.output)
-    companions = sorted(p for p in feed.parent.glob(f"{feed.stem}*")
-                        if p.is_file() and p.suffix.lower() in (".xlsx", ".csv")) if feed.parent.exists() else []
+    companions = (
+        sorted(
+            p
+            for p in feed.parent.glob(f"{feed.stem}*")
+            if p.is_file() and p.suffix.lower() in (".xlsx", ".csv")
+        )
+        if feed.parent.exists()
+        else []
+    )
     return [*companions, feed]
 
 
@@ -125,18 +132,25 @@ def translate(exc: BaseException, what: str) -> PipelineError:
     text = str(exc) or type(exc).__name__
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
-            return PipelineError(f"{what}: the server's TLS certificate is not trusted ({e.verify_message}); "
-                                 f"set [publish] tls_ca_file to the CA or certificate that signed it")
+            return PipelineError(
+                f"{what}: the server's TLS certificate is not trusted ({e.verify_message}); "
+                f"set [publish] tls_ca_file to the CA or certificate that signed it"
+            )
         if type(e).__name__ == "BadHostKeyException":
-            return StopError(f"{what}: the SFTP server's host key does NOT match the pinned key "
-                             f"([publish] host_key / known_hosts) — refusing to connect (possible "
-                             f"man-in-the-middle, or the server was reinstalled: verify and update the key)")
-        if type(e).__name__ == "AuthenticationException" or (isinstance(e, ftplib.error_perm)
-                                                            and str(e).startswith("530")):
+            return StopError(
+                f"{what}: the SFTP server's host key does NOT match the pinned key "
+                f"([publish] host_key / known_hosts) — refusing to connect (possible "
+                f"man-in-the-middle, or the server was reinstalled: verify and update the key)"
+            )
+        if type(e).__name__ == "AuthenticationException" or (
+            isinstance(e, ftplib.error_perm) and str(e).startswith("530")
+        ):
             return PipelineError(f"{what}: login refused — check [publish] user and the password/key")
         if type(e).__name__ == "SSHException" and "known_hosts" in str(e):
-            return StopError(f"{what}: the SFTP server's host key is unknown ({e}) — set [publish] host_key "
-                             f"or add it to the known_hosts file; it is never accepted blindly")
+            return StopError(
+                f"{what}: the SFTP server's host key is unknown ({e}) — set [publish] host_key "
+                f"or add it to the known_hosts file; it is never accepted blindly"
+            )
     name = type(exc).__name__
     module = type(exc).__module__
     if module.startswith("ftputil"):
@@ -157,6 +171,7 @@ def translate(exc: BaseException, what: str) -> PipelineError:
 
 
 # --- targets ---------------------------------------------------------------------------------------
+
 
 class Target:
     """One way of putting files where the web host serves them. Paths are relative to the root."""
@@ -262,8 +277,18 @@ def _ftputil() -> Any:
 class FtpTarget(Target):
     """FTP or explicit FTPS through ftputil."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, root: str, *, tls: bool,
-                 timeout: float, ca_file: Path | None):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        root: str,
+        *,
+        tls: bool,
+        timeout: float,
+        ca_file: Path | None,
+    ):
         self.host, self.port, self.user, self.password = host, port, user, password
         self.root = root or "/"
         self.tls, self.timeout, self.ca_file = tls, timeout, ca_file
@@ -330,11 +355,27 @@ class FtpTarget(Target):
 class SftpTarget(Target):
     """SFTP through paramiko, with the server's host key checked against a pinned key."""
 
-    def __init__(self, host: str, port: int, user: str, password: str, root: str, *, key_file: Path | None,
-                 host_key: str, known_hosts: Path | None, timeout: float):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        root: str,
+        *,
+        key_file: Path | None,
+        host_key: str,
+        known_hosts: Path | None,
+        timeout: float,
+    ):
         self.host, self.port, self.user, self.password = host, port or 22, user, password
         self.root = root or "/"
-        self.key_file, self.host_key, self.known_hosts, self.timeout = key_file, host_key, known_hosts, timeout
+        self.key_file, self.host_key, self.known_hosts, self.timeout = (
+            key_file,
+            host_key,
+            known_hosts,
+            timeout,
+        )
         self.label = f"sftp://{user}@{host}:{self.port}{self.root}"
         self._client: Any = None
         self._sftp: Any = None
@@ -353,13 +394,23 @@ class SftpTarget(Target):
         if self.host_key:
             parts = self.host_key.split()
             if len(parts) < 2:
-                raise SettingsError(Problem("publish.host_key", "is not \"<type> <base64>\"",
-                                             "copy the key line, e.g. from ssh-keyscan"))
+                raise SettingsError(
+                    Problem(
+                        "publish.host_key",
+                        'is not "<type> <base64>"',
+                        "copy the key line, e.g. from ssh-keyscan",
+                    )
+                )
             try:
                 key = paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
             except Exception as exc:
-                raise SettingsError(Problem("publish.host_key", f"cannot be read: {exc}",
-                                             "copy the key line, e.g. from ssh-keyscan")) from None
+                raise SettingsError(
+                    Problem(
+                        "publish.host_key",
+                        f"cannot be read: {exc}",
+                        "copy the key line, e.g. from ssh-keyscan",
+                    )
+                ) from None
             names = [self.host] if self.port == 22 else [f"[{self.host}]:{self.port}"]
             for name in names:
                 client.get_host_keys().add(name, parts[0], key)
@@ -372,10 +423,18 @@ class SftpTarget(Target):
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         self._pinned_keys(client)
         try:
-            client.connect(self.host, port=self.port, username=self.user, password=self.password or None,
-                           key_filename=str(self.key_file) if self.key_file else None,
-                           timeout=self.timeout, banner_timeout=self.timeout, auth_timeout=self.timeout,
-                           allow_agent=False, look_for_keys=False)
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                password=self.password or None,
+                key_filename=str(self.key_file) if self.key_file else None,
+                timeout=self.timeout,
+                banner_timeout=self.timeout,
+                auth_timeout=self.timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
             self._sftp = client.open_sftp()
             self._sftp.get_channel().settimeout(self.timeout)
         except BaseException:
@@ -452,11 +511,28 @@ def make_target(settings: Settings) -> Target:
     if p.target == "local":
         return LocalTarget(p.local_dir)
     if p.target in ("ftp", "ftps"):
-        return FtpTarget(p.host, p.port, p.user, settings.secret("publish.password_env"), p.remote_dir,
-                         tls=p.target == "ftps", timeout=p.timeout, ca_file=p.tls_ca_file)
+        return FtpTarget(
+            p.host,
+            p.port,
+            p.user,
+            settings.secret("publish.password_env"),
+            p.remote_dir,
+            tls=p.target == "ftps",
+            timeout=p.timeout,
+            ca_file=p.tls_ca_file,
+        )
     password = settings.secret("publish.password_env", required=p.key_file is None)
-    return SftpTarget(p.host, p.port, p.user, password, p.remote_dir, key_file=p.key_file,
-                      host_key=p.host_key, known_hosts=p.known_hosts, timeout=p.timeout)
+    return SftpTarget(
+        p.host,
+        p.port,
+        p.user,
+        password,
+        p.remote_dir,
+        key_file=p.key_file,
+        host_key=p.host_key,
+        known_hosts=p.known_hosts,
+        timeout=p.timeout,
+    )
 
 
 def target_identity(settings: Settings) -> str:
@@ -469,11 +545,13 @@ def target_identity(settings: Settings) -> str:
 
 # --- the stage ---------------------------------------------------------------------------------------
 
+
 class _Session:
     """A target plus retry-with-reconnect around every operation."""
 
-    def __init__(self, target: Target, retries: int, journal: Any, result: PublishResult,
-                 backoff: float = 1.0):
+    def __init__(
+        self, target: Target, retries: int, journal: Any, result: PublishResult, backoff: float = 1.0
+    ):
         self.target = target
         self.retries = retries
         self.journal = journal
@@ -502,7 +580,9 @@ class _Session:
                 attempt += 1
                 self.result.retries += 1
                 delay = min(self.backoff * 2 ** (attempt - 1), 30.0) * (0.75 + random.random() / 2)
-                self.journal.event(STAGE, f"{err} — retry {attempt}/{self.retries} in {delay:.1f} s", "warning")
+                self.journal.event(
+                    STAGE, f"{err} — retry {attempt}/{self.retries} in {delay:.1f} s", "warning"
+                )
                 self.close()
                 time.sleep(delay)
 
@@ -549,9 +629,18 @@ def _check_urls(urls: list[str], timeout: float) -> list[str]:
     return bad
 
 
-def run(settings: Settings, *, journal: Any, state: Any, verify: bool = False, dry_run: bool = False,
-        force: bool = False, feed_only: bool = False, progress: bool = True,
-        backoff: float = 1.0) -> PublishResult:
+def run(
+    settings: Settings,
+    *,
+    journal: Any,
+    state: Any,
+    verify: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    feed_only: bool = False,
+    progress: bool = True,
+    backoff: float = 1.0,
+) -> PublishResult:
     """Upload what changed: photos first, then the feed files atomically; optionally prune orphans.
 
     verify: list the server and correct the manifest first (automatic on the first run to a target).
@@ -597,8 +686,20 @@ def run(settings: Settings, *, journal: Any, state: Any, verify: bool = False, d
 
     session = _Session(make_target(settings), p.retries, journal, result, backoff=backoff)
     try:
-        _publish(settings, session, journal, state, result, manifest, photos, feed_items,
-                 verify=verify and not feed_only, force=force, feed_only=feed_only, progress=progress)
+        _publish(
+            settings,
+            session,
+            journal,
+            state,
+            result,
+            manifest,
+            photos,
+            feed_items,
+            verify=verify and not feed_only,
+            force=force,
+            feed_only=feed_only,
+            progress=progress,
+        )
     except PipelineError as exc:
         if isinstance(exc, SettingsError):
             raise
@@ -608,18 +709,37 @@ def run(settings: Settings, *, journal: Any, state: Any, verify: bool = False, d
     finally:
         session.close()
     result.ok = not result.errors and not result.unreachable
-    journal.event(STAGE, f"publish: {result.photos_uploaded} photos and {result.feed_files_uploaded} feed "
-                         f"files uploaded, {result.unchanged} unchanged, {result.deleted} orphans deleted"
-                         + (f"; feed at {result.feed_url}" if result.feed_published else ""),
-                  "info" if result.ok else "warning", uploaded=result.uploaded, unchanged=result.unchanged,
-                  deleted=result.deleted, failed=result.failed, feed_url=result.feed_url,
-                  feed_published=result.feed_published)
+    journal.event(
+        STAGE,
+        f"publish: {result.photos_uploaded} photos and {result.feed_files_uploaded} feed "
+        f"files uploaded, {result.unchanged} unchanged, {result.deleted} orphans deleted"
+        + (f"; feed at {result.feed_url}" if result.feed_published else ""),
+        "info" if result.ok else "warning",
+        uploaded=result.uploaded,
+        unchanged=result.unchanged,
+        deleted=result.deleted,
+        failed=result.failed,
+        feed_url=result.feed_url,
+        feed_published=result.feed_published,
+    )
     return result
 
 
-def _publish(settings: Settings, session: _Session, journal: Any, state: Any, result: PublishResult,
-             manifest: dict[str, dict[str, Any]], photos: dict[str, Item], feed_items: list[Item], *,
-             verify: bool, force: bool, feed_only: bool, progress: bool) -> None:
+def _publish(
+    settings: Settings,
+    session: _Session,
+    journal: Any,
+    state: Any,
+    result: PublishResult,
+    manifest: dict[str, dict[str, Any]],
+    photos: dict[str, Item],
+    feed_items: list[Item],
+    *,
+    verify: bool,
+    force: bool,
+    feed_only: bool,
+    progress: bool,
+) -> None:
     p = settings.publish
     identity = target_identity(settings)
     remote_photos: set[str] | None = None
@@ -641,8 +761,11 @@ def _publish(settings: Settings, session: _Session, journal: Any, state: Any, re
         manifest.clear()
         manifest.update(fixed)
         state.put(META_NS, "target", identity)
-        journal.event(STAGE, f"verified against the server: {len(listing)} files there, "
-                             f"{len(fixed)} known good, {len(dropped)} manifest entries corrected")
+        journal.event(
+            STAGE,
+            f"verified against the server: {len(listing)} files there, "
+            f"{len(fixed)} known good, {len(dropped)} manifest entries corrected",
+        )
 
     # 1. Photos (before the feed that refers to them).
     todo = [i for i in photos.values() if manifest.get(i.remote, {}).get("hash") != i.hash]
@@ -650,7 +773,9 @@ def _publish(settings: Settings, session: _Session, journal: Any, state: Any, re
     batch: list[str] = []
     with Progress(len(todo), "upload photos", enabled=progress) as bar:
         for item in todo:
-            session.call(f"uploading {item.remote}", lambda item=item: session.target.put(item.local, item.remote))
+            session.call(
+                f"uploading {item.remote}", lambda item=item: session.target.put(item.local, item.remote)
+            )
             # The upload returned: the server confirmed the whole file. Only now is it recorded.
             state.put(MANIFEST_NS, item.remote, {"hash": item.hash, "size": item.size})
             manifest[item.remote] = {"hash": item.hash, "size": item.size}
@@ -672,8 +797,10 @@ def _publish(settings: Settings, session: _Session, journal: Any, state: Any, re
     # Optional reachability check before the feed goes live: a sample of photo URLs, and the feed
     # URL itself when a feed was published there before (a wrong public_base_url shows up here).
     if p.check_urls:
-        urls = [join_url(p.public_base_url, n) for n in
-                random.Random(len(photos)).sample(sorted(photos), min(URL_SAMPLE, len(photos)))]
+        urls = [
+            join_url(p.public_base_url, n)
+            for n in random.Random(len(photos)).sample(sorted(photos), min(URL_SAMPLE, len(photos)))
+        ]
         live_before = any(i.remote in manifest for i in feed_items[-1:])
         if live_before:
             urls.append(result.feed_url)
@@ -720,8 +847,12 @@ def _publish(settings: Settings, session: _Session, journal: Any, state: Any, re
     limit = settings.feed.max_drop_percent / 100 * max(len(known), 1)
     if len(orphans) > limit and not force:
         result.orphans_kept = len(orphans)
-        journal.event(STAGE, f"{len(orphans)} orphan photos of {len(known)} exceed the "
-                             f"{settings.feed.max_drop_percent:g}% guard: none deleted (use --force)", "warning")
+        journal.event(
+            STAGE,
+            f"{len(orphans)} orphan photos of {len(known)} exceed the "
+            f"{settings.feed.max_drop_percent:g}% guard: none deleted (use --force)",
+            "warning",
+        )
         return
     for remote in orphans:
         session.call(f"deleting {remote}", lambda remote=remote: session.target.remove(remote))

@@ -127,8 +127,11 @@ def stage_step(name: str, module: str, **kwargs: Any) -> Step:
 def prune_step(ctx: StepContext) -> dict[str, int]:
     """Drop journal entries older than the retention."""
     removed = ctx.journal.prune(ctx.settings.journal.retention_days)
-    ctx.journal.event("service", f"journal pruned: {removed} entries older than "
-                                 f"{ctx.settings.journal.retention_days} days", removed=removed)
+    ctx.journal.event(
+        "service",
+        f"journal pruned: {removed} entries older than {ctx.settings.journal.retention_days} days",
+        removed=removed,
+    )
     return {"removed": removed}
 
 
@@ -138,16 +141,25 @@ def jobs_from_settings(settings: Any) -> list[Job]:
     minute = minute_seconds()
     jobs: list[Job] = []
     if sch.partial:
-        jobs.append(Job("exchange", sch.interval_minutes * minute,
-                        [stage_step("sync", "pipeline.sync", partial=True)]))
+        jobs.append(
+            Job(
+                "exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync", partial=True)]
+            )
+        )
     else:
         # sync runs photos → feed → publish → (import by URL when [satu] import_after_publish) → push.
         jobs.append(Job("exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync")]))
-        jobs.append(Job("orders", sch.orders_minutes * minute, [
-            stage_step("orders.fetch", "pipeline.orders.fetch"),
-            stage_step("orders.inbox", "pipeline.orders.inbox"),
-            stage_step("status", "pipeline.orders.status"),
-        ]))
+        jobs.append(
+            Job(
+                "orders",
+                sch.orders_minutes * minute,
+                [
+                    stage_step("orders.fetch", "pipeline.orders.fetch"),
+                    stage_step("orders.inbox", "pipeline.orders.inbox"),
+                    stage_step("status", "pipeline.orders.status"),
+                ],
+            )
+        )
     jobs.append(Job("prune", 24 * 60 * minute, [Step("prune", prune_step)], locked=False, notify=False))
     return jobs
 
@@ -171,8 +183,14 @@ def _counts(result: Any) -> dict[str, Any]:
 class Service:
     """Run jobs on their timers until stopped; see the module doc."""
 
-    def __init__(self, settings: Any, jobs: list[Job] | None = None, *, watcher: bool = True,
-                 echo: Callable[[str], None] | None = print):
+    def __init__(
+        self,
+        settings: Any,
+        jobs: list[Job] | None = None,
+        *,
+        watcher: bool = True,
+        echo: Callable[[str], None] | None = print,
+    ):
         self.settings = settings
         self.jobs = jobs if jobs is not None else jobs_from_settings(settings)
         self.watcher = watcher
@@ -192,8 +210,10 @@ class Service:
         """True once a stop was asked for (turns a pending signal into the stop event)."""
         if _stop_signal is not None and not self.stop_event.is_set():
             self.stop_event.set()
-            self.journal.event("service", f"signal {signal.Signals(_stop_signal).name} received: stopping "
-                                          f"after the current step")
+            self.journal.event(
+                "service",
+                f"signal {signal.Signals(_stop_signal).name} received: stopping after the current step",
+            )
         return self.stop_event.is_set()
 
     def stop(self) -> None:
@@ -212,8 +232,11 @@ class Service:
             _stop_signal = signum
             # Only an assignment and a write here: a handler must not take locks the code it
             # interrupted may hold.
-            os.write(2, f"\n{signal.Signals(signum).name}: finishing the current step, then stopping "
-                        f"(again to stop at once)\n".encode())
+            os.write(
+                2,
+                f"\n{signal.Signals(signum).name}: finishing the current step, then stopping "
+                f"(again to stop at once)\n".encode(),
+            )
 
         for name in ("SIGTERM", "SIGINT", "SIGBREAK", "SIGHUP"):
             sig = getattr(signal, name, None)
@@ -228,11 +251,15 @@ class Service:
         if self.stopping():
             return None
         journal = Journal.from_settings(self.settings)
-        report = RunReport(job.name, time.time(), run_id=journal.run_id, partial=self.settings.schedule.partial)
+        report = RunReport(
+            job.name, time.time(), run_id=journal.run_id, partial=self.settings.schedule.partial
+        )
         ctx = StepContext(self.settings, journal, self.state, report.results)
         try:
             if job.locked:
-                with run_lock(self.settings, f"serve: {job.name}", wait=self.settings.schedule.lock_wait_seconds):
+                with run_lock(
+                    self.settings, f"serve: {job.name}", wait=self.settings.schedule.lock_wait_seconds
+                ):
                     self._steps(job, ctx, report)
             else:
                 self._steps(job, ctx, report)
@@ -241,8 +268,12 @@ class Service:
             self.echo(f"{_clock()} {job.name}: skipped, another run holds the lock")
             return None
         except Exception as exc:  # noqa: BLE001 - the timer must survive anything a job does
-            journal.event("service", f"{job.name}: failed: {type(exc).__name__}: {exc}", "error",
-                          traceback=traceback.format_exc(limit=20))
+            journal.event(
+                "service",
+                f"{job.name}: failed: {type(exc).__name__}: {exc}",
+                "error",
+                traceback=traceback.format_exc(limit=20),
+            )
             report.errors["service"] = exc
         finally:
             report.finished = time.time()
@@ -254,12 +285,18 @@ class Service:
                 report.results["inbox.watch"] = watched
         self.runs += 1
         self.failed_runs += not report.ok
-        self.state.put("service.jobs", job.name, {
-            "run_id": report.run_id, "ok": report.ok,
-            "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
-            "seconds": round(report.finished - report.started, 3),
-            "results": {k: _counts(v) for k, v in report.results.items()},
-            "errors": {k: f"{type(e).__name__}: {e}" for k, e in report.errors.items()}})
+        self.state.put(
+            "service.jobs",
+            job.name,
+            {
+                "run_id": report.run_id,
+                "ok": report.ok,
+                "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
+                "seconds": round(report.finished - report.started, 3),
+                "results": {k: _counts(v) for k, v in report.results.items()},
+                "errors": {k: f"{type(e).__name__}: {e}" for k, e in report.errors.items()},
+            },
+        )
         if job.notify:
             try:
                 Notifier(self.settings, journal=journal, state=self.state, echo=self.echo).after_run(report)
@@ -273,8 +310,11 @@ class Service:
         journal.event("service", f"{job.name}: run started", steps=[s.name for s in job.steps])
         for i, step in enumerate(job.steps):
             if self.stopping():
-                journal.event("service", f"{job.name}: stop requested, skipping "
-                                         f"{', '.join(s.name for s in job.steps[i:])}", "warning")
+                journal.event(
+                    "service",
+                    f"{job.name}: stop requested, skipping {', '.join(s.name for s in job.steps[i:])}",
+                    "warning",
+                )
                 break
             t0 = time.monotonic()
             try:
@@ -282,19 +322,34 @@ class Service:
             except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
                 report.errors[step.name] = exc
                 # Our own errors say what happened; anything else gets its traceback for the developer.
-                extra = {} if isinstance(exc, PipelineError) else {"traceback": traceback.format_exc(limit=20)}
-                journal.event(step.name.split(".")[0], f"{step.name} failed: {type(exc).__name__}: {exc}", "error",
-                              **extra)
+                extra = (
+                    {} if isinstance(exc, PipelineError) else {"traceback": traceback.format_exc(limit=20)}
+                )
+                journal.event(
+                    step.name.split(".")[0],
+                    f"{step.name} failed: {type(exc).__name__}: {exc}",
+                    "error",
+                    **extra,
+                )
                 self.echo(f"{_clock()} {job.name}/{step.name}: FAILED {type(exc).__name__}: {exc}")
                 continue
             report.results[step.name] = result
             counts = _counts(result)
-            journal.event("service", f"{job.name}/{step.name} done in {time.monotonic() - t0:.1f} s",
-                          "info" if getattr(result, "ok", True) is not False else "warning", **counts)
+            journal.event(
+                "service",
+                f"{job.name}/{step.name} done in {time.monotonic() - t0:.1f} s",
+                "info" if getattr(result, "ok", True) is not False else "warning",
+                **counts,
+            )
             self.echo(f"{_clock()} {job.name}/{step.name}: {_summary(result, counts)}")
-        journal.event("service", f"{job.name}: run finished", "info" if report.ok else "warning",
-                      ok=report.ok, seconds=round(time.time() - report.started, 3),
-                      failed=sorted(report.errors))
+        journal.event(
+            "service",
+            f"{job.name}: run finished",
+            "info" if report.ok else "warning",
+            ok=report.ok,
+            seconds=round(time.time() - report.started, 3),
+            failed=sorted(report.errors),
+        )
 
     # --- the inbox watcher ------------------------------------------------------------------------
 
@@ -339,8 +394,12 @@ class Service:
                 journal.event("service", f"inbox watcher not available in this build: {exc}", "warning")
                 return
             except Exception as exc:  # noqa: BLE001 - restart the watcher rather than lose it
-                journal.event("service", f"inbox watcher crashed: {type(exc).__name__}: {exc}; restarting in 30 s",
-                              "error", traceback=traceback.format_exc(limit=20))
+                journal.event(
+                    "service",
+                    f"inbox watcher crashed: {type(exc).__name__}: {exc}; restarting in 30 s",
+                    "error",
+                    traceback=traceback.format_exc(limit=20),
+                )
             finally:
                 journal.close()
                 state.close()
@@ -358,13 +417,22 @@ class Service:
         self.stop_event.clear()
         previous = self._install_signals()
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        self.state.put("service", "last_start", {"time": started, "pid": os.getpid(), "host": socket.gethostname()})
+        self.state.put(
+            "service", "last_start", {"time": started, "pid": os.getpid(), "host": socket.gethostname()}
+        )
         minute = minute_seconds()
         plan = ", ".join(f"{j.name} every {_every(j.every_seconds)}" for j in self.jobs)
-        self.journal.event("service", f"service started ({plan})", pid=os.getpid(),
-                           partial=self.settings.schedule.partial, test_minute_seconds=minute if minute != 60 else None)
-        self.echo(f"{_clock()} service started: {plan}; notifications: "
-                  f"{channels_summary(self.settings.notify.channels)}; Ctrl+C stops after the current step")
+        self.journal.event(
+            "service",
+            f"service started ({plan})",
+            pid=os.getpid(),
+            partial=self.settings.schedule.partial,
+            test_minute_seconds=minute if minute != 60 else None,
+        )
+        self.echo(
+            f"{_clock()} service started: {plan}; notifications: "
+            f"{channels_summary(self.settings.notify.channels)}; Ctrl+C stops after the current step"
+        )
         if self.watcher and not once:  # order files dropped by hand are taken in partial mode too
             self._thread = threading.Thread(target=self._watch, name="inbox-watcher", daemon=True)
             self._thread.start()
@@ -390,8 +458,16 @@ class Service:
             self.stop_event.set()
             if self._thread is not None:
                 self._thread.join(timeout=60)
-            self.state.put("service", "last_stop", {"time": datetime.now(UTC).isoformat(timespec="seconds"),
-                                                    "reason": reason, "runs": self.runs, "clean": True})
+            self.state.put(
+                "service",
+                "last_stop",
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "reason": reason,
+                    "runs": self.runs,
+                    "clean": True,
+                },
+            )
             self.journal.event("service", f"service {reason} after {self.runs} run(s)")
             self.echo(f"{_clock()} service {reason} after {self.runs} run(s)")
             self.journal.close()
@@ -403,8 +479,7 @@ class Service:
 
 def _summary(result: Any, counts: dict[str, Any]) -> str:
     """One console line: the non-zero counts, each sub-stage's status, and whether it went well."""
-    parts = [f"{k} {v}" for k, v in counts.items()
-             if isinstance(v, int) and not isinstance(v, bool) and v]
+    parts = [f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool) and v]
     for outcome in getattr(result, "stages", None) or ():
         parts.append(f"{getattr(outcome, 'name', '?')} {getattr(outcome, 'status', '?')}")
     if getattr(result, "ok", True) is False:

@@ -22,8 +22,15 @@ from typing import Any
 from pipeline.errors import Problem, SettingsError
 
 
-def opt(default: Any, doc: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, factory: Any = None) -> Any:
+def opt(
+    default: Any,
+    doc: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    factory: Any = None,
+) -> Any:
     """Declare a setting: its default, a one-line doc, and optional checks."""
     meta = {"doc": doc, "choices": choices, "min": min, "max": max}
     if factory is not None:
@@ -41,18 +48,23 @@ class TorgsoftSettings:
     user: str = opt("SYSDBA", "database user")
     password_env: str = opt("TORGSOFT_DB_PASSWORD", "env var holding the database password")
     charset: str = opt("UTF8", "connection character set (WIN1251 for old Torgsoft databases)")
-    shared_access: bool = opt(True, "embedded engine in SuperClassic mode: several processes may open the file")
-    accounting_centers: list[int] = opt(None, "accounting centers whose stock is sold on Satu; [] = all",
-                                        factory=list)
+    shared_access: bool = opt(
+        True, "embedded engine in SuperClassic mode: several processes may open the file"
+    )
+    accounting_centers: list[int] = opt(
+        None, "accounting centers whose stock is sold on Satu; [] = all", factory=list
+    )
     price_center: int = opt(0, "accounting center whose prices are used (0 = common prices)", min=0)
     mapping_dir: Path | None = opt(None, "folder with your own copies of the .sql mapping; empty = built-in")
-    tsgoods_file: Path | None = opt(None, "TSGoods.trs export file (when source = \"tsgoods\")")
+    tsgoods_file: Path | None = opt(None, 'TSGoods.trs export file (when source = "tsgoods")')
     tsgoods_encoding: str = opt("cp1251", "encoding of the TSGoods.trs file")
     tsgoods_header: bool = opt(True, "the TSGoods.trs file starts with a header row")
-    tsgoods_columns: list[str] = opt(None, "column names in file order when there is no header; [] = vendor default",
-                                     factory=list)
-    lock_timeout: int = opt(15, "seconds a write waits for a row another transaction holds, then retries",
-                            min=1, max=600)
+    tsgoods_columns: list[str] = opt(
+        None, "column names in file order when there is no header; [] = vendor default", factory=list
+    )
+    lock_timeout: int = opt(
+        15, "seconds a write waits for a row another transaction holds, then retries", min=1, max=600
+    )
 
 
 @dataclass(frozen=True)
@@ -65,20 +77,32 @@ class FeedSettings:
     company: str = opt("Demo company", "company name (<company>)")
     url: str = opt("https://shop.example.kz", "shop site URL (<url>)")
     currency: str = opt("KZT", "currency of all prices", choices=("KZT",))
-    zero_stock: str = opt("hide", "products with no stock: hide them or show as awaiting",
-                          choices=("hide", "awaiting"))
+    zero_stock: str = opt(
+        "hide", "products with no stock: hide them or show as awaiting", choices=("hide", "awaiting")
+    )
     only_in_stock: bool = opt(False, "publish only products with stock > 0")
     only_with_photos: bool = opt(False, "publish only products with at least one photo")
     wholesale: bool = opt(True, "publish the wholesale price ladder where a product has one")
-    long_articul: str = opt("skip", "an article longer than 25 chars: skip the offer, omit the tag, or cut it",
-                            choices=("skip", "omit", "truncate"))
-    max_drop_percent: float = opt(20.0, "refuse a feed that drops more than this share of offers (unless --force)",
-                                  min=0, max=100)
+    long_articul: str = opt(
+        "skip",
+        "an article longer than 25 chars: skip the offer, omit the tag, or cut it",
+        choices=("skip", "omit", "truncate"),
+    )
+    max_drop_percent: float = opt(
+        20.0, "refuse a feed that drops more than this share of offers (unless --force)", min=0, max=100
+    )
     keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
-    long_name: str = opt("truncate", "a name longer than 100 chars: cut it at a word boundary, or skip the offer",
-                         choices=("truncate", "skip"))
-    product_url: str = opt("{url}/p/{slug}", "offer <url> pattern ({url} = feed.url, {slug}, {id}); empty = no <url>")
-    category_url: str = opt("{url}/c/{slug}", "section URL pattern for templates and the groups file; empty = none")
+    long_name: str = opt(
+        "truncate",
+        "a name longer than 100 chars: cut it at a word boundary, or skip the offer",
+        choices=("truncate", "skip"),
+    )
+    product_url: str = opt(
+        "{url}/p/{slug}", "offer <url> pattern ({url} = feed.url, {slug}, {id}); empty = no <url>"
+    )
+    category_url: str = opt(
+        "{url}/c/{slug}", "section URL pattern for templates and the groups file; empty = none"
+    )
     param_release_date: str = opt("Дата выпуска", "param name for the release date; empty = don't send")
     release_date_format: str = opt("%d.%m.%Y", "strftime format of the release date param")
     param_length: str = opt("Длина", "param name for the length; empty = don't send")
@@ -88,11 +112,17 @@ class FeedSettings:
     param_weight: str = opt("Вес", "param name for the weight; empty = don't send")
     weight_unit: str = opt("кг", "unit of the weight param")
     fallback_category: str = opt("", "category for products without a section; empty = skip such products")
-    fallback_category_id: int = opt(999999999, "category id of fallback_category (must not clash with a section id)",
-                                    min=1)
-    groups_file: str = opt("both", "companion file with section texts and images for Satu's group import",
-                           choices=("xlsx", "csv", "both", "none"))
-    history_dir: Path = opt(Path("feeds/history"), "previous feeds, their offer snapshots and per-run diff reports")
+    fallback_category_id: int = opt(
+        999999999, "category id of fallback_category (must not clash with a section id)", min=1
+    )
+    groups_file: str = opt(
+        "both",
+        "companion file with section texts and images for Satu's group import",
+        choices=("xlsx", "csv", "both", "none"),
+    )
+    history_dir: Path = opt(
+        Path("feeds/history"), "previous feeds, their offer snapshots and per-run diff reports"
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +148,7 @@ class PublishSettings:
     user: str = opt("", "FTP/SFTP user")
     password_env: str = opt("PUBLISH_PASSWORD", "env var holding the FTP/SFTP password")
     key_file: Path | None = opt(None, "SFTP private key file (instead of a password)")
-    host_key: str = opt("", "SFTP server host key (\"ssh-ed25519 AAAA…\"); or use known_hosts")
+    host_key: str = opt("", 'SFTP server host key ("ssh-ed25519 AAAA…"); or use known_hosts')
     known_hosts: Path | None = opt(None, "known_hosts file with the SFTP server's key")
     remote_dir: str = opt("/", "folder on the server that public_base_url serves")
     public_base_url: str = opt("http://127.0.0.1:8765", "URL at which remote_dir is served")
@@ -133,7 +163,9 @@ class PublishSettings:
 class SatuSettings:
     """`[satu]`: the Satu.kz seller API."""
 
-    base_url: str = opt("https://my.satu.kz/api/v1", "API base URL (the sandbox: http://127.0.0.1:PORT/api/v1)")
+    base_url: str = opt(
+        "https://my.satu.kz/api/v1", "API base URL (the sandbox: http://127.0.0.1:PORT/api/v1)"
+    )
     token_env: str = opt("SATU_TOKEN", "env var holding the API token")
     timeout: float = opt(30.0, "HTTP timeout, seconds", min=1)
     max_retries: int = opt(5, "retries on 429/5xx/timeouts", min=0, max=20)
@@ -154,17 +186,29 @@ class OrdersSettings:
     reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
     accounting_center: int = opt(1, "accounting center the order is served from", min=1)
-    price_kind: str = opt("order", "line price: as in the order, or Torgsoft's retail/wholesale price",
-                          choices=("order", "retail", "wholesale"))
+    price_kind: str = opt(
+        "order",
+        "line price: as in the order, or Torgsoft's retail/wholesale price",
+        choices=("order", "retail", "wholesale"),
+    )
     transliterate_unsupported: bool = opt(False, "transliterate text the database charset cannot hold")
     settle_seconds: float = opt(2.0, "a file is taken once it has not changed for this long", min=0)
     max_file_bytes: int = opt(5_000_000, "larger order files are quarantined", min=1024)
-    reserve_date_field: str = opt("delivery_date", "order field with the date the customer gave (reserve until); "
-                                  "empty = none")
-    json_password_env: str = opt("ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp://")
-    json_prefix: str = opt("satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)")
-    import_workers: int = opt(2, "orders imported in parallel, each over its own connection (each order is "
-                              "still one transaction)", min=1, max=16)
+    reserve_date_field: str = opt(
+        "delivery_date", "order field with the date the customer gave (reserve until); empty = none"
+    )
+    json_password_env: str = opt(
+        "ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp://"
+    )
+    json_prefix: str = opt(
+        "satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)"
+    )
+    import_workers: int = opt(
+        2,
+        "orders imported in parallel, each over its own connection (each order is still one transaction)",
+        min=1,
+        max=16,
+    )
 
 
 @dataclass(frozen=True)
@@ -177,18 +221,39 @@ class StatusSettings:
     shipped: str = opt("delivered", "Satu status for a shipped order")
     delivered: str = opt("delivered", "Satu status for a delivered order")
     cancelled: str = opt("canceled", "Satu status for a cancelled order")
-    cancellation_reason: str = opt("another", "reason sent with a cancellation",
-                                   choices=("not_available", "price_changed", "buyers_request",
-                                            "not_enough_fields", "duplicate", "invalid_phone_number",
-                                            "less_than_minimal_price", "another"))
+    cancellation_reason: str = opt(
+        "another",
+        "reason sent with a cancellation",
+        choices=(
+            "not_available",
+            "price_changed",
+            "buyers_request",
+            "not_enough_fields",
+            "duplicate",
+            "invalid_phone_number",
+            "less_than_minimal_price",
+            "another",
+        ),
+    )
     cancellation_text: str = opt("Заказ отменён магазином", "text sent where the reason requires one")
     carrier: str = opt("", "delivery_type sent with a waybill number (carrier code); empty = don't send TTNs")
-    overlap_minutes: float = opt(60.0, "re-read orders changed this long before the saved change-time cursor "
-                                 "(late commits); unchanged ones are skipped by their hash", min=0)
-    retry_seconds: float = opt(60.0, "first retry delay of a failed push; doubles each attempt (max 6 h)", min=0)
-    max_attempts: int = opt(8, "give up on one order's push after this many failed attempts (journal error)", min=1)
-    verify_before_push: bool = opt(True, "read each order from Satu before writing: skip what Satu already has "
-                                         "(e.g. a change that came from Satu) and spot unknown order ids")
+    overlap_minutes: float = opt(
+        60.0,
+        "re-read orders changed this long before the saved change-time cursor "
+        "(late commits); unchanged ones are skipped by their hash",
+        min=0,
+    )
+    retry_seconds: float = opt(
+        60.0, "first retry delay of a failed push; doubles each attempt (max 6 h)", min=0
+    )
+    max_attempts: int = opt(
+        8, "give up on one order's push after this many failed attempts (journal error)", min=1
+    )
+    verify_before_push: bool = opt(
+        True,
+        "read each order from Satu before writing: skip what Satu already has "
+        "(e.g. a change that came from Satu) and spot unknown order ids",
+    )
 
 
 @dataclass(frozen=True)
@@ -197,15 +262,19 @@ class ScheduleSettings:
 
     interval_minutes: int = opt(30, "full exchange every N minutes (at least 10)", min=1)
     partial: bool = opt(False, "timer runs prices and stock only (no order download)")
-    orders_minutes: int = opt(10, "order download/import and status push every N minutes (at least 10)", min=1)
-    lock_wait_seconds: float = opt(120.0, "a run that finds another one going waits this long, then gives up", min=0)
+    orders_minutes: int = opt(
+        10, "order download/import and status push every N minutes (at least 10)", min=1
+    )
+    lock_wait_seconds: float = opt(
+        120.0, "a run that finds another one going waits this long, then gives up", min=0
+    )
 
 
 @dataclass(frozen=True)
 class NotifySettings:
     """`[notify]`: who hears about new orders and failures."""
 
-    channels: list[str] = opt(None, "any of \"email\", \"telegram\", \"webhook\"", factory=list)
+    channels: list[str] = opt(None, 'any of "email", "telegram", "webhook"', factory=list)
     smtp_host: str = opt("", "SMTP server")
     smtp_port: int = opt(25, "SMTP port", min=1, max=65535)
     smtp_starttls: bool = opt(False, "use STARTTLS")
@@ -231,7 +300,9 @@ class JournalSettings:
     path: Path = opt(Path("var/journal.sqlite"), "SQLite journal of every event")
     log_file: Path = opt(Path("var/sync.log"), "human-readable log file (rotated)")
     retention_days: int = opt(90, "prune journal entries older than this", min=1)
-    state_path: Path = opt(Path("var/state.sqlite"), "local state: id maps, cursors, published hashes, outbox")
+    state_path: Path = opt(
+        Path("var/state.sqlite"), "local state: id maps, cursors, published hashes, outbox"
+    )
     lock_file: Path = opt(Path("var/run.lock"), "lock that keeps to one run at a time")
 
 
@@ -275,9 +346,13 @@ class Settings:
         var = getattr(getattr(self, section), key)
         value = os.environ.get(var, "") if var else ""
         if required and not value:
-            raise SettingsError(Problem(dotted_key, f"environment variable {var or '(none)'} is not set",
-                                        f"export {var or 'SOME_VAR'}=… before running, or name another "
-                                        f"variable in {dotted_key}"))
+            raise SettingsError(
+                Problem(
+                    dotted_key,
+                    f"environment variable {var or '(none)'} is not set",
+                    f"export {var or 'SOME_VAR'}=… before running, or name another variable in {dotted_key}",
+                )
+            )
         return value
 
     def replace(self, **sections: Any) -> Settings:
@@ -288,8 +363,11 @@ class Settings:
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Split `section.key=value`; the value is read as TOML when it parses, else taken as a string."""
     if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise SettingsError(Problem("--set", f"{text!r} is not section.key=value",
-                                    "write e.g. --set feed.zero_stock=awaiting"))
+        raise SettingsError(
+            Problem(
+                "--set", f"{text!r} is not section.key=value", "write e.g. --set feed.zero_stock=awaiting"
+            )
+        )
     dotted, raw = text.split("=", 1)
     section, key = dotted.strip().split(".", 1)
     try:
@@ -368,9 +446,13 @@ def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> S
     for name in data:
         if name not in SECTIONS:
             close = difflib.get_close_matches(name, SECTIONS, n=1)
-            problems.append(Problem(f"[{name}]", "unknown section",
-                                    f"did you mean [{close[0]}]?" if close else
-                                    f"known sections: {', '.join(SECTIONS)}"))
+            problems.append(
+                Problem(
+                    f"[{name}]",
+                    "unknown section",
+                    f"did you mean [{close[0]}]?" if close else f"known sections: {', '.join(SECTIONS)}",
+                )
+            )
     for name, cls in SECTIONS.items():
         raw = data.get(name, {})
         if not isinstance(raw, dict):
@@ -382,9 +464,15 @@ def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> S
         for key, value in raw.items():
             if key not in fields:
                 close = difflib.get_close_matches(key, fields, n=1)
-                problems.append(Problem(f"{name}.{key}", "unknown setting",
-                                        f"did you mean {name}.{close[0]}?" if close else
-                                        "remove it (see settings.toml for the known keys)"))
+                problems.append(
+                    Problem(
+                        f"{name}.{key}",
+                        "unknown setting",
+                        f"did you mean {name}.{close[0]}?"
+                        if close
+                        else "remove it (see settings.toml for the known keys)",
+                    )
+                )
                 continue
             meta = fields[key].metadata
             try:
@@ -402,8 +490,12 @@ def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> S
                 values[key] = converted
         # Relative path defaults hang from the settings folder too.
         for fname, f in fields.items():
-            if fname not in values and hints[fname] is Path and isinstance(f.default, Path) \
-                    and not f.default.is_absolute():
+            if (
+                fname not in values
+                and hints[fname] is Path
+                and isinstance(f.default, Path)
+                and not f.default.is_absolute()
+            ):
                 values[fname] = base_dir / f.default
         sections[name] = cls(**values)
     if problems:
@@ -420,28 +512,56 @@ def cross_check(settings: Settings) -> list[Problem]:
     problems: list[Problem] = []
     t = settings.torgsoft
     if t.source == "tsgoods" and t.tsgoods_file is None:
-        problems.append(Problem("torgsoft.tsgoods_file", "is empty while torgsoft.source = \"tsgoods\"",
-                                "set it to the path of your TSGoods.trs export"))
+        problems.append(
+            Problem(
+                "torgsoft.tsgoods_file",
+                'is empty while torgsoft.source = "tsgoods"',
+                "set it to the path of your TSGoods.trs export",
+            )
+        )
     p = settings.publish
     if p.target in ("ftp", "ftps", "sftp") and not p.host:
-        problems.append(Problem("publish.host", f"is empty while publish.target = \"{p.target}\"",
-                                "set the FTP/SFTP server name"))
+        problems.append(
+            Problem(
+                "publish.host",
+                f'is empty while publish.target = "{p.target}"',
+                "set the FTP/SFTP server name",
+            )
+        )
     if p.target == "sftp" and not p.host_key and p.known_hosts is None:
-        problems.append(Problem("publish.host_key", "SFTP needs the server's host key (never accepted blindly)",
-                                "set publish.host_key = \"ssh-ed25519 AAAA…\" or publish.known_hosts"))
+        problems.append(
+            Problem(
+                "publish.host_key",
+                "SFTP needs the server's host key (never accepted blindly)",
+                'set publish.host_key = "ssh-ed25519 AAAA…" or publish.known_hosts',
+            )
+        )
     if not p.public_base_url.startswith(("http://", "https://")):
-        problems.append(Problem("publish.public_base_url", f"{p.public_base_url!r} is not an http(s) URL",
-                                "set the URL at which publish.remote_dir is served"))
+        problems.append(
+            Problem(
+                "publish.public_base_url",
+                f"{p.public_base_url!r} is not an http(s) URL",
+                "set the URL at which publish.remote_dir is served",
+            )
+        )
     floor = 1 if os.environ.get("TORGSOFT_SATU_TEST_SHORT_INTERVALS") == "1" else 10
     s = settings.schedule
     for key in ("interval_minutes", "orders_minutes"):
         if getattr(s, key) < floor:
-            problems.append(Problem(f"schedule.{key}", f"{getattr(s, key)} is more often than every {floor} minutes",
-                                    f"set it to {floor} or more"))
+            problems.append(
+                Problem(
+                    f"schedule.{key}",
+                    f"{getattr(s, key)} is more often than every {floor} minutes",
+                    f"set it to {floor} or more",
+                )
+            )
     bad = [c for c in settings.notify.channels if c not in ("email", "telegram", "webhook")]
     if bad:
-        problems.append(Problem("notify.channels", f"unknown channel(s) {bad}",
-                                "use any of \"email\", \"telegram\", \"webhook\""))
+        problems.append(
+            Problem(
+                "notify.channels", f"unknown channel(s) {bad}", 'use any of "email", "telegram", "webhook"'
+            )
+        )
     return problems
 
 
@@ -453,10 +573,13 @@ def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] 
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SettingsError(Problem(str(path), f"is not valid TOML: {exc}",
-                                        "fix the syntax at the line shown")) from None
+            raise SettingsError(
+                Problem(str(path), f"is not valid TOML: {exc}", "fix the syntax at the line shown")
+            ) from None
     elif path.name != "settings.toml" or path.parent != Path("."):
-        raise SettingsError(Problem(str(path), "settings file not found", "give an existing file with --settings"))
+        raise SettingsError(
+            Problem(str(path), "settings file not found", "give an existing file with --settings")
+        )
     for text in overrides:
         section, key, value = parse_override(text)
         data.setdefault(section, {})
@@ -469,7 +592,11 @@ def describe() -> dict[str, dict[str, dict[str, Any]]]:
     """Every section, key, default and doc (for the README check and `settings.toml` tests)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name, cls in SECTIONS.items():
-        out[name] = {f.name: {"doc": f.metadata.get("doc", ""),
-                              "default": f.default if f.default is not dataclasses.MISSING else f.default_factory()}
-                     for f in dataclasses.fields(cls)}
+        out[name] = {
+            f.name: {
+                "doc": f.metadata.get("doc", ""),
+                "default": f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+            }
+            for f in dataclasses.fields(cls)
+        }
     return out

@@ -85,8 +85,10 @@ class State:
 
     def put(self, ns: str, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (durable when this returns)."""
-        self._con().execute("INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
-                            (ns, key, json.dumps(value, ensure_ascii=False, default=str), time.time()))
+        self._con().execute(
+            "INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
+            (ns, key, json.dumps(value, ensure_ascii=False, default=str), time.time()),
+        )
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -118,7 +120,8 @@ class State:
         with self.atomic():
             self._con().executemany(
                 "INSERT OR REPLACE INTO kv (ns, key, value, updated) VALUES (?, ?, ?, ?)",
-                ((ns, k, json.dumps(v, ensure_ascii=False, default=str), now) for k, v in items))
+                ((ns, k, json.dumps(v, ensure_ascii=False, default=str), now) for k, v in items),
+            )
 
     def delete(self, ns: str, key: str | None = None) -> None:
         """Delete one key, or the whole namespace when key is None."""
@@ -139,13 +142,19 @@ class State:
         self._con().execute(
             "INSERT INTO outbox (kind, key, payload, created) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (kind, key) DO UPDATE SET payload = excluded.payload, next_try = 0",
-            (kind, key, json.dumps(payload, ensure_ascii=False, default=str), time.time()))
+            (kind, key, json.dumps(payload, ensure_ascii=False, default=str), time.time()),
+        )
 
     def outbox_due(self, kind: str, limit: int = 1000) -> list[tuple[str, Any, int]]:
         """Pending writes of a kind whose retry time has come: (key, payload, attempts)."""
-        rows = self._con().execute(
-            "SELECT key, payload, attempts FROM outbox WHERE kind = ? AND next_try <= ? ORDER BY id LIMIT ?",
-            (kind, time.time(), limit)).fetchall()
+        rows = (
+            self._con()
+            .execute(
+                "SELECT key, payload, attempts FROM outbox WHERE kind = ? AND next_try <= ? ORDER BY id LIMIT ?",
+                (kind, time.time(), limit),
+            )
+            .fetchall()
+        )
         return [(k, json.loads(p), a) for k, p, a in rows]
 
     def outbox_done(self, kind: str, keys: Iterable[str]) -> None:
@@ -158,8 +167,10 @@ class State:
         row = con.execute("SELECT attempts FROM outbox WHERE kind = ? AND key = ?", (kind, key)).fetchone()
         attempts = (row[0] if row else 0) + 1
         delay = min(base_delay * (2 ** (attempts - 1)), 6 * 3600)
-        con.execute("UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? WHERE kind = ? AND key = ?",
-                    (attempts, time.time() + delay, error[:1000], kind, key))
+        con.execute(
+            "UPDATE outbox SET attempts = ?, next_try = ?, last_error = ? WHERE kind = ? AND key = ?",
+            (attempts, time.time() + delay, error[:1000], kind, key),
+        )
 
     def outbox_count(self, kind: str | None = None) -> int:
         """How many writes are pending."""

@@ -73,8 +73,15 @@ def _load(module: str, issue: int) -> tuple[Any, str]:
         raise
 
 
-def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, dry_run: bool = False,
-        force: bool = False) -> SyncResult:
+def run(
+    settings: Settings,
+    *,
+    journal: Any,
+    state: Any,
+    partial: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+) -> SyncResult:
     """Run the stages in order and report each; never hides a missing or failed stage."""
     result = SyncResult(partial=partial, dry_run=dry_run)
     journal.event(STAGE, f"sync started ({'partial' if partial else 'full'}{', dry run' if dry_run else ''})")
@@ -87,8 +94,9 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
             if not result.stages or all(st.status == "skipped" for st in result.stages):
                 raise  # nothing done yet: the plain settings report (exit code 2) says it best
             # Later stages (e.g. no Satu token for the pushes): keep the report of what already ran.
-            result.stages.append(StageOutcome(name, "failed", f"settings: {exc}",
-                                              seconds=time.monotonic() - started))
+            result.stages.append(
+                StageOutcome(name, "failed", f"settings: {exc}", seconds=time.monotonic() - started)
+            )
             journal.event(STAGE, f"{name} cannot run: {exc}", "error")
             return None
         except PipelineError as exc:
@@ -101,15 +109,26 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
         ok = getattr(value, "ok", True)
         detail = ""
         if getattr(value, "skipped", None) is True:  # (the feed's `skipped` is a count per reason)
-            result.stages.append(StageOutcome(name, "skipped", "nothing to do (see the journal)", _counts(value),
-                                              time.monotonic() - started))
+            result.stages.append(
+                StageOutcome(
+                    name,
+                    "skipped",
+                    "nothing to do (see the journal)",
+                    _counts(value),
+                    time.monotonic() - started,
+                )
+            )
             return value
         if not ok:
-            bits = (getattr(value, "stopped", "") or "; ".join(map(str, getattr(value, "errors", []) or []))
-                    or "; ".join(list(map(str, getattr(value, "problems", []) or []))[:3]))
+            bits = (
+                getattr(value, "stopped", "")
+                or "; ".join(map(str, getattr(value, "errors", []) or []))
+                or "; ".join(list(map(str, getattr(value, "problems", []) or []))[:3])
+            )
             detail = bits or "finished with problems"
-        result.stages.append(StageOutcome(name, "ok" if ok else "problems", detail, _counts(value),
-                                          time.monotonic() - started))
+        result.stages.append(
+            StageOutcome(name, "ok" if ok else "problems", detail, _counts(value), time.monotonic() - started)
+        )
         return value
 
     # 1. Photos (not in a partial run: prices and stock do not change pictures).
@@ -126,8 +145,9 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
     if feed_mod is None:
         result.stages.append(StageOutcome("feed", "missing", why))
     else:
-        fr = call("feed", lambda: feed_mod.run(settings, journal=journal, state=state, dry_run=dry_run,
-                                               force=force))
+        fr = call(
+            "feed", lambda: feed_mod.run(settings, journal=journal, state=state, dry_run=dry_run, force=force)
+        )
         feed_ok = fr is not None and bool(getattr(fr, "ok", False))
 
     # 3. Publish: only a feed that passed its checks goes out.
@@ -137,19 +157,26 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
     if not feed_ok:
         result.stages.append(StageOutcome("publish", "skipped", "no fresh, valid feed to publish"))
     else:
-        pr = call("publish", lambda: publish.run(settings, journal=journal, state=state, dry_run=dry_run,
-                                                 force=force, feed_only=partial))
+        pr = call(
+            "publish",
+            lambda: publish.run(
+                settings, journal=journal, state=state, dry_run=dry_run, force=force, feed_only=partial
+            ),
+        )
         if pr is not None:
             result.feed_url = pr.feed_url
 
     # 4. API pushes of stock, prices and presence (and, when configured, an import of the new feed).
-    published = bool(feed_ok and pr is not None and pr.feed_published and pr.feed_files_uploaded and not dry_run)
+    published = bool(
+        feed_ok and pr is not None and pr.feed_published and pr.feed_files_uploaded and not dry_run
+    )
     if published and settings.satu.import_after_publish:
         push_mod, why = _load("pipeline.satu.push", 5)
         hook = getattr(push_mod, "after_publish", None) if push_mod is not None else None
         if hook is None:
-            result.stages.append(StageOutcome("import", "missing", why or "no after_publish hook in "
-                                              "pipeline.satu.push"))
+            result.stages.append(
+                StageOutcome("import", "missing", why or "no after_publish hook in pipeline.satu.push")
+            )
         else:
             call("import", lambda: hook(settings, journal=journal, state=state))
     if not settings.satu.push:
@@ -167,6 +194,11 @@ def run(settings: Settings, *, journal: Any, state: Any, partial: bool = False, 
 
     result.ok = all(s.status in ("ok", "skipped") for s in result.stages) and feed_ok
     summary = ", ".join(f"{s.name} {s.status}" for s in result.stages)
-    journal.event(STAGE, f"sync finished: {summary}", "info" if result.ok else "warning",
-                  stages={s.name: s.status for s in result.stages}, feed_url=result.feed_url)
+    journal.event(
+        STAGE,
+        f"sync finished: {summary}",
+        "info" if result.ok else "warning",
+        stages={s.name: s.status for s in result.stages},
+        feed_url=result.feed_url,
+    )
     return result

@@ -17,13 +17,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def make_settings(base: Path, **sections: dict) -> Settings:
     """Settings rooted at `base` (all relative paths land there), with some keys overridden."""
-    data: dict = {"torgsoft": {"database": str(base / "torgsoft.fdb")},
-                  "photos": {"source_dir": str(base / "photos")},
-                  "journal": {"path": str(base / "journal.sqlite"), "log_file": str(base / "sync.log"),
-                              "state_path": str(base / "state.sqlite"), "lock_file": str(base / "run.lock")},
-                  "feed": {"output": str(base / "feeds" / "satu.yml"),
-                           "template": str(ROOT / "templates" / "satu.yml.j2")},
-                  "orders": {"inbox": str(base / "inbox")}}
+    data: dict = {
+        "torgsoft": {"database": str(base / "torgsoft.fdb")},
+        "photos": {"source_dir": str(base / "photos")},
+        "journal": {
+            "path": str(base / "journal.sqlite"),
+            "log_file": str(base / "sync.log"),
+            "state_path": str(base / "state.sqlite"),
+            "lock_file": str(base / "run.lock"),
+        },
+        "feed": {
+            "output": str(base / "feeds" / "satu.yml"),
+            "template": str(ROOT / "templates" / "satu.yml.j2"),
+        },
+        "orders": {"inbox": str(base / "inbox")},
+    }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return build(data, base)

@@ -28,8 +28,12 @@ def add_photo_rows(settings: Settings, good_id: int, names: list[str], start_pos
     con = connect(settings)
     try:
         with transaction(con):
-            bulk_insert(con, "GOOD_PHOTO", ("GOOD_ID", "POS", "FILE_NAME"),
-                        [(good_id, start_pos + i, name) for i, name in enumerate(names)])
+            bulk_insert(
+                con,
+                "GOOD_PHOTO",
+                ("GOOD_ID", "POS", "FILE_NAME"),
+                [(good_id, start_pos + i, name) for i, name in enumerate(names)],
+            )
     finally:
         con.close()
 

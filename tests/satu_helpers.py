@@ -30,21 +30,34 @@ def serve_dir(folder: Path) -> Iterator[str]:
         httpd.server_close()
 
 
-def offer_xml(oid: str, *, price: str = "1950", qty: int | None = 5, available: bool = True,
-              pictures: tuple[str, ...] = (), name: str = "Товар", vendor_code: str = "") -> str:
+def offer_xml(
+    oid: str,
+    *,
+    price: str = "1950",
+    qty: int | None = 5,
+    available: bool = True,
+    pictures: tuple[str, ...] = (),
+    name: str = "Товар",
+    vendor_code: str = "",
+) -> str:
     """One <offer> element."""
     pics = "".join(f"<picture>{p}</picture>" for p in pictures)
     q = f"<quantity_in_stock>{qty}</quantity_in_stock>" if qty is not None else ""
     vc = f"<vendorCode>{vendor_code}</vendorCode>" if vendor_code else ""
-    return (f'<offer id="{oid}" available="{"true" if available else "false"}" selling_type="r">'
-            f"<name>{name} {oid}</name><price>{price}</price><currencyId>KZT</currencyId>"
-            f"<categoryId>10</categoryId>{pics}{vc}{q}<description><![CDATA[<p>Описание</p>]]></description></offer>")
+    return (
+        f'<offer id="{oid}" available="{"true" if available else "false"}" selling_type="r">'
+        f"<name>{name} {oid}</name><price>{price}</price><currencyId>KZT</currencyId>"
+        f"<categoryId>10</categoryId>{pics}{vc}{q}<description><![CDATA[<p>Описание</p>]]></description></offer>"
+    )
 
 
 def feed_xml(offers: list[str]) -> str:
     """A whole YML feed around the given offers."""
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<yml_catalog date="2026-11-27 14:05"><shop>'
-            "<name>Demo</name><company>Demo</company><url>https://shop.example.kz</url>"
-            '<currencies><currency id="KZT" rate="1"/></currencies>'
-            '<categories><category id="10">Мебель</category></categories><offers>'
-            + "".join(offers) + "</offers></shop></yml_catalog>\n")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<yml_catalog date="2026-11-27 14:05"><shop>'
+        "<name>Demo</name><company>Demo</company><url>https://shop.example.kz</url>"
+        '<currencies><currency id="KZT" rate="1"/></currencies>'
+        '<categories><category id="10">Мебель</category></categories><offers>'
+        + "".join(offers)
+        + "</offers></shop></yml_catalog>\n"
+    )

@@ -61,24 +61,46 @@ def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
 @contextlib.contextmanager
-def ftp_server(root: Path, user: str = "user", password: str = "secret", *, refuse_overwrite: bool = False,
-               tls: bool = False, drop_after: int | None = None, drop_match: str = "",
-               drops: int = 1, cert_dir: Path | None = None) -> Iterator[ServerInfo]:
+def ftp_server(
+    root: Path,
+    user: str = "user",
+    password: str = "secret",
+    *,
+    refuse_overwrite: bool = False,
+    tls: bool = False,
+    drop_after: int | None = None,
+    drop_match: str = "",
+    drops: int = 1,
+    cert_dir: Path | None = None,
+) -> Iterator[ServerInfo]:
     """A pyftpdlib server for `root` on 127.0.0.1, run in a thread.
 
     refuse_overwrite: RNTO onto an existing file answers 550, as some hosting servers do.
@@ -107,8 +129,12 @@ def ftp_server(root: Path, user: str = "user", password: str = "secret", *, refu
         def handle_read(self) -> None:
             super().handle_read()
             name = getattr(self.file_obj, "name", "") or ""
-            if (drop_after is not None and info.drops_left > 0 and drop_match in os.path.basename(str(name))
-                    and self.tot_bytes_received >= drop_after):
+            if (
+                drop_after is not None
+                and info.drops_left > 0
+                and drop_match in os.path.basename(str(name))
+                and self.tot_bytes_received >= drop_after
+            ):
                 info.drops_left -= 1
                 # The network goes away: both connections close without a reply.
                 cmd = self.cmd_channel
@@ -162,9 +188,15 @@ def ftp_server(root: Path, user: str = "user", password: str = "secret", *, refu
 
 
 @contextlib.contextmanager
-def sftp_server(root: Path, user: str = "user", password: str = "secret", *,
-                client_public_key: str | None = None, host_key_type: str = "ssh-ed25519",
-                posix_rename: bool = True) -> Iterator[ServerInfo]:
+def sftp_server(
+    root: Path,
+    user: str = "user",
+    password: str = "secret",
+    *,
+    client_public_key: str | None = None,
+    host_key_type: str = "ssh-ed25519",
+    posix_rename: bool = True,
+) -> Iterator[ServerInfo]:
     """An asyncssh SFTP server chrooted to `root` on 127.0.0.1, with its own event loop in a thread.
 
     `info.host_key` is the server's public host key line ("ssh-ed25519 AAAA…"), for pinning.
@@ -209,14 +241,22 @@ def sftp_server(root: Path, user: str = "user", password: str = "secret", *,
     thread.start()
 
     async def start() -> Any:
-        return await asyncssh.listen("127.0.0.1", 0, server_host_keys=[key], server_factory=Server,
-                                     sftp_factory=SFTP, authorized_client_keys=authorized, allow_scp=False)
+        return await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[key],
+            server_factory=Server,
+            sftp_factory=SFTP,
+            authorized_client_keys=authorized,
+            allow_scp=False,
+        )
 
     acceptor = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     info.port = acceptor.sockets[0].getsockname()[1]
     try:
         yield info
     finally:
+
         async def stop() -> None:
             acceptor.close()
             await acceptor.wait_closed()

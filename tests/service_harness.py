@@ -41,10 +41,19 @@ def after(ctx: StepContext) -> None:
 
 def main() -> int:
     base, mode = Path(sys.argv[1]), sys.argv[2]
-    settings = build({"journal": {"path": str(base / "journal.sqlite"), "log_file": str(base / "sync.log"),
-                                  "state_path": str(base / "state.sqlite"), "lock_file": str(base / "run.lock")},
-                      "feed": {"output": str(base / "feeds" / "satu.yml")},
-                      "orders": {"inbox": str(base / "inbox")}}, base)
+    settings = build(
+        {
+            "journal": {
+                "path": str(base / "journal.sqlite"),
+                "log_file": str(base / "sync.log"),
+                "state_path": str(base / "state.sqlite"),
+                "lock_file": str(base / "run.lock"),
+            },
+            "feed": {"output": str(base / "feeds" / "satu.yml")},
+            "orders": {"inbox": str(base / "inbox")},
+        },
+        base,
+    )
     if mode == "ticks":
         jobs = [Job("ticker", 1.0, [Step("count", count), Step("boom", boom)])]
     else:

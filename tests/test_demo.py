@@ -23,9 +23,26 @@ def test_demo_end_to_end(tmp_path: Path):
     settings = tmp_path / "settings.toml"
     settings.write_text(f'[feed]\ntemplate = "{ROOT / "templates" / "satu.yml.j2"}"\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORGSOFT_SATU_")}
-    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "demo",
-                        "--products", "40", "--orders", "6", "--seed", "3"],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "--settings",
+            str(settings),
+            "demo",
+            "--products",
+            "40",
+            "--orders",
+            "6",
+            "--seed",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     assert "Demo report" in out and "WITH PROBLEMS" not in out
@@ -34,8 +51,11 @@ def test_demo_end_to_end(tmp_path: Path):
     assert (tmp_path / "var" / "torgsoft.fdb").exists()
     offers = int(re.search(r"Catalog:\s+(\d+) offers", out).group(1))
     assert offers > 20
-    assert re.search(rf"import SUCCESS: {offers} created, 0 updated; {offers} products on Satu; "
-                     rf"stock push {offers} accepted", out), out
+    assert re.search(
+        rf"import SUCCESS: {offers} created, 0 updated; {offers} products on Satu; "
+        rf"stock push {offers} accepted",
+        out,
+    ), out
     feed_url = re.search(r"Feed URL:\s+(\S+)", out).group(1)
     assert feed_url.startswith("http://127.0.0.1:") and feed_url.endswith("/satu.yml")
     public = tmp_path / "var" / "demo" / "public"
@@ -43,15 +63,20 @@ def test_demo_end_to_end(tmp_path: Path):
     assert any(public.rglob("*.jpg")), "photos were uploaded over FTP"
 
     # Orders came in with customers, reservations and invoices.
-    m = re.search(r"Orders:\s+(\d+) imported \((\d+) invoices\); Torgsoft now has (\d+) customers, (\d+) Satu orders, "
-                  r"(\d+) reservations, (\d+) invoices", out)
+    m = re.search(
+        r"Orders:\s+(\d+) imported \((\d+) invoices\); Torgsoft now has (\d+) customers, (\d+) Satu orders, "
+        r"(\d+) reservations, (\d+) invoices",
+        out,
+    )
     assert m, out
     imported, invoices, customers, orders, reservations, invoices_db = map(int, m.groups())
     assert imported == orders == 6 and customers >= 1 and reservations >= 6 and invoices == invoices_db >= 1
 
     # The order states changed in the database reached the sandbox.
-    changed = dict(pair.split() for pair in re.search(r"changed in Torgsoft\s*4 order\(s\): (.+)", out)
-                   .group(1).split(", "))
+    changed = dict(
+        pair.split()
+        for pair in re.search(r"changed in Torgsoft\s*4 order\(s\): (.+)", out).group(1).split(", ")
+    )
     assert sorted(changed.values()) == ["accepted", "cancelled", "paid", "shipped"]
     from pipeline.satu.sandbox import SandboxServer
 
@@ -69,8 +94,21 @@ def test_demo_end_to_end(tmp_path: Path):
     journal = Journal(tmp_path / "var" / "journal.sqlite")
     stages = {e.stage for e in journal.search(run_id=run_id, limit=None)}
     assert {"demo", "photos", "feed", "publish", "import", "push", "orders", "status"} <= stages
-    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "log", "--order",
-                        str(first), "--json"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "--settings",
+            str(settings),
+            "log",
+            "--order",
+            str(first),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0
     events = [json.loads(line) for line in r.stdout.splitlines()]
     assert {"orders", "status"} <= {e["stage"] for e in events}

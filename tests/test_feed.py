@@ -37,8 +37,14 @@ BASE = "https://cdn.example.kz/pub"
 
 
 def product(**kw) -> Product:
-    defaults = dict(good_id=1, name="Кресло", section_id=1, retail_price=Decimal("1500.00"),
-                    stocks=[Stock(1, Decimal(5))], description_html="<p>ok</p>")
+    defaults = dict(
+        good_id=1,
+        name="Кресло",
+        section_id=1,
+        retail_price=Decimal("1500.00"),
+        stocks=[Stock(1, Decimal(5))],
+        description_html="<p>ok</p>",
+    )
     defaults.update(kw)
     return Product(**defaults)
 
@@ -57,9 +63,12 @@ def offer_of(p: Product, rs: RuleSettings | None = None, t: CategoryTree | None 
 
 # --- slugs --------------------------------------------------------------------------------------------
 
+
 def test_slug_maps_kazakh_and_russian_letters_explicitly():
-    assert slugify("Әсем Ғалым Қызыл Шаңырақ Өрік Ұлан Үй Һәм Ілияс") == \
-        "asem-galym-qyzyl-shangyraq-orik-ulan-uy-ham-iliyas"
+    assert (
+        slugify("Әсем Ғалым Қызыл Шаңырақ Өрік Ұлан Үй Һәм Ілияс")
+        == "asem-galym-qyzyl-shangyraq-orik-ulan-uy-ham-iliyas"
+    )
     assert slugify("Съёмный чехол №5, щётка!") == "syomnyy-chekhol-no5-shchyotka"
     assert slugify("😀 🛋") == "item"
     assert slugify("Café crème") == "cafe-creme"
@@ -69,15 +78,21 @@ def test_slug_maps_kazakh_and_russian_letters_explicitly():
 def test_slugs_are_unique_within_the_feed():
     assert product_slug("Кресло", "1") != product_slug("Кресло", "2")
     reg = SlugRegistry()
-    assert [reg.take("Кресла", "1"), reg.take("Кресла", "2"), reg.take("кресла", "3")] == \
-        ["kresla", "kresla-2", "kresla-3"]
+    assert [reg.take("Кресла", "1"), reg.take("Кресла", "2"), reg.take("кресла", "3")] == [
+        "kresla",
+        "kresla-2",
+        "kresla-3",
+    ]
 
 
 # --- sanitising -----------------------------------------------------------------------------------------
 
+
 def test_description_is_sanitised_and_cdata_safe():
-    html = ('<p onclick="x()">Hi ]]> there\x01\x0b</p><script>alert(1)</script><iframe src="https://e"></iframe>'
-            '<a href="javascript:alert(1)">x</a><a href="https://ok.kz">ok</a><img src="https://i.kz/a.jpg" onerror="y">')
+    html = (
+        '<p onclick="x()">Hi ]]> there\x01\x0b</p><script>alert(1)</script><iframe src="https://e"></iframe>'
+        '<a href="javascript:alert(1)">x</a><a href="https://ok.kz">ok</a><img src="https://i.kz/a.jpg" onerror="y">'
+    )
     out = clean_html(html)
     assert "script" not in out and "iframe" not in out and "onclick" not in out and "onerror" not in out
     assert "javascript:" not in out and "\x01" not in out and "\x0b" not in out
@@ -96,6 +111,7 @@ def test_xml_text_drops_forbidden_characters_keeps_emoji():
 
 
 # --- rules -------------------------------------------------------------------------------------------------
+
 
 def test_hidden_and_deleted_never_go_out():
     assert offer_of(product(deleted=True)) == Skip("deleted")
@@ -171,17 +187,36 @@ def test_long_name_is_cut_at_a_word_or_skipped():
 
 
 def test_params_characteristics_dimensions_and_release_date():
-    p = product(characteristics=[Characteristic("Цвет", "қызыл"), Characteristic("Цвет", "ақ"),
-                                 Characteristic("Мощность", "100", "Вт", dynamic=True)],
-                length_cm=Decimal("12.50"), width_cm=Decimal(3), height_cm=None, weight_kg=Decimal("0.250"),
-                production_date=date(2024, 3, 5), model_id=77)
+    p = product(
+        characteristics=[
+            Characteristic("Цвет", "қызыл"),
+            Characteristic("Цвет", "ақ"),
+            Characteristic("Мощность", "100", "Вт", dynamic=True),
+        ],
+        length_cm=Decimal("12.50"),
+        width_cm=Decimal(3),
+        height_cm=None,
+        weight_kg=Decimal("0.250"),
+        production_date=date(2024, 3, 5),
+        model_id=77,
+    )
     o = offer_of(p)
     assert [(x.name, x.value, x.unit) for x in o.params] == [
-        ("Цвет", "қызыл|ақ", ""), ("Мощность", "100", "Вт"), ("Длина", "12.5", "см"), ("Ширина", "3", "см"),
-        ("Вес", "0.25", "кг"), ("Дата выпуска", "05.03.2024", "")]
+        ("Цвет", "қызыл|ақ", ""),
+        ("Мощность", "100", "Вт"),
+        ("Длина", "12.5", "см"),
+        ("Ширина", "3", "см"),
+        ("Вес", "0.25", "кг"),
+        ("Дата выпуска", "05.03.2024", ""),
+    ]
     assert o.group_id == 77
-    rs = RuleSettings(param_length="Length", dimension_unit="mm", param_weight="", param_release_date="Year",
-                      release_date_format="%Y")
+    rs = RuleSettings(
+        param_length="Length",
+        dimension_unit="mm",
+        param_weight="",
+        param_release_date="Year",
+        release_date_format="%Y",
+    )
     names = {(x.name, x.unit, x.value) for x in offer_of(p, rs).params}
     assert ("Length", "mm", "12.5") in names and ("Year", "", "2024") in names
     assert not any(n == "Вес" for n, _, _ in names)
@@ -189,8 +224,14 @@ def test_params_characteristics_dimensions_and_release_date():
 
 def test_category_chain_cycle_and_dangling_parent():
     cats = [Category(i, i - 1 if i > 1 else None, f"Уровень {i}") for i in range(1, 8)]  # 7 levels
-    cats += [Category(20, 21, "Цикл А"), Category(21, 22, "Цикл Б"), Category(22, 20, "Цикл В"),
-             Category(23, 22, "Под циклом"), Category(30, 99, "Сирота"), Category(31, 30, "Внук сироты")]
+    cats += [
+        Category(20, 21, "Цикл А"),
+        Category(21, 22, "Цикл Б"),
+        Category(22, 20, "Цикл В"),
+        Category(23, 22, "Под циклом"),
+        Category(30, 99, "Сирота"),
+        Category(31, 30, "Внук сироты"),
+    ]
     t = CategoryTree(cats)
     assert t.sections[7].path == (1, 2, 3, 4, 5, 6, 7)
     assert len(t.problems) == 2
@@ -209,33 +250,45 @@ def test_category_chain_cycle_and_dangling_parent():
 
 # --- rendering ---------------------------------------------------------------------------------------------
 
-HOSTILE_NAME = 'Кресло "Әсем" & <Қызыл> \'ұлы\' 😀\x07 ңөүһіғ'
+HOSTILE_NAME = "Кресло \"Әсем\" & <Қызыл> 'ұлы' 😀\x07 ңөүһіғ"
 
 
 def render_offers(tmp_path: Path, products: list[Product], cats: list[Category]) -> tuple[Path, list]:
     t = CategoryTree(cats, "{url}/c/{slug}", "https://shop.kz")
     offers = [o for o in (offer_of(p, t=t) for p in products) if isinstance(o, Offer)]
     dest = tmp_path / "feed.yml"
-    variables = {"date": "2026-11-27 12:00", "available_value": "true", "unavailable_value": "false",
-                 "shop": {"name": "Shop & <Co>", "company": "ТОО «Әсем»", "url": "https://shop.kz",
-                          "currency": "KZT"}}
-    render_feed(load_template(ROOT / "templates" / "satu.yml.j2"), variables, iter(offers), t.used_sections, dest)
+    variables = {
+        "date": "2026-11-27 12:00",
+        "available_value": "true",
+        "unavailable_value": "false",
+        "shop": {"name": "Shop & <Co>", "company": "ТОО «Әсем»", "url": "https://shop.kz", "currency": "KZT"},
+    }
+    render_feed(
+        load_template(ROOT / "templates" / "satu.yml.j2"), variables, iter(offers), t.used_sections, dest
+    )
     return dest, offers
 
 
 def test_hostile_text_renders_to_a_valid_feed(tmp_path: Path):
-    desc = '<p>Text ]]> more ]]]]> end &amp; <b>bold</b>\x0c</p><script>evil()</script>'
+    desc = "<p>Text ]]> more ]]]]> end &amp; <b>bold</b>\x0c</p><script>evil()</script>"
     cats = [Category(i, i - 1 if i > 1 else None, f"Деңгей {i} & <{i}>") for i in range(1, 8)]
-    p = product(name=HOSTILE_NAME, description_html=desc, section_id=7, articul='A&B"<>',
-                producer="Қазақ & Co", keywords="кресло, <ақ>", country="Қазақстан",
-                photos=[Photo(0, "https://img.kz/a.jpg?x=1&y=2")],
-                characteristics=[Characteristic('Ө "x"', "<1&2>", "см")])
+    p = product(
+        name=HOSTILE_NAME,
+        description_html=desc,
+        section_id=7,
+        articul='A&B"<>',
+        producer="Қазақ & Co",
+        keywords="кресло, <ақ>",
+        country="Қазақстан",
+        photos=[Photo(0, "https://img.kz/a.jpg?x=1&y=2")],
+        characteristics=[Characteristic('Ө "x"', "<1&2>", "см")],
+    )
     dest, offers = render_offers(tmp_path, [p], cats)
     report = check_feed(dest)
     assert report.ok, report.problems
     root = etree.parse(str(dest)).getroot()
     offer = root.find("shop/offers/offer")
-    assert offer.findtext("name") == xml_text(HOSTILE_NAME) == 'Кресло "Әсем" & <Қызыл> \'ұлы\' 😀 ңөүһіғ'
+    assert offer.findtext("name") == xml_text(HOSTILE_NAME) == "Кресло \"Әсем\" & <Қызыл> 'ұлы' 😀 ңөүһіғ"
     description = offer.findtext("description")
     # the sanitizer escapes the text `]]>`; the CDATA writer would split a raw one (tested above)
     assert "]]&gt;" in description and "]]]]&gt;" in description and "evil" not in description
@@ -243,14 +296,17 @@ def test_hostile_text_renders_to_a_valid_feed(tmp_path: Path):
     assert offer.findtext("picture") == "https://img.kz/a.jpg?x=1&y=2"
     assert offer.find("param").get("name") == 'Ө "x"' and offer.findtext("param") == "<1&2>"
     assert [c.get("id") for c in root.iterfind("shop/categories/category")] == [str(i) for i in range(1, 8)]
-    assert [c.get("parentId") for c in root.iterfind("shop/categories/category")][1:] == [str(i) for i in range(1, 7)]
+    assert [c.get("parentId") for c in root.iterfind("shop/categories/category")][1:] == [
+        str(i) for i in range(1, 7)
+    ]
     assert root.findtext("shop/name") == "Shop & <Co>"
     assert offer.findtext("url").startswith("https://shop.example.kz/p/kreslo-asem-qyzyl-uly-")
 
 
 # --- check-feed ----------------------------------------------------------------------------------------------
 
-BAD_FEED = """<?xml version="1.0" encoding="UTF-8"?>
+BAD_FEED = (
+    """<?xml version="1.0" encoding="UTF-8"?>
 <yml_catalog date="2026-11-27 14:05">
 <shop>
 <name>x</name><company>c</company><url>https://a.kz</url>
@@ -273,12 +329,15 @@ BAD_FEED = """<?xml version="1.0" encoding="UTF-8"?>
 <price>10</price><oldprice>12</oldprice><discount>5</discount>
 <categoryId>7</categoryId>
 <vendorCode>123456789012345678901234567890</vendorCode>
-""" + "<picture>https://a.kz/p.jpg</picture>\n" * 11 + """</offer>
+"""
+    + "<picture>https://a.kz/p.jpg</picture>\n" * 11
+    + """</offer>
 <offer id="3"><description>d</description><categoryId>1</categoryId><picture>ftp://x</picture></offer>
 </offers>
 </shop>
 </yml_catalog>
 """
+)
 
 
 def test_check_feed_lists_every_problem_with_its_line(tmp_path: Path):
@@ -288,8 +347,8 @@ def test_check_feed_lists_every_problem_with_its_line(tmp_path: Path):
     got = {(p.line, p.message.split(" ")[0]) for p in report.problems}
     text = "\n".join(map(str, report.problems))
     assert "line 8: category 2: parentId 9 names no category" in text
-    assert (14, "'price':") in got                    # not a number (schema)
-    assert (16, "'stock_quantity':") in got           # unknown tag (schema)
+    assert (14, "'price':") in got  # not a number (schema)
+    assert (16, "'stock_quantity':") in got  # unknown tag (schema)
     assert "line 18: offer 1: duplicate offer id 1" in text
     assert "line 18: offer 1: 11 <picture> tags" in text
     assert any(p.line == 18 and "selling_type" in p.message for p in report.problems)
@@ -305,14 +364,20 @@ def test_check_feed_lists_every_problem_with_its_line(tmp_path: Path):
     assert result.exit_code == 1 and f"{path}:line 23: offer 1: <vendorCode>" in result.output
     result = CliRunner().invoke(cli, ["check-feed", str(path), "--json"])
     data = json.loads(result.output)
-    assert not data["ok"] and {"line": 8, "where": "category 2",
-                               "message": "parentId 9 names no category in the feed"} in data["problems"]
+    assert (
+        not data["ok"]
+        and {"line": 8, "where": "category 2", "message": "parentId 9 names no category in the feed"}
+        in data["problems"]
+    )
 
 
 def test_check_feed_reports_broken_xml_and_encoding(tmp_path: Path):
     path = tmp_path / "broken.yml"
-    path.write_text('<?xml version="1.0" encoding="windows-1251"?>\n<yml_catalog date="x">\n<shop>\n'
-                    '<name>a & b</name>\n</shop></yml_catalog>\n', encoding="cp1251")
+    path.write_text(
+        '<?xml version="1.0" encoding="windows-1251"?>\n<yml_catalog date="x">\n<shop>\n'
+        "<name>a & b</name>\n</shop></yml_catalog>\n",
+        encoding="cp1251",
+    )
     problems = check_feed(path).problems
     assert any(p.line == 1 and "UTF-8" in p.message for p in problems)
     assert any(p.line == 4 and "not well-formed" in p.message for p in problems)
@@ -324,12 +389,16 @@ def test_check_feed_streams_in_bounded_memory(tmp_path: Path):
 
     path = tmp_path / "big.yml"
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n<yml_catalog date="d"><shop><name>n</name>'
-                 '<company>c</company><url>https://a.kz</url><currencies/><categories>'
-                 '<category id="1">A</category></categories><offers>\n')
+        fh.write(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<yml_catalog date="d"><shop><name>n</name>'
+            "<company>c</company><url>https://a.kz</url><currencies/><categories>"
+            '<category id="1">A</category></categories><offers>\n'
+        )
         for i in range(30000):
-            fh.write(f'<offer id="{i}"><name>n</name><description>d</description><price>1</price>'
-                     f'<categoryId>1</categoryId></offer>\n')
+            fh.write(
+                f'<offer id="{i}"><name>n</name><description>d</description><price>1</price>'
+                f"<categoryId>1</categoryId></offer>\n"
+            )
         fh.write("</offers></shop></yml_catalog>\n")
     seen: list[int] = []
     original = validate._Checker.offer
@@ -349,6 +418,7 @@ def test_check_feed_streams_in_bounded_memory(tmp_path: Path):
 
 # --- the stage on a real database ----------------------------------------------------------------------------
 
+
 def run_feed(settings, **kw):
     journal = Journal.from_settings(settings)
     state = State.from_settings(settings)
@@ -358,8 +428,14 @@ def run_feed(settings, **kw):
 def publish_pool(settings, state: State) -> None:
     """What the photos stage would record: every demo photo published under photos/."""
     photo_dir = Path(settings.photos.source_dir)
-    state.put_many(PUBLISHED_NS, [(str(p.relative_to(photo_dir)), {"name": f"photos/{p.name}", "ok": True})
-                                  for p in photo_dir.rglob("*.*") if "corrupt" not in p.name])
+    state.put_many(
+        PUBLISHED_NS,
+        [
+            (str(p.relative_to(photo_dir)), {"name": f"photos/{p.name}", "ok": True})
+            for p in photo_dir.rglob("*.*")
+            if "corrupt" not in p.name
+        ],
+    )
 
 
 def test_demo_database_feed_passes_check_feed(demo_env):
@@ -454,7 +530,9 @@ def test_history_keeps_the_last_n_feeds_with_diff_reports(demo_env):
     for suffix in (".yml", ".offers.tsv", ".diff.tsv", ".json"):
         assert hist.path(last, suffix).exists()
     diff_lines = hist.path(last, ".diff.tsv").read_text(encoding="utf-8").splitlines()
-    assert diff_lines[0] == "change\tid\told\tnew" and all(line.startswith("removed\t") for line in diff_lines[1:])
+    assert diff_lines[0] == "change\tid\told\tnew" and all(
+        line.startswith("removed\t") for line in diff_lines[1:]
+    )
     assert len(diff_lines) - 1 == r.diff["removed"] > 0
     assert json.loads(hist.path(last, ".json").read_text(encoding="utf-8"))["offers"] == r.offers
 
@@ -472,8 +550,12 @@ def test_failed_render_keeps_the_last_good_feed(demo_env, tmp_path: Path):
     assert not r.ok and not r.written and "no_such_field" in r.problems[0]
     assert out.read_bytes() == before
     # a template that renders but produces an invalid feed: validation stops it
-    broken.write_text(template.replace("<quantity_in_stock>", "<stock_quantity>")
-                      .replace("</quantity_in_stock>", "</stock_quantity>"), encoding="utf-8")
+    broken.write_text(
+        template.replace("<quantity_in_stock>", "<stock_quantity>").replace(
+            "</quantity_in_stock>", "</stock_quantity>"
+        ),
+        encoding="utf-8",
+    )
     r, _, _ = run_feed(make_settings(base, feed={"template": str(broken)}))
     assert not r.ok and not r.written and "stock_quantity" in r.problems[0] and "line" in r.problems[0]
     assert out.read_bytes() == before
@@ -483,11 +565,19 @@ def test_failed_render_keeps_the_last_good_feed(demo_env, tmp_path: Path):
 
 
 def write_settings_file(settings, path: Path, **feed) -> Path:
-    lines = ["[torgsoft]", f'database = "{settings.torgsoft.database}"', "[photos]",
-             f'source_dir = "{settings.photos.source_dir}"', "[journal]",
-             f'path = "{settings.journal.path}"', f'log_file = "{settings.journal.log_file}"',
-             f'state_path = "{settings.journal.state_path}"', "[feed]",
-             f'output = "{settings.feed.output}"', f'template = "{ROOT / "templates" / "satu.yml.j2"}"']
+    lines = [
+        "[torgsoft]",
+        f'database = "{settings.torgsoft.database}"',
+        "[photos]",
+        f'source_dir = "{settings.photos.source_dir}"',
+        "[journal]",
+        f'path = "{settings.journal.path}"',
+        f'log_file = "{settings.journal.log_file}"',
+        f'state_path = "{settings.journal.state_path}"',
+        "[feed]",
+        f'output = "{settings.feed.output}"',
+        f'template = "{ROOT / "templates" / "satu.yml.j2"}"',
+    ]
     lines += [f"{k} = {json.dumps(v)}" for k, v in feed.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -500,8 +590,12 @@ def test_feed_command_prints_summary_and_json(demo_env):
     assert "Offers:" in r.output and "hidden (no stock):" in r.output and "Skipped:" in r.output
     r = CliRunner().invoke(cli, ["--settings", str(path), "feed", "--json", "--dry-run"])
     data = json.loads(r.output)
-    assert r.exit_code == 0 and data["ok"] and data["dry_run"] and set(data["skipped"]) <= {
-        "deleted", "hidden_on_site", "no_section"}
+    assert (
+        r.exit_code == 0
+        and data["ok"]
+        and data["dry_run"]
+        and set(data["skipped"]) <= {"deleted", "hidden_on_site", "no_section"}
+    )
     r = CliRunner().invoke(cli, ["--settings", str(path), "--set", "feed.only_with_photos=true", "feed"])
     assert r.exit_code == 1 and "mass-change guard" in r.output
     r = CliRunner().invoke(cli, ["--settings", str(path), "check-feed", str(demo_env.feed.output)])
@@ -514,27 +608,60 @@ def test_purpose_built_rows_through_the_database(empty_db):
     con = connect(s)
     try:
         bulk_insert(con, "ACCOUNTING_CENTER", ("ID", "NAME", "KIND"), [(1, "Дүкен", 0)])
-        sections = [(i, i - 1 if i > 1 else None, f"Деңгей {i} «ә»", "<p>до</p>", "<p>после</p>",
-                     "sec.jpg" if i == 7 else None) for i in range(1, 8)]
-        sections += [(20, 21, "Цикл А", None, None, None), (21, 20, "Цикл Б", None, None, None),
-                     (30, 99, "Сирота", None, None, None)]
-        bulk_insert(con, "SYNC_SECTION", ("ID", "PARENT_ID", "NAME", "TEXT_BEFORE", "TEXT_AFTER", "IMAGE_FILE"),
-                    sections)
+        sections = [
+            (
+                i,
+                i - 1 if i > 1 else None,
+                f"Деңгей {i} «ә»",
+                "<p>до</p>",
+                "<p>после</p>",
+                "sec.jpg" if i == 7 else None,
+            )
+            for i in range(1, 8)
+        ]
+        sections += [
+            (20, 21, "Цикл А", None, None, None),
+            (21, 20, "Цикл Б", None, None, None),
+            (30, 99, "Сирота", None, None, None),
+        ]
+        bulk_insert(
+            con,
+            "SYNC_SECTION",
+            ("ID", "PARENT_ID", "NAME", "TEXT_BEFORE", "TEXT_AFTER", "IMAGE_FILE"),
+            sections,
+        )
         desc = "<p>]]> & <b>жирный</b>\x01 😀</p><script>x()</script><a href='javascript:x()'>a</a>"
-        goods = [(1, 7, HOSTILE_NAME[:255], desc, "ART-1"), (2, 7, "Товар 2", "", "Б" * 30),
-                 (3, 20, "В цикле", "", "C"), (4, 30, "У сироты", "", "D"), (5, 7, "Нет остатка", "", "E")]
+        goods = [
+            (1, 7, HOSTILE_NAME[:255], desc, "ART-1"),
+            (2, 7, "Товар 2", "", "Б" * 30),
+            (3, 20, "В цикле", "", "C"),
+            (4, 30, "У сироты", "", "D"),
+            (5, 7, "Нет остатка", "", "E"),
+        ]
         bulk_insert(con, "GOOD", ("GOOD_ID", "SECTION_ID", "NAME", "DESCRIPTION_HTML", "ARTICUL"), goods)
-        bulk_insert(con, "GOOD_PRICE", ("GOOD_ID", "ACCOUNTING_CENTER_ID", "RETAIL_PRICE"),
-                    [(g[0], 0, Decimal("990.50")) for g in goods])
-        bulk_insert(con, "GOOD_STOCK", ("GOOD_ID", "ACCOUNTING_CENTER_ID", "QTY", "RESERVED_QTY"),
-                    [(g, 1, Decimal(3), Decimal(0)) for g in (1, 2, 3, 4)])
-        bulk_insert(con, "GOOD_PHOTO", ("GOOD_ID", "POS", "FILE_NAME"),
-                    [(1, i, f"p{i}.jpg") for i in range(12)])
+        bulk_insert(
+            con,
+            "GOOD_PRICE",
+            ("GOOD_ID", "ACCOUNTING_CENTER_ID", "RETAIL_PRICE"),
+            [(g[0], 0, Decimal("990.50")) for g in goods],
+        )
+        bulk_insert(
+            con,
+            "GOOD_STOCK",
+            ("GOOD_ID", "ACCOUNTING_CENTER_ID", "QTY", "RESERVED_QTY"),
+            [(g, 1, Decimal(3), Decimal(0)) for g in (1, 2, 3, 4)],
+        )
+        bulk_insert(
+            con, "GOOD_PHOTO", ("GOOD_ID", "POS", "FILE_NAME"), [(1, i, f"p{i}.jpg") for i in range(12)]
+        )
     finally:
         con.close()
     state = State.from_settings(s)
-    state.put_many(PUBLISHED_NS, [(f"p{i}.jpg", {"name": f"photos/p{i}.jpg", "ok": True}) for i in range(12)]
-                   + [("sec.jpg", {"name": "photos/sec.jpg", "ok": True})])
+    state.put_many(
+        PUBLISHED_NS,
+        [(f"p{i}.jpg", {"name": f"photos/p{i}.jpg", "ok": True}) for i in range(12)]
+        + [("sec.jpg", {"name": "photos/sec.jpg", "ok": True})],
+    )
     result, state, journal = run_feed(s)
     assert result.ok, result.problems
     assert result.offers == 2 and result.awaiting == 1 and result.pictures_dropped == 2
@@ -558,8 +685,9 @@ def test_purpose_built_rows_through_the_database(empty_db):
 
 
 def test_fallback_category_and_out_elsewhere_leaves_state_alone(demo_env, tmp_path: Path):
-    s = make_settings(Path(demo_env.base_dir), feed={"fallback_category": "Разное & прочее",
-                                                      "fallback_category_id": 900000})
+    s = make_settings(
+        Path(demo_env.base_dir), feed={"fallback_category": "Разное & прочее", "fallback_category_id": 900000}
+    )
     other = tmp_path / "elsewhere" / "test.yml"
     result, state, _ = run_feed(s, out=other)
     assert result.ok and result.written and "no_section" not in result.skipped
@@ -576,11 +704,22 @@ def test_offer_id_set_is_compact_for_rising_ids_and_exact_otherwise():
     from pipeline.feed.validate import _IdSet
 
     ids = _IdSet()
-    assert [ids.add(x) for x in ("1", "2", "10", "7", "2", "abc", "abc", "010", "10")] == \
-        [True, True, True, True, False, True, False, True, False]
+    assert [ids.add(x) for x in ("1", "2", "10", "7", "2", "abc", "abc", "010", "10")] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
 
 
-def render_checked(tmp_path: Path, products: list[Product], cats: list[Category], template_text: str | None = None):
+def render_checked(
+    tmp_path: Path, products: list[Product], cats: list[Category], template_text: str | None = None
+):
     """Render with the concurrent offers check attached; returns (file, report, full check was needed)."""
     import pipeline.feed.validate as validate
 
@@ -591,8 +730,12 @@ def render_checked(tmp_path: Path, products: list[Product], cats: list[Category]
         path = tmp_path / "satu.yml.j2"
         path.write_text(template_text, encoding="utf-8")
     dest = tmp_path / "feed.yml"
-    variables = {"date": "2026-11-27 12:00", "available_value": "true", "unavailable_value": "false",
-                 "shop": {"name": "Shop", "company": "Co", "url": "https://shop.kz", "currency": "KZT"}}
+    variables = {
+        "date": "2026-11-27 12:00",
+        "available_value": "true",
+        "unavailable_value": "false",
+        "shop": {"name": "Shop", "company": "Co", "url": "https://shop.kz", "currency": "KZT"},
+    }
     check = validate.OffersStreamCheck()
     layout = render_feed(load_template(path), variables, iter(offers), t.used_sections, dest, tee=check)
     full: list[Path] = []
@@ -619,7 +762,9 @@ def test_offers_are_checked_while_rendering_with_the_same_verdict(tmp_path: Path
     dest, report, full = render_checked(tmp_path, good[:3], cats, bad_ref)
     assert not report.ok and full and any("categoryId 777" in str(p) for p in report.problems)
     # Broken XML inside the offers part.
-    broken = template.replace("<categoryId>{{ o.category_id }}</categoryId>", "<categoryId>{{ o.category_id }}")
+    broken = template.replace(
+        "<categoryId>{{ o.category_id }}</categoryId>", "<categoryId>{{ o.category_id }}"
+    )
     dest, report, full = render_checked(tmp_path, good[:3], cats, broken)
     assert not report.ok and full
     # A head that puts the offers somewhere else than the one <offers> element is never trusted.

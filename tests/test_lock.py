@@ -46,8 +46,9 @@ def _env() -> dict[str, str]:
 
 
 def _start_holder(lock: Path, what: str, marker: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), what, str(marker), str(seconds)],
-                            env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock), what, str(marker), str(seconds)], env=_env()
+    )
     deadline = time.time() + 20
     while not marker.exists():
         assert proc.poll() is None, "holder died"
@@ -57,8 +58,13 @@ def _start_holder(lock: Path, what: str, marker: Path, seconds: float) -> subpro
 
 
 def _waiter(lock: Path, wait: float) -> str:
-    r = subprocess.run([sys.executable, "-c", WAITER, str(lock), str(wait)], env=_env(),
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", WAITER, str(lock), str(wait)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
@@ -74,8 +80,12 @@ def test_second_process_refuses_naming_the_holder(tmp_path: Path):
         assert info is not None and info.pid == proc.pid and info.command == "serve: exchange"
         # The CLI shows the holder too (exit 1 while someone runs).
         (tmp_path / "s.toml").write_text(f'[journal]\nlock_file = "{lock}"\n', encoding="utf-8")
-        r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(tmp_path / "s.toml"), "lock"],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, str(ROOT / "run.py"), "--settings", str(tmp_path / "s.toml"), "lock"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 1 and f"pid {proc.pid}" in r.stdout
     finally:
         (tmp_path / "held.release").write_text("")

@@ -21,8 +21,10 @@ with run_lock(sys.argv[1], "serve: exchange"):
 
 
 def _hold(lock: Path, marker: Path, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), str(marker), str(seconds)],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock), str(marker), str(seconds)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     deadline = time.time() + 20
     while not marker.exists():
         assert proc.poll() is None and time.time() < deadline
@@ -32,14 +34,21 @@ def _hold(lock: Path, marker: Path, seconds: float) -> subprocess.Popen:
 
 def _run(settings: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "SATU_TOKEN"}
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_manual_commands_refuse_or_wait_while_the_service_runs(tmp_path: Path):
     settings = tmp_path / "settings.toml"
-    settings.write_text(f'[orders]\ninbox = "{tmp_path / "inbox"}"\n[satu]\nbase_url = "http://127.0.0.1:9/api/v1"\n',
-                        encoding="utf-8")
+    settings.write_text(
+        f'[orders]\ninbox = "{tmp_path / "inbox"}"\n[satu]\nbase_url = "http://127.0.0.1:9/api/v1"\n',
+        encoding="utf-8",
+    )
     lock = tmp_path / "var" / "run.lock"
     holder = _hold(lock, tmp_path / "held", 60)
     try:

@@ -18,7 +18,9 @@ from pipeline.journal import Journal, parse_when
 def logged(tmp_path: Path) -> Path:
     """A settings file and a journal with events of two runs, some of them days old."""
     settings = tmp_path / "settings.toml"
-    settings.write_text('[journal]\npath = "j.sqlite"\nlog_file = "sync.log"\nretention_days = 30\n', encoding="utf-8")
+    settings.write_text(
+        '[journal]\npath = "j.sqlite"\nlog_file = "sync.log"\nretention_days = 30\n', encoding="utf-8"
+    )
     a = Journal(tmp_path / "j.sqlite", tmp_path / "sync.log", run_id="runA")
     a.event("photos", "photo resized", product_id=101, file="101.jpg")
     a.event("publish", "FTP connection refused by 127.0.0.1", "error", attempt=3)
@@ -33,10 +35,14 @@ def logged(tmp_path: Path) -> Path:
     con = sqlite3.connect(tmp_path / "j.sqlite")
     now = datetime.now(UTC)
     # Backdate: the photo event 3 days, the publish error 40 days (beyond the retention).
-    con.execute("UPDATE events SET ts = ? WHERE message = 'photo resized'",
-                ((now - timedelta(days=3)).isoformat(timespec="milliseconds"),))
-    con.execute("UPDATE events SET ts = ? WHERE stage = 'publish'",
-                ((now - timedelta(days=40)).isoformat(timespec="milliseconds"),))
+    con.execute(
+        "UPDATE events SET ts = ? WHERE message = 'photo resized'",
+        ((now - timedelta(days=3)).isoformat(timespec="milliseconds"),),
+    )
+    con.execute(
+        "UPDATE events SET ts = ? WHERE stage = 'publish'",
+        ((now - timedelta(days=40)).isoformat(timespec="milliseconds"),),
+    )
     con.commit()
     con.close()
     return settings
@@ -56,11 +62,15 @@ def test_filters(logged: Path):
     assert len(_log(logged)) == 7
     assert _messages(logged, "--grep", "timeout") == ["API call failed: HTTP 500 Timeout"]  # case-insensitive
     assert _messages(logged, "--grep", "айгерим") == ["order imported"]  # data, Cyrillic, any case
-    assert _messages(logged, "--level", "error") == ["FTP connection refused by 127.0.0.1",
-                                                     "API call failed: HTTP 500 Timeout"]
+    assert _messages(logged, "--level", "error") == [
+        "FTP connection refused by 127.0.0.1",
+        "API call failed: HTTP 500 Timeout",
+    ]
     assert len(_log(logged, "--level", "warning")) == 3
     assert _messages(logged, "--stage", "orders") == ["order imported", "order file quarantined: not JSON"]
-    assert _messages(logged, "--stage", "orders.inbox", "--level", "warning") == ["order file quarantined: not JSON"]
+    assert _messages(logged, "--stage", "orders.inbox", "--level", "warning") == [
+        "order file quarantined: not JSON"
+    ]
     assert _messages(logged, "--order", "5001") == ["order imported", "status pushed: received"]
     assert _messages(logged, "--product", "202") == ["API call failed: HTTP 500 Timeout"]
     assert {e["run_id"] for e in _log(logged, "--run", "runB")} == {"runB"}
@@ -114,8 +124,22 @@ def test_follow_prints_new_matching_events(logged: Path):
     import time
 
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, str(root / "run.py"), "--settings", str(logged), "log", "--follow",
-                             "--level", "error", "--limit", "1"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(root / "run.py"),
+            "--settings",
+            str(logged),
+            "log",
+            "--follow",
+            "--level",
+            "error",
+            "--limit",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = proc.stdout.readline()
         assert "API call failed" in first  # the newest matching event so far

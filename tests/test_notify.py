@@ -29,6 +29,7 @@ TOKEN = "123456:SECRET-bot-token-xyz"
 
 # --- real loopback servers ------------------------------------------------------------------------
 
+
 class Mailbox:
     """aiosmtpd handler keeping every message it receives."""
 
@@ -68,17 +69,27 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     now = dt.datetime.now(dt.UTC)
     import ipaddress
 
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -123,12 +134,22 @@ def receiver():
 
 # --- helpers --------------------------------------------------------------------------------------
 
+
 def _settings(tmp_path: Path, **notify):
-    return build({"journal": {"path": str(tmp_path / "journal.sqlite"), "log_file": str(tmp_path / "sync.log"),
-                              "state_path": str(tmp_path / "state.sqlite"), "lock_file": str(tmp_path / "run.lock")},
-                  "feed": {"output": str(tmp_path / "feeds" / "satu.yml")},
-                  "orders": {"inbox": str(tmp_path / "inbox")},
-                  "notify": notify}, tmp_path)
+    return build(
+        {
+            "journal": {
+                "path": str(tmp_path / "journal.sqlite"),
+                "log_file": str(tmp_path / "sync.log"),
+                "state_path": str(tmp_path / "state.sqlite"),
+                "lock_file": str(tmp_path / "run.lock"),
+            },
+            "feed": {"output": str(tmp_path / "feeds" / "satu.yml")},
+            "orders": {"inbox": str(tmp_path / "inbox")},
+            "notify": notify,
+        },
+        tmp_path,
+    )
 
 
 @dataclass
@@ -181,13 +202,22 @@ def _env_token(monkeypatch):
 
 # --- delivery -------------------------------------------------------------------------------------
 
+
 def test_new_orders_go_out_by_email_webhook_and_telegram(tmp_path, smtp_server, receiver, monkeypatch):
     box, port = smtp_server
     _env_token(monkeypatch)
-    s = _settings(tmp_path, channels=["email", "webhook", "telegram"], smtp_host="127.0.0.1", smtp_port=port,
-                  email_from="shop@example.kz", email_to=["owner@example.kz", "manager@example.kz"],
-                  webhook_url=receiver.url + "/hook", telegram_api=receiver.url + "/tg",
-                  telegram_token_env="TEST_TG_TOKEN", telegram_chat_id="-1001")
+    s = _settings(
+        tmp_path,
+        channels=["email", "webhook", "telegram"],
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        email_from="shop@example.kz",
+        email_to=["owner@example.kz", "manager@example.kz"],
+        webhook_url=receiver.url + "/hook",
+        telegram_api=receiver.url + "/tg",
+        telegram_token_env="TEST_TG_TOKEN",
+        telegram_chat_id="-1001",
+    )
     journal, state = Journal.from_settings(s), State.from_settings(s)
     printed: list[str] = []
     report = RunReport("orders", time.time(), results={"orders.inbox": InboxResult(imported=3, invoices=2)})
@@ -217,7 +247,9 @@ def test_new_orders_go_out_by_email_webhook_and_telegram(tmp_path, smtp_server, 
 def test_nothing_new_sends_nothing(tmp_path, receiver):
     s = _settings(tmp_path, channels=["webhook"], webhook_url=receiver.url)
     report = RunReport("orders", time.time(), results={"orders.inbox": InboxResult(updated=4)})
-    sent = Notifier(s, journal=Journal.from_settings(s), state=State.from_settings(s), echo=None).after_run(report)
+    sent = Notifier(s, journal=Journal.from_settings(s), state=State.from_settings(s), echo=None).after_run(
+        report
+    )
     assert sent == [] and receiver.requests == []
 
 
@@ -234,20 +266,40 @@ def test_email_with_starttls_and_login(tmp_path, monkeypatch):
         logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=auth_data.password == b"smtp-pass")
 
-    ctl = Controller(box, hostname="127.0.0.1", port=_free_port(), tls_context=context, require_starttls=True,
-                     authenticator=authenticator, auth_require_tls=True)
+    ctl = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=_free_port(),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     ctl.start()
     try:
         monkeypatch.setenv("TEST_SMTP_PASSWORD", "smtp-pass")
-        s = _settings(tmp_path, channels=["email"], smtp_host="127.0.0.1", smtp_port=ctl.port,
-                      smtp_starttls=True, smtp_cafile=str(cert), smtp_user="shop",
-                      smtp_password_env="TEST_SMTP_PASSWORD", email_to=["owner@example.kz"])
+        s = _settings(
+            tmp_path,
+            channels=["email"],
+            smtp_host="127.0.0.1",
+            smtp_port=ctl.port,
+            smtp_starttls=True,
+            smtp_cafile=str(cert),
+            smtp_user="shop",
+            smtp_password_env="TEST_SMTP_PASSWORD",
+            email_to=["owner@example.kz"],
+        )
         n = Notifier(s, journal=Journal.from_settings(s), state=State.from_settings(s), echo=None)
         assert n.deliver(Message("orders", "1 new order, 0 new invoices", "text")) == {"email": True}
         assert box.tls == [True] and logins == [(b"shop", b"smtp-pass")]
         # Without STARTTLS this server refuses the message: the failure is logged, not raised.
-        s2 = _settings(tmp_path, channels=["email"], smtp_host="127.0.0.1", smtp_port=ctl.port,
-                       email_to=["owner@example.kz"])
+        s2 = _settings(
+            tmp_path,
+            channels=["email"],
+            smtp_host="127.0.0.1",
+            smtp_port=ctl.port,
+            email_to=["owner@example.kz"],
+        )
         journal = Journal.from_settings(s2)
         n2 = Notifier(s2, journal=journal, state=State.from_settings(s2), echo=None)
         assert n2.deliver(Message("orders", "x", "y")) == {"email": False}
@@ -256,13 +308,24 @@ def test_email_with_starttls_and_login(tmp_path, monkeypatch):
         ctl.stop()
 
 
-def test_a_failing_channel_is_logged_and_the_others_still_deliver(tmp_path, smtp_server, receiver, monkeypatch):
+def test_a_failing_channel_is_logged_and_the_others_still_deliver(
+    tmp_path, smtp_server, receiver, monkeypatch
+):
     box, port = smtp_server
     _env_token(monkeypatch)
     receiver.status = 500  # the fake Telegram API fails
-    s = _settings(tmp_path, channels=["webhook", "telegram", "email"], webhook_url=f"http://127.0.0.1:{_free_port()}/x",
-                  telegram_api=receiver.url, telegram_token_env="TEST_TG_TOKEN", telegram_chat_id="1",
-                  smtp_host="127.0.0.1", smtp_port=port, email_to=["a@example.kz"], timeout=3)
+    s = _settings(
+        tmp_path,
+        channels=["webhook", "telegram", "email"],
+        webhook_url=f"http://127.0.0.1:{_free_port()}/x",
+        telegram_api=receiver.url,
+        telegram_token_env="TEST_TG_TOKEN",
+        telegram_chat_id="1",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        email_to=["a@example.kz"],
+        timeout=3,
+    )
     journal = Journal.from_settings(s)
     n = Notifier(s, journal=journal, state=State.from_settings(s), echo=None)
     results = n.deliver(Message("alert", "feed rejected", "details"))
@@ -272,9 +335,17 @@ def test_a_failing_channel_is_logged_and_the_others_still_deliver(tmp_path, smtp
     assert any(m.startswith("webhook delivery failed") for m in errors)
     assert any("telegram delivery failed" in m and "HTTP 500" in m for m in errors)
     # Telegram unreachable: the URL (with the token) must not leak through httpx's message either.
-    s3 = _settings(tmp_path, channels=["telegram"], telegram_api=f"http://127.0.0.1:{_free_port()}",
-                   telegram_token_env="TEST_TG_TOKEN", telegram_chat_id="1", timeout=3)
-    Notifier(s3, journal=journal, state=State.from_settings(s3), echo=None).deliver(Message("alert", "a", "b"))
+    s3 = _settings(
+        tmp_path,
+        channels=["telegram"],
+        telegram_api=f"http://127.0.0.1:{_free_port()}",
+        telegram_token_env="TEST_TG_TOKEN",
+        telegram_chat_id="1",
+        timeout=3,
+    )
+    Notifier(s3, journal=journal, state=State.from_settings(s3), echo=None).deliver(
+        Message("alert", "a", "b")
+    )
     journal.close()
     text = (tmp_path / "sync.log").read_text(encoding="utf-8")
     assert "telegram delivery failed" in text and TOKEN not in text
@@ -282,6 +353,7 @@ def test_a_failing_channel_is_logged_and_the_others_still_deliver(tmp_path, smtp
 
 
 # --- alert rules and de-duplication ---------------------------------------------------------------
+
 
 def test_expired_token_alerts_once_then_resolves(tmp_path, receiver):
     s = _settings(tmp_path, channels=["webhook"], webhook_url=receiver.url)
@@ -296,7 +368,9 @@ def test_expired_token_alerts_once_then_resolves(tmp_path, receiver):
     class Tagged(Exception):
         alert = "auth"
 
-    assert [m.key for m in assess(RunReport("x", 0, errors={"push": Tagged()}), settings=s, state=state)[0]] == ["auth"]
+    assert [
+        m.key for m in assess(RunReport("x", 0, errors={"push": Tagged()}), settings=s, state=state)[0]
+    ] == ["auth"]
     n.after_run(RunReport("orders", time.time(), results={"orders.fetch": {"downloaded": 0}}))
     assert [b["kind"] for _, b in receiver.requests] == ["alert", "resolved"]
     assert state.get("notify.alerts", "auth") is None
@@ -338,15 +412,21 @@ def test_feed_rejected_partial_import_quarantine_and_stale_feed(tmp_path):
     state = State.from_settings(s)
     rejected = RunReport("exchange", time.time(), results={"feed": FeedResult(ok=False)})
     assert [m.key for m in assess(rejected, settings=s, state=state)[0]] == ["feed"]
-    partial = RunReport("exchange", time.time(), results={"sync": SyncResult(import_status="partial", import_errors=7)})
+    partial = RunReport(
+        "exchange", time.time(), results={"sync": SyncResult(import_status="partial", import_errors=7)}
+    )
     msgs = assess(partial, settings=s, state=state)[0]
     assert [m.subject for m in msgs] == ["Satu feed import PARTIAL"] and "7 error(s)" in msgs[0].text
     # The push stage's ImportResult shape, alone or inside an orchestrating result.
-    msgs = assess(RunReport("e", 0, results={"import": ImportResult("i1", "FATAL", errors=1)}), settings=s,
-                  state=state)[0]
+    msgs = assess(
+        RunReport("e", 0, results={"import": ImportResult("i1", "FATAL", errors=1)}), settings=s, state=state
+    )[0]
     assert [m.subject for m in msgs] == ["Satu feed import FATAL"]
-    msgs = assess(RunReport("e", 0, results={"sync": Wrapper(ImportResult("i2", "PARTIAL", errors=2))}),
-                  settings=s, state=state)[0]
+    msgs = assess(
+        RunReport("e", 0, results={"sync": Wrapper(ImportResult("i2", "PARTIAL", errors=2))}),
+        settings=s,
+        state=state,
+    )[0]
     assert [m.data for m in msgs] == [{"status": "PARTIAL", "errors": 2}]
     ok = RunReport("exchange", time.time(), results={"sync": SyncResult(import_status="SUCCESS")})
     msgs, cleared = assess(ok, settings=s, state=state)
@@ -362,7 +442,9 @@ def test_feed_rejected_partial_import_quarantine_and_stale_feed(tmp_path):
     assert "order-1.json, order-2.json" in msgs[0].text
     assert assess(RunReport("orders", time.time()), settings=s, state=state)[0] == []  # reported once
     (q / "order-3.json").write_text("")
-    assert [m.data["files"] for m in assess(RunReport("o", 0), settings=s, state=state)[0]] == [["order-3.json"]]
+    assert [m.data["files"] for m in assess(RunReport("o", 0), settings=s, state=state)[0]] == [
+        ["order-3.json"]
+    ]
 
     feed = Path(s.feed.output)
     feed.parent.mkdir(parents=True)

@@ -25,8 +25,10 @@ def sandbox(tmp_path: Path):
 
 def _settings(env: Settings, server: SandboxServer, monkeypatch) -> Settings:
     monkeypatch.setenv("SATU_TOKEN", server.token)
-    return env.replace(satu=replace(env.satu, base_url=server.url, max_retries=2),
-                       orders=replace(env.orders, settle_seconds=0))
+    return env.replace(
+        satu=replace(env.satu, base_url=server.url, max_retries=2),
+        orders=replace(env.orders, settle_seconds=0),
+    )
 
 
 def _fetch(s: Settings) -> fetch.FetchResult:
@@ -68,8 +70,11 @@ def test_fetch_writes_each_order_version_once_and_moves_the_cursor(demo_env, san
         cur = con.cursor()
         cur.execute("SELECT STATUS FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = ?", (str(target),))
         assert cur.fetchall() == [(4,)]
-        cur.execute("SELECT COUNT(*) FROM RESERVATION r JOIN CUSTOMER_ORDER o ON o.ID = r.ORDER_ID "
-                    "WHERE o.EXTERNAL_ID = ? AND r.STATE IN (0, 1)", (str(target),))
+        cur.execute(
+            "SELECT COUNT(*) FROM RESERVATION r JOIN CUSTOMER_ORDER o ON o.ID = r.ORDER_ID "
+            "WHERE o.EXTERNAL_ID = ? AND r.STATE IN (0, 1)",
+            (str(target),),
+        )
         assert cur.fetchone()[0] == 0
     finally:
         con.close()
@@ -96,9 +101,11 @@ def test_fetch_cli_with_a_bad_token_exits_nonzero(demo_env, sandbox, monkeypatch
 
     monkeypatch.setenv("SATU_TOKEN", "wrong")
     settings_file = tmp_path / "s.toml"
-    settings_file.write_text(f'[satu]\nbase_url = "{sandbox.url}"\nmax_retries = 0\n'
-                             f'[orders]\ninbox = "{tmp_path / "inbox"}"\n[journal]\npath = "{tmp_path / "j.sqlite"}"\n'
-                             f'log_file = "{tmp_path / "s.log"}"\nstate_path = "{tmp_path / "st.sqlite"}"\n',
-                             encoding="utf-8")
+    settings_file.write_text(
+        f'[satu]\nbase_url = "{sandbox.url}"\nmax_retries = 0\n'
+        f'[orders]\ninbox = "{tmp_path / "inbox"}"\n[journal]\npath = "{tmp_path / "j.sqlite"}"\n'
+        f'log_file = "{tmp_path / "s.log"}"\nstate_path = "{tmp_path / "st.sqlite"}"\n',
+        encoding="utf-8",
+    )
     out = CliRunner().invoke(cli, ["--settings", str(settings_file), "orders", "fetch"])
     assert out.exit_code == 1 and "token" in out.output.lower()

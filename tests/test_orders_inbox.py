@@ -27,7 +27,9 @@ def _settings(env: Settings, **orders) -> Settings:
 
 
 def _run(settings: Settings, **kw) -> inbox.InboxResult:
-    return inbox.run(settings, journal=Journal.from_settings(settings), state=State.from_settings(settings), **kw)
+    return inbox.run(
+        settings, journal=Journal.from_settings(settings), state=State.from_settings(settings), **kw
+    )
 
 
 def _scalar(settings: Settings, sql: str):
@@ -57,7 +59,8 @@ def test_every_damaged_kind_is_quarantined_with_a_reason_and_the_batch_goes_on(d
         "wrongtype.json": json.dumps({"order": satu_order(603, products={"a": 1})}).encode(),
         "noid.json": json.dumps(no_id).encode(),
         "nolines.json": json.dumps(satu_order(604, lines=[])).encode(),
-        "latin1.json": json.dumps({"order": satu_order(605)}, ensure_ascii=False).encode("utf-8")
+        "latin1.json": json.dumps({"order": satu_order(605)}, ensure_ascii=False)
+        .encode("utf-8")
         .replace("Айгерим".encode(), "Aïgerim".encode("latin-1")),
         "junk.bin": bytes(range(256)) * 4,
         "huge.json": b'{"order": {"id": 1, "pad": "' + b"x" * 30_000 + b'"}}',
@@ -108,7 +111,7 @@ def _write_settings(s: Settings, workers: int = 2) -> Path:
 [torgsoft]
 database = "{s.torgsoft.database}"
 [photos]
-source_dir = "{base / 'photos'}"
+source_dir = "{base / "photos"}"
 [orders]
 inbox = "{s.orders.inbox}"
 settle_seconds = 0
@@ -129,17 +132,31 @@ def _importer(settings_file: Path, kill_at: str | None = None) -> subprocess.Pop
     env.pop("TORGSOFT_SATU_TEST_KILL_AT", None)
     if kill_at:
         env["TORGSOFT_SATU_TEST_KILL_AT"] = kill_at
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(settings_file), "orders",
-                             "import"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings_file), "orders", "import"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _batch(box: Path, n: int, start: int = 700) -> None:
     for i in range(n):
         # A few shared phones: orders of one new customer race for creating that customer.
-        write_order(box, satu_order(start + i, phone=f"+7 701 000 00 {i % 5:02d}", email="",
-                                    paid=i % 4 == 0,
-                                    lines=[{"external_id": str(30 + i % 7), "quantity": 1 + i % 3},
-                                           {"external_id": str(40 + i % 3), "quantity": 1}]))
+        write_order(
+            box,
+            satu_order(
+                start + i,
+                phone=f"+7 701 000 00 {i % 5:02d}",
+                email="",
+                paid=i % 4 == 0,
+                lines=[
+                    {"external_id": str(30 + i % 7), "quantity": 1 + i % 3},
+                    {"external_id": str(40 + i % 3), "quantity": 1},
+                ],
+            ),
+        )
 
 
 def _assert_exactly_once(s: Settings, n: int) -> None:
@@ -149,18 +166,32 @@ def _assert_exactly_once(s: Settings, n: int) -> None:
     assert _scalar(s, "SELECT COUNT(*) FROM CLIENT") == 5
     assert _scalar(s, "SELECT COUNT(*) FROM INVOICE") == len([i for i in range(n) if i % 4 == 0])
     # one reservation row per line (stock is plentiful for these goods in center 1, or awaiting)
-    assert _scalar(s, "SELECT COUNT(*) FROM (SELECT ORDER_ID, GOOD_ID FROM RESERVATION WHERE STATE IN (0, 3) "
-                      "GROUP BY ORDER_ID, GOOD_ID HAVING COUNT(*) > 1)") == 0
+    assert (
+        _scalar(
+            s,
+            "SELECT COUNT(*) FROM (SELECT ORDER_ID, GOOD_ID FROM RESERVATION WHERE STATE IN (0, 3) "
+            "GROUP BY ORDER_ID, GOOD_ID HAVING COUNT(*) > 1)",
+        )
+        == 0
+    )
     # RESERVED_QTY equals the sum of active reservations we added (the demo's own reserve was 0 for these)
-    assert _scalar(s, "SELECT COUNT(*) FROM GOOD_STOCK s WHERE s.ACCOUNTING_CENTER_ID = 1 AND s.GOOD_ID "
-                      "BETWEEN 30 AND 42 AND s.RESERVED_QTY <> (SELECT COALESCE(SUM(r.QTY), 0) FROM RESERVATION r "
-                      "WHERE r.GOOD_ID = s.GOOD_ID AND r.ACCOUNTING_CENTER_ID = 1 AND r.STATE = 0)") == 0
+    assert (
+        _scalar(
+            s,
+            "SELECT COUNT(*) FROM GOOD_STOCK s WHERE s.ACCOUNTING_CENTER_ID = 1 AND s.GOOD_ID "
+            "BETWEEN 30 AND 42 AND s.RESERVED_QTY <> (SELECT COALESCE(SUM(r.QTY), 0) FROM RESERVATION r "
+            "WHERE r.GOOD_ID = s.GOOD_ID AND r.ACCOUNTING_CENTER_ID = 1 AND r.STATE = 0)",
+        )
+        == 0
+    )
 
 
 def _clear_reserved(s: Settings) -> None:
     con = connect(s)
     try:
-        con.cursor().execute("UPDATE GOOD_STOCK SET RESERVED_QTY = 0, QTY = 100 WHERE GOOD_ID BETWEEN 30 AND 42")
+        con.cursor().execute(
+            "UPDATE GOOD_STOCK SET RESERVED_QTY = 0, QTY = 100 WHERE GOOD_ID BETWEEN 30 AND 42"
+        )
         con.commit()
     finally:
         con.close()
@@ -178,7 +209,9 @@ def test_importer_killed_mid_transaction_and_after_commit_then_rerun(demo_env):
     assert p.returncode == -9, p.stdout.read() if p.stdout else ""
     (claim,) = _files(box / "processing")  # the claim of the order being written stays behind …
     killed_id = claim.split("satu-order-")[1].split("-")[0]
-    assert _scalar(s, f"SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '{killed_id}'") == 0  # … rolled back
+    assert (
+        _scalar(s, f"SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '{killed_id}'") == 0
+    )  # … rolled back
     assert _scalar(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER") == len(_files(box / "done")) > 0
     # … then killed after a commit but before the file moved to done/ (it first took the dead claim over) …
     p = _importer(settings_file, "before_done#3")
@@ -186,7 +219,9 @@ def test_importer_killed_mid_transaction_and_after_commit_then_rerun(demo_env):
     assert p.returncode == -9
     (claim,) = _files(box / "processing")
     killed_id = claim.split("satu-order-")[1].split("-")[0]
-    assert _scalar(s, f"SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '{killed_id}'") == 1  # committed
+    assert (
+        _scalar(s, f"SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '{killed_id}'") == 1
+    )  # committed
     # … and the re-run takes the dead importers' claims over: nothing lost, nothing twice.
     p = _importer(settings_file)
     out, _ = p.communicate(timeout=120)
@@ -234,9 +269,17 @@ def test_watch_imports_files_as_they_arrive(demo_env):
     s = _settings(demo_env, settle_seconds=0.3)
     stop = threading.Event()
     passes: list[inbox.InboxResult] = []
-    t = threading.Thread(target=inbox.watch, kwargs={
-        "settings": s, "journal": Journal.from_settings(s), "state": State.from_settings(s), "stop_event": stop,
-        "on_pass": passes.append, "rescan_seconds": 1.0})
+    t = threading.Thread(
+        target=inbox.watch,
+        kwargs={
+            "settings": s,
+            "journal": Journal.from_settings(s),
+            "state": State.from_settings(s),
+            "stop_event": stop,
+            "on_pass": passes.append,
+            "rescan_seconds": 1.0,
+        },
+    )
     t.start()
     try:
         time.sleep(0.5)
@@ -245,7 +288,7 @@ def test_watch_imports_files_as_they_arrive(demo_env):
         data = json.dumps({"order": satu_order(620)}, ensure_ascii=False).encode("utf-8")
         with open(path, "wb") as fh:
             for i in range(0, len(data), 200):
-                fh.write(data[i:i + 200])
+                fh.write(data[i : i + 200])
                 fh.flush()
                 time.sleep(0.1)
         write_order(s.orders.inbox, satu_order(621))
@@ -270,8 +313,11 @@ def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
     # Start the survivor once the victim is at work, so the kill lands mid-batch however loaded the
     # machine is (the victim dies in its second order's reservations).
     deadline = time.time() + 120
-    while time.time() < deadline and victim.poll() is None and not (
-            _files(box / "processing") if (box / "processing").exists() else []):
+    while (
+        time.time() < deadline
+        and victim.poll() is None
+        and not (_files(box / "processing") if (box / "processing").exists() else [])
+    ):
         time.sleep(0.02)
     survivor = _importer(settings_file)
     victim.wait(120)
@@ -280,6 +326,9 @@ def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
     rerun = _importer(settings_file)
     out, _ = rerun.communicate(timeout=240)
     assert rerun.returncode == 0, out
-    assert len(_files(box / "done")) == 24 and _files(box / "processing") == [] and _files(box) == [
-        "done", "processing", "quarantine"]
+    assert (
+        len(_files(box / "done")) == 24
+        and _files(box / "processing") == []
+        and _files(box) == ["done", "processing", "quarantine"]
+    )
     _assert_exactly_once(s, 24)

@@ -27,10 +27,18 @@ def _run(settings: Settings) -> inbox.InboxResult:
 
 
 def test_order_document_is_the_vendor_format():
-    order = parse_order(json.dumps(satu_order(77, lines=[{"external_id": "38280", "quantity": "1,5",
-                                                          "price": "1 450,30 ₸"},
-                                                         {"external_id": "x-1", "sku": "S", "quantity": 1}],
-                                              delivery_date="2026-12-03")).encode())
+    order = parse_order(
+        json.dumps(
+            satu_order(
+                77,
+                lines=[
+                    {"external_id": "38280", "quantity": "1,5", "price": "1 450,30 ₸"},
+                    {"external_id": "x-1", "sku": "S", "quantity": 1},
+                ],
+                delivery_date="2026-12-03",
+            )
+        ).encode()
+    )
     doc, unmatched = order_document(order, reserve_days=3)
     assert doc["Goods"] == [{"GoodID": "38280", "Price": "1450.30", "Count": "1.5"}]
     assert len(unmatched) == 1 and "line 2" in doc["Options"]["Comment"]
@@ -92,7 +100,8 @@ def test_json_sink_over_ftp(demo_env, ftp_server, monkeypatch):
     folder = root / "incoming" / "orders"
     assert sorted(p.name for p in folder.iterdir()) == ["satu-order-803.json", "satu-order-804.json"]
     assert json.loads((folder / "satu-order-804.json").read_text())["Goods"] == [
-        {"GoodID": "5", "Price": "100.00", "Count": "3"}]
+        {"GoodID": "5", "Price": "100.00", "Count": "3"}
+    ]
     write_order(s.orders.inbox, satu_order(804, lines=[{"external_id": "5", "quantity": 3}]), name="dup.json")
     assert _run(s).unchanged == 1
 

@@ -16,7 +16,9 @@ def _bytes(obj) -> bytes:
 
 
 def test_wrapped_and_bare_orders_parse_the_same():
-    order = satu_order(7, lines=[{"external_id": "12", "sku": "A-1", "quantity": "1,5", "price": "1\u00a0950,50 ₸"}])
+    order = satu_order(
+        7, lines=[{"external_id": "12", "sku": "A-1", "quantity": "1,5", "price": "1\u00a0950,50 ₸"}]
+    )
     a = parse_order(_bytes({"order": order}))
     b = parse_order(_bytes(order))
     assert a.id == b.id == 7
@@ -34,19 +36,34 @@ def test_bom_is_fine_and_paid_is_read_from_payment_data_or_status():
     assert parse_order(_bytes(satu_order(9, status="paid"))).paid
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("+7 (701) 123-45-67", "77011234567"), ("8 701 123 45 67", "77011234567"), ("87011234567", "77011234567"),
-    ("7011234567", "77011234567"), ("+7-701-123-4567", "77011234567"), ("", ""), (None, ""),
-    ("+998 90 123 45 67", "998901234567"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("+7 (701) 123-45-67", "77011234567"),
+        ("8 701 123 45 67", "77011234567"),
+        ("87011234567", "77011234567"),
+        ("7011234567", "77011234567"),
+        ("+7-701-123-4567", "77011234567"),
+        ("", ""),
+        (None, ""),
+        ("+998 90 123 45 67", "998901234567"),
+    ],
+)
 def test_phone_normalisation(raw, expected):
     assert normalize_phone(raw) == expected
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("1 950 ₸", Decimal("1950")), ("650,50 ₸", Decimal("650.50")), ("1\u00a0950,5", Decimal("1950.5")),
-    (650, Decimal("650")), ("1,950.25", Decimal("1950.25")), ("", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("1 950 ₸", Decimal("1950")),
+        ("650,50 ₸", Decimal("650.50")),
+        ("1\u00a0950,5", Decimal("1950.5")),
+        (650, Decimal("650")),
+        ("1,950.25", Decimal("1950.25")),
+        ("", None),
+    ],
+)
 def test_price_strings(raw, expected):
     assert parse_price(raw) == expected
 
@@ -63,8 +80,9 @@ def test_damaged_kinds_have_precise_reasons():
     assert _reason(b'{"order": {"id": 1,, }}').startswith("invalid JSON at line 1")
     assert _reason(b"").startswith("empty file")
     assert "binary junk" in _reason(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
-    assert "not UTF-8" in _reason("{\"order\": {\"id\": 1, \"x\": \"Қазақ\"}}".encode("cp1251", "replace")
-                                  .replace(b"?", b"\xaa"))
+    assert "not UTF-8" in _reason(
+        '{"order": {"id": 1, "x": "Қазақ"}}'.encode("cp1251", "replace").replace(b"?", b"\xaa")
+    )
     assert "UTF-16" in _reason(json.dumps({"order": satu_order(1)}).encode("utf-16"))
     assert "absurdly large" in _reason(good, max_bytes=100)
     assert _reason(b"[1, 2]").startswith("wrong type: the document is a list")

@@ -61,8 +61,10 @@ def test_processes_every_sellable_photo_once_and_caches_by_content(demo_env: Set
         im.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(touched, "JPEG", quality=70)
     fourth = photos.run(s, journal=journal, state=state, progress=False)
     assert fourth.processed == 1
-    assert state.get(PUBLISHED_NS, touched.relative_to(s.photos.source_dir).as_posix())["name"] != \
-        published[touched.relative_to(s.photos.source_dir).as_posix()]["name"]
+    assert (
+        state.get(PUBLISHED_NS, touched.relative_to(s.photos.source_dir).as_posix())["name"]
+        != published[touched.relative_to(s.photos.source_dir).as_posix()]["name"]
+    )
 
     # Other photo settings: everything is processed again (names depend on the settings too).
     webp = _small(demo_env, format="webp", quality=60)
@@ -87,8 +89,11 @@ def test_conversions_orientation_alpha_cmyk(demo_env: Settings):
     pal.save(src / "palette.gif", transparency=0)
     Image.new("RGB", (4000, 3000), (90, 90, 90)).save(src / "big.jpg", "JPEG", quality=90)
     good = sellable_good_ids(demo_env, 2)[1]
-    add_photo_rows(demo_env, good, ["conv/rotated.jpg", "conv/clear.png", "conv/cmyk.jpg",
-                                    "conv/palette.gif", "conv/big.jpg"])
+    add_photo_rows(
+        demo_env,
+        good,
+        ["conv/rotated.jpg", "conv/clear.png", "conv/cmyk.jpg", "conv/palette.gif", "conv/big.jpg"],
+    )
     s = _small(demo_env, max_size=1000)
     journal, state = _stage(s)
     result = photos.run(s, journal=journal, state=state, progress=False)
@@ -127,7 +132,11 @@ def test_broken_and_hostile_files_are_logged_and_never_stop_the_run(demo_env: Se
         assert entry["ok"] is False and entry["reason"], name
         if kind == "refused":
             assert entry["reason"].startswith("refused")
-        events = [e for e in journal.search(stage="photos", product_id=good) if e.data and e.data.get("file") == name]
+        events = [
+            e
+            for e in journal.search(stage="photos", product_id=good)
+            if e.data and e.data.get("file") == name
+        ]
         assert events and events[0].level == "warning", name
     reasons = {n: state.get(PUBLISHED_NS, n)["reason"] for n in hostile}
     assert "bomb" in reasons["hostile/bomb.png"] and "bomb" in reasons["hostile/bomb_warning.png"]
@@ -153,6 +162,16 @@ def test_resolve_source_refuses_escapes(tmp_path: Path):
     os.symlink(outside / "x.jpg", root / "a" / "link.jpg")
     os.symlink(root / "a", root / "inner")  # a link that stays inside is fine
     assert photos.resolve_source(root, "inner/b.jpg")[0] == (root / "a" / "b.jpg").resolve()
-    for bad in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "C:/x.jpg", "c:\\x.jpg", "", "a/\x00.jpg",
-                "linkdir/x.jpg", "a/link.jpg", "./"):
+    for bad in (
+        "../x.jpg",
+        "a/../../x.jpg",
+        "/etc/passwd",
+        "C:/x.jpg",
+        "c:\\x.jpg",
+        "",
+        "a/\x00.jpg",
+        "linkdir/x.jpg",
+        "a/link.jpg",
+        "./",
+    ):
         assert photos.resolve_source(root, bad)[0] is None, bad

@@ -21,8 +21,10 @@ PASSWORD = "s3cret-pw"
 def env(demo_env: Settings, monkeypatch) -> Settings:
     """Demo catalog with processed photos (small) and a feed file of ~300 KB."""
     monkeypatch.setenv("PUBLISH_PASSWORD", PASSWORD)
-    s = demo_env.replace(photos=dataclasses.replace(demo_env.photos, max_size=160, workers=2),
-                         publish=dataclasses.replace(demo_env.publish, retries=0))
+    s = demo_env.replace(
+        photos=dataclasses.replace(demo_env.photos, max_size=160, workers=2),
+        publish=dataclasses.replace(demo_env.publish, retries=0),
+    )
     r = photos.run(s, journal=Journal.from_settings(s), state=State.from_settings(s), progress=False)
     assert r.processed > 10
     write_feed(s, "v1")
@@ -30,9 +32,11 @@ def env(demo_env: Settings, monkeypatch) -> Settings:
 
 
 def write_feed(s: Settings, version: str) -> bytes:
-    body = (f"<?xml version='1.0' encoding='UTF-8'?>\n<yml_catalog version='{version}'>\n"
-            + "".join(f"<offer id='{i}'>{version} offer {i}</offer>\n" for i in range(9000))
-            + "</yml_catalog>\n").encode()
+    body = (
+        f"<?xml version='1.0' encoding='UTF-8'?>\n<yml_catalog version='{version}'>\n"
+        + "".join(f"<offer id='{i}'>{version} offer {i}</offer>\n" for i in range(9000))
+        + "</yml_catalog>\n"
+    ).encode()
     out = Path(s.feed.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(body)
@@ -41,7 +45,9 @@ def write_feed(s: Settings, version: str) -> bytes:
 
 def run(s: Settings, **kw) -> publish.PublishResult:
     kw.setdefault("backoff", 0.01)
-    return publish.run(s, journal=Journal.from_settings(s), state=State.from_settings(s), progress=False, **kw)
+    return publish.run(
+        s, journal=Journal.from_settings(s), state=State.from_settings(s), progress=False, **kw
+    )
 
 
 def photo_names(s: Settings) -> set[str]:
@@ -53,7 +59,14 @@ def with_publish(s: Settings, **keys) -> Settings:
 
 
 def ftp(s: Settings, srv, **keys) -> Settings:
-    keys = {"target": "ftp", "host": srv.host, "port": srv.port, "user": srv.user, "remote_dir": "/shop", **keys}
+    keys = {
+        "target": "ftp",
+        "host": srv.host,
+        "port": srv.port,
+        "user": srv.user,
+        "remote_dir": "/shop",
+        **keys,
+    }
     return with_publish(s, **keys)
 
 
@@ -131,8 +144,9 @@ def test_ftp_server_that_refuses_rename_over_existing(env: Settings, tmp_path: P
 
 
 def test_connection_dropped_mid_feed_keeps_the_live_feed_whole(env: Settings, tmp_path: Path):
-    with ftp_server(tmp_path / "ftp", "shop", PASSWORD, drop_after=64_000, drop_match=".satu.yml.uploading",
-                    drops=1) as srv:
+    with ftp_server(
+        tmp_path / "ftp", "shop", PASSWORD, drop_after=64_000, drop_match=".satu.yml.uploading", drops=1
+    ) as srv:
         s = ftp(env, srv)
         srv.drops_left = 0
         assert run(s).ok
@@ -162,7 +176,9 @@ def test_connection_dropped_mid_photos_then_only_missing_ones_go(env: Settings, 
 
 
 def test_transient_drop_is_retried_within_the_run(env: Settings, tmp_path: Path):
-    with ftp_server(tmp_path / "ftp", "shop", PASSWORD, drop_after=1000, drop_match=".satu.yml", drops=1) as srv:
+    with ftp_server(
+        tmp_path / "ftp", "shop", PASSWORD, drop_after=1000, drop_match=".satu.yml", drops=1
+    ) as srv:
         s = ftp(env, srv, retries=2)
         result = run(s)
         assert result.ok and result.retries == 1 and result.feed_published
@@ -182,8 +198,15 @@ def test_ftps_explicit_tls_with_pinned_certificate(env: Settings, tmp_path: Path
 
 def test_sftp_with_pinned_host_key_and_a_wrong_key_refused(env: Settings, tmp_path: Path):
     with sftp_server(tmp_path / "sftp", "shop", PASSWORD) as srv:
-        s = with_publish(env, target="sftp", host=srv.host, port=srv.port, user="shop", remote_dir="/shop",
-                         host_key=srv.host_key)
+        s = with_publish(
+            env,
+            target="sftp",
+            host=srv.host,
+            port=srv.port,
+            user="shop",
+            remote_dir="/shop",
+            host_key=srv.host_key,
+        )
         result = run(s)
         assert result.ok, result.errors
         assert "posix_rename" in srv.commands
@@ -249,8 +272,16 @@ def test_sftp_with_a_key_file_and_no_password(env: Settings, tmp_path: Path, mon
     key_file.write_bytes(key.export_private_key("openssh"))
     public = key.export_public_key("openssh").decode()
     with sftp_server(tmp_path / "sftp", "shop", "not-used", client_public_key=public) as srv:
-        s = with_publish(env, target="sftp", host=srv.host, port=srv.port, user="shop", remote_dir="/",
-                         host_key=srv.host_key, key_file=key_file)
+        s = with_publish(
+            env,
+            target="sftp",
+            host=srv.host,
+            port=srv.port,
+            user="shop",
+            remote_dir="/",
+            host_key=srv.host_key,
+            key_file=key_file,
+        )
         result = run(s)
         assert result.ok, result.errors
         assert_mirror(s, srv.root)
@@ -258,8 +289,15 @@ def test_sftp_with_a_key_file_and_no_password(env: Settings, tmp_path: Path, mon
 
 def test_sftp_server_without_posix_rename(env: Settings, tmp_path: Path):
     with sftp_server(tmp_path / "sftp", "shop", PASSWORD, posix_rename=False) as srv:
-        s = with_publish(env, target="sftp", host=srv.host, port=srv.port, user="shop", remote_dir="/",
-                         host_key=srv.host_key)
+        s = with_publish(
+            env,
+            target="sftp",
+            host=srv.host,
+            port=srv.port,
+            user="shop",
+            remote_dir="/",
+            host_key=srv.host_key,
+        )
         assert run(s).ok
         write_feed(s, "v2")
         result = run(s)

@@ -42,18 +42,32 @@ def client(sandbox: SandboxServer):
 
 
 def _raw(sandbox: SandboxServer, method: str, path: str, **kw) -> httpx.Response:
-    return httpx.request(method, sandbox.url + path, headers={"Authorization": f"Bearer {sandbox.token}"},
-                         timeout=5, **kw)
+    return httpx.request(
+        method, sandbox.url + path, headers={"Authorization": f"Bearer {sandbox.token}"}, timeout=5, **kw
+    )
 
 
 # --- pure helpers -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, expected", [
-    ("1 950 ₸", Decimal("1950")), ("1\u00a0950\u00a0₸", Decimal("1950")), ("650,50 ₸", Decimal("650.50")),
-    ("1\u202f234\u00a0567,05 ₸", Decimal("1234567.05")), ("12990", Decimal("12990")), (650, Decimal("650")),
-    (650.5, Decimal("650.5")), ("1,950.25", Decimal("1950.25")), ("1.950,25 ₸", Decimal("1950.25")),
-    ("0 ₸", Decimal("0")), ("", None), (None, None), ("15 000 тг", Decimal("15000")),
-])
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1 950 ₸", Decimal("1950")),
+        ("1\u00a0950\u00a0₸", Decimal("1950")),
+        ("650,50 ₸", Decimal("650.50")),
+        ("1\u202f234\u00a0567,05 ₸", Decimal("1234567.05")),
+        ("12990", Decimal("12990")),
+        (650, Decimal("650")),
+        (650.5, Decimal("650.5")),
+        ("1,950.25", Decimal("1950.25")),
+        ("1.950,25 ₸", Decimal("1950.25")),
+        ("0 ₸", Decimal("0")),
+        ("", None),
+        (None, None),
+        ("15 000 тг", Decimal("15000")),
+    ],
+)
 def test_parse_price(text, expected):
     assert parse_price(text) == expected
 
@@ -69,7 +83,9 @@ def test_format_date_is_exactly_the_accepted_form():
     assert format_date("2026-11-27T10:00:00.123+05:00") == "2026-11-27T10:00:00"
     assert format_date(datetime(2026, 11, 27, 10, 0, 0, 999999)) == "2026-11-27T10:00:00"
     assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC)) == "2026-11-27T10:00:00"
-    assert parse_date("2026-11-27T12:34:56.588791+05:00") == datetime(2026, 11, 27, 7, 34, 56, 588791, tzinfo=UTC)
+    assert parse_date("2026-11-27T12:34:56.588791+05:00") == datetime(
+        2026, 11, 27, 7, 34, 56, 588791, tzinfo=UTC
+    )
 
 
 def test_import_status_case_varies():
@@ -82,8 +98,15 @@ def test_import_status_case_varies():
 
 def test_from_settings_reads_url_token_timeout_retries(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("MY_SATU_TOKEN", TOKEN)
-    s = make_settings(tmp_path, satu={"base_url": "http://127.0.0.1:1/api/v1", "token_env": "MY_SATU_TOKEN",
-                                      "timeout": 7, "max_retries": 2})
+    s = make_settings(
+        tmp_path,
+        satu={
+            "base_url": "http://127.0.0.1:1/api/v1",
+            "token_env": "MY_SATU_TOKEN",
+            "timeout": 7,
+            "max_retries": 2,
+        },
+    )
     with SatuClient.from_settings(s) as c:
         assert c.base_url == "http://127.0.0.1:1/api/v1"
         assert c.max_retries == 2
@@ -92,6 +115,7 @@ def test_from_settings_reads_url_token_timeout_retries(tmp_path: Path, monkeypat
 
 
 # --- error shapes -------------------------------------------------------------------------------------
+
 
 def test_html_401_is_a_clear_auth_error(sandbox: SandboxServer):
     r = httpx.get(sandbox.url + "/orders/list", headers={"Authorization": "Bearer wrong"})
@@ -139,12 +163,14 @@ def test_400_with_error_message(sandbox: SandboxServer, client: SatuClient):
 
 def test_write_counts_only_for_processed_ids(sandbox: SandboxServer, client: SatuClient):
     sandbox.put_products([{"external_id": str(i), "price": 100, "quantity_in_stock": 1} for i in range(1, 4)])
-    result = client.edit_products([
-        {"id": "1", "quantity_in_stock": 7, "presence": "available"},
-        {"id": "2", "presence": "soon"},             # bad field → per-item error
-        {"id": "404", "quantity_in_stock": 1},       # unknown external id → per-item error
-        {"id": "3", "price": 650.5},
-    ])
+    result = client.edit_products(
+        [
+            {"id": "1", "quantity_in_stock": 7, "presence": "available"},
+            {"id": "2", "presence": "soon"},  # bad field → per-item error
+            {"id": "404", "quantity_in_stock": 1},  # unknown external id → per-item error
+            {"id": "3", "price": 650.5},
+        ]
+    )
     assert result.processed_ids == ["1", "3"]
     assert set(result.errors) == {"2", "404"} and "presence" in result.errors["2"]
     assert "not found" in result.errors["404"]
@@ -166,6 +192,7 @@ def test_sandbox_refuses_more_than_100_items_and_client_batches(sandbox: Sandbox
 
 # --- retries ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["429", "500", "503"])
 def test_transient_failures_are_retried(sandbox: SandboxServer, client: SatuClient, mode: str):
     sandbox.create_orders(3)
@@ -186,8 +213,10 @@ def test_timeouts_are_retried(sandbox: SandboxServer):
 
 def test_retries_are_bounded(sandbox: SandboxServer):
     sandbox.fail_next(10, "500")
-    with SatuClient(sandbox.url, sandbox.token, max_retries=2, backoff_base=0.01) as c, \
-            pytest.raises(RetryableError, match="gave up after 2 retries"):
+    with (
+        SatuClient(sandbox.url, sandbox.token, max_retries=2, backoff_base=0.01) as c,
+        pytest.raises(RetryableError, match="gave up after 2 retries"),
+    ):
         c.get_order(1)
     assert c.requests == 3
     assert sandbox.pending_faults() == 7
@@ -218,19 +247,24 @@ def test_unreachable_server_becomes_retryable(tmp_path: Path):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    with SatuClient(f"http://127.0.0.1:{port}/api/v1", TOKEN, max_retries=1, backoff_base=0.01) as c, \
-            pytest.raises(RetryableError, match="connection failed"):
+    with (
+        SatuClient(f"http://127.0.0.1:{port}/api/v1", TOKEN, max_retries=1, backoff_base=0.01) as c,
+        pytest.raises(RetryableError, match="connection failed"),
+    ):
         c.get_order(1)
 
 
 # --- paging and dates ---------------------------------------------------------------------------------
+
 
 def test_inclusive_cursor_is_deduplicated(sandbox: SandboxServer, client: SatuClient):
     made = sandbox.create_orders(250, seed=5)
     ids = sorted(o["id"] for o in made)
     page = _raw(sandbox, "GET", "/orders/list", params={"limit": 100}).json()["orders"]
     assert [o["id"] for o in page] == ids[::-1][:100]  # newest first
-    nxt = _raw(sandbox, "GET", "/orders/list", params={"limit": 100, "last_id": page[-1]["id"]}).json()["orders"]
+    nxt = _raw(sandbox, "GET", "/orders/list", params={"limit": 100, "last_id": page[-1]["id"]}).json()[
+        "orders"
+    ]
     assert nxt[0]["id"] == page[-1]["id"]  # inclusive: the cursor row comes again
     before = client.requests
     got = [o["id"] for o in client.iter_orders()]
@@ -250,9 +284,13 @@ def test_date_format_quirk(sandbox: SandboxServer, client: SatuClient):
     made = sandbox.create_orders(20, seed=2)
     old = datetime.now(UTC) - timedelta(days=30)
     exact = format_date(old)
-    assert len(_raw(sandbox, "GET", "/orders/list", params={"last_modified_from": exact}).json()["orders"]) == 20
+    assert (
+        len(_raw(sandbox, "GET", "/orders/list", params={"last_modified_from": exact}).json()["orders"]) == 20
+    )
     for bad in (exact + "Z", exact + ".000", old.isoformat()):
-        assert _raw(sandbox, "GET", "/orders/list", params={"last_modified_from": bad}).json() == {"orders": []}
+        assert _raw(sandbox, "GET", "/orders/list", params={"last_modified_from": bad}).json() == {
+            "orders": []
+        }
     # the client turns any form into the exact one
     assert len(list(client.iter_orders(last_modified_from=old.isoformat()))) == 20
     assert len(list(client.iter_orders(last_modified_from=old.strftime("%Y-%m-%dT%H:%M:%S.123Z")))) == 20
@@ -264,8 +302,9 @@ def test_date_format_quirk(sandbox: SandboxServer, client: SatuClient):
     recent = list(client.iter_orders(last_modified_from=mark))
     assert [o["id"] for o in recent] == [made[3]["id"]]
     assert recent[0]["date_modified"].endswith("+05:00")
-    assert [o["id"] for o in client.iter_orders(status="canceled")] == \
-        sorted((o["id"] for o in made if o["status"] == "canceled"), reverse=True)
+    assert [o["id"] for o in client.iter_orders(status="canceled")] == sorted(
+        (o["id"] for o in made if o["status"] == "canceled"), reverse=True
+    )
 
 
 def test_declaration_is_saved(sandbox: SandboxServer, client: SatuClient):
@@ -277,14 +316,18 @@ def test_declaration_is_saved(sandbox: SandboxServer, client: SatuClient):
 
 # --- the token stays secret ---------------------------------------------------------------------------
 
+
 def test_token_never_appears_in_logs_or_errors(sandbox: SandboxServer, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG)
     messages: list[str] = []
     with SatuClient(sandbox.url, TOKEN, max_retries=1, backoff_base=0.01) as c:
         messages.append(repr(c))
         sandbox.fail_next(5, "500")
-        for call in (lambda: c.get_order(1), lambda: c.set_status([1], "pending"),
-                     lambda: c.save_declaration(1, "x", "kazpost")):
+        for call in (
+            lambda: c.get_order(1),
+            lambda: c.set_status([1], "pending"),
+            lambda: c.save_declaration(1, "x", "kazpost"),
+        ):
             try:
                 call()
             except Exception as exc:  # noqa: BLE001 - every error text is checked

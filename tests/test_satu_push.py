@@ -41,7 +41,9 @@ def sandbox(tmp_path: Path):
 @pytest.fixture()
 def env(tmp_path: Path, sandbox: SandboxServer, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, sandbox.token)
-    settings = make_settings(tmp_path, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV, "max_retries": 3})
+    settings = make_settings(
+        tmp_path, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV, "max_retries": 3}
+    )
     journal, state = Journal.from_settings(settings), State.from_settings(settings)
     client = SatuClient(sandbox.url, sandbox.token, timeout=1, max_retries=3, backoff_base=0.01)
     yield settings, journal, state, client
@@ -51,15 +53,25 @@ def env(tmp_path: Path, sandbox: SandboxServer, monkeypatch):
 
 
 def _catalog(n: int, start: int = 1) -> dict[str, dict]:
-    return {str(i): {"price": f"{1000 + i}.50" if i % 3 == 0 else str(1000 + i), "quantity": i % 7,
-                     "presence": "available" if i % 7 else "not_available", "name": f"Товар {i}"}
-            for i in range(start, start + n)}
+    return {
+        str(i): {
+            "price": f"{1000 + i}.50" if i % 3 == 0 else str(1000 + i),
+            "quantity": i % 7,
+            "presence": "available" if i % 7 else "not_available",
+            "name": f"Товар {i}",
+        }
+        for i in range(start, start + n)
+    }
 
 
 def _seed(sandbox: SandboxServer, state: State, catalog: dict[str, dict]) -> None:
     """Satu knows the products (as after a feed import) with stale stock; the feed stage wrote its record."""
-    sandbox.put_products([{"external_id": k, "name": v["name"], "price": 1, "quantity_in_stock": 99}
-                          for k, v in catalog.items()])
+    sandbox.put_products(
+        [
+            {"external_id": k, "name": v["name"], "price": 1, "quantity_in_stock": 99}
+            for k, v in catalog.items()
+        ]
+    )
     state.put_many(FEED_NS, catalog.items())
 
 
@@ -67,8 +79,11 @@ def _matches(sandbox: SandboxServer, catalog: dict[str, dict]) -> bool:
     for k, v in catalog.items():
         p = sandbox.product(k)
         want = desired_state(v)
-        if (Decimal(p["price"]).quantize(Decimal("0.01")) != Decimal(want["price"])
-                or p["quantity_in_stock"] != want["quantity_in_stock"] or p["presence"] != want["presence"]):
+        if (
+            Decimal(p["price"]).quantize(Decimal("0.01")) != Decimal(want["price"])
+            or p["quantity_in_stock"] != want["quantity_in_stock"]
+            or p["presence"] != want["presence"]
+        ):
             return False
     return True
 
@@ -81,11 +96,19 @@ def _push(env, **kw):
 def test_pure_mapping():
     st = desired_state({"price": "1 950,5 ₸", "quantity": "2.75", "presence": "waiting"})
     assert st == {"price": "1950.50", "quantity_in_stock": 2, "presence": "waiting"}
-    assert to_item("7", st) == {"id": "7", "quantity_in_stock": 2, "presence": "waiting", "presence_sure": True,
-                                "price": 1950.5}
+    assert to_item("7", st) == {
+        "id": "7",
+        "quantity_in_stock": 2,
+        "presence": "waiting",
+        "presence_sure": True,
+        "price": 1950.5,
+    }
     assert to_item("8", desired_state({"price": "650", "quantity": -3}))["quantity_in_stock"] == 0
-    items = {"1": {"quantity_in_stock": 5, "presence": "available"}, "2": {"quantity_in_stock": 0, "presence":
-             "available"}, "10": {"quantity_in_stock": 3, "presence": "waiting"}}
+    items = {
+        "1": {"quantity_in_stock": 5, "presence": "available"},
+        "2": {"quantity_in_stock": 0, "presence": "available"},
+        "10": {"quantity_in_stock": 3, "presence": "waiting"},
+    }
     assert [k for k, _ in sorted(items.items(), key=_sold_out_first)] == ["2", "10", "1"]
 
 
@@ -128,17 +151,19 @@ def test_nothing_is_acknowledged_that_satu_did_not_accept(env, sandbox: SandboxS
     settings, journal, state, client = env
     catalog = _catalog(120)
     _seed(sandbox, state, catalog)
-    sandbox.delete_product("7")                      # Satu does not know it (yet)
-    catalog["9"]["presence"] = "someday"             # a value Satu refuses
+    sandbox.delete_product("7")  # Satu does not know it (yet)
+    catalog["9"]["presence"] = "someday"  # a value Satu refuses
     state.put(FEED_NS, "9", catalog["9"])
     sandbox.fail_next(1, "200-error", path="/products/edit_by_external_id")  # the first batch is refused
     r = _push(env)
     assert not r.ok
-    assert r.accepted == 20 and r.rejected == 100    # batch 1 refused whole; 7 and 9 are in it
+    assert r.accepted == 20 and r.rejected == 100  # batch 1 refused whole; 7 and 9 are in it
     acked = dict(state.items(ACKED_NS))
     assert len(acked) == 20 and "7" not in acked and "9" not in acked
     assert state.outbox_count(OUTBOX_KIND) == 100
-    [refused] = [e for e in journal.search(stage="push", level="warning") if e.data and "product_ids" in e.data]
+    [refused] = [
+        e for e in journal.search(stage="push", level="warning") if e.data and "product_ids" in e.data
+    ]
     assert len(refused.data["product_ids"]) == 100 and "Попробуйте позже" in refused.message
     # next run: the batch goes again; 7 and 9 are refused item by item and stay queued
     r = _push(env)
@@ -210,7 +235,9 @@ def test_full_reassertion_repairs_a_lost_update(env, sandbox: SandboxServer):
     state.put(META_NS, "last_full", time.time() - 7 * 3600)  # full_push_hours = 6 has passed
     r = _push(env)
     assert r.full and r.sent == 30 and r.accepted == 30
-    assert sandbox.product("7")["quantity_in_stock"] == 0 and sandbox.product("7")["presence"] == "not_available"
+    assert (
+        sandbox.product("7")["quantity_in_stock"] == 0 and sandbox.product("7")["presence"] == "not_available"
+    )
     assert _push(env, full=True).sent == 30
     assert not _push(env).full
 
@@ -223,7 +250,10 @@ def test_products_that_leave_the_catalog_become_unavailable(env, sandbox: Sandbo
     state.delete(FEED_NS, "12")
     r = _push(env)
     assert r.gone == 1 and r.accepted == 1
-    assert sandbox.product("12")["presence"] == "not_available" and sandbox.product("12")["quantity_in_stock"] == 0
+    assert (
+        sandbox.product("12")["presence"] == "not_available"
+        and sandbox.product("12")["quantity_in_stock"] == 0
+    )
     assert _push(env).sent == 0
     # a mass drop looks like a broken catalog run: refused unless --full
     for k in [str(i) for i in range(1, 30)]:
@@ -261,10 +291,14 @@ def test_reconcile_reports_and_fixes(env, sandbox: SandboxServer, tmp_path: Path
     catalog = _catalog(20)
     _seed(sandbox, state, catalog)
     assert _push(env).ok
-    sandbox.put_products([{"external_id": "1", "price": 5},
-                          {"external_id": "2", "quantity_in_stock": 77},
-                          {"external_id": "3", "presence": "waiting"},
-                          {"external_id": "old-99", "price": 10, "quantity_in_stock": 4}])
+    sandbox.put_products(
+        [
+            {"external_id": "1", "price": 5},
+            {"external_id": "2", "quantity_in_stock": 77},
+            {"external_id": "3", "presence": "waiting"},
+            {"external_id": "old-99", "price": 10, "quantity_in_stock": 4},
+        ]
+    )
     sandbox.delete_product("4")
     r = reconcile(settings, journal=journal, state=state, client=client)
     assert (r.price, r.stock, r.presence, r.missing, r.extra) == (["1"], ["2"], ["3"], ["4"], ["old-99"])
@@ -272,11 +306,19 @@ def test_reconcile_reports_and_fixes(env, sandbox: SandboxServer, tmp_path: Path
     assert sandbox.product("1")["price"] == "5"  # a report changes nothing
     site = tmp_path / "site"
     site.mkdir()
-    (site / "satu.yml").write_text(feed_xml([offer_xml(k, price=v["price"], qty=v["quantity"],
-                                                       available=v["presence"] == "available")
-                                             for k, v in catalog.items()]), encoding="utf-8")
+    (site / "satu.yml").write_text(
+        feed_xml(
+            [
+                offer_xml(k, price=v["price"], qty=v["quantity"], available=v["presence"] == "available")
+                for k, v in catalog.items()
+            ]
+        ),
+        encoding="utf-8",
+    )
     with serve_dir(site) as base:
-        r = reconcile(settings, journal=journal, state=state, client=client, fix=True, feed_url=f"{base}/satu.yml")
+        r = reconcile(
+            settings, journal=journal, state=state, client=client, fix=True, feed_url=f"{base}/satu.yml"
+        )
         assert r.fixed == 4 and r.import_id and r.ok
         client.wait_import(r.import_id, poll=0.05, timeout=20)
     r = reconcile(settings, journal=journal, state=state, client=client)
@@ -288,19 +330,22 @@ def test_request_import_journals_partial_errors_with_product_ids(env, sandbox: S
     settings, journal, state, client = env
     site = tmp_path / "site"
     site.mkdir()
-    (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2", price="n/a"), offer_xml("3")]),
-                                   encoding="utf-8")
+    (site / "satu.yml").write_text(
+        feed_xml([offer_xml("1"), offer_xml("2", price="n/a"), offer_xml("3")]), encoding="utf-8"
+    )
     with serve_dir(site) as base:
-        r = request_import(settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05,
-                           client=client)
+        r = request_import(
+            settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05, client=client
+        )
     assert (r.status, r.created, r.errors, r.ok) == ("PARTIAL", 2, 1, False)
     [err] = [e for e in journal.search(stage="import", level="warning") if e.product_id]
     assert err.product_id == "2" and "price" in err.message
     assert state.get("satu.import", "last")["status"] == "PARTIAL"
     with serve_dir(site) as base:
         (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("3")]), encoding="utf-8")
-        r = request_import(settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05,
-                           client=client)
+        r = request_import(
+            settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05, client=client
+        )
     assert r.status == "SUCCESS" and r.ok
 
 
@@ -313,12 +358,19 @@ def test_awaiting_presence_is_set_again_after_an_import(env, sandbox: SandboxSer
     site = tmp_path / "site"
     site.mkdir()
     # the feed cannot say "awaiting": it publishes the product as not available
-    (site / "satu.yml").write_text(feed_xml([offer_xml(k, price=v["price"], qty=v["quantity"],
-                                                       available=v["presence"] == "available")
-                                             for k, v in catalog.items()]), encoding="utf-8")
+    (site / "satu.yml").write_text(
+        feed_xml(
+            [
+                offer_xml(k, price=v["price"], qty=v["quantity"], available=v["presence"] == "available")
+                for k, v in catalog.items()
+            ]
+        ),
+        encoding="utf-8",
+    )
     with serve_dir(site) as base:
-        assert request_import(settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05,
-                              client=client).ok
+        assert request_import(
+            settings, journal=journal, state=state, feed_url=f"{base}/satu.yml", poll=0.05, client=client
+        ).ok
     assert sandbox.product("3")["presence"] == "not_available"
     r = _push(env)
     assert (r.sent, r.accepted) == (1, 1)
@@ -334,9 +386,11 @@ def test_import_after_publish_uses_the_public_feed_url(env, sandbox: SandboxServ
     site.mkdir()
     (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
     with serve_dir(site) as base:
-        on = make_settings(tmp_path, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV,
-                                           "import_after_publish": True},
-                           publish={"public_base_url": base + "/"})
+        on = make_settings(
+            tmp_path,
+            satu={"base_url": sandbox.url, "token_env": TOKEN_ENV, "import_after_publish": True},
+            publish={"public_base_url": base + "/"},
+        )
         assert feed_url(on) == f"{base}/satu.yml"
         r = after_publish(on, journal=journal, state=state, poll=0.05)  # the default 5 s is for the real Satu
         assert r is not None and r.ok and r.status == "SUCCESS" and r.created == 2
@@ -348,9 +402,11 @@ def test_push_and_reconcile_commands(tmp_path: Path, sandbox: SandboxServer, mon
 
     monkeypatch.setenv(TOKEN_ENV, sandbox.token)
     f = tmp_path / "settings.toml"
-    f.write_text(f'[satu]\nbase_url = "{sandbox.url}"\ntoken_env = "{TOKEN_ENV}"\n'
-                 '[journal]\npath = "j.sqlite"\nlog_file = "sync.log"\nstate_path = "state.sqlite"\n',
-                 encoding="utf-8")
+    f.write_text(
+        f'[satu]\nbase_url = "{sandbox.url}"\ntoken_env = "{TOKEN_ENV}"\n'
+        '[journal]\npath = "j.sqlite"\nlog_file = "sync.log"\nstate_path = "state.sqlite"\n',
+        encoding="utf-8",
+    )
     state = State(tmp_path / "state.sqlite")
     catalog = _catalog(15)
     _seed(sandbox, state, catalog)

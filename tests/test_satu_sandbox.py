@@ -78,8 +78,12 @@ def test_generated_orders_are_realistic_and_deterministic():
 
 
 def test_sandbox_orders_use_its_products(sandbox: SandboxServer, client: SatuClient):
-    sandbox.put_products([{"external_id": str(i), "name": f"Товар {i}", "sku": f"A{i}", "price": 1000 + i}
-                          for i in range(1, 6)])
+    sandbox.put_products(
+        [
+            {"external_id": str(i), "name": f"Товар {i}", "sku": f"A{i}", "price": 1000 + i}
+            for i in range(1, 6)
+        ]
+    )
     made = sandbox.create_orders(40, seed=3)
     assert len(made) == 40 and len({o["id"] for o in made}) == 40
     exts = {ln["external_id"] for o in made for ln in o["products"]}
@@ -118,6 +122,7 @@ def test_control_endpoints(sandbox: SandboxServer, client: SatuClient):
 
 # --- import_url ---------------------------------------------------------------------------------------
 
+
 def _poll(client: SatuClient, import_id: str) -> dict:
     return client.wait_import(import_id, poll=0.05, timeout=30)
 
@@ -127,12 +132,14 @@ def test_import_url_downloads_parses_and_reports(sandbox: SandboxServer, client:
     (site / "img").mkdir(parents=True)
     (site / "img" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0fakejpeg")
     with serve_dir(site) as base:
-        offers = [offer_xml("1", pictures=(f"{base}/img/a.jpg",)),
-                  offer_xml("2", price="650.50", qty=0, available=False),
-                  offer_xml("3", pictures=(f"{base}/img/missing.jpg",)),     # unreachable picture
-                  offer_xml("4", price="дорого"),                            # invalid price
-                  offer_xml("5", vendor_code="X" * 26),                      # vendorCode too long
-                  offer_xml("6", pictures=("https://example.com/x.jpg",))]   # not reachable from here
+        offers = [
+            offer_xml("1", pictures=(f"{base}/img/a.jpg",)),
+            offer_xml("2", price="650.50", qty=0, available=False),
+            offer_xml("3", pictures=(f"{base}/img/missing.jpg",)),  # unreachable picture
+            offer_xml("4", price="дорого"),  # invalid price
+            offer_xml("5", vendor_code="X" * 26),  # vendorCode too long
+            offer_xml("6", pictures=("https://example.com/x.jpg",)),
+        ]  # not reachable from here
         (site / "satu.yml").write_text(feed_xml(offers), encoding="utf-8")
         import_id = client.import_url(f"{base}/satu.yml", mark_missing_product_as="none")
         # only one import at a time
@@ -148,10 +155,15 @@ def test_import_url_downloads_parses_and_reports(sandbox: SandboxServer, client:
         assert p2["presence"] == "not_available" and parse_price(p2["price"]) == Decimal("650.50")
         assert client.product_by_external_id("3") is None
         # a corrected feed: updates and creates, nothing fails
-        offers = [offer_xml("1", price="2100", pictures=(f"{base}/img/a.jpg",)),
-                  offer_xml("2", price="650.50", qty=0, available=False), offer_xml("3")]
+        offers = [
+            offer_xml("1", price="2100", pictures=(f"{base}/img/a.jpg",)),
+            offer_xml("2", price="650.50", qty=0, available=False),
+            offer_xml("3"),
+        ]
         (site / "satu.yml").write_text(feed_xml(offers), encoding="utf-8")
-        status = _poll(client, client.import_url(f"{base}/satu.yml", mark_missing_product_as="not_on_display"))
+        status = _poll(
+            client, client.import_url(f"{base}/satu.yml", mark_missing_product_as="not_on_display")
+        )
         assert status["status"] == "SUCCESS"
         assert (status["created"], status["updated"], status["not_changed"]) == (1, 1, 1)
         assert parse_price(client.product_by_external_id("1")["price"]) == Decimal("2100")
@@ -161,8 +173,11 @@ def test_imported_products_appear_after_a_delay(tmp_path: Path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
-    with SandboxServer(tmp_path / "sb", import_delay=0, appear_delay=1.5) as sb, serve_dir(site) as base, \
-            SatuClient(sb.url, sb.token) as c:
+    with (
+        SandboxServer(tmp_path / "sb", import_delay=0, appear_delay=1.5) as sb,
+        serve_dir(site) as base,
+        SatuClient(sb.url, sb.token) as c,
+    ):
         assert _poll(c, c.import_url(f"{base}/satu.yml"))["created"] == 2
         assert c.product_by_external_id("1") is None and list(c.iter_products()) == []
         assert "not found" in c.edit_products([{"id": "1", "quantity_in_stock": 3}]).errors["1"]
@@ -176,8 +191,9 @@ def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, t
     site = tmp_path / "site"
     site.mkdir()
     (site / "broken.yml").write_text("<yml_catalog><shop><offers><offer", encoding="utf-8")
-    (site / "cp1251.yml").write_bytes(feed_xml([offer_xml("1")]).replace("UTF-8", "windows-1251")
-                                      .encode("cp1251"))
+    (site / "cp1251.yml").write_bytes(
+        feed_xml([offer_xml("1")]).replace("UTF-8", "windows-1251").encode("cp1251")
+    )
     with serve_dir(site) as base:
         for name in ("broken.yml", "cp1251.yml", "absent.yml"):
             assert _poll(client, client.import_url(f"{base}/{name}"))["status"] == "FATAL", name
@@ -189,10 +205,13 @@ def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, t
 
 # --- the command --------------------------------------------------------------------------------------
 
+
 def test_load_feed_file_then_orders_refer_to_its_products(tmp_path: Path):
     feed = tmp_path / "satu.yml"
-    feed.write_text(feed_xml([offer_xml(str(i), pictures=("http://127.0.0.1:9/none.jpg",)) for i in range(1, 9)]),
-                    encoding="utf-8")
+    feed.write_text(
+        feed_xml([offer_xml(str(i), pictures=("http://127.0.0.1:9/none.jpg",)) for i in range(1, 9)]),
+        encoding="utf-8",
+    )
     with SandboxServer(tmp_path / "sb") as sb:
         rec = sb.load_feed_file(feed)
         assert rec["status"] == "SUCCESS" and rec["created"] == 8
@@ -206,10 +225,28 @@ def test_satu_sandbox_command(tmp_path: Path):
     settings = tmp_path / "settings.toml"
     settings.write_text('[satu]\ntoken_env = "SANDBOX_TEST_TOKEN_UNSET"\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "SANDBOX_TEST_TOKEN_UNSET"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "satu-sandbox",
-                             "--port", "0", "--state-dir", str(tmp_path / "sb"), "--seed-orders", "12",
-                             "--token", "cli-token"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "--settings",
+            str(settings),
+            "satu-sandbox",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "sb"),
+            "--seed-orders",
+            "12",
+            "--token",
+            "cli-token",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         url = None
         deadline = time.monotonic() + 30

@@ -38,10 +38,14 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def _unavailable(reason: str) -> None:
     if IN_CI:
-        pytest.fail(f"CI=true but the Firebird server test cannot run: {reason} "
-                    f"(.ci/firebird-server.sh should have started it)")
-    pytest.skip(f"no Firebird server for the client–server test: {reason}; "
-                f"run `sudo bash .ci/firebird-server.sh` to start one")
+        pytest.fail(
+            f"CI=true but the Firebird server test cannot run: {reason} "
+            f"(.ci/firebird-server.sh should have started it)"
+        )
+    pytest.skip(
+        f"no Firebird server for the client–server test: {reason}; "
+        f"run `sudo bash .ci/firebird-server.sh` to start one"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +73,18 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture()
 def server_settings(server_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
-    return make_settings(tmp_path, torgsoft={"dsn": server_dsn, "user": "SYSDBA", "password_env": PASSWORD_ENV})
+    return make_settings(
+        tmp_path, torgsoft={"dsn": server_dsn, "user": "SYSDBA", "password_env": PASSWORD_ENV}
+    )
 
 
 def test_catalog_over_tcp_equals_the_embedded_read(server_settings: Settings, tmp_path: Path):
     with open_catalog(server_settings) as cat:
         cur = cat.con.cursor()
-        cur.execute("SELECT MON$REMOTE_PROTOCOL, MON$AUTH_METHOD FROM MON$ATTACHMENTS "
-                    "WHERE MON$ATTACHMENT_ID = CURRENT_CONNECTION")
+        cur.execute(
+            "SELECT MON$REMOTE_PROTOCOL, MON$AUTH_METHOD FROM MON$ATTACHMENTS "
+            "WHERE MON$ATTACHMENT_ID = CURRENT_CONNECTION"
+        )
         protocol, auth = cur.fetchone()
         remote_sections = cat.sections()
         remote = list(cat.products())
@@ -107,8 +115,9 @@ def test_discover_over_tcp_lists_the_reference_tables(server_settings: Settings)
     assert {"GOOD", "GOOD_STOCK", "CUSTOMER_ORDER"} <= set(tables)
 
 
-def test_wrong_password_is_a_clear_error_without_the_password(server_settings: Settings,
-                                                             monkeypatch: pytest.MonkeyPatch):
+def test_wrong_password_is_a_clear_error_without_the_password(
+    server_settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv(PASSWORD_ENV, "wrong-Secret-123")
     with pytest.raises(DatabaseError) as exc:
         connect(server_settings)

@@ -39,8 +39,12 @@ def _state_value(base: Path, ns: str, key: str):
 
 
 def test_ticks_go_on_when_a_step_raises_and_sigterm_exits_0(tmp_path: Path):
-    proc = subprocess.Popen([sys.executable, str(HARNESS), str(tmp_path), "ticks"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HARNESS), str(tmp_path), "ticks"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # Four counts mean three whole ticks (count + boom) are over, whenever the signal lands.
         _wait_for(lambda: (_state_value(tmp_path, "harness", "ticks") or 0) >= 4, 40, "four ticks")
@@ -64,8 +68,12 @@ def test_ticks_go_on_when_a_step_raises_and_sigterm_exits_0(tmp_path: Path):
 
 
 def test_sigterm_finishes_the_current_step_then_stops(tmp_path: Path):
-    proc = subprocess.Popen([sys.executable, str(HARNESS), str(tmp_path), "slow"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HARNESS), str(tmp_path), "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(lambda: _state_value(tmp_path, "harness", "slow_started") is not None, 40, "the slow step")
         proc.send_signal(signal.SIGTERM)
@@ -85,7 +93,7 @@ def _serve_settings(tmp_path: Path, **extra: str) -> Path:
     """Settings for `run.py serve` whose stages can only reach loopback (a closed port)."""
     text = f"""
 [torgsoft]
-database = "{tmp_path / 'torgsoft.fdb'}"
+database = "{tmp_path / "torgsoft.fdb"}"
 [satu]
 base_url = "http://127.0.0.1:9/api/v1"
 token_env = "TEST_SERVICE_NO_TOKEN"
@@ -93,9 +101,9 @@ max_retries = 0
 timeout = 2
 [publish]
 target = "local"
-local_dir = "{tmp_path / 'public'}"
+local_dir = "{tmp_path / "public"}"
 [orders]
-inbox = "{tmp_path / 'inbox'}"
+inbox = "{tmp_path / "inbox"}"
 [schedule]
 interval_minutes = 1
 orders_minutes = 2
@@ -117,8 +125,13 @@ def _short_env(minute: str = "1") -> dict[str, str]:
 
 def test_serve_command_keeps_ticking_through_failing_stages(tmp_path: Path):
     settings = _serve_settings(tmp_path)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve"],
-                            env=_short_env("1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve"],
+        env=_short_env("1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     journal = tmp_path / "var" / "journal.sqlite"
 
     def exchange_runs() -> int:
@@ -143,23 +156,40 @@ def test_serve_command_keeps_ticking_through_failing_stages(tmp_path: Path):
 def test_serve_skips_a_tick_while_a_manual_run_holds_the_lock(tmp_path: Path):
     settings = _serve_settings(tmp_path)
     marker = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom pathlib import Path\nfrom pipeline.lock import run_lock\n"
-        "with run_lock(sys.argv[1], 'sync (manual)'):\n"
-        "    Path(sys.argv[2]).write_text('x')\n    time.sleep(30)\n"),
-        str(tmp_path / "var" / "run.lock"), str(marker)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\nfrom pathlib import Path\nfrom pipeline.lock import run_lock\n"
+                "with run_lock(sys.argv[1], 'sync (manual)'):\n"
+                "    Path(sys.argv[2]).write_text('x')\n    time.sleep(30)\n"
+            ),
+            str(tmp_path / "var" / "run.lock"),
+            str(marker),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         _wait_for(marker.exists, 20, "the manual run")
-        r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
-                           env=_short_env("1"), capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
+            env=_short_env("1"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.kill()
         holder.wait()
     assert r.returncode == 0, r.stderr
     assert "exchange: skipped, another run holds the lock" in r.stdout
-    skipped = list(Journal(tmp_path / "var" / "journal.sqlite").search(grep="skipped this tick", level="warning"))
-    assert len(skipped) == 2 and all(f"pid {holder.pid}" in e.message and "sync (manual)" in e.message
-                                     for e in skipped)
+    skipped = list(
+        Journal(tmp_path / "var" / "journal.sqlite").search(grep="skipped this tick", level="warning")
+    )
+    assert len(skipped) == 2 and all(
+        f"pid {holder.pid}" in e.message and "sync (manual)" in e.message for e in skipped
+    )
 
 
 def test_ten_minute_floor_and_test_only_overrides(tmp_path: Path, monkeypatch):
@@ -186,13 +216,22 @@ def test_partial_mode_runs_prices_and_stock_only(tmp_path: Path, monkeypatch):
     assert [(st.module, st.kwargs) for st in jobs[0].steps] == [("pipeline.sync", {"partial": True})]
     full = jobs_from_settings(build({}, tmp_path))
     assert [st.module for j in full for st in j.steps if st.module] == [
-        "pipeline.sync", "pipeline.orders.fetch", "pipeline.orders.inbox", "pipeline.orders.status"]
+        "pipeline.sync",
+        "pipeline.orders.fetch",
+        "pipeline.orders.inbox",
+        "pipeline.orders.status",
+    ]
 
 
 def test_serve_once_runs_each_job_once_and_exits_1_when_one_failed(tmp_path: Path):
     settings = _serve_settings(tmp_path)
-    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
-                       env=_short_env("1"), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
+        env=_short_env("1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1, r.stdout + r.stderr  # the stages cannot work here: no database, no Satu
     j = Journal(tmp_path / "var" / "journal.sqlite")
     finished = [e.message for e in j.search(grep="run finished")]

@@ -29,10 +29,12 @@ def _wait_for(pred, timeout: float, what: str) -> None:
 
 def _toml(settings: Settings, path: Path, **sections: dict) -> Path:
     """A settings file for a subprocess, pointing at the fixture's database, photos and folders."""
-    base = {"torgsoft": {"database": str(settings.torgsoft.database)},
-            "photos": {"source_dir": str(settings.photos.source_dir), "cache_dir": str(path.parent / "cache")},
-            "feed": {"template": str(settings.feed.template)},
-            "orders": {"inbox": str(settings.orders.inbox), "settle_seconds": 0.3}}
+    base = {
+        "torgsoft": {"database": str(settings.torgsoft.database)},
+        "photos": {"source_dir": str(settings.photos.source_dir), "cache_dir": str(path.parent / "cache")},
+        "feed": {"template": str(settings.feed.template)},
+        "orders": {"inbox": str(settings.orders.inbox), "settle_seconds": 0.3},
+    }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     lines = []
@@ -53,14 +55,22 @@ def _toml(settings: Settings, path: Path, **sections: dict) -> Path:
 
 def test_watcher_imports_a_dropped_file_and_the_webhook_hears_it(demo_env: Settings, tmp_path: Path):
     receiver = Receiver()
-    cfg = _toml(demo_env, tmp_path / "settings.toml",
-                satu={"base_url": "http://127.0.0.1:9/api/v1", "max_retries": 0, "timeout": 2},
-                schedule={"interval_minutes": 30, "orders_minutes": 1},
-                notify={"channels": ["webhook"], "webhook_url": receiver.url + "/hook"})
+    cfg = _toml(
+        demo_env,
+        tmp_path / "settings.toml",
+        satu={"base_url": "http://127.0.0.1:9/api/v1", "max_retries": 0, "timeout": 2},
+        schedule={"interval_minutes": 30, "orders_minutes": 1},
+        notify={"channels": ["webhook"], "webhook_url": receiver.url + "/hook"},
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORGSOFT_SATU_TEST")}
     env.update(TORGSOFT_SATU_TEST_SHORT_INTERVALS="1", TORGSOFT_SATU_TEST_MINUTE_SECONDS="2", SATU_TOKEN="x")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     journal_path = tmp_path / "var" / "journal.sqlite"
 
     def seen(grep: str) -> bool:
@@ -68,10 +78,14 @@ def test_watcher_imports_a_dropped_file_and_the_webhook_hears_it(demo_env: Setti
 
     try:
         _wait_for(lambda: seen("watching"), 120, "the inbox watcher")
-        write_order(Path(demo_env.orders.inbox), satu_order(777001, lines=[
-            {"external_id": "1", "quantity": 2, "price": "1 950 ₸"}], paid=True))
+        write_order(
+            Path(demo_env.orders.inbox),
+            satu_order(777001, lines=[{"external_id": "1", "quantity": 2, "price": "1 950 ₸"}], paid=True),
+        )
         _wait_for(lambda: seen("order 777001 imported"), 60, "the import")
-        _wait_for(lambda: any(b.get("kind") == "orders" for _, b in receiver.requests), 60, "the notification")
+        _wait_for(
+            lambda: any(b.get("kind") == "orders" for _, b in receiver.requests), 60, "the notification"
+        )
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -82,7 +96,9 @@ def test_watcher_imports_a_dropped_file_and_the_webhook_hears_it(demo_env: Setti
     orders = [b for _, b in receiver.requests if b.get("kind") == "orders"]
     assert len(orders) == 1 and orders[0]["data"] == {"new_orders": 1, "new_invoices": 1}
     assert "[orders] 1 new order, 1 new invoice" in out
-    assert (Path(demo_env.orders.inbox) / "done").is_dir() and any((Path(demo_env.orders.inbox) / "done").iterdir())
+    assert (Path(demo_env.orders.inbox) / "done").is_dir() and any(
+        (Path(demo_env.orders.inbox) / "done").iterdir()
+    )
 
 
 def test_notifier_reads_a_real_sync_run(demo_env: Settings, tmp_path: Path, monkeypatch):
@@ -98,8 +114,11 @@ def test_notifier_reads_a_real_sync_run(demo_env: Settings, tmp_path: Path, monk
     try:
         monkeypatch.setenv("TEST_SYNC_TOKEN", "wrong-token")
         s = demo_env.replace(
-            satu=dataclasses.replace(demo_env.satu, base_url=sandbox.url, token_env="TEST_SYNC_TOKEN", max_retries=0),
-            publish=dataclasses.replace(demo_env.publish, local_dir=tmp_path / "public"))
+            satu=dataclasses.replace(
+                demo_env.satu, base_url=sandbox.url, token_env="TEST_SYNC_TOKEN", max_retries=0
+            ),
+            publish=dataclasses.replace(demo_env.publish, local_dir=tmp_path / "public"),
+        )
         journal, state = Journal.from_settings(s), State.from_settings(s)
         result = sync.run(s, journal=journal, state=state)
         assert result.stage("push").status == "failed"
@@ -126,21 +145,45 @@ def test_notifier_reads_sync_stage_outcomes(tmp_path: Path):
     from pipeline.settings import build
     from pipeline.sync import StageOutcome, SyncResult
 
-    s = build({"journal": {"path": str(tmp_path / "j.sqlite"), "state_path": str(tmp_path / "s.sqlite"),
-                           "log_file": str(tmp_path / "sync.log")},
-               "notify": {"unreachable_runs": 2}}, tmp_path)
+    s = build(
+        {
+            "journal": {
+                "path": str(tmp_path / "j.sqlite"),
+                "state_path": str(tmp_path / "s.sqlite"),
+                "log_file": str(tmp_path / "sync.log"),
+            },
+            "notify": {"unreachable_runs": 2},
+        },
+        tmp_path,
+    )
     state = State.from_settings(s)
-    refused = SyncResult(stages=[
-        StageOutcome("photos", "ok", counts={"processed": 3, "ok": True}),
-        StageOutcome("feed", "problems", "mass-change guard: 60% of the offers would go",
-                     counts={"offers": 40, "ok": False, "stopped": "mass-change guard: 60% of the offers would go"}),
-        StageOutcome("publish", "skipped", "no fresh, valid feed to publish")], ok=False)
+    refused = SyncResult(
+        stages=[
+            StageOutcome("photos", "ok", counts={"processed": 3, "ok": True}),
+            StageOutcome(
+                "feed",
+                "problems",
+                "mass-change guard: 60% of the offers would go",
+                counts={
+                    "offers": 40,
+                    "ok": False,
+                    "stopped": "mass-change guard: 60% of the offers would go",
+                },
+            ),
+            StageOutcome("publish", "skipped", "no fresh, valid feed to publish"),
+        ],
+        ok=False,
+    )
     msgs = assess(RunReport("exchange", time.time(), results={"sync": refused}), settings=s, state=state)[0]
     assert [m.subject for m in msgs] == ["feed rejected"] and "mass-change guard" in msgs[0].text
 
-    ftp_down = SyncResult(stages=[
-        StageOutcome("feed", "ok", counts={"offers": 90, "ok": True}),
-        StageOutcome("publish", "failed", "FTP 127.0.0.1:21: [Errno 111] Connection refused")], ok=False)
+    ftp_down = SyncResult(
+        stages=[
+            StageOutcome("feed", "ok", counts={"offers": 90, "ok": True}),
+            StageOutcome("publish", "failed", "FTP 127.0.0.1:21: [Errno 111] Connection refused"),
+        ],
+        ok=False,
+    )
     report = RunReport("exchange", time.time(), results={"sync": ftp_down})
     assert assess(report, settings=s, state=state)[0] == []
     msgs, cleared = assess(report, settings=s, state=state)
@@ -155,8 +198,10 @@ def test_exchange_job_survives_a_stage_that_finishes_with_problems(demo_env: Set
 
     for photo in Path(demo_env.photos.source_dir).rglob("*.jpg"):
         photo.write_bytes(b"not a JPEG at all")  # every photo the catalog refers to is now unusable
-    s = demo_env.replace(satu=dataclasses.replace(demo_env.satu, push=False),
-                         publish=dataclasses.replace(demo_env.publish, local_dir=tmp_path / "public"))
+    s = demo_env.replace(
+        satu=dataclasses.replace(demo_env.satu, push=False),
+        publish=dataclasses.replace(demo_env.publish, local_dir=tmp_path / "public"),
+    )
     service = Service(s, jobs_from_settings(s)[:1], watcher=False, echo=None)
     report = service.run_job(service.jobs[0])
     assert "sync" in report.results and not report.errors, report.errors

@@ -35,12 +35,21 @@ def test_overrides_parse_toml_values_or_strings():
 
 def test_every_problem_is_reported_at_once(tmp_path: Path):
     f = tmp_path / "s.toml"
-    f.write_text('[feed]\nzero_stock = "maybe"\nmax_drop_percent = "lots"\nonly_in_stok = true\n'
-                 '[photos]\nquality = 500\n[schedule]\ninterval_minutes = 5\n[bogus]\nx = 1\n', encoding="utf-8")
+    f.write_text(
+        '[feed]\nzero_stock = "maybe"\nmax_drop_percent = "lots"\nonly_in_stok = true\n'
+        "[photos]\nquality = 500\n[schedule]\ninterval_minutes = 5\n[bogus]\nx = 1\n",
+        encoding="utf-8",
+    )
     with pytest.raises(SettingsError) as exc:
         load(f)
     keys = {p.key for p in exc.value.problems}
-    assert {"feed.zero_stock", "feed.max_drop_percent", "feed.only_in_stok", "photos.quality", "[bogus]"} <= keys
+    assert {
+        "feed.zero_stock",
+        "feed.max_drop_percent",
+        "feed.only_in_stok",
+        "photos.quality",
+        "[bogus]",
+    } <= keys
     text = str(exc.value)
     assert "did you mean feed.only_in_stock" in text
     assert "'hide', 'awaiting'" in text
@@ -77,11 +86,16 @@ def test_secret_comes_from_env_and_missing_one_names_the_variable(tmp_path: Path
 def test_cli_exits_2_and_lists_problems(tmp_path: Path):
     f = tmp_path / "s.toml"
     f.write_text('[feed]\nzero_stock = "maybe"\n[photos]\nquality = 0\n', encoding="utf-8")
-    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(f), "catalog"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(f), "catalog"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "feed.zero_stock" in r.stderr and "photos.quality" in r.stderr
-    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(f), "--set", "nodot=1", "catalog"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(f), "--set", "nodot=1", "catalog"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "section.key=value" in r.stderr
-

@@ -12,6 +12,7 @@ from pipeline.settings import StatusSettings
 
 # --- pure mapping -----------------------------------------------------------------------------------
 
+
 def order(status: int = 0, paid: bool = False, ttn: str = "") -> OrderState:
     return OrderState("1", status, paid, ttn)
 
@@ -38,14 +39,21 @@ def test_target_status_precedence_and_never_pending():
 def test_cancellation_text_only_where_satu_wants_it():
     cfg = dataclasses.replace(StatusSettings(), cancellation_reason="buyers_request")
     assert target_status(order(4), cfg) == Target("canceled", "buyers_request", None)
-    cfg = dataclasses.replace(StatusSettings(), cancellation_reason="price_changed", cancellation_text="Дорого")
+    cfg = dataclasses.replace(
+        StatusSettings(), cancellation_reason="price_changed", cancellation_text="Дорого"
+    )
     assert target_status(order(4), cfg) == Target("canceled", "price_changed", "Дорого")
 
 
 def test_validate_refuses_pending_unknown_statuses_and_missing_text():
     validate(StatusSettings())
-    bad = dataclasses.replace(StatusSettings(), accepted="pending", paid="payed",
-                              cancellation_reason="not_enough_fields", cancellation_text=" ")
+    bad = dataclasses.replace(
+        StatusSettings(),
+        accepted="pending",
+        paid="payed",
+        cancellation_reason="not_enough_fields",
+        cancellation_text=" ",
+    )
     with pytest.raises(SettingsError) as exc:
         validate(bad)
     keys = [p.key for p in exc.value.problems]

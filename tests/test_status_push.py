@@ -20,11 +20,22 @@ from tests.conftest import make_settings
 TOKEN_ENV = "TEST_STATUS_SATU_TOKEN"
 SET_STATUS = "POST /orders/set_status"
 SAVE_TTN = "POST /delivery/save_declaration_id"
-ORDER_COLUMNS = ("ID", "DOC_NUMBER", "DOC_DATE", "ACCOUNTING_CENTER_ID", "STATUS", "IS_PAID", "TTN", "TOTAL",
-                 "EXTERNAL_SOURCE", "EXTERNAL_ID")
+ORDER_COLUMNS = (
+    "ID",
+    "DOC_NUMBER",
+    "DOC_DATE",
+    "ACCOUNTING_CENTER_ID",
+    "STATUS",
+    "IS_PAID",
+    "TTN",
+    "TOTAL",
+    "EXTERNAL_SOURCE",
+    "EXTERNAL_ID",
+)
 
 
 # --- against the sandbox and the embedded database ----------------------------------------------------
+
 
 @pytest.fixture()
 def sandbox(tmp_path: Path):
@@ -54,18 +65,41 @@ class Env:
 
         orders = generate_orders(n, seed=self._next_id)
         for o in orders:
-            o.update(status="pending", status_name="Новый", cancellation=None,
-                     payment_data={"type": "cash", "status": "unpaid"},
-                     delivery_provider_data={**(o.get("delivery_provider_data") or {}), "declaration_number": None})
+            o.update(
+                status="pending",
+                status_name="Новый",
+                cancellation=None,
+                payment_data={"type": "cash", "status": "unpaid"},
+                delivery_provider_data={
+                    **(o.get("delivery_provider_data") or {}),
+                    "declaration_number": None,
+                },
+            )
         return [o["id"] for o in self.sandbox.create_orders(orders=orders)]
 
     def add(self, external_id: object, status: int = 0, paid: bool = False, ttn: str | None = None) -> None:
         """Insert a Torgsoft order that came from Satu (as the importer would)."""
         con = connect(self.settings)
         try:
-            bulk_insert(con, "CUSTOMER_ORDER", ORDER_COLUMNS,
-                        [(self._next_id, f"S-{self._next_id}", datetime(2026, 11, 1, 10), 1, status, int(paid), ttn,
-                          0, "satu", str(external_id))])
+            bulk_insert(
+                con,
+                "CUSTOMER_ORDER",
+                ORDER_COLUMNS,
+                [
+                    (
+                        self._next_id,
+                        f"S-{self._next_id}",
+                        datetime(2026, 11, 1, 10),
+                        1,
+                        status,
+                        int(paid),
+                        ttn,
+                        0,
+                        "satu",
+                        str(external_id),
+                    )
+                ],
+            )
         finally:
             con.close()
         self._next_id += 1
@@ -75,8 +109,10 @@ class Env:
         con = connect(self.settings)
         try:
             sets = ", ".join(f"{k} = ?" for k in columns)
-            con.cursor().execute(f"UPDATE CUSTOMER_ORDER SET {sets} WHERE EXTERNAL_SOURCE = 'satu' "
-                                 f"AND EXTERNAL_ID = ?", (*columns.values(), str(external_id)))
+            con.cursor().execute(
+                f"UPDATE CUSTOMER_ORDER SET {sets} WHERE EXTERNAL_SOURCE = 'satu' AND EXTERNAL_ID = ?",
+                (*columns.values(), str(external_id)),
+            )
             con.commit()
         finally:
             con.close()
@@ -101,9 +137,11 @@ class Env:
 @pytest.fixture()
 def env(empty_db: Settings, sandbox, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(TOKEN_ENV, sandbox.token)
-    settings = make_settings(empty_db.base_dir, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV,
-                                                      "max_retries": 2},
-                             status={"retry_seconds": 0, "carrier": "kazpost"})
+    settings = make_settings(
+        empty_db.base_dir,
+        satu={"base_url": sandbox.url, "token_env": TOKEN_ENV, "max_retries": 2},
+        status={"retry_seconds": 0, "carrier": "kazpost"},
+    )
     e = Env(settings, sandbox)
     yield e
     e.close()
@@ -170,8 +208,10 @@ def test_cancellation_reason_and_text_from_settings(env: Env):
     env.configure(cancellation_reason="price_changed", cancellation_text="Цена изменилась у поставщика")
     env.update(b, STATUS=4)
     assert env.run().pushed == 1
-    assert env.sandbox.order(b)["cancellation"] == {"reason": "price_changed",
-                                                    "title": "Цена изменилась у поставщика"}
+    assert env.sandbox.order(b)["cancellation"] == {
+        "reason": "price_changed",
+        "title": "Цена изменилась у поставщика",
+    }
 
 
 def test_waybill_numbers_go_out_with_the_carrier(env: Env):
@@ -212,13 +252,17 @@ def test_unknown_order_ids_fail_alone_and_are_parked(env: Env):
     assert first.failed == 2 and first.ok is False and first.pending == 2  # unknown: status + waybill
     state = env.state.get(st.NS_ORDERS, "987654321")
     assert state.get("status") is None and state.get("ttn") is None  # not in processed_ids: not confirmed
-    assert any(e.level == "error" and "not a positive number" in e.message
-               for e in env.events(order_id="not-a-number"))
+    assert any(
+        e.level == "error" and "not a positive number" in e.message
+        for e in env.events(order_id="not-a-number")
+    )
     second = env.run()
     assert second.failed == 2 and second.parked == 0
     third = env.run()
     assert third.parked == 2 and third.pending == 0
-    errors = [e for e in env.events(order_id=987654321, level="error") if "given up after 3 attempts" in e.message]
+    errors = [
+        e for e in env.events(order_id=987654321, level="error") if "given up after 3 attempts" in e.message
+    ]
     assert len(errors) == 2
     assert env.state.get(st.NS_PARKED, f"{st.KIND_STATUS}:987654321")["attempts"] == 3
     calls = env.calls(SET_STATUS)
@@ -335,7 +379,9 @@ def test_mapping_without_changed_at_detects_by_hash(env: Env, tmp_path: Path):
     mdir.mkdir()
     (mdir / "orders_for_status.sql").write_text(
         "SELECT EXTERNAL_ID AS external_id, STATUS AS status, IS_PAID AS is_paid, TTN AS ttn\n"
-        "FROM CUSTOMER_ORDER WHERE EXTERNAL_SOURCE = :source", encoding="utf-8")
+        "FROM CUSTOMER_ORDER WHERE EXTERNAL_SOURCE = :source",
+        encoding="utf-8",
+    )
     env.settings = env.settings.replace(torgsoft=dataclasses.replace(env.settings.torgsoft, mapping_dir=mdir))
     a, b = env.satu_orders(2)
     env.add(a)
@@ -352,7 +398,8 @@ def test_missing_alias_is_a_settings_error(env: Env, tmp_path: Path):
     mdir = tmp_path / "mapping"
     mdir.mkdir()
     (mdir / "orders_for_status.sql").write_text(
-        "SELECT EXTERNAL_ID AS external_id, STATUS AS status FROM CUSTOMER_ORDER", encoding="utf-8")
+        "SELECT EXTERNAL_ID AS external_id, STATUS AS status FROM CUSTOMER_ORDER", encoding="utf-8"
+    )
     env.settings = env.settings.replace(torgsoft=dataclasses.replace(env.settings.torgsoft, mapping_dir=mdir))
     with pytest.raises(SettingsError) as exc:
         env.run()
@@ -366,8 +413,9 @@ def test_database_down_still_pushes_the_outbox(env: Env):
     env.update(a, STATUS=1)
     env.sandbox.fail_next(3, "500", path="/orders/set_status")
     assert env.run().pending == 1
-    env.settings = env.settings.replace(torgsoft=dataclasses.replace(
-        env.settings.torgsoft, database=env.settings.base_dir / "gone.fdb"))
+    env.settings = env.settings.replace(
+        torgsoft=dataclasses.replace(env.settings.torgsoft, database=env.settings.base_dir / "gone.fdb")
+    )
     result = env.run()
     assert result.ok is False and result.pushed == 1 and env.satu_status(a) == "received"
     assert any("cannot read Torgsoft orders" in e.message for e in env.events(level="error"))
@@ -400,7 +448,8 @@ def test_cli_status_push(env: Env, tmp_path: Path):
     env.add(a)
     s = env.settings
     path = tmp_path / "cli.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [torgsoft]
 database = "{s.torgsoft.database}"
 [satu]
@@ -411,8 +460,10 @@ retry_seconds = 0
 [journal]
 path = "{s.journal.path}"
 log_file = "{s.journal.log_file}"
-state_path = "{tmp_path / 'cli-state.sqlite'}"
-""", encoding="utf-8")
+state_path = "{tmp_path / "cli-state.sqlite"}"
+""",
+        encoding="utf-8",
+    )
     runner = CliRunner()
     out = runner.invoke(cli, ["--settings", str(path), "status", "push"])
     assert out.exit_code == 0, out.output
@@ -434,8 +485,10 @@ def test_verification_spots_unknown_ids_before_writing(env: Env):
     env.update(987654321, STATUS=1)
     result = env.run()
     assert (result.pushed, result.failed) == (1, 1)
-    assert any("order not found on Satu (unknown order id)" in e.message
-               for e in env.events(order_id=987654321, level="warning"))
+    assert any(
+        "order not found on Satu (unknown order id)" in e.message
+        for e in env.events(order_id=987654321, level="warning")
+    )
     assert env.calls(SET_STATUS) == 1  # only the known order was written
 
 
@@ -446,10 +499,13 @@ def test_changes_that_came_from_satu_are_not_echoed_back(env: Env):
     env.run()
     # The customer cancels on Satu, Satu takes a payment and a carrier attaches a waybill; the order
     # importer copies all that into Torgsoft (simulated here with the same UPDATEs).
-    env.sandbox.modify_order(a, status="canceled", cancellation={"reason": "buyers_request", "title": "Передумал"})
+    env.sandbox.modify_order(
+        a, status="canceled", cancellation={"reason": "buyers_request", "title": "Передумал"}
+    )
     env.sandbox.modify_order(b, status="received", payment_data={"type": "prosale", "status": "paid"})
-    env.sandbox.modify_order(c, status="received",
-                             delivery_provider_data={"provider": "kazpost", "declaration_number": "KZ-9"})
+    env.sandbox.modify_order(
+        c, status="received", delivery_provider_data={"provider": "kazpost", "declaration_number": "KZ-9"}
+    )
     env.update(a, STATUS=4)
     env.update(b, STATUS=1, IS_PAID=1)
     env.update(c, STATUS=1, TTN="KZ-9")

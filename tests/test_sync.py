@@ -26,21 +26,21 @@ def settings_file(s: Settings, tmp_path: Path, **extra: str) -> Path:
 database = "{s.torgsoft.database}"
 [photos]
 source_dir = "{s.photos.source_dir}"
-cache_dir = "{b / 'cache'}"
+cache_dir = "{b / "cache"}"
 max_size = 160
 workers = 2
 [feed]
-output = "{b / 'feeds' / 'satu.yml'}"
+output = "{b / "feeds" / "satu.yml"}"
 [publish]
 target = "local"
-local_dir = "{b / 'public'}"
+local_dir = "{b / "public"}"
 [satu]
 push = false
 [journal]
-path = "{b / 'journal.sqlite'}"
-log_file = "{b / 'sync.log'}"
-state_path = "{b / 'state.sqlite'}"
-lock_file = "{b / 'run.lock'}"
+path = "{b / "journal.sqlite"}"
+log_file = "{b / "sync.log"}"
+state_path = "{b / "state.sqlite"}"
+lock_file = "{b / "run.lock"}"
 """
     for section, body in extra.items():
         text += f"\n[{section}]\n{body}\n"
@@ -123,10 +123,17 @@ def test_sync_end_to_end_feed_photos_publish_import_push(demo_env: Settings, tmp
         with http_server(public) as base:
             s = demo_env.replace(
                 photos=dataclasses.replace(demo_env.photos, max_size=160, workers=2),
-                publish=dataclasses.replace(demo_env.publish, target="local", local_dir=public,
-                                            public_base_url=base, check_urls=True),
-                satu=dataclasses.replace(demo_env.satu, base_url=sandbox.url, token_env="SYNC_E2E_TOKEN",
-                                         import_after_publish=True, push=True))
+                publish=dataclasses.replace(
+                    demo_env.publish, target="local", local_dir=public, public_base_url=base, check_urls=True
+                ),
+                satu=dataclasses.replace(
+                    demo_env.satu,
+                    base_url=sandbox.url,
+                    token_env="SYNC_E2E_TOKEN",
+                    import_after_publish=True,
+                    push=True,
+                ),
+            )
             journal, state = Journal.from_settings(s), State.from_settings(s)
             first = sync.run(s, journal=journal, state=state)
             status = {st.name: st.status for st in first.stages}
@@ -137,7 +144,7 @@ def test_sync_end_to_end_feed_photos_publish_import_push(demo_env: Settings, tmp
             feed = (public / "satu.yml").read_text(encoding="utf-8")
             pictures = re.findall(r"<picture>([^<]+)</picture>", feed)
             assert pictures and all(p.startswith(base + "/photos/") for p in pictures)
-            assert all((public / p[len(base) + 1:]).is_file() for p in pictures)
+            assert all((public / p[len(base) + 1 :]).is_file() for p in pictures)
             offers = len(re.findall(r"<offer ", feed))
             assert len(sandbox.products()) == offers
             # Nothing changed: no photo work, no photo upload.

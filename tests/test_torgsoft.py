@@ -22,9 +22,22 @@ def test_schema_creates_every_reference_table(empty_db: Settings):
         tables = user_tables(con)
     finally:
         con.close()
-    expected = {"ACCOUNTING_CENTER", "SYNC_SECTION", "GOOD", "GOOD_PRICE", "GOOD_STOCK", "GOOD_PHOTO",
-                "CHARACTERISTIC", "GOOD_CHARACTERISTIC", "CLIENT", "CUSTOMER_ORDER", "CUSTOMER_ORDER_ITEM",
-                "RESERVATION", "INVOICE", "INVOICE_ITEM"}
+    expected = {
+        "ACCOUNTING_CENTER",
+        "SYNC_SECTION",
+        "GOOD",
+        "GOOD_PRICE",
+        "GOOD_STOCK",
+        "GOOD_PHOTO",
+        "CHARACTERISTIC",
+        "GOOD_CHARACTERISTIC",
+        "CLIENT",
+        "CUSTOMER_ORDER",
+        "CUSTOMER_ORDER_ITEM",
+        "RESERVATION",
+        "INVOICE",
+        "INVOICE_ITEM",
+    }
     assert expected <= set(tables)
     cols = dict(tables["GOOD"])
     assert cols["DESCRIPTION_HTML"].startswith("BLOB SUB_TYPE TEXT")
@@ -37,7 +50,14 @@ def _dump(settings: Settings) -> list:
     try:
         cur = con.cursor()
         out = []
-        for table in ("SYNC_SECTION", "GOOD", "GOOD_PRICE", "GOOD_STOCK", "GOOD_PHOTO", "GOOD_CHARACTERISTIC"):
+        for table in (
+            "SYNC_SECTION",
+            "GOOD",
+            "GOOD_PRICE",
+            "GOOD_STOCK",
+            "GOOD_PHOTO",
+            "GOOD_CHARACTERISTIC",
+        ):
             cur.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
             out.append(cur.fetchall())
         return out
@@ -110,18 +130,44 @@ def test_reader_on_tricky_rows(empty_db: Settings):
     con = connect(empty_db)
     try:
         bulk_insert(con, "ACCOUNTING_CENTER", ("ID", "NAME", "KIND"), [(1, "A", 0), (2, "B", 1), (3, "C", 0)])
-        bulk_insert(con, "SYNC_SECTION", ("ID", "PARENT_ID", "NAME"), [(1, None, "Root"), (2, 1, "Child"), (3, 0, "Zero")])
-        bulk_insert(con, "GOOD", ("GOOD_ID", "SECTION_ID", "NAME", "DESCRIPTION_HTML", "ARTICUL", "DISPLAY_ON_SITE"),
-                    [(10, 2, "  Қызыл кресло ]]> & <b>  ", "<p>x]]>y</p>\x01", None, 1),
-                     (11, None, "No price, no stock", None, "A" * 30, 0),
-                     (12, 99, "Dangling section", "", "", 1)])
-        bulk_insert(con, "GOOD_PRICE", ("GOOD_ID", "ACCOUNTING_CENTER_ID", "RETAIL_PRICE", "WHOLESALE_PRICE"),
-                    [(10, 0, Decimal("1958.36"), Decimal("1500")), (10, 2, Decimal("1800"), None),
-                     (12, 0, Decimal("5"), None)])
-        bulk_insert(con, "GOOD_STOCK", ("GOOD_ID", "ACCOUNTING_CENTER_ID", "QTY", "RESERVED_QTY"),
-                    [(10, 1, Decimal("5"), Decimal("2")), (10, 2, Decimal("1.5"), 0), (10, 3, 7, 7), (12, 3, 4, 0)])
-        bulk_insert(con, "GOOD_PHOTO", ("GOOD_ID", "POS", "FILE_NAME"),
-                    [(10, 1, "b.jpg"), (10, 0, "a.jpg"), (12, 0, "https://cdn.example.kz/x.jpg")])
+        bulk_insert(
+            con,
+            "SYNC_SECTION",
+            ("ID", "PARENT_ID", "NAME"),
+            [(1, None, "Root"), (2, 1, "Child"), (3, 0, "Zero")],
+        )
+        bulk_insert(
+            con,
+            "GOOD",
+            ("GOOD_ID", "SECTION_ID", "NAME", "DESCRIPTION_HTML", "ARTICUL", "DISPLAY_ON_SITE"),
+            [
+                (10, 2, "  Қызыл кресло ]]> & <b>  ", "<p>x]]>y</p>\x01", None, 1),
+                (11, None, "No price, no stock", None, "A" * 30, 0),
+                (12, 99, "Dangling section", "", "", 1),
+            ],
+        )
+        bulk_insert(
+            con,
+            "GOOD_PRICE",
+            ("GOOD_ID", "ACCOUNTING_CENTER_ID", "RETAIL_PRICE", "WHOLESALE_PRICE"),
+            [
+                (10, 0, Decimal("1958.36"), Decimal("1500")),
+                (10, 2, Decimal("1800"), None),
+                (12, 0, Decimal("5"), None),
+            ],
+        )
+        bulk_insert(
+            con,
+            "GOOD_STOCK",
+            ("GOOD_ID", "ACCOUNTING_CENTER_ID", "QTY", "RESERVED_QTY"),
+            [(10, 1, Decimal("5"), Decimal("2")), (10, 2, Decimal("1.5"), 0), (10, 3, 7, 7), (12, 3, 4, 0)],
+        )
+        bulk_insert(
+            con,
+            "GOOD_PHOTO",
+            ("GOOD_ID", "POS", "FILE_NAME"),
+            [(10, 1, "b.jpg"), (10, 0, "a.jpg"), (12, 0, "https://cdn.example.kz/x.jpg")],
+        )
     finally:
         con.close()
     with open_catalog(empty_db) as cat:
@@ -133,11 +179,16 @@ def test_reader_on_tricky_rows(empty_db: Settings):
     assert p10.retail_price == Decimal("1958.36") and p10.wholesale_price == Decimal("1500")
     assert p10.available_qty == Decimal("3") + Decimal("1.5") + 0
     assert [ph.file_name for ph in p10.photos] == ["a.jpg", "b.jpg"]
-    assert products[11].retail_price is None and products[11].stocks == [] and not products[11].display_on_site
+    assert (
+        products[11].retail_price is None and products[11].stocks == [] and not products[11].display_on_site
+    )
     assert products[12].photos[0].is_url
     # Only the configured centers count, and the price center wins over the common price.
-    s2 = empty_db.replace(torgsoft=empty_db.torgsoft.__class__(
-        **{**empty_db.torgsoft.__dict__, "accounting_centers": [2], "price_center": 2}))
+    s2 = empty_db.replace(
+        torgsoft=empty_db.torgsoft.__class__(
+            **{**empty_db.torgsoft.__dict__, "accounting_centers": [2], "price_center": 2}
+        )
+    )
     with open_catalog(s2) as cat:
         products = {p.good_id: p for p in cat.products()}
     assert products[10].available_qty == Decimal("1.5")
@@ -148,7 +199,9 @@ def test_reader_on_tricky_rows(empty_db: Settings):
 def test_mapping_reports_missing_alias_with_file_and_column(demo_env: Settings, tmp_path: Path):
     mdir = tmp_path / "mapping"
     mdir.mkdir()
-    (mdir / "photos.sql").write_text("SELECT GOOD_ID AS good_id, FILE_NAME AS fname FROM GOOD_PHOTO", encoding="utf-8")
+    (mdir / "photos.sql").write_text(
+        "SELECT GOOD_ID AS good_id, FILE_NAME AS fname FROM GOOD_PHOTO", encoding="utf-8"
+    )
     (mdir / "stock.sql").write_text("SELECT NOPE FROM GOOD_STOCK", encoding="utf-8")
     con = connect(demo_env)
     try:
@@ -167,8 +220,11 @@ def test_mapping_override_is_used(demo_env: Settings, tmp_path: Path):
     mdir = tmp_path / "mapping"
     mdir.mkdir()
     (mdir / "products.sql").write_text(
-        (Path(__file__).resolve().parent.parent / "pipeline/torgsoft/queries/products.sql").read_text(encoding="utf-8")
-        .replace("ORDER BY g.GOOD_ID", "WHERE g.GOOD_ID <= 10 ORDER BY g.GOOD_ID"), encoding="utf-8")
+        (Path(__file__).resolve().parent.parent / "pipeline/torgsoft/queries/products.sql")
+        .read_text(encoding="utf-8")
+        .replace("ORDER BY g.GOOD_ID", "WHERE g.GOOD_ID <= 10 ORDER BY g.GOOD_ID"),
+        encoding="utf-8",
+    )
     con = connect(demo_env)
     try:
         cat = DatabaseCatalog(con, Mapping(mdir))
@@ -194,8 +250,12 @@ def test_long_and_short_descriptions_both_arrive_whole(empty_db: Settings):
     texts = {1: "", 2: "<p>short</p>", 3: "ә" * 8000, 4: "<p>" + "қ" * 9000 + "</p>", 5: None}
     con = connect(empty_db)
     try:
-        bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "DESCRIPTION_HTML"),
-                    [(gid, f"G{gid}", text) for gid, text in texts.items()])
+        bulk_insert(
+            con,
+            "GOOD",
+            ("GOOD_ID", "NAME", "DESCRIPTION_HTML"),
+            [(gid, f"G{gid}", text) for gid, text in texts.items()],
+        )
     finally:
         con.close()
     with open_catalog(empty_db) as cat:
@@ -207,7 +267,10 @@ def test_bulk_insert_keeps_separator_characters_nulls_and_empty_strings(empty_db
     rows = [(1, "a\x1fb", None), (2, "\x1e", ""), (3, "Қызыл 'x'", "A;B"), (4, "long " + "ө" * 5000, None)]
     con = connect(empty_db)
     try:
-        assert bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "KEYWORDS"), [(g, n[:255], k) for g, n, k in rows]) == 4
+        assert (
+            bulk_insert(con, "GOOD", ("GOOD_ID", "NAME", "KEYWORDS"), [(g, n[:255], k) for g, n, k in rows])
+            == 4
+        )
         cur = con.cursor()
         cur.execute("SELECT GOOD_ID, NAME, KEYWORDS FROM GOOD ORDER BY GOOD_ID")
         got = cur.fetchall()
@@ -222,7 +285,9 @@ def test_a_write_waits_for_a_locked_row_only_as_long_as_lock_timeout(demo_env: S
     from pipeline.errors import DatabaseUnavailable
     from pipeline.torgsoft.connection import transaction
 
-    s = demo_env.replace(torgsoft=demo_env.torgsoft.__class__(**{**demo_env.torgsoft.__dict__, "lock_timeout": 1}))
+    s = demo_env.replace(
+        torgsoft=demo_env.torgsoft.__class__(**{**demo_env.torgsoft.__dict__, "lock_timeout": 1})
+    )
     holder, waiter = connect(s), connect(s)
     try:
         holder.cursor().execute("UPDATE GOOD SET NAME = 'held' WHERE GOOD_ID = 1")

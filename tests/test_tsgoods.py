@@ -23,10 +23,12 @@ from pipeline.torgsoft.tsgoods import (
 )
 from tests.conftest import ROOT, make_settings
 
-HEADER = ("GoodID;GoodName;Description;Country;Articul;RetailPrice;WholesalePrice;RetailPriceWithDiscount;"
-          "MinQuantityForOrder;Height;Width;Length;Category;WarehouseQuantity;Display;TheSize;Color;Barcode;"
-          "ModelGoodID;ProductionDate;WholesaleCount;MeasureUnit;SynchronizationSectionFull;GoodPhotoList;"
-          "PrimeCost;Ткань")
+HEADER = (
+    "GoodID;GoodName;Description;Country;Articul;RetailPrice;WholesalePrice;RetailPriceWithDiscount;"
+    "MinQuantityForOrder;Height;Width;Length;Category;WarehouseQuantity;Display;TheSize;Color;Barcode;"
+    "ModelGoodID;ProductionDate;WholesaleCount;MeasureUnit;SynchronizationSectionFull;GoodPhotoList;"
+    "PrimeCost;Ткань"
+)
 
 
 def _write(path: Path, lines: list[str], encoding: str = "cp1251") -> Path:
@@ -58,7 +60,10 @@ def test_cp1251_with_header_decimal_comma_quotes_and_sections(tmp_path: Path):
         products = {p.good_id: p for p in cat.products()}
         assert cat.problems == []
     assert [(s.id, s.parent_id, s.name) for s in sections] == [
-        (2, None, "Волосся"), (31, 2, "Шампуні"), (32, 2, "Бальзами")]  # the path wins over Category
+        (2, None, "Волосся"),
+        (31, 2, "Шампуні"),
+        (32, 2, "Бальзами"),
+    ]  # the path wins over Category
     p = products[101]
     assert p.name == 'Шампунь "Лаванда" 250 мл'
     assert p.description_html == "<p>Мягкий; для всех типов</p>"
@@ -82,8 +87,18 @@ def test_cp1251_with_header_decimal_comma_quotes_and_sections(tmp_path: Path):
 
 def test_without_header_uses_the_vendor_default_order(tmp_path: Path):
     values = {c: "" for c in DEFAULT_COLUMNS}
-    values.update(GoodID="7", GoodName="Кресло", RetailPrice="1 234,50", Category="4", WarehouseQuantity="2",
-                  Display="1", Color="червоний", Material="дерево", PrimeCost="99", MeasureUnit="дана")
+    values.update(
+        GoodID="7",
+        GoodName="Кресло",
+        RetailPrice="1 234,50",
+        Category="4",
+        WarehouseQuantity="2",
+        Display="1",
+        Color="червоний",
+        Material="дерево",
+        PrimeCost="99",
+        MeasureUnit="дана",
+    )
     line = ";".join(f'"{values[c]}"' for c in DEFAULT_COLUMNS)
     f = _write(tmp_path / "TSGoods.trs", [line, line.replace('"7"', '"8"', 1)])
     settings = _settings(tmp_path, f, tsgoods_header=False)
@@ -98,17 +113,25 @@ def test_without_header_uses_the_vendor_default_order(tmp_path: Path):
 
 def test_positional_column_map_from_settings(tmp_path: Path):
     f = _write(tmp_path / "TSGoods.trs", ['5;"Стол";"1000";"3"', '6;"Стул";"250,5";""'])
-    settings = _settings(tmp_path, f, tsgoods_header=False,
-                         tsgoods_columns=["GoodID", "GoodName", "RetailPrice", "WarehouseQuantity"])
+    settings = _settings(
+        tmp_path,
+        f,
+        tsgoods_header=False,
+        tsgoods_columns=["GoodID", "GoodName", "RetailPrice", "WarehouseQuantity"],
+    )
     with open_catalog(settings) as cat:
         products = list(cat.products())
     assert [(p.good_id, p.name, p.retail_price, p.available_qty) for p in products] == [
-        (5, "Стол", Decimal(1000), 3), (6, "Стул", Decimal("250.5"), 0)]
+        (5, "Стол", Decimal(1000), 3),
+        (6, "Стул", Decimal("250.5"), 0),
+    ]
 
 
 def test_utf8_file_with_kazakh_letters(tmp_path: Path):
-    lines = ["GoodID;GoodName;RetailPrice;SynchronizationSectionFull;Колір",
-             '1;"Әдемі қызыл көйлек ңөұүһіғ";"15000";"7=Киім;8=Көйлектер";"Қара"']
+    lines = [
+        "GoodID;GoodName;RetailPrice;SynchronizationSectionFull;Колір",
+        '1;"Әдемі қызыл көйлек ңөұүһіғ";"15000";"7=Киім;8=Көйлектер";"Қара"',
+    ]
     f = _write(tmp_path / "TSGoods.trs", lines, encoding="utf-8")
     settings = _settings(tmp_path, f, tsgoods_encoding="utf-8")
     with open_catalog(settings) as cat:
@@ -123,13 +146,13 @@ def test_broken_rows_are_reported_by_line_and_skipped(tmp_path: Path):
     lines = [
         "GoodID;GoodName;RetailPrice;WarehouseQuantity",
         '1;"Good one";"10,5";"1"',
-        '2;"Too few fields";"10"',           # line 3
-        'abc;"Bad id";"1";"1"',               # line 4
-        '4;"Bad price";"12,3,4";"1"',         # line 5
-        '5;"Stray "quote;"1";"1"',            # line 6: a quote inside a quoted field
-        '9;"Unclosed;"1";"1"',                # line 7: a quote never closed
+        '2;"Too few fields";"10"',  # line 3
+        'abc;"Bad id";"1";"1"',  # line 4
+        '4;"Bad price";"12,3,4";"1"',  # line 5
+        '5;"Stray "quote;"1";"1"',  # line 6: a quote inside a quoted field
+        '9;"Unclosed;"1";"1"',  # line 7: a quote never closed
         '6;"Good two";"20";"2"',
-        '1;"Repeated id";"1";"1"',            # line 9
+        '1;"Repeated id";"1";"1"',  # line 9
         "",
         '7;"Good three";"30";""',
     ]
@@ -146,17 +169,29 @@ def test_broken_rows_are_reported_by_line_and_skipped(tmp_path: Path):
 
 
 def test_catalog_command_lists_skipped_rows_and_exits_1(tmp_path: Path):
-    f = _write(tmp_path / "TSGoods.trs", ["GoodID;GoodName;RetailPrice", '1;"A";"1"', 'x;"B";"2"', '3;"C";"3"'])
+    f = _write(
+        tmp_path / "TSGoods.trs", ["GoodID;GoodName;RetailPrice", '1;"A";"1"', 'x;"B";"2"', '3;"C";"3"']
+    )
     cfg = tmp_path / "settings.toml"
     cfg.write_text(f'[torgsoft]\nsource = "tsgoods"\ntsgoods_file = "{f.name}"\n', encoding="utf-8")
-    run = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "catalog", "--json"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "catalog", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 1, run.stderr
     out = json.loads(run.stdout)
     assert out["products"] == 2 and out["skipped"] == 1
     assert out["problems"] == [{"line": 3, "reason": "GoodID 'x' is not a number"}]
-    run = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "catalog"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "catalog"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 1 and "line 3: GoodID 'x' is not a number" in run.stderr
 
 
@@ -164,8 +199,13 @@ def test_clean_file_exits_0(tmp_path: Path):
     f = _write(tmp_path / "TSGoods.trs", ["GoodID;GoodName;RetailPrice", '1;"A";"1"'])
     cfg = tmp_path / "settings.toml"
     cfg.write_text(f'[torgsoft]\nsource = "tsgoods"\ntsgoods_file = "{f.name}"\n', encoding="utf-8")
-    run = subprocess.run([sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "catalog"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "catalog"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "products 1" in run.stdout
 

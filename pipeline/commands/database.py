@@ -12,7 +12,9 @@ from pipeline.cli import AppContext, pass_app
 
 
 @click.command("init-db")
-@click.option("--products", default=1000, show_default=True, type=click.IntRange(1), help="number of demo goods")
+@click.option(
+    "--products", default=1000, show_default=True, type=click.IntRange(1), help="number of demo goods"
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="random seed (same seed, same data)")
 @click.option("--force", is_flag=True, help="replace an existing database file")
 @pass_app
@@ -28,11 +30,14 @@ def init_db(app: AppContext, products: int, seed: int, force: bool) -> None:
         if not force:
             raise click.UsageError(f"{path} exists; add --force to replace it")
         path.unlink()
-    summary = build_demo_database(path, s.photos.source_dir, products=products, seed=seed,
-                                  shared_access=s.torgsoft.shared_access)
-    click.echo(f"Created {path}: {summary.products} goods in {summary.sections} sections "
-               f"(depth {summary.max_depth}), {summary.photos} photo links over {summary.image_files} "
-               f"image files in {s.photos.source_dir} — {summary.seconds:.1f} s")
+    summary = build_demo_database(
+        path, s.photos.source_dir, products=products, seed=seed, shared_access=s.torgsoft.shared_access
+    )
+    click.echo(
+        f"Created {path}: {summary.products} goods in {summary.sections} sections "
+        f"(depth {summary.max_depth}), {summary.photos} photo links over {summary.image_files} "
+        f"image files in {s.photos.source_dir} — {summary.seconds:.1f} s"
+    )
 
 
 @click.command("discover")
@@ -78,12 +83,20 @@ def catalog(app: AppContext, as_json: bool) -> None:
             counts["wholesale"] += bool(p.wholesale_price and p.wholesale_min_qty)
         # A file source (TSGoods.trs) skips broken rows and lists them; the database reader has none.
         problems: list[tuple[int, str]] = list(getattr(source, "problems", []))
-    summary = {"sections": len(sections), **{k: counts[k] for k in
-               ("products", "in_stock", "with_photos", "photos", "wholesale", "hidden", "deleted")},
-               "skipped": len(problems)}
+    summary = {
+        "sections": len(sections),
+        **{
+            k: counts[k]
+            for k in ("products", "in_stock", "with_photos", "photos", "wholesale", "hidden", "deleted")
+        },
+        "skipped": len(problems),
+    }
     if as_json:
-        click.echo(json.dumps({**summary, "problems": [{"line": n, "reason": r} for n, r in problems]},
-                              ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {**summary, "problems": [{"line": n, "reason": r} for n, r in problems]}, ensure_ascii=False
+            )
+        )
     else:
         click.echo("Catalog: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
         for line, reason in problems:

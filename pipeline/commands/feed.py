@@ -13,25 +13,33 @@ from pipeline.lock import locked
 
 def _print_summary(result) -> None:
     r = result
-    click.echo(f"Offers: {r.offers}   hidden (no stock): {r.hidden}   awaiting: {r.awaiting}   "
-               f"sections: {r.categories}   products read: {r.products}")
+    click.echo(
+        f"Offers: {r.offers}   hidden (no stock): {r.hidden}   awaiting: {r.awaiting}   "
+        f"sections: {r.categories}   products read: {r.products}"
+    )
     if r.skipped:
         click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in r.skipped.items()))
     else:
         click.echo("Skipped: none")
     if r.pictures_dropped or r.pictures_missing:
-        click.echo(f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
-                   f"{r.pictures_missing} without a published URL left out")
+        click.echo(
+            f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
+            f"{r.pictures_missing} without a published URL left out"
+        )
     if r.names_truncated or r.articles_changed:
-        click.echo(f"Names cut to 100 chars: {r.names_truncated}; long articles cut/omitted: {r.articles_changed}")
+        click.echo(
+            f"Names cut to 100 chars: {r.names_truncated}; long articles cut/omitted: {r.articles_changed}"
+        )
     for p in r.section_problems:
         click.echo(f"Section problem: {p}")
     if r.diff is not None:
         d = r.diff
         if r.diff.get("previous") or r.dry_run:
-            click.echo(f"Compared with the last feed ({d['previous']} offers): +{d['added']} added, "
-                       f"-{d['removed']} removed, {d['price_changed']} price changed, "
-                       f"{d['stock_changed']} stock changed")
+            click.echo(
+                f"Compared with the last feed ({d['previous']} offers): +{d['added']} added, "
+                f"-{d['removed']} removed, {d['price_changed']} price changed, "
+                f"{d['stock_changed']} stock changed"
+            )
         if r.dry_run:
             for kind, ids in d["samples"].items():
                 if ids:
@@ -51,9 +59,15 @@ def _print_summary(result) -> None:
 
 
 @click.command("feed")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="write here instead of [feed] output")
-@click.option("--dry-run", is_flag=True, help="build and validate, show the diff against the last feed, write nothing")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write here instead of [feed] output",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="build and validate, show the diff against the last feed, write nothing"
+)
 @click.option("--force", is_flag=True, help="publish even when the mass-change guard would stop")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable summary")
 @pass_app
@@ -89,16 +103,28 @@ def check_feed_cmd(path: Path, as_json: bool) -> None:
     report = check_feed(path)
     problems = report.problems or []
     if as_json:
-        click.echo(json.dumps({"file": str(path), "ok": report.ok, "offers": report.offers,
-                               "categories": report.categories, "truncated": report.truncated,
-                               "problems": [p.as_dict() for p in problems]}, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "ok": report.ok,
+                    "offers": report.offers,
+                    "categories": report.categories,
+                    "truncated": report.truncated,
+                    "problems": [p.as_dict() for p in problems],
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         for p in problems:
             click.echo(f"{path}:{p}")
         if report.truncated:
             click.echo("… more problems were not listed (limit reached)")
-        click.echo(f"{report.offers} offers, {report.categories} categories: "
-                   + ("OK" if report.ok else f"{len(problems)} problem(s)"))
+        click.echo(
+            f"{report.offers} offers, {report.categories} categories: "
+            + ("OK" if report.ok else f"{len(problems)} problem(s)")
+        )
     if not report.ok:
         click.get_current_context().exit(1)
 

@@ -51,24 +51,51 @@ def format_event(e: Event, full: bool = False) -> str:
 
 @click.command("log")
 @click.option("--grep", metavar="TEXT", help="text in the message or its data (case-insensitive)")
-@click.option("--level", type=click.Choice(list(LEVELS), case_sensitive=False),
-              help="this level or worse (e.g. warning = warnings, errors, critical)")
+@click.option(
+    "--level",
+    type=click.Choice(list(LEVELS), case_sensitive=False),
+    help="this level or worse (e.g. warning = warnings, errors, critical)",
+)
 @click.option("--stage", metavar="S", help="stage, e.g. feed, photos, publish, push, orders, status, service")
-@click.option("--since", type=WhenType(), metavar="WHEN", help="from: 2h, 30m, 3d, 1w, today, or 2026-11-27[T14:30]")
-@click.option("--until", type=WhenType(end=True), metavar="WHEN", help="to (a bare date includes the whole day)")
+@click.option(
+    "--since", type=WhenType(), metavar="WHEN", help="from: 2h, 30m, 3d, 1w, today, or 2026-11-27[T14:30]"
+)
+@click.option(
+    "--until", type=WhenType(end=True), metavar="WHEN", help="to (a bare date includes the whole day)"
+)
 @click.option("--order", "order_id", metavar="ID", help="events about this Satu order id")
 @click.option("--product", "product_id", metavar="ID", help="events about this product (Torgsoft GoodID)")
 @click.option("--run", "run_id", metavar="ID", help="events of one run")
-@click.option("--limit", default=200, show_default=True, type=click.IntRange(0),
-              help="show the newest N matches (0 = all)")
+@click.option(
+    "--limit",
+    default=200,
+    show_default=True,
+    type=click.IntRange(0),
+    help="show the newest N matches (0 = all)",
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 @click.option("--full", is_flag=True, help="also print the tracebacks recorded with errors")
-@click.option("--follow", "-f", is_flag=True, help="keep printing new matching events as they come (Ctrl+C stops)")
+@click.option(
+    "--follow", "-f", is_flag=True, help="keep printing new matching events as they come (Ctrl+C stops)"
+)
 @click.option("--prune", is_flag=True, help="delete entries older than [journal] retention_days, then exit")
 @pass_app
-def log(app: AppContext, grep: str | None, level: str | None, stage: str | None, since: datetime | None,
-        until: datetime | None, order_id: str | None, product_id: str | None, run_id: str | None,
-        limit: int, as_json: bool, full: bool, follow: bool, prune: bool) -> None:
+def log(
+    app: AppContext,
+    grep: str | None,
+    level: str | None,
+    stage: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    order_id: str | None,
+    product_id: str | None,
+    run_id: str | None,
+    limit: int,
+    as_json: bool,
+    full: bool,
+    follow: bool,
+    prune: bool,
+) -> None:
     """Search the journal. Examples: `log --level error --since 1d`, `log --order 1234`, `log --grep timeout`."""
     from pipeline.journal import Journal
 
@@ -79,13 +106,24 @@ def log(app: AppContext, grep: str | None, level: str | None, stage: str | None,
             removed = journal.prune(s.journal.retention_days)
             click.echo(f"Pruned {removed} journal entries older than {s.journal.retention_days} days")
             return
-        filters = {"grep": grep, "level": level, "stage": stage, "since": since, "until": until,
-                   "order_id": order_id, "product_id": product_id, "run_id": run_id}
+        filters = {
+            "grep": grep,
+            "level": level,
+            "stage": stage,
+            "since": since,
+            "until": until,
+            "order_id": order_id,
+            "product_id": product_id,
+            "run_id": run_id,
+        }
         found, last = 0, 0
         for event in journal.search(**filters, limit=limit or None):
             found, last = found + 1, event.id
-            click.echo(json.dumps(event.as_dict(), ensure_ascii=False, default=str) if as_json
-                       else format_event(event, full))
+            click.echo(
+                json.dumps(event.as_dict(), ensure_ascii=False, default=str)
+                if as_json
+                else format_event(event, full)
+            )
         if not as_json and not follow:
             more = f" (the newest {limit}; --limit 0 shows all)" if limit and found == limit else ""
             click.echo(f"{found} event(s){more}", err=True)
@@ -98,8 +136,11 @@ def log(app: AppContext, grep: str | None, level: str | None, stage: str | None,
                     time.sleep(1)
                     for event in journal.search(**filters, after_id=last):
                         last = event.id
-                        click.echo(json.dumps(event.as_dict(), ensure_ascii=False, default=str) if as_json
-                                   else format_event(event, full))
+                        click.echo(
+                            json.dumps(event.as_dict(), ensure_ascii=False, default=str)
+                            if as_json
+                            else format_event(event, full)
+                        )
             except KeyboardInterrupt:
                 pass
     finally:

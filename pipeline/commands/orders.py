@@ -54,8 +54,13 @@ def import_cmd(app: AppContext) -> None:
 
 
 @orders.command("watch")
-@click.option("--fetch-every", type=float, default=0, show_default=True,
-              help="also download from Satu every N minutes (0 = only watch the folder)")
+@click.option(
+    "--fetch-every",
+    type=float,
+    default=0,
+    show_default=True,
+    help="also download from Satu every N minutes (0 = only watch the folder)",
+)
 @pass_app
 def watch_cmd(app: AppContext, fetch_every: float) -> None:
     """Watch the inbox and import files as they arrive (Ctrl+C to stop)."""
@@ -66,6 +71,7 @@ def watch_cmd(app: AppContext, fetch_every: float) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if fetch_every > 0:
+
         def fetcher() -> None:
             from pipeline.orders import fetch
 
@@ -78,8 +84,13 @@ def watch_cmd(app: AppContext, fetch_every: float) -> None:
 
         threading.Thread(target=fetcher, daemon=True, name="orders-fetch").start()
     click.echo(f"Watching {settings.orders.inbox} (Ctrl+C to stop)")
-    total = inbox.watch(settings, journal=journal, state=state, stop_event=stop,
-                        on_pass=lambda r: click.echo(f"Orders: {r.summary()}"))
+    total = inbox.watch(
+        settings,
+        journal=journal,
+        state=state,
+        stop_event=stop,
+        on_pass=lambda r: click.echo(f"Orders: {r.summary()}"),
+    )
     click.echo(f"Stopped. Total: {total.summary()}")
 
 

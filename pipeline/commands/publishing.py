@@ -31,8 +31,10 @@ def photos_cmd(app: AppContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({k: v for k, v in vars(r).items()}, ensure_ascii=False, default=str))
     else:
-        click.echo(f"Photos: {r.processed} processed, {r.unchanged} unchanged, {r.failed} unusable, "
-                   f"{r.refused} refused (of {r.referenced} referenced)")
+        click.echo(
+            f"Photos: {r.processed} processed, {r.unchanged} unchanged, {r.failed} unusable, "
+            f"{r.refused} refused (of {r.referenced} referenced)"
+        )
         for f in r.failures[:20]:
             who = f"product {f['product_id']}" if f["product_id"] is not None else "section image"
             click.echo(f"  - {f['file']} ({who}): {f['reason']}")
@@ -59,9 +61,11 @@ def publish_cmd(app: AppContext, verify: bool, dry_run: bool, force: bool, as_js
         click.echo(json.dumps(vars(r), ensure_ascii=False, default=str))
     else:
         verb = "would upload" if dry_run else "uploaded"
-        click.echo(f"Publish ({s.publish.target}): {verb} {r.photos_uploaded} photos and "
-                   f"{r.feed_files_uploaded} feed files, {r.unchanged} unchanged, {r.deleted} orphans deleted"
-                   + (f", {r.orphans_kept} orphans kept" if r.orphans_kept else ""))
+        click.echo(
+            f"Publish ({s.publish.target}): {verb} {r.photos_uploaded} photos and "
+            f"{r.feed_files_uploaded} feed files, {r.unchanged} unchanged, {r.deleted} orphans deleted"
+            + (f", {r.orphans_kept} orphans kept" if r.orphans_kept else "")
+        )
         for e in r.errors:
             click.echo(f"  ! {e}")
         for u in r.unreachable:

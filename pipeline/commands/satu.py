@@ -13,48 +13,90 @@ from pipeline.lock import locked
 
 @click.command("satu-sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind (keep it on loopback)")
-@click.option("--port", default=8770, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-              help="where the sandbox keeps its products, orders and imports [default: var/satu-sandbox]")
-@click.option("--seed-orders", default=0, show_default=True, type=click.IntRange(0),
-              help="create this many realistic orders at start")
+@click.option(
+    "--port", default=8770, show_default=True, type=click.IntRange(0, 65535), help="0 = any free port"
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="where the sandbox keeps its products, orders and imports [default: var/satu-sandbox]",
+)
+@click.option(
+    "--seed-orders",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="create this many realistic orders at start",
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="random seed for --seed-orders")
-@click.option("--feed", "feed_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="load products from this YML feed file first (so orders refer to them)")
-@click.option("--token", default=None, help="token to accept [default: $SATU_TOKEN (satu.token_env) if set, "
-                                            "else the one saved in the state folder]")
-@click.option("--appear-delay", default=0.0, show_default=True, type=click.FloatRange(0),
-              help="seconds before imported products become visible (real Satu: 60-180)")
+@click.option(
+    "--feed",
+    "feed_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="load products from this YML feed file first (so orders refer to them)",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="token to accept [default: $SATU_TOKEN (satu.token_env) if set, "
+    "else the one saved in the state folder]",
+)
+@click.option(
+    "--appear-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="seconds before imported products become visible (real Satu: 60-180)",
+)
 @pass_app
-def satu_sandbox(app: AppContext, host: str, port: int, state_dir: Path | None, seed_orders: int, seed: int,
-                 feed_file: Path | None, token: str | None, appear_delay: float) -> None:
+def satu_sandbox(
+    app: AppContext,
+    host: str,
+    port: int,
+    state_dir: Path | None,
+    seed_orders: int,
+    seed: int,
+    feed_file: Path | None,
+    token: str | None,
+    appear_delay: float,
+) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
     from pipeline.satu.sandbox import SandboxServer, is_loopback_url
 
     s = app.settings
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")
     env_token = os.environ.get(s.satu.token_env) if s.satu.token_env else None
-    server = SandboxServer(state_dir, host=host, port=port, token=token or env_token or None,
-                           appear_delay=appear_delay)
+    server = SandboxServer(
+        state_dir, host=host, port=port, token=token or env_token or None, appear_delay=appear_delay
+    )
     if feed_file is not None:
         rec = server.load_feed_file(feed_file)
-        click.echo(f"Feed {feed_file}: {rec['status']}, {rec['created']} created, {rec['updated']} updated, "
-                   f"{rec['with_errors_count']} with errors")
+        click.echo(
+            f"Feed {feed_file}: {rec['status']}, {rec['created']} created, {rec['updated']} updated, "
+            f"{rec['with_errors_count']} with errors"
+        )
     if seed_orders:
         made = server.create_orders(seed_orders, seed=seed)
         click.echo(f"Created {len(made)} orders (ids {made[0]['id']}…{made[-1]['id']})")
     server.start()
     click.echo(f"Satu sandbox on {server.url}  (state: {state_dir})")
     if not is_loopback_url(server.url):
-        click.echo(f"Warning: listening on {host}, reachable from other machines; it is a test tool "
-                   "with a weak token and control endpoints without one.", err=True)
+        click.echo(
+            f"Warning: listening on {host}, reachable from other machines; it is a test tool "
+            "with a weak token and control endpoints without one.",
+            err=True,
+        )
     if token or env_token:
         click.echo(f"Token: the value of {'--token' if token else '$' + s.satu.token_env}")
     else:
         click.echo(f"Token: {server.token}   (export {s.satu.token_env}={server.token})")
     click.echo(f"Point the exchange at it: --set satu.base_url={server.url}")
-    click.echo("Control: POST /_sandbox/fail {\"count\": K, \"mode\": \"429|500|200-error|timeout\"}, "
-               "POST /_sandbox/orders {\"count\": N}, GET /_sandbox/state.  Ctrl-C stops.")
+    click.echo(
+        'Control: POST /_sandbox/fail {"count": K, "mode": "429|500|200-error|timeout"}, '
+        'POST /_sandbox/orders {"count": N}, GET /_sandbox/state.  Ctrl-C stops.'
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -69,7 +111,9 @@ def _stores(app: AppContext):
 
 
 @click.command("push")
-@click.option("--full", is_flag=True, help="re-send stock, price and presence of every product (sold-out first)")
+@click.option(
+    "--full", is_flag=True, help="re-send stock, price and presence of every product (sold-out first)"
+)
 @pass_app
 @locked("push")
 def push(app: AppContext, full: bool) -> None:
@@ -86,15 +130,19 @@ def push(app: AppContext, full: bool) -> None:
     if r.skipped:
         click.echo("Nothing pushed: [satu] push = false, or no catalog record yet (run `feed` first).")
         return
-    click.echo(f"{'Full re-assertion' if r.full else 'Changes'}: {r.changed} changed, {r.gone} left the catalog; "
-               f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "
-               f"{r.unsent} unsent; {r.outbox} queued for the next run")
+    click.echo(
+        f"{'Full re-assertion' if r.full else 'Changes'}: {r.changed} changed, {r.gone} left the catalog; "
+        f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "
+        f"{r.unsent} unsent; {r.outbox} queued for the next run"
+    )
     if not r.ok:
         raise SystemExit(1)
 
 
 @click.command("reconcile")
-@click.option("--fix", is_flag=True, help="repair the differences (and ask Satu to import the feed for missing ones)")
+@click.option(
+    "--fix", is_flag=True, help="repair the differences (and ask Satu to import the feed for missing ones)"
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_app
 @locked("reconcile")
@@ -122,8 +170,10 @@ def reconcile(app: AppContext, fix: bool, as_json: bool) -> None:
                 more = f" … (+{len(ids) - 20})" if len(ids) > 20 else ""
                 click.echo(f"  {kind:9} {len(ids):6}  {', '.join(ids[:20])}{more}")
         if fix:
-            click.echo(f"Fixed {r.fixed}, {r.fix_failed} refused"
-                       + (f"; import {r.import_id} requested for missing products" if r.import_id else ""))
+            click.echo(
+                f"Fixed {r.fixed}, {r.fix_failed} refused"
+                + (f"; import {r.import_id} requested for missing products" if r.import_id else "")
+            )
     if not r.ok:
         raise SystemExit(1)
 
@@ -142,8 +192,10 @@ def satu_import(app: AppContext, url: str | None) -> None:
     finally:
         journal.close()
         state.close()
-    click.echo(f"Import {r.import_id or '-'}: {r.status or 'not started'}, {r.created} created, "
-               f"{r.updated} updated, {r.errors} with errors (details: `log --grep import`)")
+    click.echo(
+        f"Import {r.import_id or '-'}: {r.status or 'not started'}, {r.created} created, "
+        f"{r.updated} updated, {r.errors} with errors (details: `log --grep import`)"
+    )
     if not r.ok:
         raise SystemExit(1)
 

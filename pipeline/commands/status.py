@@ -17,9 +17,12 @@ def status() -> None:
 
 
 @status.command("push")
-@click.option("--baseline", is_flag=True,
-              help="record the current order states as already pushed and send nothing "
-                   "(done automatically on the first run)")
+@click.option(
+    "--baseline",
+    is_flag=True,
+    help="record the current order states as already pushed and send nothing "
+    "(done automatically on the first run)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the counts as one JSON line")
 @pass_app
 @locked("status push")
@@ -45,11 +48,15 @@ def push(app: AppContext, baseline: bool, as_json: bool) -> None:
     elif as_json:
         click.echo(json.dumps(asdict(result)))
     elif result.baseline:
-        click.echo(f"Baseline taken: {result.baseline} Satu order(s) recorded as already pushed; nothing sent.")
+        click.echo(
+            f"Baseline taken: {result.baseline} Satu order(s) recorded as already pushed; nothing sent."
+        )
     else:
-        click.echo(f"{result.checked} order(s) checked, {result.changed} changed: {result.pushed} status(es) and "
-                   f"{result.waybills} waybill(s) confirmed by Satu, {result.failed} failed, "
-                   f"{result.parked} given up, {result.pending} queued for retry.")
+        click.echo(
+            f"{result.checked} order(s) checked, {result.changed} changed: {result.pushed} status(es) and "
+            f"{result.waybills} waybill(s) confirmed by Satu, {result.failed} failed, "
+            f"{result.parked} given up, {result.pending} queued for retry."
+        )
     if not result.ok:
         click.get_current_context().exit(1)
 

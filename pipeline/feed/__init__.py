@@ -84,8 +84,15 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = None, dry_run: bool = False,
-        force: bool = False) -> FeedResult:
+def run(
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    out: Path | str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+) -> FeedResult:
     """Build, render, validate and (unless dry_run) publish the feed file. See the module doc."""
     from pipeline.feed.groups import group_rows, write_groups
     from pipeline.feed.history import History, SnapRow, compute_diff, snapshot_from_feed
@@ -114,8 +121,10 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
         try:
             getattr(f, key).format(url="u", slug="s", id="1")
         except (KeyError, IndexError, ValueError) as exc:
-            raise PipelineError(f"[feed] {key} = {getattr(f, key)!r}: unknown placeholder {exc}; "
-                                "use {url}, {slug} and {id}") from None
+            raise PipelineError(
+                f"[feed] {key} = {getattr(f, key)!r}: unknown placeholder {exc}; "
+                "use {url}, {slug} and {id}"
+            ) from None
     rs = RuleSettings.from_settings(settings)
     photos = PhotoIndex(state, settings.publish.public_base_url)
     template = load_template(Path(f.template))
@@ -133,14 +142,22 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
             if f.fallback_category:
                 fid = f.fallback_category_id
                 if fid in tree.sections:
-                    raise PipelineError(f"[feed] fallback_category_id {fid} is also a section id; choose another")
+                    raise PipelineError(
+                        f"[feed] fallback_category_id {fid} is also a section id; choose another"
+                    )
                 slug = slugify(f.fallback_category)
-                fallback = Section(fid, None, f.fallback_category, slug,
-                                   f.category_url.format(url=f.url.rstrip("/"), slug=slug, id=fid)
-                                   if f.category_url else "", (fid,))
+                fallback = Section(
+                    fid,
+                    None,
+                    f.fallback_category,
+                    slug,
+                    f.category_url.format(url=f.url.rstrip("/"), slug=slug, id=fid) if f.category_url else "",
+                    (fid,),
+                )
                 tree.sections[fid] = fallback
 
             with open(snap_tmp, "w", encoding="utf-8", buffering=1 << 20) as snap:
+
                 def offers():
                     for product in source.products():
                         result.products += 1
@@ -152,9 +169,13 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
                             skipped[r.reason] += 1
                             if logged[r.reason] < JOURNAL_SAMPLES:
                                 logged[r.reason] += 1
-                                journal.event("feed", f"product left out: {r.reason}"
-                                              + (f" ({r.detail})" if r.detail else ""),
-                                              level="warning", product_id=product.offer_id, reason=r.reason)
+                                journal.event(
+                                    "feed",
+                                    f"product left out: {r.reason}" + (f" ({r.detail})" if r.detail else ""),
+                                    level="warning",
+                                    product_id=product.offer_id,
+                                    reason=r.reason,
+                                )
                             continue
                         result.offers += 1
                         if r.presence == "waiting":
@@ -163,8 +184,15 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
                         result.pictures_missing += r.pictures_missing
                         result.names_truncated += r.name_truncated
                         result.articles_changed += r.articul_changed
-                        snap.write(SnapRow(r.id, r.price, r.quantity, r.presence,
-                                           ";".join(f"{p}@{q}" for p, q in r.wholesale)).line())
+                        snap.write(
+                            SnapRow(
+                                r.id,
+                                r.price,
+                                r.quantity,
+                                r.presence,
+                                ";".join(f"{p}@{q}" for p, q in r.wholesale),
+                            ).line()
+                        )
                         yield r
 
                 def categories():
@@ -188,15 +216,21 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
         result.categories = len(used_sections)
         for reason, n in result.skipped.items():
             if n > logged[reason]:
-                journal.event("feed", f"{n} products left out: {reason}", level="warning", reason=reason, count=n)
+                journal.event(
+                    "feed", f"{n} products left out: {reason}", level="warning", reason=reason, count=n
+                )
 
         report = stream_check.report(tmp, layout)
         if not report.ok:
             result.problems = [str(p) for p in (report.problems or [])[:1000]]
             for p in result.problems[:JOURNAL_SAMPLES]:
                 journal.event("feed", f"rendered feed fails validation: {p}", level="error")
-            journal.event("feed", f"feed not published: {len(report.problems or [])} validation problem(s); "
-                          "the last good feed stays in place", level="error")
+            journal.event(
+                "feed",
+                f"feed not published: {len(report.problems or [])} validation problem(s); "
+                "the last good feed stays in place",
+                level="error",
+            )
             return result
 
         runs = history.runs()
@@ -208,15 +242,18 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
         diff = compute_diff(previous, snap_tmp, None if dry_run else diff_tmp)
         result.diff = diff.as_dict()
         if diff.has_previous and diff.drop_percent > f.max_drop_percent:
-            message = (f"mass-change guard: this feed would remove {diff.removed} of {diff.previous} offers "
-                       f"({diff.drop_percent:.1f}% > [feed] max_drop_percent {f.max_drop_percent:g}%)")
+            message = (
+                f"mass-change guard: this feed would remove {diff.removed} of {diff.previous} offers "
+                f"({diff.drop_percent:.1f}% > [feed] max_drop_percent {f.max_drop_percent:g}%)"
+            )
             if dry_run and not force:
                 result.stopped = message + "; a real run would stop here (unless --force)"
                 journal.event("feed", "dry run: " + result.stopped, level="warning", **diff.as_dict())
                 return result
             if not force:
-                result.stopped = message + ("; the feed was not replaced — check the catalog, "
-                                            "or run with --force if this is intended")
+                result.stopped = message + (
+                    "; the feed was not replaced — check the catalog, or run with --force if this is intended"
+                )
                 journal.event("feed", result.stopped, level="error", **diff.as_dict())
                 return result
             journal.event("feed", message + "; published anyway (--force)", level="warning")
@@ -238,9 +275,13 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
             _update_state(state, previous, prev_stamp, history.path(stamp, ".offers.tsv"), stamp)
         history.prune(f.keep_feeds)
         result.ok = True
-        journal.event("feed", f"feed published: {result.offers} offers, {result.hidden} hidden, "
-                      f"{result.awaiting} awaiting, skipped {result.skipped or 'none'}",
-                      output=str(output), **{k: v for k, v in diff.as_dict().items() if k != "samples"})
+        journal.event(
+            "feed",
+            f"feed published: {result.offers} offers, {result.hidden} hidden, "
+            f"{result.awaiting} awaiting, skipped {result.skipped or 'none'}",
+            output=str(output),
+            **{k: v for k, v in diff.as_dict().items() if k != "samples"},
+        )
         return result
     except PipelineError as exc:
         result.problems.append(str(exc))
@@ -251,7 +292,9 @@ def run(settings: Any, *, journal: Any, state: Any, out: Path | str | None = Non
         result.seconds = round(time.monotonic() - started, 3)
 
 
-def _update_state(state: Any, previous: Path | None, prev_stamp: str | None, current: Path, stamp: str) -> None:
+def _update_state(
+    state: Any, previous: Path | None, prev_stamp: str | None, current: Path, stamp: str
+) -> None:
     """Record per-offer price/stock/presence and the awaiting set of the feed now in place.
 
     When the state reflects the previous snapshot (marker in `feed.meta`), only changes are written;
@@ -265,8 +308,9 @@ def _update_state(state: Any, previous: Path | None, prev_stamp: str | None, cur
         state.delete(OFFERS_NS)
         state.delete(AWAITING_NS)
         state.put_many(OFFERS_NS, ((r.id, r.state_value()) for r in read_snapshot(current)))
-        state.put_many(AWAITING_NS, ((r.id, {"since": stamp}) for r in read_snapshot(current)
-                                     if r.presence == "waiting"))
+        state.put_many(
+            AWAITING_NS, ((r.id, {"since": stamp}) for r in read_snapshot(current) if r.presence == "waiting")
+        )
     else:
         removed: list[str] = []
         no_longer_waiting: list[str] = []

@@ -18,8 +18,15 @@ from pipeline.feed.sanitize import clean_html
 from pipeline.model import Photo
 
 # Satu / Prom group sheet columns (spelling as in the cabinet's export).
-COLUMNS = ("Номер_группы", "Название_группы", "Идентификатор_группы", "Номер_родителя",
-           "Идентификатор_родителя", "HTML_описание_группы", "Ссылка_изображения_группы")
+COLUMNS = (
+    "Номер_группы",
+    "Название_группы",
+    "Идентификатор_группы",
+    "Номер_родителя",
+    "Идентификатор_родителя",
+    "HTML_описание_группы",
+    "Ссылка_изображения_группы",
+)
 # Extra columns for people and other tools (CSV only; Satu ignores what it does not know).
 EXTRA = ("Текст_до_списка", "Текст_после_списка", "URL_группы", "Слаг_группы")
 SHEET = "Export Groups Sheet"
@@ -31,14 +38,22 @@ def group_rows(sections: Iterable[Section], photo_url) -> list[dict[str, str]]:
     for s in sections:
         before, after = clean_html(s.text_before), clean_html(s.text_after)
         image = photo_url(Photo(0, s.image_file)) if s.image_file else None
-        rows.append({
-            "Номер_группы": "", "Название_группы": s.name, "Идентификатор_группы": str(s.id),
-            "Номер_родителя": "", "Идентификатор_родителя": "" if s.parent_id is None else str(s.parent_id),
-            # Satu has one description per group: the text before the list, then the text after it.
-            "HTML_описание_группы": "\n".join(t for t in (before, after) if t),
-            "Ссылка_изображения_группы": image or "",
-            "Текст_до_списка": before, "Текст_после_списка": after, "URL_группы": s.url, "Слаг_группы": s.slug,
-        })
+        rows.append(
+            {
+                "Номер_группы": "",
+                "Название_группы": s.name,
+                "Идентификатор_группы": str(s.id),
+                "Номер_родителя": "",
+                "Идентификатор_родителя": "" if s.parent_id is None else str(s.parent_id),
+                # Satu has one description per group: the text before the list, then the text after it.
+                "HTML_описание_группы": "\n".join(t for t in (before, after) if t),
+                "Ссылка_изображения_группы": image or "",
+                "Текст_до_списка": before,
+                "Текст_после_списка": after,
+                "URL_группы": s.url,
+                "Слаг_группы": s.slug,
+            }
+        )
     return rows
 
 

@@ -72,9 +72,15 @@ def snapshot_from_feed(feed: Path, dest: Path, available_value: str = "true") ->
     """Build a snapshot from a feed file (when history has none, e.g. a feed written by older versions)."""
     from pipeline.feed.validate import iter_offers
 
-    rows = [SnapRow(o["id"], o["price"], o["quantity"] or "0",
-                    "available" if o["available"] == available_value else "not_available")
-            for o in iter_offers(feed)]
+    rows = [
+        SnapRow(
+            o["id"],
+            o["price"],
+            o["quantity"] or "0",
+            "available" if o["available"] == available_value else "not_available",
+        )
+        for o in iter_offers(feed)
+    ]
     rows.sort(key=lambda r: sort_key(r.id))  # rare path: feeds from elsewhere may be in any order
     tmp = dest.with_name(dest.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -108,8 +114,9 @@ class Diff:
     removed: int = 0
     price_changed: int = 0
     stock_changed: int = 0
-    samples: dict[str, list[str]] = field(default_factory=lambda: {
-        "added": [], "removed": [], "price_changed": [], "stock_changed": []})
+    samples: dict[str, list[str]] = field(
+        default_factory=lambda: {"added": [], "removed": [], "price_changed": [], "stock_changed": []}
+    )
     has_previous: bool = False
 
     @property
@@ -119,10 +126,16 @@ class Diff:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"previous": self.previous, "current": self.current, "added": self.added,
-                "removed": self.removed, "price_changed": self.price_changed,
-                "stock_changed": self.stock_changed, "drop_percent": round(self.drop_percent, 2),
-                "samples": self.samples}
+        return {
+            "previous": self.previous,
+            "current": self.current,
+            "added": self.added,
+            "removed": self.removed,
+            "price_changed": self.price_changed,
+            "stock_changed": self.stock_changed,
+            "drop_percent": round(self.drop_percent, 2),
+            "samples": self.samples,
+        }
 
 
 def compute_diff(previous: Path | None, current: Path, report: Path | None = None) -> Diff:
@@ -149,8 +162,9 @@ def compute_diff(previous: Path | None, current: Path, report: Path | None = Non
                     changes.append(("price_changed", old.price, new.price))
                 if old.quantity != new.quantity or old.presence != new.presence:
                     diff.stock_changed += 1
-                    changes.append(("stock_changed", f"{old.quantity} {old.presence}",
-                                    f"{new.quantity} {new.presence}"))
+                    changes.append(
+                        ("stock_changed", f"{old.quantity} {old.presence}", f"{new.quantity} {new.presence}")
+                    )
             oid = (new or old).id  # type: ignore[union-attr]
             for kind, before, after in changes:
                 if len(diff.samples[kind]) < SAMPLE:
@@ -174,8 +188,10 @@ class History:
         """Run stamps present, oldest first."""
         if not self.folder.exists():
             return []
-        stamps = {p.name[len(self.stem) + 1:].split(".", 1)[0]
-                  for p in self.folder.glob(f"{self.stem}-*{SNAPSHOT_SUFFIX}")}
+        stamps = {
+            p.name[len(self.stem) + 1 :].split(".", 1)[0]
+            for p in self.folder.glob(f"{self.stem}-*{SNAPSHOT_SUFFIX}")
+        }
         return sorted(stamps)
 
     def path(self, stamp: str, suffix: str) -> Path:
@@ -192,8 +208,9 @@ class History:
         """A sortable run stamp (microseconds keep two runs in one second apart)."""
         return datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
-    def record(self, stamp: str, feed: Path, snapshot: Path, diff_report: Path | None,
-               summary: dict[str, Any]) -> None:
+    def record(
+        self, stamp: str, feed: Path, snapshot: Path, diff_report: Path | None, summary: dict[str, Any]
+    ) -> None:
         """File the published feed (hard link when possible), its snapshot, diff and summary."""
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.path(stamp, ".yml")

@@ -80,9 +80,13 @@ def load_template(path: Path) -> jinja2.Template:
             path = DEFAULT_TEMPLATE  # settings folder without its own copy: use the shipped one
         else:
             raise PipelineError(f"feed template {path} not found (set [feed] template)")
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             auto_reload=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(path.parent)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
     env.filters["cdata"] = _cdata
     try:
         template = env.get_template(path.name)
@@ -90,8 +94,10 @@ def load_template(path: Path) -> jinja2.Template:
         raise PipelineError(f"feed template {path}: {exc}") from exc
     missing = [b for b in BLOCKS if b not in template.blocks]
     if missing:
-        raise PipelineError(f"feed template {path} lacks block(s) {', '.join(missing)} "
-                            "(the feed is rendered block by block; see the shipped template)")
+        raise PipelineError(
+            f"feed template {path} lacks block(s) {', '.join(missing)} "
+            "(the feed is rendered block by block; see the shipped template)"
+        )
     return template
 
 
@@ -109,8 +115,14 @@ def _append(src: Any, dst: Any) -> None:
     shutil.copyfileobj(src, dst, BUFFER)
 
 
-def render_feed(template: jinja2.Template, variables: dict[str, Any], offers: Iterable[Any],
-                categories: Callable[[], list[Any]], dest: Path, tee: Tee | None = None) -> Layout:
+def render_feed(
+    template: jinja2.Template,
+    variables: dict[str, Any],
+    offers: Iterable[Any],
+    categories: Callable[[], list[Any]],
+    dest: Path,
+    tee: Tee | None = None,
+) -> Layout:
     """Render the whole feed into `dest` (a temporary path), streaming; raises PipelineError on failure.
 
     `tee`, when given, gets every byte of the offers part as it is rendered. Returns the layout of `dest`.

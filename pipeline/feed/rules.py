@@ -127,13 +127,14 @@ class CategoryTree:
             problem = ""
             while cur is not None:
                 if cur in seen:
-                    cycle = chain[chain.index(cur):]
+                    cycle = chain[chain.index(cur) :]
                     key = frozenset(cycle)
                     if key not in reported:
                         reported.add(key)
                         names = ", ".join(f"{i} «{xml_text(cats[i].name)}»" for i in cycle)
-                        self.problems.append(f"section cycle: {names} (each is its own ancestor); "
-                                             "their products are skipped")
+                        self.problems.append(
+                            f"section cycle: {names} (each is its own ancestor); their products are skipped"
+                        )
                     problem = SECTION_CYCLE
                     break
                 if cur not in cats:
@@ -141,9 +142,11 @@ class CategoryTree:
                     key = frozenset({child, -cur})
                     if key not in reported:
                         reported.add(key)
-                        self.problems.append(f"dangling parent: section {child} «{xml_text(cats[child].name)}» "
-                                             f"names parent {cur}, which does not exist; "
-                                             "its products (and those of its subsections) are skipped")
+                        self.problems.append(
+                            f"dangling parent: section {child} «{xml_text(cats[child].name)}» "
+                            f"names parent {cur}, which does not exist; "
+                            "its products (and those of its subsections) are skipped"
+                        )
                     problem = DANGLING_PARENT
                     break
                 seen.add(cur)
@@ -154,8 +157,18 @@ class CategoryTree:
             c = cats[cid]
             path = () if problem else tuple(reversed(chain))
             url = url_pattern.format(url=base_url.rstrip("/"), slug=slugs[cid], id=cid) if url_pattern else ""
-            self.sections[cid] = Section(cid, c.parent_id, xml_text(c.name) or f"Раздел {cid}", slugs[cid], url,
-                                         path, problem, c.text_before, c.text_after, c.image_file)
+            self.sections[cid] = Section(
+                cid,
+                c.parent_id,
+                xml_text(c.name) or f"Раздел {cid}",
+                slugs[cid],
+                url,
+                path,
+                problem,
+                c.text_before,
+                c.text_after,
+                c.image_file,
+            )
         self.used: set[int] = set()
 
     def resolve(self, section_id: int | None) -> Section | Skip:
@@ -206,7 +219,7 @@ def cut_keywords(text: str) -> str:
     if len(text) <= KEYWORDS_MAX:
         return text
     cut = text[:KEYWORDS_MAX]
-    return cut[:cut.rfind(",")] if "," in cut else cut
+    return cut[: cut.rfind(",")] if "," in cut else cut
 
 
 @dataclass(frozen=True)
@@ -235,12 +248,25 @@ class RuleSettings:
     def from_settings(cls, settings: Any) -> RuleSettings:
         """Take the relevant keys of `[feed]`."""
         f = settings.feed
-        return cls(zero_stock=f.zero_stock, only_in_stock=f.only_in_stock, only_with_photos=f.only_with_photos,
-                   wholesale=f.wholesale, long_articul=f.long_articul, long_name=f.long_name,
-                   currency=f.currency, product_url=f.product_url, base_url=f.url.rstrip("/"),
-                   param_release_date=f.param_release_date, release_date_format=f.release_date_format,
-                   param_length=f.param_length, param_width=f.param_width, param_height=f.param_height,
-                   dimension_unit=f.dimension_unit, param_weight=f.param_weight, weight_unit=f.weight_unit)
+        return cls(
+            zero_stock=f.zero_stock,
+            only_in_stock=f.only_in_stock,
+            only_with_photos=f.only_with_photos,
+            wholesale=f.wholesale,
+            long_articul=f.long_articul,
+            long_name=f.long_name,
+            currency=f.currency,
+            product_url=f.product_url,
+            base_url=f.url.rstrip("/"),
+            param_release_date=f.param_release_date,
+            release_date_format=f.release_date_format,
+            param_length=f.param_length,
+            param_width=f.param_width,
+            param_height=f.param_height,
+            dimension_unit=f.dimension_unit,
+            param_weight=f.param_weight,
+            weight_unit=f.weight_unit,
+        )
 
 
 @functools.lru_cache(maxsize=8192)
@@ -265,19 +291,24 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
                 values.append(value)
     params = [Param(name, "|".join(values), unit) for (name, unit), values in grouped.items()]
     taken = {p.name for p in params}
-    for name, value, unit in ((rs.param_length, product.length_cm, rs.dimension_unit),
-                              (rs.param_width, product.width_cm, rs.dimension_unit),
-                              (rs.param_height, product.height_cm, rs.dimension_unit),
-                              (rs.param_weight, product.weight_kg, rs.weight_unit)):
+    for name, value, unit in (
+        (rs.param_length, product.length_cm, rs.dimension_unit),
+        (rs.param_width, product.width_cm, rs.dimension_unit),
+        (rs.param_height, product.height_cm, rs.dimension_unit),
+        (rs.param_weight, product.weight_kg, rs.weight_unit),
+    ):
         if name and value is not None and value > 0 and name not in taken:
             params.append(Param(name, fmt_number(value), unit))
     if rs.param_release_date and product.production_date and rs.param_release_date not in taken:
-        params.append(Param(rs.param_release_date, _date_text(product.production_date, rs.release_date_format)))
+        params.append(
+            Param(rs.param_release_date, _date_text(product.production_date, rs.release_date_format))
+        )
     return params
 
 
-def build_offer(product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any,
-                fallback: Section | None = None) -> Offer | Skip:
+def build_offer(
+    product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any, fallback: Section | None = None
+) -> Offer | Skip:
     """Apply every feed rule to one product. `photo_url(photo)` gives a public URL or None."""
     if product.deleted:
         return Skip(DELETED)
@@ -347,14 +378,31 @@ def build_offer(product: Product, rs: RuleSettings, tree: CategoryTree, photo_ur
     slug = product_slug(name, offer_id)
     tree.use(section)
     return Offer(
-        id=offer_id, slug=slug,
+        id=offer_id,
+        slug=slug,
         url=rs.product_url.format(url=rs.base_url, slug=slug, id=offer_id) if rs.product_url else "",
-        name=name, description=description, price=fmt_number(price), category_id=section.id,
-        available=in_stock, presence=presence, quantity=fmt_number(qty), selling_type=selling_type,
-        group_id=product.model_id or None, oldprice=oldprice, currency=rs.currency, pictures=pictures,
-        vendor=xml_text(product.producer), vendor_code=articul, barcode=xml_text(product.barcode),
-        country=xml_text(product.country), keywords=cut_keywords(xml_text(product.keywords)),
+        name=name,
+        description=description,
+        price=fmt_number(price),
+        category_id=section.id,
+        available=in_stock,
+        presence=presence,
+        quantity=fmt_number(qty),
+        selling_type=selling_type,
+        group_id=product.model_id or None,
+        oldprice=oldprice,
+        currency=rs.currency,
+        pictures=pictures,
+        vendor=xml_text(product.producer),
+        vendor_code=articul,
+        barcode=xml_text(product.barcode),
+        country=xml_text(product.country),
+        keywords=cut_keywords(xml_text(product.keywords)),
         params=build_params(product, rs),
         minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 else None,
-        wholesale=wholesale, pictures_dropped=dropped, pictures_missing=missing,
-        name_truncated=truncated, articul_changed=articul_changed)
+        wholesale=wholesale,
+        pictures_dropped=dropped,
+        pictures_missing=missing,
+        name_truncated=truncated,
+        articul_changed=articul_changed,
+    )

@@ -75,7 +75,8 @@ _SUMMARY = etree.XPath(
     "concat(count(name), '|', count(description), '|', count(price), '|', count(categoryId), '|', count(picture),"
     " '|', count(oldprice), '|', count(discount), '|', count(prices[not(price)]), '|',"
     " string-length(normalize-space(name[1])), '|', string-length(normalize-space(description[1])), '|',"
-    " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]))")
+    " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]))"
+)
 
 
 def schema(whole: bool = False) -> etree.XMLSchema:
@@ -169,11 +170,21 @@ class _Checker:
         price = _decimal(elem.findtext("price"))
         old_text = elem.findtext("oldprice")
         old = _decimal(old_text) if old_text is not None else None
-        if (n[0] != "1" or n[1] != "1" or n[2] != "1" or n[3] != "1" or int(n[4]) > PICTURES_MAX
-                or (n[5] != "0" and n[6] != "0") or n[7] != "0" or not 0 < int(n[8]) <= NAME_MAX
-                or n[9] == "0" or int(n[10]) > VENDOR_CODE_MAX or int(n[11]) > DESCRIPTION_MAX
-                or (price is not None and price <= 0)
-                or (old is not None and price is not None and old <= price)):
+        if (
+            n[0] != "1"
+            or n[1] != "1"
+            or n[2] != "1"
+            or n[3] != "1"
+            or int(n[4]) > PICTURES_MAX
+            or (n[5] != "0" and n[6] != "0")
+            or n[7] != "0"
+            or not 0 < int(n[8]) <= NAME_MAX
+            or n[9] == "0"
+            or int(n[10]) > VENDOR_CODE_MAX
+            or int(n[11]) > DESCRIPTION_MAX
+            or (price is not None and price <= 0)
+            or (old is not None and price is not None and old <= price)
+        ):
             self.offer_detail(elem, oid, line, where)
             return
         cid = elem.findtext("categoryId").strip()
@@ -200,11 +211,18 @@ class _Checker:
                 self.add(first[tag].sourceline or line, f"<{tag}> is empty", where)
         name = first.get("name")
         if name is not None and len((name.text or "").strip()) > NAME_MAX:
-            self.add(name.sourceline or line, f"<name> has {len(name.text.strip())} chars (keep ≤ {NAME_MAX})", where)
+            self.add(
+                name.sourceline or line,
+                f"<name> has {len(name.text.strip())} chars (keep ≤ {NAME_MAX})",
+                where,
+            )
         desc = first.get("description")
         if desc is not None and len(desc.text or "") > DESCRIPTION_MAX:
-            self.add(desc.sourceline or line, f"<description> has {len(desc.text)} chars (max {DESCRIPTION_MAX})",
-                     where)
+            self.add(
+                desc.sourceline or line,
+                f"<description> has {len(desc.text)} chars (max {DESCRIPTION_MAX})",
+                where,
+            )
         price_el = first.get("price")
         price = _decimal(price_el.text) if price_el is not None else None
         if price_el is not None and price is not None and price <= 0:
@@ -213,16 +231,25 @@ class _Checker:
             self.add(line, f"{counts['picture']} <picture> tags (Satu takes at most {PICTURES_MAX})", where)
         code = first.get("vendorCode")
         if code is not None and len((code.text or "").strip()) > VENDOR_CODE_MAX:
-            self.add(code.sourceline or line,
-                     f"<vendorCode> {code.text.strip()!r} has {len(code.text.strip())} chars (max {VENDOR_CODE_MAX})",
-                     where)
+            self.add(
+                code.sourceline or line,
+                f"<vendorCode> {code.text.strip()!r} has {len(code.text.strip())} chars (max {VENDOR_CODE_MAX})",
+                where,
+            )
         if "oldprice" in counts and "discount" in counts:
-            self.add(first["oldprice"].sourceline or line, "<oldprice> and <discount> must not both be given", where)
+            self.add(
+                first["oldprice"].sourceline or line,
+                "<oldprice> and <discount> must not both be given",
+                where,
+            )
         if "oldprice" in first and price is not None:
             old = _decimal(first["oldprice"].text)
             if old is not None and old <= price:
-                self.add(first["oldprice"].sourceline or line,
-                         f"<oldprice> {old} is not above <price> {price}", where)
+                self.add(
+                    first["oldprice"].sourceline or line,
+                    f"<oldprice> {old} is not above <price> {price}",
+                    where,
+                )
         prices = first.get("prices")
         if prices is not None and len(prices) == 0:
             self.add(prices.sourceline or line, "<prices> without <price> puts the product 'on order'", where)
@@ -243,7 +270,9 @@ class _Checker:
                 seen.append(cur)
                 cur = self.categories[cur][0]
             if cur == cid:
-                self.add(self.categories[cid][1], f"category cycle: {' → '.join(seen + [cid])}", f"category {cid}")
+                self.add(
+                    self.categories[cid][1], f"category cycle: {' → '.join(seen + [cid])}", f"category {cid}"
+                )
         for cid, (line, where) in self.unknown_refs.items():
             if cid not in self.categories:
                 self.add(line, f"categoryId {cid} names no category in the feed", where)
@@ -258,12 +287,20 @@ def _first_line(path: Path) -> bytes:
 SHOP_KNOWN = frozenset(SHOP_REQUIRED + ("platform", "version", "agency", "email"))
 
 
-def _scan(path: Path | IO[bytes], c: _Checker, whole_schema: etree.XMLSchema | None,
-          skeleton: bool = True) -> None:
+def _scan(
+    path: Path | IO[bytes], c: _Checker, whole_schema: etree.XMLSchema | None, skeleton: bool = True
+) -> None:
     """One streaming pass: offers and categories are checked as they end, then freed; then (unless
     `skeleton` is off) the document skeleton around them."""
-    it = etree.iterparse(path if not isinstance(path, Path) else str(path), events=("end",), tag=("offer", "category"), huge_tree=True,
-                         remove_comments=True, no_network=True, schema=whole_schema)
+    it = etree.iterparse(
+        path if not isinstance(path, Path) else str(path),
+        events=("end",),
+        tag=("offer", "category"),
+        huge_tree=True,
+        remove_comments=True,
+        no_network=True,
+        schema=whole_schema,
+    )
     for _, elem in it:
         parent = elem.getparent()
         parent_tag = parent.tag if parent is not None else None
@@ -336,7 +373,7 @@ def _check(source: Callable[[], Path | IO[bytes]], head: bytes) -> _Checker:
             line = exc.lineno or (exc.position[0] if exc.position else 0)
             c.add(line, f"not well-formed XML: {exc.msg}")
     if not head.startswith(b"<?xml"):
-        c.add(1, "no XML declaration (<?xml version=\"1.0\" encoding=\"UTF-8\"?>)")
+        c.add(1, 'no XML declaration (<?xml version="1.0" encoding="UTF-8"?>)')
     elif b"utf-8" not in head.lower():
         c.add(1, "the feed must be UTF-8 and say so in the XML declaration")
     c.finish()
@@ -345,11 +382,13 @@ def _check(source: Callable[[], Path | IO[bytes]], head: bytes) -> _Checker:
 
 def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
     """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
-    for _, elem in etree.iterparse(str(path), events=("end",), tag="offer", huge_tree=True,
-                                   no_network=True):
-        yield {"id": elem.get("id") or "", "price": (elem.findtext("price") or "").strip(),
-               "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
-               "available": elem.get("available") or ""}
+    for _, elem in etree.iterparse(str(path), events=("end",), tag="offer", huge_tree=True, no_network=True):
+        yield {
+            "id": elem.get("id") or "",
+            "price": (elem.findtext("price") or "").strip(),
+            "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
+            "available": elem.get("available") or "",
+        }
         elem.clear(keep_tail=False)
         parent = elem.getparent()
         if parent is not None:
@@ -396,8 +435,12 @@ class OffersStreamCheck:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.feed.validate"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+                [sys.executable, "-m", "pipeline.feed.validate"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
             if fcntl is not None and hasattr(fcntl, "F_SETPIPE_SZ") and self.proc.stdin is not None:
                 with contextlib.suppress(OSError):  # room for a few chunks: the render rarely waits
                     fcntl.fcntl(self.proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
@@ -452,9 +495,13 @@ class OffersStreamCheck:
         # The offers must land in the content of the one and only <offers> element.
         skeleton = head + tail
         # (No DOCTYPE: its entities or attribute defaults could make the offers mean something else there.)
-        if (not head.rstrip().endswith(b"<offers>") or not tail.lstrip().startswith(b"</offers>")
-                or skeleton.count(b"<offers") != 1 or skeleton.count(b"</offers") != 1
-                or b"<!DOCTYPE" in skeleton.upper()):
+        if (
+            not head.rstrip().endswith(b"<offers>")
+            or not tail.lstrip().startswith(b"</offers>")
+            or skeleton.count(b"<offers") != 1
+            or skeleton.count(b"</offers") != 1
+            or b"<!DOCTYPE" in skeleton.upper()
+        ):
             return None
         c = _check(lambda: io.BytesIO(skeleton), skeleton[:200].split(b"\n", 1)[0])
         if c.problems or c.offers or any(cid not in c.categories for cid in helper["refs"]):

@@ -47,9 +47,11 @@ class FetchResult:
 
     def summary(self) -> str:
         """One line for the CLI."""
-        return (f"listed {self.listed}, written {self.written}, already there {self.skipped}"
-                + (f", cursor {self.cursor}" if self.cursor else "") + (f", errors {len(self.errors)}"
-                                                                        if self.errors else ""))
+        return (
+            f"listed {self.listed}, written {self.written}, already there {self.skipped}"
+            + (f", cursor {self.cursor}" if self.cursor else "")
+            + (f", errors {len(self.errors)}" if self.errors else "")
+        )
 
 
 def file_name(order: dict[str, Any]) -> str:
@@ -139,8 +141,9 @@ def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> Fetch
     except RetryableError as exc:
         flush()
         result.errors.append(str(exc))
-        journal.event(STAGE, f"order download interrupted (cursor kept): {exc}", "warning",
-                      written=result.written)
+        journal.event(
+            STAGE, f"order download interrupted (cursor kept): {exc}", "warning", written=result.written
+        )
         return result
     except StopError as exc:
         journal.event(STAGE, f"order download refused: {exc}", "error")

@@ -34,25 +34,72 @@ SOURCE = "satu"
 NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4
 # Reservation states: 0 active, 1 awaiting stock, 2 released, 3 consumed by an invoice.
 ACTIVE, AWAITING, RELEASED, CONSUMED = 0, 1, 2, 3
-SATU_STATUS = {"pending": NEW, "draft": NEW, "received": ACCEPTED, "paid": ACCEPTED, "delivered": DELIVERED,
-               "canceled": CANCELLED, "cancelled": CANCELLED}
+SATU_STATUS = {
+    "pending": NEW,
+    "draft": NEW,
+    "received": ACCEPTED,
+    "paid": ACCEPTED,
+    "delivered": DELIVERED,
+    "canceled": CANCELLED,
+    "cancelled": CANCELLED,
+}
 # Lengths of the reference schema's text columns: longer values are cut (a mapping with shorter
 # columns gets a clear "too long" error naming the field instead).
-LIMITS = {"name": 200, "phone": 30, "email": 200, "city": 100, "address": 500, "payment_method": 100,
-          "delivery_condition": 200, "delivery_address": 500, "ttn": 60, "comment": 2000, "doc_number": 30}
+LIMITS = {
+    "name": 200,
+    "phone": 30,
+    "email": 200,
+    "city": 100,
+    "address": 500,
+    "payment_method": 100,
+    "delivery_condition": 200,
+    "delivery_address": 500,
+    "ttn": 60,
+    "comment": 2000,
+    "doc_number": 30,
+}
 # What each text parameter means to an operator (for error messages).
-FIELD_LABELS = {"name": "customer name", "phone": "customer phone", "email": "customer e-mail",
-                "city": "customer city", "address": "customer address", "payment_method": "payment method",
-                "delivery_condition": "delivery method", "delivery_address": "delivery address",
-                "ttn": "waybill number", "comment": "comment (client notes)", "doc_number": "document number",
-                "articul": "line sku", "key_value": "customer phone/e-mail key"}
+FIELD_LABELS = {
+    "name": "customer name",
+    "phone": "customer phone",
+    "email": "customer e-mail",
+    "city": "customer city",
+    "address": "customer address",
+    "payment_method": "payment method",
+    "delivery_condition": "delivery method",
+    "delivery_address": "delivery address",
+    "ttn": "waybill number",
+    "comment": "comment (client notes)",
+    "doc_number": "document number",
+    "articul": "line sku",
+    "key_value": "customer phone/e-mail key",
+}
 MAX_ATTEMPTS = 8
 Q2 = Decimal("0.01")
 
 # Kazakh letters that WIN1251 cannot hold, with the Russian letter a Kazakh reader expects instead.
-KAZAKH_TO_RUSSIAN = str.maketrans({
-    "Ә": "А", "ә": "а", "Ғ": "Г", "ғ": "г", "Қ": "К", "қ": "к", "Ң": "Н", "ң": "н", "Ө": "О", "ө": "о",
-    "Ұ": "У", "ұ": "у", "Ү": "У", "ү": "у", "Һ": "Х", "һ": "х", "І": "И", "і": "и"})
+KAZAKH_TO_RUSSIAN = str.maketrans(
+    {
+        "Ә": "А",
+        "ә": "а",
+        "Ғ": "Г",
+        "ғ": "г",
+        "Қ": "К",
+        "қ": "к",
+        "Ң": "Н",
+        "ң": "н",
+        "Ө": "О",
+        "ө": "о",
+        "Ұ": "У",
+        "ұ": "у",
+        "Ү": "У",
+        "ү": "у",
+        "Һ": "Х",
+        "һ": "х",
+        "І": "И",
+        "і": "и",
+    }
+)
 
 
 def transliterate(text: str, level: int = 1) -> str:
@@ -68,8 +115,9 @@ def transliterate(text: str, level: int = 1) -> str:
 
 def order_hash(order: Order) -> str:
     """A stable hash of the Satu order's content (an identical re-import changes nothing)."""
-    return hashlib.sha256(json.dumps(order.raw, sort_keys=True, ensure_ascii=False, default=str)
-                          .encode("utf-8")).hexdigest()
+    return hashlib.sha256(
+        json.dumps(order.raw, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    ).hexdigest()
 
 
 def torgsoft_status(satu_status: str) -> int | None:
@@ -204,14 +252,18 @@ class OrderImporter:
         import fdb
 
         q = self.mapping.query(name)
-        suspects = [p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and not values[p].isascii()]
+        suspects = [
+            p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and not values[p].isascii()
+        ]
         truncation = "truncation" in str(exc).lower() and "transliterate" not in str(exc).lower()
         if truncation:
             suspects = [p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and values[p]]
         culprits = []
         for p in suspects:
-            probe = {k: (transliterate(v, 3)[:8] if isinstance(v, str) and k != p and k in suspects else v)
-                     for k, v in values.items()}
+            probe = {
+                k: (transliterate(v, 3)[:8] if isinstance(v, str) and k != p and k in suspects else v)
+                for k, v in values.items()
+            }
             self.con.savepoint("TS_PROBE")
             try:
                 cur.execute(q.sql, q.args(probe))
@@ -222,16 +274,22 @@ class OrderImporter:
                 self.con.rollback(savepoint="TS_PROBE")
         culprits = culprits or suspects
         order_id = self._order.id if self._order else "?"
-        labels = ", ".join(f"{FIELD_LABELS.get(p, p)} ({name}.sql :{p} = {str(values[p])[:60]!r})" for p in culprits)
+        labels = ", ".join(
+            f"{FIELD_LABELS.get(p, p)} ({name}.sql :{p} = {str(values[p])[:60]!r})" for p in culprits
+        )
         if truncation:
             raise OrderTextError(f"order {order_id}: too long for the database column: {labels}") from None
         if not self.cfg.transliterate_unsupported:
-            raise OrderTextError(f"order {order_id}: the database charset cannot hold the text of {labels} — "
-                                 f"set [orders] transliterate_unsupported = true to store it transliterated, or "
-                                 f"use a UTF8 column") from None
+            raise OrderTextError(
+                f"order {order_id}: the database charset cannot hold the text of {labels} — "
+                f"set [orders] transliterate_unsupported = true to store it transliterated, or "
+                f"use a UTF8 column"
+            ) from None
         for level in (1, 2, 3):
-            fixed = {k: (transliterate(v, level) if k in culprits and isinstance(v, str) else v)
-                     for k, v in values.items()}
+            fixed = {
+                k: (transliterate(v, level) if k in culprits and isinstance(v, str) else v)
+                for k, v in values.items()
+            }
             try:
                 cur.execute(q.sql, q.args(fixed))
             except (fdb.DatabaseError, UnicodeEncodeError) as again:
@@ -239,10 +297,13 @@ class OrderImporter:
                     raise
                 continue
             if self.journal is not None:
-                self.journal.event("orders", f"order {order_id}: transliterated {labels}", "warning",
-                                   order_id=order_id)
+                self.journal.event(
+                    "orders", f"order {order_id}: transliterated {labels}", "warning", order_id=order_id
+                )
             return fixed
-        raise OrderTextError(f"order {order_id}: even transliterated, the database cannot hold {labels}") from None
+        raise OrderTextError(
+            f"order {order_id}: even transliterated, the database cannot hold {labels}"
+        ) from None
 
     # --- lookups --------------------------------------------------------------------------------------
 
@@ -253,15 +314,18 @@ class OrderImporter:
             gid = int(ext)
             if gid not in self._goods_by_id:
                 row = self._one(cur, "good_find_by_id", {"good_id": gid, "center_id": self.center})
-                self._goods_by_id[gid] = (row["good_id"], row["retail_price"], row["wholesale_price"]) if row else None
+                self._goods_by_id[gid] = (
+                    (row["good_id"], row["retail_price"], row["wholesale_price"]) if row else None
+                )
             if self._goods_by_id[gid] is not None:
                 return self._goods_by_id[gid]
         sku = line.sku.strip()
         if sku:
             if sku not in self._goods_by_articul:
                 row = self._one(cur, "good_find_by_articul", {"articul": sku, "center_id": self.center})
-                self._goods_by_articul[sku] = (row["good_id"], row["retail_price"], row["wholesale_price"]) \
-                    if row else None
+                self._goods_by_articul[sku] = (
+                    (row["good_id"], row["retail_price"], row["wholesale_price"]) if row else None
+                )
             return self._goods_by_articul[sku]
         return None
 
@@ -286,9 +350,13 @@ class OrderImporter:
         row = self._one(cur, "client_find_by_phone", {"phone": c.phone}) if c.phone else None
         if row is None and c.email:
             row = self._one(cur, "client_find_by_email", {"email": c.email})
-        values = {"name": c.name[:LIMITS["name"]], "phone": c.phone[:LIMITS["phone"]],
-                  "email": c.email[:LIMITS["email"]], "city": c.city[:LIMITS["city"]],
-                  "address": c.address[:LIMITS["address"]]}
+        values = {
+            "name": c.name[: LIMITS["name"]],
+            "phone": c.phone[: LIMITS["phone"]],
+            "email": c.email[: LIMITS["email"]],
+            "city": c.city[: LIMITS["city"]],
+            "address": c.address[: LIMITS["address"]],
+        }
         if row is not None:
             # Empty values in the order never wipe what Torgsoft knows; nothing changed, nothing written.
             merged = {k: (v or (row.get(k) or "").strip()) for k, v in values.items()}
@@ -299,56 +367,98 @@ class OrderImporter:
         self._run(cur, "client_insert", {**values, "client_id": client_id})
         for kind, key in (("phone", c.phone), ("email", c.email)):
             if key:
-                self._run(cur, "client_key_insert", {"kind": kind, "key_value": key[:200], "client_id": client_id})
+                self._run(
+                    cur, "client_key_insert", {"kind": kind, "key_value": key[:200], "client_id": client_id}
+                )
         return client_id
 
     # --- documents -------------------------------------------------------------------------------------
 
-    def _header(self, order: Order, resolved: list[ResolvedLine], status: int, client_id: int | None,
-                unmatched: list[str]) -> dict[str, Any]:
+    def _header(
+        self,
+        order: Order,
+        resolved: list[ResolvedLine],
+        status: int,
+        client_id: int | None,
+        unmatched: list[str],
+    ) -> dict[str, Any]:
         comment = order.comment
         if unmatched:
             comment = (comment + "\n" if comment else "") + "\n".join(f"[satu] {u}" for u in unmatched)
-        total = order.total if self.cfg.price_kind == "order" else \
-            sum((r.price * r.line.quantity for r in resolved), Decimal(0))
-        return {"client_id": client_id, "status": status, "is_paid": 1 if order.paid else 0,
-                "payment_method": order.payment_method[:LIMITS["payment_method"]],
-                "delivery_condition": order.delivery_method[:LIMITS["delivery_condition"]],
-                "delivery_address": order.delivery_address[:LIMITS["delivery_address"]],
-                "ttn": order.waybill[:LIMITS["ttn"]] or None,
-                "reserve_until": reserve_until(order, self.cfg.reserve_days),
-                "comment": comment[:LIMITS["comment"]], "total": Decimal(total).quantize(Q2),
-                "external_modified": _utc_naive(order.modified or order.created),
-                "external_hash": order_hash(order)}
+        total = (
+            order.total
+            if self.cfg.price_kind == "order"
+            else sum((r.price * r.line.quantity for r in resolved), Decimal(0))
+        )
+        return {
+            "client_id": client_id,
+            "status": status,
+            "is_paid": 1 if order.paid else 0,
+            "payment_method": order.payment_method[: LIMITS["payment_method"]],
+            "delivery_condition": order.delivery_method[: LIMITS["delivery_condition"]],
+            "delivery_address": order.delivery_address[: LIMITS["delivery_address"]],
+            "ttn": order.waybill[: LIMITS["ttn"]] or None,
+            "reserve_until": reserve_until(order, self.cfg.reserve_days),
+            "comment": comment[: LIMITS["comment"]],
+            "total": Decimal(total).quantize(Q2),
+            "external_modified": _utc_naive(order.modified or order.created),
+            "external_hash": order_hash(order),
+        }
 
     def _insert_lines(self, cur: Any, order_id: int, resolved: list[ResolvedLine]) -> None:
         for r in resolved:
-            self._run(cur, "order_item_insert", {"order_id": order_id, "line_no": r.no, "good_id": r.good_id,
-                                                 "qty": r.line.quantity, "price": r.price})
+            self._run(
+                cur,
+                "order_item_insert",
+                {
+                    "order_id": order_id,
+                    "line_no": r.no,
+                    "good_id": r.good_id,
+                    "qty": r.line.quantity,
+                    "price": r.price,
+                },
+            )
 
-    def _reserve(self, cur: Any, order_id: int, resolved: list[ResolvedLine], until: date,
-                 outcome: ImportOutcome) -> None:
+    def _reserve(
+        self, cur: Any, order_id: int, resolved: list[ResolvedLine], until: date, outcome: ImportOutcome
+    ) -> None:
         """Reserve every matched line; what the center lacks is reserved as 'awaiting stock'."""
         for r in resolved:
             if r.good_id is None:
                 continue
             need = r.line.quantity
             stock = self._one(cur, "stock_lock", {"good_id": r.good_id, "center_id": self.center})
-            available = max(Decimal(stock["qty"]) - Decimal(stock["reserved"]), Decimal(0)) if stock else Decimal(0)
+            available = (
+                max(Decimal(stock["qty"]) - Decimal(stock["reserved"]), Decimal(0)) if stock else Decimal(0)
+            )
             active = min(available, need)
             awaiting = need - active
             for qty, state in ((active, ACTIVE), (awaiting, AWAITING)):
                 if qty <= 0:
                     continue
                 rid = self._next_id(cur, "reservation_next_id")
-                self._run(cur, "reservation_insert", {"reservation_id": rid, "order_id": order_id,
-                                                      "good_id": r.good_id, "center_id": self.center, "qty": qty,
-                                                      "state": state, "reserved_until": until})
+                self._run(
+                    cur,
+                    "reservation_insert",
+                    {
+                        "reservation_id": rid,
+                        "order_id": order_id,
+                        "good_id": r.good_id,
+                        "center_id": self.center,
+                        "qty": qty,
+                        "state": state,
+                        "reserved_until": until,
+                    },
+                )
             if active > 0:
-                self._run(cur, "stock_reserve", {"qty": active, "good_id": r.good_id, "center_id": self.center})
+                self._run(
+                    cur, "stock_reserve", {"qty": active, "good_id": r.good_id, "center_id": self.center}
+                )
             if awaiting > 0:
-                outcome.shortages.append(f"line {r.no} (good {r.good_id}): {awaiting} of {need} awaiting stock "
-                                         f"at center {self.center}")
+                outcome.shortages.append(
+                    f"line {r.no} (good {r.good_id}): {awaiting} of {need} awaiting stock "
+                    f"at center {self.center}"
+                )
 
     def _release(self, cur: Any, order_id: int) -> int:
         """Release the order's open reservations and give the reserved quantity back; returns how many."""
@@ -358,25 +468,48 @@ class OrderImporter:
                 continue
             self._run(cur, "reservation_set_state", {"state": RELEASED, "reservation_id": res["id"]})
             if res["state"] == ACTIVE:
-                self._run(cur, "stock_reserve", {"qty": -Decimal(res["qty"]), "good_id": res["good_id"],
-                                                 "center_id": res["center_id"]})
+                self._run(
+                    cur,
+                    "stock_reserve",
+                    {"qty": -Decimal(res["qty"]), "good_id": res["good_id"], "center_id": res["center_id"]},
+                )
             count += 1
         return count
 
-    def _invoice(self, cur: Any, order: Order, order_id: int, client_id: int | None,
-                 resolved: list[ResolvedLine]) -> bool:
+    def _invoice(
+        self, cur: Any, order: Order, order_id: int, client_id: int | None, resolved: list[ResolvedLine]
+    ) -> bool:
         """Create the invoice (unless there is one): it sells the matched lines and consumes the reservations."""
         if self._one(cur, "invoice_find", {"order_id": order_id}) is not None:
             return False
         sold = [r for r in resolved if r.good_id is not None]
         invoice_id = self._next_id(cur, "invoice_next_id")
         total = sum((r.price * r.line.quantity for r in sold), Decimal(0)).quantize(Q2)
-        self._run(cur, "invoice_insert", {"invoice_id": invoice_id, "doc_number": f"SATU-{order.id}"[:30],
-                                          "doc_date": datetime.now().replace(microsecond=0), "order_id": order_id,
-                                          "client_id": client_id, "center_id": self.center, "total": total})
+        self._run(
+            cur,
+            "invoice_insert",
+            {
+                "invoice_id": invoice_id,
+                "doc_number": f"SATU-{order.id}"[:30],
+                "doc_date": datetime.now().replace(microsecond=0),
+                "order_id": order_id,
+                "client_id": client_id,
+                "center_id": self.center,
+                "total": total,
+            },
+        )
         for n, r in enumerate(sold, 1):
-            self._run(cur, "invoice_item_insert", {"invoice_id": invoice_id, "line_no": n, "good_id": r.good_id,
-                                                   "qty": r.line.quantity, "price": r.price})
+            self._run(
+                cur,
+                "invoice_item_insert",
+                {
+                    "invoice_id": invoice_id,
+                    "line_no": n,
+                    "good_id": r.good_id,
+                    "qty": r.line.quantity,
+                    "price": r.price,
+                },
+            )
         reservations = self._all(cur, "reservations_of_order", {"order_id": order_id})
         covered: dict[int, Decimal] = {}
         for res in reservations:
@@ -385,22 +518,37 @@ class OrderImporter:
             self._run(cur, "reservation_set_state", {"state": CONSUMED, "reservation_id": res["id"]})
             qty = Decimal(res["qty"])
             covered[res["good_id"]] = covered.get(res["good_id"], Decimal(0)) + qty
-            self._run(cur, "stock_write_off", {"qty": qty, "reserved_qty": qty if res["state"] == ACTIVE else 0,
-                                               "good_id": res["good_id"], "center_id": res["center_id"]})
+            self._run(
+                cur,
+                "stock_write_off",
+                {
+                    "qty": qty,
+                    "reserved_qty": qty if res["state"] == ACTIVE else 0,
+                    "good_id": res["good_id"],
+                    "center_id": res["center_id"],
+                },
+            )
         # Lines without a reservation (none was made) still leave the store with the invoice.
         for r in sold:
             left = r.line.quantity - covered.get(r.good_id, Decimal(0))
             if left > 0:
                 covered[r.good_id] = covered.get(r.good_id, Decimal(0)) + left
-                self._run(cur, "stock_write_off", {"qty": left, "reserved_qty": 0, "good_id": r.good_id,
-                                                   "center_id": self.center})
+                self._run(
+                    cur,
+                    "stock_write_off",
+                    {"qty": left, "reserved_qty": 0, "good_id": r.good_id, "center_id": self.center},
+                )
         return True
 
     # --- one order ------------------------------------------------------------------------------------
 
     def _unmatched(self, resolved: list[ResolvedLine]) -> list[str]:
-        return [f"line {r.no} not matched to a good: external_id {r.line.external_id!r}, sku {r.line.sku!r}, "
-                f"{r.line.name!r} x {r.line.quantity}" for r in resolved if r.good_id is None]
+        return [
+            f"line {r.no} not matched to a good: external_id {r.line.external_id!r}, sku {r.line.sku!r}, "
+            f"{r.line.name!r} x {r.line.quantity}"
+            for r in resolved
+            if r.good_id is None
+        ]
 
     def _import_once(self, cur: Any, order: Order) -> ImportOutcome:
         found = self._one(cur, "order_find", {"source": SOURCE, "external_id": str(order.id)})
@@ -416,9 +564,19 @@ class OrderImporter:
         status = NEW if status is None else status
         order_id = self._next_id(cur, "order_next_id")
         header = self._header(order, resolved, status, client_id, unmatched)
-        self._run(cur, "order_insert", {**header, "order_id": order_id, "doc_number": f"SATU-{order.id}"[:30],
-                                        "doc_date": order.created.astimezone(SATU_TZ).replace(tzinfo=None),
-                                        "center_id": self.center, "source": SOURCE, "external_id": str(order.id)})
+        self._run(
+            cur,
+            "order_insert",
+            {
+                **header,
+                "order_id": order_id,
+                "doc_number": f"SATU-{order.id}"[:30],
+                "doc_date": order.created.astimezone(SATU_TZ).replace(tzinfo=None),
+                "center_id": self.center,
+                "source": SOURCE,
+                "external_id": str(order.id),
+            },
+        )
         self._insert_lines(cur, order_id, resolved)
         outcome = ImportOutcome("imported", order_id, unmatched=unmatched)
         if status != CANCELLED:
@@ -439,8 +597,11 @@ class OrderImporter:
         stored_modified = found.get("external_modified")
         incoming = _utc_naive(order.modified or order.created)
         if stored_modified is not None and incoming is not None and incoming < stored_modified:
-            return ImportOutcome("unchanged", order_id, notes=[f"older version ({order.modified}) than the one "
-                                                               f"imported; ignored"])
+            return ImportOutcome(
+                "unchanged",
+                order_id,
+                notes=[f"older version ({order.modified}) than the one imported; ignored"],
+            )
         resolved = self._resolve(cur, order)
         unmatched = self._unmatched(resolved)
         client_id = self._customer(cur, order) or found.get("client_id")
@@ -457,13 +618,17 @@ class OrderImporter:
         header = self._header(order, resolved, status, client_id, unmatched)
         outcome = ImportOutcome("updated", order_id, unmatched=unmatched)
         invoiced = self._one(cur, "invoice_find", {"order_id": order_id}) is not None
-        old_lines = [(r["good_id"], Decimal(r["qty"]), Decimal(r["price"]).quantize(Q2))
-                     for r in self._all(cur, "order_items", {"order_id": order_id})]
+        old_lines = [
+            (r["good_id"], Decimal(r["qty"]), Decimal(r["price"]).quantize(Q2))
+            for r in self._all(cur, "order_items", {"order_id": order_id})
+        ]
         new_lines = [(r.good_id, r.line.quantity, r.price) for r in resolved]
         lines_changed = old_lines != new_lines
         if lines_changed and invoiced:
-            outcome.notes.append("the lines changed on Satu after the invoice was made: the invoice and lines "
-                                 "are kept; adjust by hand")
+            outcome.notes.append(
+                "the lines changed on Satu after the invoice was made: the invoice and lines "
+                "are kept; adjust by hand"
+            )
             lines_changed = False
         self._run(cur, "order_update", {**header, "order_id": order_id})
         if status == CANCELLED:
@@ -478,11 +643,17 @@ class OrderImporter:
             self._run(cur, "order_items_delete", {"order_id": order_id})
             self._insert_lines(cur, order_id, resolved)
         else:
-            self._run(cur, "reservation_set_until", {"reserved_until": header["reserve_until"],
-                                                     "order_id": order_id})
+            self._run(
+                cur,
+                "reservation_set_until",
+                {"reserved_until": header["reserve_until"], "order_id": order_id},
+            )
         if not invoiced:
-            open_or_used = [r for r in self._all(cur, "reservations_of_order", {"order_id": order_id})
-                            if r["state"] != RELEASED]
+            open_or_used = [
+                r
+                for r in self._all(cur, "reservations_of_order", {"order_id": order_id})
+                if r["state"] != RELEASED
+            ]
             if not open_or_used:  # new lines, or an order Satu reopened after a cancellation
                 self._reserve(cur, order_id, resolved, header["reserve_until"], outcome)
             if order.paid or self.cfg.auto_invoice:
@@ -572,17 +743,33 @@ class OrderImporter:
 # Every query the importer runs, with the result columns it reads (writes have none).
 QUERY_COLUMNS: dict[str, tuple[str, ...]] = {
     "order_find": ("id", "status", "is_paid", "client_id", "external_modified", "external_hash"),
-    "order_lock": ("id",), "order_next_id": ("id",), "order_insert": (), "order_update": (),
-    "order_items": ("line_no", "good_id", "qty", "price"), "order_items_delete": (), "order_item_insert": (),
+    "order_lock": ("id",),
+    "order_next_id": ("id",),
+    "order_insert": (),
+    "order_update": (),
+    "order_items": ("line_no", "good_id", "qty", "price"),
+    "order_items_delete": (),
+    "order_item_insert": (),
     "client_find_by_phone": ("id", "name", "phone", "email", "city", "address"),
     "client_find_by_email": ("id", "name", "phone", "email", "city", "address"),
-    "client_next_id": ("id",), "client_insert": (), "client_update": (), "client_key_insert": (),
+    "client_next_id": ("id",),
+    "client_insert": (),
+    "client_update": (),
+    "client_key_insert": (),
     "good_find_by_id": ("good_id", "retail_price", "wholesale_price"),
     "good_find_by_articul": ("good_id", "retail_price", "wholesale_price"),
-    "stock_lock": ("qty", "reserved"), "stock_reserve": (), "stock_write_off": (),
-    "reservation_next_id": ("id",), "reservation_insert": (), "reservations_of_order": (
-        "id", "good_id", "center_id", "qty", "state"), "reservation_set_state": (), "reservation_set_until": (),
-    "invoice_find": ("id",), "invoice_next_id": ("id",), "invoice_insert": (), "invoice_item_insert": (),
+    "stock_lock": ("qty", "reserved"),
+    "stock_reserve": (),
+    "stock_write_off": (),
+    "reservation_next_id": ("id",),
+    "reservation_insert": (),
+    "reservations_of_order": ("id", "good_id", "center_id", "qty", "state"),
+    "reservation_set_state": (),
+    "reservation_set_until": (),
+    "invoice_find": ("id",),
+    "invoice_next_id": ("id",),
+    "invoice_insert": (),
+    "invoice_item_insert": (),
 }
 
 
@@ -606,8 +793,11 @@ def check_mapping(con: Any, mapping: Mapping) -> None:
             have = {d[0].lower() for d in cur.prep(q.sql).description or ()}
         except Exception:  # already reported by mapping.check
             continue
-        problems += [Problem(str(q.path), f"result column {c!r} is missing", f"alias a column AS {c}")
-                     for c in columns if c not in have]
+        problems += [
+            Problem(str(q.path), f"result column {c!r} is missing", f"alias a column AS {c}")
+            for c in columns
+            if c not in have
+        ]
     con.rollback()
     if problems:
         raise SettingsError(problems)
@@ -621,12 +811,17 @@ def _gds(exc: BaseException) -> int | None:
 def _is_race(exc: BaseException) -> bool:
     """A unique-key violation (someone inserted first) or a lock/update conflict (someone holds the row)."""
     text = str(exc).lower()
-    return (_gds(exc) in (335544665, 335544349, 335544336, 335544345)
-            or "violation of primary or unique key" in text or "deadlock" in text
-            or "update conflicts" in text or "lock conflict" in text or "lock time-out" in text
-            # An engine page lock another process would not hand over in time (embedded engine in
-            # shared mode): nothing is wrong with the order, so it is a race like the others.
-            or "lock denied" in text)
+    return (
+        _gds(exc) in (335544665, 335544349, 335544336, 335544345)
+        or "violation of primary or unique key" in text
+        or "deadlock" in text
+        or "update conflicts" in text
+        or "lock conflict" in text
+        or "lock time-out" in text
+        # An engine page lock another process would not hand over in time (embedded engine in
+        # shared mode): nothing is wrong with the order, so it is a race like the others.
+        or "lock denied" in text
+    )
 
 
 def _is_text_problem(exc: BaseException) -> bool:

@@ -71,16 +71,28 @@ class InboxResult:
 
     def add(self, other: InboxResult) -> None:
         """Accumulate another pass (used by watch)."""
-        for name in ("scanned", "imported", "updated", "unchanged", "quarantined", "invoices", "unmatched_lines",
-                     "failed", "waiting", "recovered"):
+        for name in (
+            "scanned",
+            "imported",
+            "updated",
+            "unchanged",
+            "quarantined",
+            "invoices",
+            "unmatched_lines",
+            "failed",
+            "waiting",
+            "recovered",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
 
     def summary(self) -> str:
         """One line for the CLI."""
-        return (f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
-                f"quarantined {self.quarantined}, invoices {self.invoices}, unmatched lines "
-                f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}")
+        return (
+            f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
+            f"quarantined {self.quarantined}, invoices {self.invoices}, unmatched lines "
+            f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}"
+        )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -274,6 +286,7 @@ class Inbox:
 
 # --- the sink: database or Torgsoft's order files -------------------------------------------------------
 
+
 class Sink:
     """Where orders go: `import_order(order) -> ImportOutcome`, `close()`."""
 
@@ -321,18 +334,43 @@ def open_sink(settings: Any, *, journal: Any, state: Any) -> Sink:
 
 # --- processing ---------------------------------------------------------------------------------------
 
-def _set_aside(inbox: Any, claim: Path, reason: str, name: str, order_id: Any, journal: Any,
-               result: InboxResult, **data: Any) -> None:
+
+def _set_aside(
+    inbox: Any,
+    claim: Path,
+    reason: str,
+    name: str,
+    order_id: Any,
+    journal: Any,
+    result: InboxResult,
+    **data: Any,
+) -> None:
     """Move a claimed file to quarantine with its reason, count it and journal it."""
     where = inbox.to_quarantine(claim, reason)
     result.quarantined += 1
     result.errors.append(f"{name}: {reason}")
-    journal.event(STAGE, f"quarantined {name}: {reason}", "error", order_id=order_id, file=name,
-                  quarantine=str(where), **data)
+    journal.event(
+        STAGE,
+        f"quarantined {name}: {reason}",
+        "error",
+        order_id=order_id,
+        file=name,
+        quarantine=str(where),
+        **data,
+    )
 
 
-def _give_back(inbox: Any, claim: Path, exc: BaseException, message: str, level: str, name: str, order_id: Any,
-               journal: Any, result: InboxResult) -> None:
+def _give_back(
+    inbox: Any,
+    claim: Path,
+    exc: BaseException,
+    message: str,
+    level: str,
+    name: str,
+    order_id: Any,
+    journal: Any,
+    result: InboxResult,
+) -> None:
     """Return a claimed file to the inbox for a later pass, count it and journal it."""
     inbox.give_back(claim)
     result.failed += 1
@@ -340,8 +378,9 @@ def _give_back(inbox: Any, claim: Path, exc: BaseException, message: str, level:
     journal.event(STAGE, message, level, order_id=order_id, file=name)
 
 
-def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any,
-                   result: InboxResult) -> None:
+def _process_claim(
+    inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any, result: InboxResult
+) -> None:
     """Parse and import one claimed file, and count what happened."""
     cfg = settings.orders
     name = inbox.original_name(claim)
@@ -349,9 +388,12 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
     try:
         size = claim.stat().st_size
         if size > cfg.max_file_bytes:  # not even read: it could be gigabytes
-            raise DamagedFile(f"absurdly large: {size} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})")
-        order = parse_order(claim.read_bytes(), max_bytes=cfg.max_file_bytes,
-                            customer_date_field=cfg.reserve_date_field)
+            raise DamagedFile(
+                f"absurdly large: {size} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})"
+            )
+        order = parse_order(
+            claim.read_bytes(), max_bytes=cfg.max_file_bytes, customer_date_field=cfg.reserve_date_field
+        )
         order_id = order.id
         outcome = sink.import_order(order)
     except (DamagedFile, SkipError) as exc:
@@ -359,21 +401,40 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
         _set_aside(inbox, claim, reason, name, order_id, journal, result)
         return
     except (RetryableError, DatabaseUnavailable) as exc:
-        _give_back(inbox, claim, exc, f"{name} left in the inbox to retry: {exc}", "warning", name, order_id,
-                   journal, result)
+        _give_back(
+            inbox,
+            claim,
+            exc,
+            f"{name} left in the inbox to retry: {exc}",
+            "warning",
+            name,
+            order_id,
+            journal,
+            result,
+        )
         return
     except (PipelineError, OSError) as exc:
         if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
             # The mapping was checked at start, so a refusal now is about this order's data (a value
             # out of range, a constraint of the installer's own): quarantine it rather than retry forever.
-            _set_aside(inbox, claim, f"the database refused this order: {exc}", name, order_id, journal, result)
+            _set_aside(
+                inbox, claim, f"the database refused this order: {exc}", name, order_id, journal, result
+            )
             return
         # Anything else (a full disk, a settings problem): keep the file for a retry, report, go on.
         _give_back(inbox, claim, exc, f"{name} not imported: {exc}", "error", name, order_id, journal, result)
         return
     except Exception as exc:  # a bug must not stop the batch: the file is kept aside with the details
-        _set_aside(inbox, claim, f"internal error while importing (please report): {type(exc).__name__}: {exc}",
-                   name, order_id, journal, result, traceback=traceback.format_exc())
+        _set_aside(
+            inbox,
+            claim,
+            f"internal error while importing (please report): {type(exc).__name__}: {exc}",
+            name,
+            order_id,
+            journal,
+            result,
+            traceback=traceback.format_exc(),
+        )
         return
     test_hook("before_done")
     inbox.finish(claim)
@@ -386,9 +447,14 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
     result.invoices += int(outcome.invoice)
     result.unmatched_lines += len(outcome.unmatched)
     if outcome.kind != "unchanged" or outcome.notes:
-        journal.event(STAGE, f"order {order_id} {outcome.kind} (Torgsoft order {outcome.order_id})"
-                      + (" with invoice" if outcome.invoice else ""), order_id=order_id, file=name,
-                      torgsoft_order=outcome.order_id)
+        journal.event(
+            STAGE,
+            f"order {order_id} {outcome.kind} (Torgsoft order {outcome.order_id})"
+            + (" with invoice" if outcome.invoice else ""),
+            order_id=order_id,
+            file=name,
+            torgsoft_order=outcome.order_id,
+        )
     for text in outcome.unmatched:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
     for text in outcome.shortages:
@@ -397,16 +463,26 @@ def _process_claim(inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
 
 
-def _pass(inbox: Inbox, sinks: list[Sink], settings: Any, journal: Any, result: InboxResult,
-          stop: Callable[[], bool] = lambda: False) -> list[Path]:
+def _pass(
+    inbox: Inbox,
+    sinks: list[Sink],
+    settings: Any,
+    journal: Any,
+    result: InboxResult,
+    stop: Callable[[], bool] = lambda: False,
+) -> list[Path]:
     """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
     returns the files still settling."""
     for claim in inbox.mine():  # left by an earlier, interrupted pass of this process
         _process_claim(inbox, claim, sinks[0], settings, journal, result)
     for claim in inbox.recover():
         result.recovered += 1
-        journal.event(STAGE, f"taking over {inbox.original_name(claim)} from an importer that died", "warning",
-                      file=inbox.original_name(claim))
+        journal.event(
+            STAGE,
+            f"taking over {inbox.original_name(claim)} from an importer that died",
+            "warning",
+            file=inbox.original_name(claim),
+        )
         _process_claim(inbox, claim, sinks[0], settings, journal, result)
     ready, waiting = [], []
     for path in inbox.candidates():
@@ -447,7 +523,9 @@ def _pass(inbox: Inbox, sinks: list[Sink], settings: Any, journal: Any, result: 
         except BaseException as exc:  # re-raised in the calling thread below
             errors.append(exc)
 
-    threads = [threading.Thread(target=guarded, args=(s,), name=f"orders-import-{n}") for n, s in enumerate(used)]
+    threads = [
+        threading.Thread(target=guarded, args=(s,), name=f"orders-import-{n}") for n, s in enumerate(used)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -498,14 +576,27 @@ def run(settings: Any, *, journal: Any, state: Any, max_wait: float | None = Non
         _close_all(sinks)
         inbox.close()
         result.seconds = time.monotonic() - started
-    journal.event(STAGE, f"inbox pass: {result.summary()}", "info" if result.ok else "warning",
-                  **{k: getattr(result, k) for k in ("imported", "updated", "unchanged", "quarantined", "invoices",
-                                                     "failed", "waiting")})
+    journal.event(
+        STAGE,
+        f"inbox pass: {result.summary()}",
+        "info" if result.ok else "warning",
+        **{
+            k: getattr(result, k)
+            for k in ("imported", "updated", "unchanged", "quarantined", "invoices", "failed", "waiting")
+        },
+    )
     return result
 
 
-def watch(settings: Any, *, journal: Any, state: Any, stop_event: threading.Event,
-          on_pass: Callable[[InboxResult], None] | None = None, rescan_seconds: float = RESCAN_SECONDS) -> InboxResult:
+def watch(
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    stop_event: threading.Event,
+    on_pass: Callable[[InboxResult], None] | None = None,
+    rescan_seconds: float = RESCAN_SECONDS,
+) -> InboxResult:
     """Import files as they arrive until stop_event is set: watchdog events wake the loop early, a
     rescan every `rescan_seconds` (and after settle_seconds while files settle) is the truth."""
     from watchdog.events import FileSystemEventHandler
@@ -530,8 +621,11 @@ def watch(settings: Any, *, journal: Any, state: Any, stop_event: threading.Even
             result = InboxResult()
             waiting: list[Path] = []
             try:
-                if not sinks and (inbox.candidates() or inbox.mine()
-                                  or any("~" in p.name for p in inbox.processing.iterdir())):
+                if not sinks and (
+                    inbox.candidates()
+                    or inbox.mine()
+                    or any("~" in p.name for p in inbox.processing.iterdir())
+                ):
                     sinks = open_sinks(settings, journal=journal, state=state)
                 if sinks:
                     waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)

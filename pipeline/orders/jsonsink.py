@@ -41,7 +41,9 @@ def _price(value: Decimal) -> str:
     return format(Decimal(value).quantize(Decimal("0.01")), "f")
 
 
-def order_document(order: Order, *, reserve_days: int, currency: str = "KZT") -> tuple[dict[str, Any], list[str]]:
+def order_document(
+    order: Order, *, reserve_days: int, currency: str = "KZT"
+) -> tuple[dict[str, Any], list[str]]:
     """The vendor's order object for an order (pure), and the lines that could not be expressed
     (their offer id is not a GoodID)."""
     goods, unmatched = [], []
@@ -50,21 +52,39 @@ def order_document(order: Order, *, reserve_days: int, currency: str = "KZT") ->
         if ext.isdigit():
             goods.append({"GoodID": ext, "Price": _price(line.price), "Count": _num(line.quantity)})
         else:
-            unmatched.append(f"line {n} has no GoodID (external_id {line.external_id!r}, sku {line.sku!r}, "
-                             f"{line.name!r} x {line.quantity}): left out of the file")
+            unmatched.append(
+                f"line {n} has no GoodID (external_id {line.external_id!r}, sku {line.sku!r}, "
+                f"{line.name!r} x {line.quantity}): left out of the file"
+            )
     comment = order.comment
     if unmatched:
         comment = (comment + "\n" if comment else "") + "\n".join(f"[satu] {u}" for u in unmatched)
     until: date = reserve_until(order, reserve_days)
     created = order.created.astimezone(SATU_TZ)
     doc = {
-        "Client": {"Name": order.customer.name, "MPhone": f"+{order.customer.phone}" if order.customer.phone else "",
-                   "CPhone": "", "ZIP": "", "Country": "", "Region": "", "City": order.customer.city,
-                   "Address": order.delivery_address, "EMail": order.customer.email},
-        "Options": {"SaleType": "1", "Comment": comment, "OrderNumber": str(order.id),
-                    "DeliveryCondition": order.delivery_method, "DeliveryAddress": order.delivery_address,
-                    "ReserveDate": until.strftime("%d%m%Y"), "BonusPay": "0", "GiftCertificate": "",
-                    "OrderDate": created.strftime("%Y-%m-%d %H:%M:%S"), "CurrencyInternationalCode": currency},
+        "Client": {
+            "Name": order.customer.name,
+            "MPhone": f"+{order.customer.phone}" if order.customer.phone else "",
+            "CPhone": "",
+            "ZIP": "",
+            "Country": "",
+            "Region": "",
+            "City": order.customer.city,
+            "Address": order.delivery_address,
+            "EMail": order.customer.email,
+        },
+        "Options": {
+            "SaleType": "1",
+            "Comment": comment,
+            "OrderNumber": str(order.id),
+            "DeliveryCondition": order.delivery_method,
+            "DeliveryAddress": order.delivery_address,
+            "ReserveDate": until.strftime("%d%m%Y"),
+            "BonusPay": "0",
+            "GiftCertificate": "",
+            "OrderDate": created.strftime("%Y-%m-%d %H:%M:%S"),
+            "CurrencyInternationalCode": currency,
+        },
         "Goods": goods,
     }
     return doc, unmatched
@@ -110,8 +130,9 @@ class _FtpTarget:
                 self.login(user, passwd)
 
         try:
-            self.host = ftputil.FTPHost(parts.hostname, unquote(parts.username or "anonymous"), password,
-                                        session_factory=Session)
+            self.host = ftputil.FTPHost(
+                parts.hostname, unquote(parts.username or "anonymous"), password, session_factory=Session
+            )
             self.host.makedirs(self.dir, exist_ok=True)
         except (ftputil.error.FTPError, OSError) as exc:
             raise RetryableError(f"FTP {parts.hostname}:{parts.port or 21}: {exc}") from None
@@ -153,8 +174,13 @@ class JsonSink:
             password = os.environ.get(var, "") if var else ""
             self.target: Any = _FtpTarget(target, password, settings.publish.timeout)
         elif "://" in target:
-            raise SettingsError(Problem("orders.json_dir", f"{target!r}: only a folder or an ftp:// URL is supported",
-                                        "write a folder path or ftp://user@host:port/dir"))
+            raise SettingsError(
+                Problem(
+                    "orders.json_dir",
+                    f"{target!r}: only a folder or an ftp:// URL is supported",
+                    "write a folder path or ftp://user@host:port/dir",
+                )
+            )
         else:
             path = Path(target)
             self.target = _LocalTarget(path if path.is_absolute() else Path(settings.base_dir) / path)
@@ -164,22 +190,44 @@ class JsonSink:
         key = str(order.id)
         known = self.state.get(STATE_NS, key)
         if known is not None:
-            if known.get("hash") == order_hash(order) or known.get("modified", "") >= str(order.modified or ""):
+            if known.get("hash") == order_hash(order) or known.get("modified", "") >= str(
+                order.modified or ""
+            ):
                 return ImportOutcome("unchanged", order.id)
-            self.state.put(STATE_NS, key, {**known, "hash": order_hash(order), "modified": str(order.modified or "")})
-            return ImportOutcome("updated", order.id, notes=[
-                f"changed on Satu (status {order.status!r}) after its file {known.get('file')} was written; "
-                f"Torgsoft's order file cannot carry changes: update the order in Torgsoft by hand"])
+            self.state.put(
+                STATE_NS, key, {**known, "hash": order_hash(order), "modified": str(order.modified or "")}
+            )
+            return ImportOutcome(
+                "updated",
+                order.id,
+                notes=[
+                    f"changed on Satu (status {order.status!r}) after its file {known.get('file')} was written; "
+                    f"Torgsoft's order file cannot carry changes: update the order in Torgsoft by hand"
+                ],
+            )
         if torgsoft_status(order.status) == CANCELLED:
-            self.state.put(STATE_NS, key, {"file": None, "hash": order_hash(order),
-                                           "modified": str(order.modified or ""), "skipped": "cancelled"})
-            return ImportOutcome("unchanged", order.id, notes=["cancelled before it was sent: no file written"])
-        doc, unmatched = order_document(order, reserve_days=self.cfg.reserve_days,
-                                        currency=self.settings.feed.currency)
+            self.state.put(
+                STATE_NS,
+                key,
+                {
+                    "file": None,
+                    "hash": order_hash(order),
+                    "modified": str(order.modified or ""),
+                    "skipped": "cancelled",
+                },
+            )
+            return ImportOutcome(
+                "unchanged", order.id, notes=["cancelled before it was sent: no file written"]
+            )
+        doc, unmatched = order_document(
+            order, reserve_days=self.cfg.reserve_days, currency=self.settings.feed.currency
+        )
         name = f"{self.cfg.json_prefix}{order.id}.json"
         data = json.dumps(doc, ensure_ascii=True, indent=1).encode("ascii")
         where = self.target.write(name, data)
-        self.state.put(STATE_NS, key, {"file": where, "hash": order_hash(order), "modified": str(order.modified or "")})
+        self.state.put(
+            STATE_NS, key, {"file": where, "hash": order_hash(order), "modified": str(order.modified or "")}
+        )
         return ImportOutcome("imported", order.id, unmatched=unmatched)
 
     def close(self) -> None:

@@ -16,8 +16,15 @@ from pipeline.errors import SkipError
 from pipeline.model import Customer, Order, OrderLine
 from pipeline.satu.client import parse_price  # one price parser for the project (issue 5)
 
-__all__ = ["DamagedFile", "normalize_phone", "normalize_email", "parse_order", "order_from_dict", "parse_price",
-           "version_tag"]
+__all__ = [
+    "DamagedFile",
+    "normalize_phone",
+    "normalize_email",
+    "parse_order",
+    "order_from_dict",
+    "parse_price",
+    "version_tag",
+]
 
 SATU_TZ = timezone(timedelta(hours=5))
 PAID_STATUSES = frozenset({"paid"})
@@ -32,6 +39,7 @@ class DamagedFile(SkipError):
 
 
 # --- small pure helpers -------------------------------------------------------------------------------
+
 
 def normalize_phone(raw: Any) -> str:
     """One form for Kazakh phone numbers: digits only, country code 7 (`77011234567`).
@@ -78,6 +86,7 @@ def parse_customer_date(value: Any) -> date | None:
 
 # --- decoding -----------------------------------------------------------------------------------------
 
+
 def _decode(data: bytes, max_bytes: int) -> str:
     size = len(data)
     if size > max_bytes:
@@ -94,8 +103,10 @@ def _decode(data: bytes, max_bytes: int) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DamagedFile(f"unknown encoding: byte 0x{data[exc.start]:02x} at offset {exc.start} is not "
-                          f"UTF-8 (order files must be UTF-8)") from None
+        raise DamagedFile(
+            f"unknown encoding: byte 0x{data[exc.start]:02x} at offset {exc.start} is not "
+            f"UTF-8 (order files must be UTF-8)"
+        ) from None
     controls = [ch for ch in text[:4096] if ord(ch) < 32 and ch not in "\r\n\t"]
     if controls:
         raise DamagedFile(f"binary junk: control character 0x{ord(controls[0]):02x} in the text")
@@ -127,8 +138,10 @@ def _load_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()) or _unclosed(text):
-            raise DamagedFile(f"truncated JSON: the text ends at line {exc.lineno} column {exc.colno} "
-                              f"before the document is complete ({exc.msg})") from None
+            raise DamagedFile(
+                f"truncated JSON: the text ends at line {exc.lineno} column {exc.colno} "
+                f"before the document is complete ({exc.msg})"
+            ) from None
         raise DamagedFile(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise DamagedFile("invalid JSON: nested too deeply") from None
@@ -136,9 +149,17 @@ def _load_json(text: str) -> Any:
 
 # --- field readers (each raises DamagedFile naming the field) -----------------------------------------
 
+
 def _type_name(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "text",
+        bool: "true/false",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _text(obj: dict, key: str, where: str = "order") -> str:
@@ -230,8 +251,11 @@ def _lines(order: dict) -> list[OrderLine]:
             price = (total / qty).quantize(Decimal("0.01")) if total is not None else Decimal(0)
         external_id = _text(item, "external_id", where)
         sku = _text(item, "sku", where)
-        lines.append(OrderLine(external_id=external_id, sku=sku, name=_text(item, "name", where),
-                               quantity=qty, price=price))
+        lines.append(
+            OrderLine(
+                external_id=external_id, sku=sku, name=_text(item, "name", where), quantity=qty, price=price
+            )
+        )
     return lines
 
 
@@ -241,13 +265,16 @@ def customer_name(order: dict) -> str:
     return " ".join(p for p in parts if p)
 
 
-def parse_order(data: bytes, *, max_bytes: int = 5_000_000,
-                customer_date_field: str = "delivery_date") -> Order:
+def parse_order(
+    data: bytes, *, max_bytes: int = 5_000_000, customer_date_field: str = "delivery_date"
+) -> Order:
     """Inbox file bytes → Order; raises DamagedFile with a precise reason for anything unusable."""
     doc = _load_json(_decode(data, max_bytes))
     if not isinstance(doc, dict):
-        raise DamagedFile(f"wrong type: the document is {_type_name(doc)}, expected an object "
-                          f"({{\"order\": {{…}}}} or a bare order)")
+        raise DamagedFile(
+            f"wrong type: the document is {_type_name(doc)}, expected an object "
+            f'({{"order": {{…}}}} or a bare order)'
+        )
     if "order" in doc:
         order = doc["order"]
         if not isinstance(order, dict):
@@ -278,21 +305,36 @@ def order_from_dict(order: dict, *, customer_date_field: str = "delivery_date") 
         raw_date = order.get(customer_date_field)
         if raw_date not in (None, ""):
             if not isinstance(raw_date, str):
-                raise DamagedFile(f"wrong type: order field {customer_date_field!r} is {_type_name(raw_date)}, "
-                                  f"expected a date text")
+                raise DamagedFile(
+                    f"wrong type: order field {customer_date_field!r} is {_type_name(raw_date)}, "
+                    f"expected a date text"
+                )
             reserve_until = parse_customer_date(raw_date)
-    customer = Customer(name=customer_name(order), phone=normalize_phone(_text(order, "phone")),
-                        email=normalize_email(_text(order, "email")),
-                        address=_text(order, "delivery_address"))
+    customer = Customer(
+        name=customer_name(order),
+        phone=normalize_phone(_text(order, "phone")),
+        email=normalize_email(_text(order, "email")),
+        address=_text(order, "delivery_address"),
+    )
     return Order(
-        id=order_id, created=created, modified=modified, status=status, customer=customer, lines=lines,
-        total=total, paid=payment_status == "paid" or status in PAID_STATUSES,
+        id=order_id,
+        created=created,
+        modified=modified,
+        status=status,
+        customer=customer,
+        lines=lines,
+        total=total,
+        paid=payment_status == "paid" or status in PAID_STATUSES,
         payment_method=_text(payment_option, "name", "payment_option"),
         delivery_method=_text(delivery_option, "name", "delivery_option"),
         delivery_address=_text(order, "delivery_address"),
         delivery_cost=_decimal(order, "delivery_cost", "order") or Decimal(0),
         waybill=_text(provider, "declaration_number", "delivery_provider_data"),
-        comment=_text(order, "client_notes"), reserve_until=reserve_until, source="satu", raw=order)
+        comment=_text(order, "client_notes"),
+        reserve_until=reserve_until,
+        source="satu",
+        raw=order,
+    )
 
 
 def version_tag(order: Order) -> str:

@@ -90,8 +90,11 @@ class Target:
 
     def payload(self) -> dict[str, Any]:
         """The outbox payload (JSON)."""
-        return {"status": self.status, "cancellation_reason": self.cancellation_reason,
-                "cancellation_text": self.cancellation_text}
+        return {
+            "status": self.status,
+            "cancellation_reason": self.cancellation_reason,
+            "cancellation_text": self.cancellation_text,
+        }
 
 
 @dataclasses.dataclass
@@ -124,9 +127,13 @@ def map_row(row: dict[str, Any]) -> OrderState:
     if isinstance(paid, str):
         paid = paid.strip().lower() in ("1", "true", "t", "y", "yes")
     changed = row.get("changed_at")
-    return OrderState(external_id=_text(row.get("external_id")), status=int(row.get("status") or 0),
-                      is_paid=bool(paid), ttn=_text(row.get("ttn")),
-                      changed_at=changed if isinstance(changed, datetime) else None)
+    return OrderState(
+        external_id=_text(row.get("external_id")),
+        status=int(row.get("status") or 0),
+        is_paid=bool(paid),
+        ttn=_text(row.get("ttn")),
+        changed_at=changed if isinstance(changed, datetime) else None,
+    )
 
 
 def validate(cfg: StatusSettings) -> None:
@@ -135,14 +142,33 @@ def validate(cfg: StatusSettings) -> None:
     for key in ("accepted", "paid", "shipped", "delivered", "cancelled"):
         value = getattr(cfg, key)
         if value == "pending":
-            problems.append(Problem(f"status.{key}", "`pending` cannot be set through the Satu API",
-                                    f"use one of {', '.join(SETTABLE)}, or \"\" to send nothing"))
+            problems.append(
+                Problem(
+                    f"status.{key}",
+                    "`pending` cannot be set through the Satu API",
+                    f'use one of {", ".join(SETTABLE)}, or "" to send nothing',
+                )
+            )
         elif value and value not in SETTABLE and not value.startswith("custom"):
-            problems.append(Problem(f"status.{key}", f"{value!r} is not a Satu order status",
-                                    f"use one of {', '.join(SETTABLE)} (or a custom-… status), or \"\""))
-    if cfg.cancelled == "canceled" and cfg.cancellation_reason in NEEDS_TEXT and not cfg.cancellation_text.strip():
-        problems.append(Problem("status.cancellation_text", f"is empty, but Satu requires a text with the reason "
-                                f"{cfg.cancellation_reason!r}", "write the text the customer should see"))
+            problems.append(
+                Problem(
+                    f"status.{key}",
+                    f"{value!r} is not a Satu order status",
+                    f'use one of {", ".join(SETTABLE)} (or a custom-… status), or ""',
+                )
+            )
+    if (
+        cfg.cancelled == "canceled"
+        and cfg.cancellation_reason in NEEDS_TEXT
+        and not cfg.cancellation_text.strip()
+    ):
+        problems.append(
+            Problem(
+                "status.cancellation_text",
+                f"is empty, but Satu requires a text with the reason {cfg.cancellation_reason!r}",
+                "write the text the customer should see",
+            )
+        )
     if problems:
         raise SettingsError(problems)
 
@@ -162,8 +188,12 @@ def target_status(order: OrderState, cfg: StatusSettings) -> Target | None:
             text = cfg.cancellation_text if reason in NEEDS_TEXT else None
             return Target(cfg.cancelled, reason, text or None)
         return Target(cfg.cancelled)
-    ladder = [(order.status == DELIVERED, cfg.delivered), (order.status == SHIPPED, cfg.shipped),
-              (order.is_paid, cfg.paid), (order.status in (ACCEPTED, SHIPPED, DELIVERED), cfg.accepted)]
+    ladder = [
+        (order.status == DELIVERED, cfg.delivered),
+        (order.status == SHIPPED, cfg.shipped),
+        (order.is_paid, cfg.paid),
+        (order.status in (ACCEPTED, SHIPPED, DELIVERED), cfg.accepted),
+    ]
     for applies, status in ladder:
         if applies and status:
             return Target(status)
@@ -171,6 +201,7 @@ def target_status(order: OrderState, cfg: StatusSettings) -> Target | None:
 
 
 # --- reading Torgsoft -------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, Iterator[OrderState]]]:
@@ -189,8 +220,12 @@ def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, It
         columns = [d[0].lower() for d in cur.description or ()]
         missing = [c for c in ("external_id", "status", "is_paid", "ttn") if c not in columns]
         if missing:
-            raise SettingsError([Problem(str(query.path), f"result column {c!r} is missing", f"alias a column AS {c}")
-                                 for c in missing])
+            raise SettingsError(
+                [
+                    Problem(str(query.path), f"result column {c!r} is missing", f"alias a column AS {c}")
+                    for c in missing
+                ]
+            )
 
         def rows() -> Iterator[OrderState]:
             while True:
@@ -236,6 +271,7 @@ def _satu_id(external_id: str) -> int | None:
 
 # --- the stage ------------------------------------------------------------------------------------
 
+
 class _Run:
     """One run of the stage; keeps the counters and the lazily opened Satu client."""
 
@@ -274,9 +310,16 @@ class _Run:
                 if not order.external_id:
                     continue
                 target = target_status(order, self.cfg)
-                records.append((order.external_id, {"hash": order.fingerprint,
-                                                    "status": target.status if target else None,
-                                                    "ttn": order.ttn or None}))
+                records.append(
+                    (
+                        order.external_id,
+                        {
+                            "hash": order.fingerprint,
+                            "status": target.status if target else None,
+                            "ttn": order.ttn or None,
+                        },
+                    )
+                )
                 if order.changed_at and (newest is None or order.changed_at > newest):
                     newest = order.changed_at
         self.state.put_many(NS_ORDERS, records)
@@ -288,11 +331,14 @@ class _Run:
             self.state.put(NS_META, "cursor", newest.isoformat())
         else:
             self.state.delete(NS_META, "cursor")
-        self.state.put(NS_META, "baseline", {"at": datetime.now().isoformat(timespec="seconds"),
-                                             "orders": len(records)})
+        self.state.put(
+            NS_META, "baseline", {"at": datetime.now().isoformat(timespec="seconds"), "orders": len(records)}
+        )
         self.result.checked = self.result.baseline = len(records)
-        self.event(f"baseline taken: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
-                   orders=len(records))
+        self.event(
+            f"baseline taken: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
+            orders=len(records),
+        )
 
     # --- detection ------------------------------------------------------------------------------
 
@@ -317,11 +363,17 @@ class _Run:
                 self.result.changed += 1
                 self.queue(order, known, no_carrier)
         if no_carrier:
-            self.event(f"{len(no_carrier)} waybill number(s) not sent: [status] carrier is empty",
-                       "warning", orders=no_carrier,
-                       fix="set [status] carrier to the delivery_type code Satu expects")
-        if has_changed_at and newest is not None and (
-                not cursor_text or newest > datetime.fromisoformat(cursor_text)):
+            self.event(
+                f"{len(no_carrier)} waybill number(s) not sent: [status] carrier is empty",
+                "warning",
+                orders=no_carrier,
+                fix="set [status] carrier to the delivery_type code Satu expects",
+            )
+        if (
+            has_changed_at
+            and newest is not None
+            and (not cursor_text or newest > datetime.fromisoformat(cursor_text))
+        ):
             self.state.put(NS_META, "cursor", newest.isoformat())
 
     def queue(self, order: OrderState, known: dict[str, Any], no_carrier: list[str]) -> None:
@@ -330,16 +382,23 @@ class _Run:
         record = dict(known)
         record["hash"] = order.fingerprint
         if _satu_id(oid) is None:
-            self.event(f"order {oid!r} cannot be a Satu order id (not a positive number): not pushed",
-                       "error", order_id=oid)
+            self.event(
+                f"order {oid!r} cannot be a Satu order id (not a positive number): not pushed",
+                "error",
+                order_id=oid,
+            )
             self.state.put(NS_ORDERS, oid, record)
             return
         target = target_status(order, self.cfg)
         if target is not None and target.status != known.get("status"):
             self.state.outbox_add(KIND_STATUS, oid, target.payload())
-            self.event(f"status change queued: {known.get('status') or '—'} → {target.status}", order_id=oid,
-                       torgsoft_status=order.status, paid=order.is_paid, **{
-                           k: v for k, v in target.payload().items() if k != "status" and v})
+            self.event(
+                f"status change queued: {known.get('status') or '—'} → {target.status}",
+                order_id=oid,
+                torgsoft_status=order.status,
+                paid=order.is_paid,
+                **{k: v for k, v in target.payload().items() if k != "status" and v},
+            )
         else:
             # Back to what Satu already has (or nothing to send): a pending write is stale.
             self.state.outbox_done(KIND_STATUS, [oid])
@@ -364,7 +423,9 @@ class _Run:
             self.state.delete(NS_PARKED, f"{kind}:{oid}")
         self.event(message, order_id=oid, **{field: value})
 
-    def fail(self, kind: str, oid: str, payload: Any, attempts: int, error: str, transient: bool = False) -> None:
+    def fail(
+        self, kind: str, oid: str, payload: Any, attempts: int, error: str, transient: bool = False
+    ) -> None:
         """Record a failed attempt: retry later with backoff, or park after max_attempts.
 
         A transient failure (Satu unreachable) is never held against the order: it backs off
@@ -374,17 +435,35 @@ class _Run:
         self.result.failed += 1
         what = "status" if kind == KIND_STATUS else "waybill"
         if attempts >= self.cfg.max_attempts and not transient:
-            self.state.put(NS_PARKED, f"{kind}:{oid}", {"payload": payload, "error": error, "attempts": attempts,
-                                                         "at": datetime.now().isoformat(timespec="seconds")})
+            self.state.put(
+                NS_PARKED,
+                f"{kind}:{oid}",
+                {
+                    "payload": payload,
+                    "error": error,
+                    "attempts": attempts,
+                    "at": datetime.now().isoformat(timespec="seconds"),
+                },
+            )
             self.state.outbox_done(kind, [oid])
             self.result.parked += 1
-            self.event(f"{what} push given up after {attempts} attempts: {error}", "error", order_id=oid,
-                       payload=payload, attempts=attempts,
-                       fix="check the order on Satu; a new change in Torgsoft queues it again")
+            self.event(
+                f"{what} push given up after {attempts} attempts: {error}",
+                "error",
+                order_id=oid,
+                payload=payload,
+                attempts=attempts,
+                fix="check the order on Satu; a new change in Torgsoft queues it again",
+            )
         else:
             self.state.outbox_failed(kind, oid, error, base_delay=self.cfg.retry_seconds)
-            self.event(f"{what} push failed (attempt {attempts}, will retry): {error}", "warning", order_id=oid,
-                       payload=payload, attempts=attempts)
+            self.event(
+                f"{what} push failed (attempt {attempts}, will retry): {error}",
+                "warning",
+                order_id=oid,
+                payload=payload,
+                attempts=attempts,
+            )
 
     def satu_order(self, key: str) -> dict[str, Any] | None:
         """The order as Satu has it now (cached for the run); UNKNOWN on 404; None when Satu did not say."""
@@ -415,7 +494,9 @@ class _Run:
                 self.fail(kind, key, payload, attempts, "order not found on Satu (unknown order id)")
             elif order is not None and satu_has(kind, order, payload):
                 self.result.already += 1
-                field, value = ("status", payload["status"]) if kind == KIND_STATUS else ("ttn", payload["ttn"])
+                field, value = (
+                    ("status", payload["status"]) if kind == KIND_STATUS else ("ttn", payload["ttn"])
+                )
                 self.confirm(kind, key, field, value, f"Satu already has {field} {value}: not sent")
             else:
                 out.append((key, payload, attempts))
@@ -433,11 +514,13 @@ class _Run:
             due = checked
         groups: dict[tuple, list[tuple[str, Any, int]]] = {}
         for key, payload, attempts in due:
-            groups.setdefault((payload.get("status"), payload.get("cancellation_reason"),
-                               payload.get("cancellation_text")), []).append((key, payload, attempts))
+            groups.setdefault(
+                (payload.get("status"), payload.get("cancellation_reason"), payload.get("cancellation_text")),
+                [],
+            ).append((key, payload, attempts))
         for (status, reason, text), entries in groups.items():
             for start in range(0, len(entries), BATCH):
-                chunk = entries[start:start + BATCH]
+                chunk = entries[start : start + BATCH]
                 try:
                     processed = self.set_status(chunk, status, reason, text)
                 except SatuApiError as exc:
@@ -446,8 +529,11 @@ class _Run:
                         self.fail(KIND_STATUS, key, payload, attempts, f"Satu refused: {exc}")
                         continue
                     # One bad id can make Satu refuse a whole batch: try each order alone.
-                    self.event(f"set_status refused for a batch of {len(chunk)} ({exc}); retrying one by one",
-                               "warning", orders=[k for k, _, _ in chunk])
+                    self.event(
+                        f"set_status refused for a batch of {len(chunk)} ({exc}); retrying one by one",
+                        "warning",
+                        orders=[k for k, _, _ in chunk],
+                    )
                     for entry in chunk:
                         try:
                             one = self.set_status([entry], status, reason, text)
@@ -465,11 +551,14 @@ class _Run:
                 self.settle(chunk, processed, status)
         return True
 
-    def set_status(self, chunk: list[tuple[str, Any, int]], status: str, reason: str | None,
-                   text: str | None) -> set[int]:
+    def set_status(
+        self, chunk: list[tuple[str, Any, int]], status: str, reason: str | None, text: str | None
+    ) -> set[int]:
         ids = [int(k) for k, _, _ in chunk]
-        return {int(i) for i in self.client().set_status(ids, status, cancellation_reason=reason,
-                                                         cancellation_text=text)}
+        return {
+            int(i)
+            for i in self.client().set_status(ids, status, cancellation_reason=reason, cancellation_text=text)
+        }
 
     def settle(self, chunk: list[tuple[str, Any, int]], processed: set[int], status: str) -> None:
         """Confirm exactly the ids Satu processed; everything else failed."""
@@ -501,16 +590,24 @@ class _Run:
                 return False
             if ok:
                 self.result.waybills += 1
-                self.confirm(KIND_TTN, key, "ttn", payload["ttn"],
-                             f"waybill saved on Satu: {payload['ttn']} ({payload['carrier']})")
+                self.confirm(
+                    KIND_TTN,
+                    key,
+                    "ttn",
+                    payload["ttn"],
+                    f"waybill saved on Satu: {payload['ttn']} ({payload['carrier']})",
+                )
             else:
                 self.fail(KIND_TTN, key, payload, attempts, "save_declaration_id did not report success")
         return True
 
     def unreachable(self, entries: list[tuple[str, Any, int]], kind: str, exc: Exception) -> None:
         """Satu did not answer after the client's own retries: back off these, stop for this run."""
-        self.event(f"Satu unreachable, {len(entries)} push(es) stay queued: {exc}", "warning",
-                   orders=[k for k, _, _ in entries])
+        self.event(
+            f"Satu unreachable, {len(entries)} push(es) stay queued: {exc}",
+            "warning",
+            orders=[k for k, _, _ in entries],
+        )
         for key, payload, attempts in entries:
             self.fail(kind, key, payload, attempts, f"Satu unreachable: {exc}", transient=True)
 
@@ -525,8 +622,11 @@ class _Run:
                 self.push_waybills()
         except SatuAuthError as exc:
             self.result.ok = False
-            self.event(f"Satu refused the token, nothing pushed: {exc}", "error",
-                       fix="make a new API token with order rights and set it in the env var [satu] token_env names")
+            self.event(
+                f"Satu refused the token, nothing pushed: {exc}",
+                "error",
+                fix="make a new API token with order rights and set it in the env var [satu] token_env names",
+            )
 
 
 def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False) -> StatusResult:
@@ -559,8 +659,11 @@ def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False)
     result.pending = state.outbox_count(KIND_STATUS) + state.outbox_count(KIND_TTN)
     if result.failed:
         result.ok = False
-    job.event(f"status push: {result.checked} checked, {result.changed} changed, {result.pushed} status(es) and "
-              f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, {result.failed} failed, "
-              f"{result.parked} given up, {result.pending} queued", "info" if result.ok else "warning",
-              **{k: v for k, v in dataclasses.asdict(result).items() if k not in ("ok", "baseline")})
+    job.event(
+        f"status push: {result.checked} checked, {result.changed} changed, {result.pushed} status(es) and "
+        f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, {result.failed} failed, "
+        f"{result.parked} given up, {result.pending} queued",
+        "info" if result.ok else "warning",
+        **{k: v for k, v in dataclasses.asdict(result).items() if k not in ("ok", "baseline")},
+    )
     return result

@@ -44,8 +44,16 @@ MAX_BATCH = 100
 #: Statuses that end an import (compared case-insensitively; anything else = still running).
 IMPORT_FINAL = ("SUCCESS", "PARTIAL", "FATAL")
 ORDER_STATUSES_SETTABLE = ("received", "paid", "delivered", "canceled")
-CANCELLATION_REASONS = ("not_available", "price_changed", "buyers_request", "not_enough_fields", "duplicate",
-                        "invalid_phone_number", "less_than_minimal_price", "another")
+CANCELLATION_REASONS = (
+    "not_available",
+    "price_changed",
+    "buyers_request",
+    "not_enough_fields",
+    "duplicate",
+    "invalid_phone_number",
+    "less_than_minimal_price",
+    "another",
+)
 #: Reasons that need a free-text explanation.
 REASONS_WITH_TEXT = ("price_changed", "not_enough_fields", "another")
 
@@ -92,6 +100,7 @@ class EditResult:
 
 
 # --- pure helpers -------------------------------------------------------------------------------------
+
 
 def parse_price(value: Any) -> Decimal | None:
     """A Satu price (`"1 950 ₸"`, `"1\u00a0950,50 ₸"`, `650`, `"650.5"`) as Decimal; None when empty.
@@ -148,7 +157,7 @@ def import_finished(status: dict[str, Any]) -> str | None:
 
 def _chunks(seq: list[Any], size: int = MAX_BATCH) -> Iterator[list[Any]]:
     for i in range(0, len(seq), size):
-        yield seq[i:i + size]
+        yield seq[i : i + size]
 
 
 def _error_message(error: Any) -> str:
@@ -182,12 +191,22 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 # --- the client ---------------------------------------------------------------------------------------
 
+
 class SatuClient:
     """A thin, careful client of the Satu seller API. Use as a context manager or call `close()`."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 30, max_retries: int = 5,
-                 backoff_base: float = 0.5, backoff_max: float = 30.0, retry_after_max: float = 120.0,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30,
+        max_retries: int = 5,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 120.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
         self.backoff_base = backoff_base
@@ -196,16 +215,28 @@ class SatuClient:
         self._token = token
         #: requests actually sent (each retry counts); handy for benchmarks and tests
         self.requests = 0
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
-                                  headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                                           "User-Agent": "torgsoft-satu/0.1"})
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": "torgsoft-satu/0.1",
+            },
+        )
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> SatuClient:
         """A client for `[satu] base_url` with the token from the env var named by `satu.token_env`."""
         s = settings.satu
-        return cls(s.base_url, settings.secret("satu.token_env"), timeout=s.timeout,
-                   max_retries=s.max_retries, **kwargs)
+        return cls(
+            s.base_url,
+            settings.secret("satu.token_env"),
+            timeout=s.timeout,
+            max_retries=s.max_retries,
+            **kwargs,
+        )
 
     def __repr__(self) -> str:
         return f"SatuClient({self.base_url!r}, token=***)"
@@ -235,8 +266,15 @@ class SatuClient:
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                 json_body: Any = None, allow_404: bool = False) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        allow_404: bool = False,
+    ) -> Any:
         """Send one API call with retries; return the decoded JSON reply or raise a project error."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
@@ -254,19 +292,29 @@ class SatuClient:
                 status = response.status_code
                 log.debug("%s %s → %s", method, path, status)
                 if status in (401, 403):
-                    raise SatuAuthError(f"Satu API: token expired or lacks rights (HTTP {status} on {path}); "
-                                        "make a new token with read/write rights for products and orders")
+                    raise SatuAuthError(
+                        f"Satu API: token expired or lacks rights (HTTP {status} on {path}); "
+                        "make a new token with read/write rights for products and orders"
+                    )
                 if status == 429 or status >= 500:
                     problem = f"HTTP {status}"
                 else:
                     return self._decode(response, path, allow_404)
             attempt += 1
             if attempt > self.max_retries:
-                raise RetryableError(f"Satu API {method} {path}: {problem}, "
-                                     f"gave up after {self.max_retries} retries")
+                raise RetryableError(
+                    f"Satu API {method} {path}: {problem}, gave up after {self.max_retries} retries"
+                )
             wait = self._delay(attempt, response)
-            log.info("Satu API %s %s: %s; retry %d/%d in %.1f s", method, path, problem, attempt,
-                     self.max_retries, wait)
+            log.info(
+                "Satu API %s %s: %s; retry %d/%d in %.1f s",
+                method,
+                path,
+                problem,
+                attempt,
+                self.max_retries,
+                wait,
+            )
             time.sleep(wait)
 
     def _decode(self, response: httpx.Response, path: str, allow_404: bool) -> Any:
@@ -279,12 +327,16 @@ class SatuClient:
             return None
         if isinstance(data, dict) and data.get("error") not in (None, "", {}):
             # HTTP 200 with {"error": "…"} and HTTP 400 with {"error": {"message": "…"}} alike
-            raise SatuApiError(self._mask(_error_message(data["error"])), status=status, path=path, payload=data)
+            raise SatuApiError(
+                self._mask(_error_message(data["error"])), status=status, path=path, payload=data
+            )
         if status >= 400:
             snippet = self._mask(response.text[:200].strip()) if data is None else self._mask(str(data)[:200])
             raise SatuApiError(snippet or response.reason_phrase, status=status, path=path, payload=data)
         if data is None:
-            raise SatuApiError(f"reply is not JSON: {self._mask(response.text[:120])!r}", status=status, path=path)
+            raise SatuApiError(
+                f"reply is not JSON: {self._mask(response.text[:120])!r}", status=status, path=path
+            )
         return data
 
     # --- paging ---------------------------------------------------------------------------------------
@@ -308,13 +360,24 @@ class SatuClient:
 
     # --- orders ---------------------------------------------------------------------------------------
 
-    def iter_orders(self, *, last_modified_from: datetime | str | None = None, status: str | None = None,
-                    date_from: datetime | str | None = None, date_to: datetime | str | None = None,
-                    last_modified_to: datetime | str | None = None, limit: int = MAX_BATCH) -> Iterator[dict]:
+    def iter_orders(
+        self,
+        *,
+        last_modified_from: datetime | str | None = None,
+        status: str | None = None,
+        date_from: datetime | str | None = None,
+        date_to: datetime | str | None = None,
+        last_modified_to: datetime | str | None = None,
+        limit: int = MAX_BATCH,
+    ) -> Iterator[dict]:
         """Every order (raw dicts, newest first, each once), modified at or after `last_modified_from`
         if given. Dates may be datetimes (aware ones are converted to Satu time) or ISO strings."""
-        dates = {"last_modified_from": last_modified_from, "last_modified_to": last_modified_to,
-                 "date_from": date_from, "date_to": date_to}
+        dates = {
+            "last_modified_from": last_modified_from,
+            "last_modified_to": last_modified_to,
+            "date_from": date_from,
+            "date_to": date_to,
+        }
         params: dict[str, Any] = {k: format_date(v) for k, v in dates.items() if v}
         params["status"] = status
         yield from self._paged("/orders/list", "orders", params, min(limit, MAX_BATCH))
@@ -324,8 +387,13 @@ class SatuClient:
         data = self._request("GET", f"/orders/{order_id}")
         return data.get("order", data)
 
-    def set_status(self, ids: Iterable[int], status: str, cancellation_reason: str | None = None,
-                   cancellation_text: str | None = None) -> list[int]:
+    def set_status(
+        self,
+        ids: Iterable[int],
+        status: str,
+        cancellation_reason: str | None = None,
+        cancellation_text: str | None = None,
+    ) -> list[int]:
         """Set an order status; returns the ids Satu processed (only those count as done)."""
         ids = [int(i) for i in ids]
         done: list[int] = []
@@ -341,9 +409,15 @@ class SatuClient:
 
     def save_declaration(self, order_id: int | str, declaration_id: str, delivery_type: str) -> bool:
         """Attach a waybill (TTN) number to an order; True when Satu confirms."""
-        data = self._request("POST", "/delivery/save_declaration_id",
-                             json_body={"order_id": int(order_id), "declaration_id": str(declaration_id),
-                                        "delivery_type": delivery_type})
+        data = self._request(
+            "POST",
+            "/delivery/save_declaration_id",
+            json_body={
+                "order_id": int(order_id),
+                "declaration_id": str(declaration_id),
+                "delivery_type": delivery_type,
+            },
+        )
         return str(data.get("status", "")).lower() == "success"
 
     # --- products -------------------------------------------------------------------------------------
@@ -359,8 +433,9 @@ class SatuClient:
 
     def product_by_external_id(self, external_id: str) -> dict | None:
         """One product by its external id (the feed's offer id), or None when Satu has none."""
-        data = self._request("GET", f"/products/by_external_id/{quote(str(external_id), safe='')}",
-                             allow_404=True)
+        data = self._request(
+            "GET", f"/products/by_external_id/{quote(str(external_id), safe='')}", allow_404=True
+        )
         return None if data is None else data.get("product", data)
 
     def edit_products(self, items: list[dict]) -> EditResult:

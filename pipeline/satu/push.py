@@ -49,14 +49,14 @@ _CENT = Decimal("0.01")
 class PushResult:
     """What one push run did."""
 
-    changed: int = 0        # offers whose catalog state differs from what Satu acknowledged
-    sent: int = 0           # items sent (changes + due outbox items + full re-assertion)
-    accepted: int = 0       # items Satu listed in processed_ids
-    rejected: int = 0       # items Satu refused (per-item errors or a refused batch)
-    unsent: int = 0         # items not sent because Satu stayed unreachable
-    gone: int = 0           # offers that left the catalog and were pushed as not available
+    changed: int = 0  # offers whose catalog state differs from what Satu acknowledged
+    sent: int = 0  # items sent (changes + due outbox items + full re-assertion)
+    accepted: int = 0  # items Satu listed in processed_ids
+    rejected: int = 0  # items Satu refused (per-item errors or a refused batch)
+    unsent: int = 0  # items not sent because Satu stayed unreachable
+    gone: int = 0  # offers that left the catalog and were pushed as not available
     requests: int = 0
-    outbox: int = 0         # items waiting in the outbox after the run
+    outbox: int = 0  # items waiting in the outbox after the run
     full: bool = False
     skipped: bool = False
     ok: bool = True
@@ -70,8 +70,8 @@ class ReconcileResult:
     price: list[str] = field(default_factory=list)
     stock: list[str] = field(default_factory=list)
     presence: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)     # in the catalog, not on Satu
-    extra: list[str] = field(default_factory=list)       # on Satu (with an external id), not in the catalog
+    missing: list[str] = field(default_factory=list)  # in the catalog, not on Satu
+    extra: list[str] = field(default_factory=list)  # on Satu (with an external id), not in the catalog
     fixed: int = 0
     fix_failed: int = 0
     import_id: str | None = None
@@ -97,6 +97,7 @@ class ImportResult:
 
 # --- pure mapping ---------------------------------------------------------------------------------------
 
+
 def _price(value: Any) -> Decimal | None:
     try:
         d = parse_price(value)
@@ -118,9 +119,11 @@ def desired_state(record: dict[str, Any]) -> dict[str, Any]:
     """The comparable state of one offer of the feed record: price (2-decimal text), stock, presence."""
     price = _price(record.get("price"))
     presence = record.get("presence") or "available"
-    return {"price": None if price is None else format(price, "f"),
-            "quantity_in_stock": _quantity(record.get("quantity")),
-            "presence": presence}
+    return {
+        "price": None if price is None else format(price, "f"),
+        "quantity_in_stock": _quantity(record.get("quantity")),
+        "presence": presence,
+    }
 
 
 def gone_state(acked: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +137,12 @@ def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
 
 def to_item(offer_id: str, state: dict[str, Any]) -> dict[str, Any]:
     """The `edit_by_external_id` item for a desired state (prices as JSON numbers)."""
-    item: dict[str, Any] = {"id": offer_id, "quantity_in_stock": state["quantity_in_stock"],
-                            "presence": state["presence"], "presence_sure": True}
+    item: dict[str, Any] = {
+        "id": offer_id,
+        "quantity_in_stock": state["quantity_in_stock"],
+        "presence": state["presence"],
+        "presence_sure": True,
+    }
     if state.get("price") is not None:
         d = Decimal(state["price"])
         item["price"] = int(d) if d == d.to_integral_value() else float(d)
@@ -156,10 +163,14 @@ def _journal_refusals(journal: Any, refused: dict[str, str]) -> None:
         by_message.setdefault(err.replace(key, "…"), []).append(key)
     for err, keys in by_message.items():
         if len(keys) > 10:
-            journal.event(STAGE, f"Satu refused {len(keys)} updates: {err}", level="warning", product_ids=keys)
+            journal.event(
+                STAGE, f"Satu refused {len(keys)} updates: {err}", level="warning", product_ids=keys
+            )
         else:
             for key in keys:
-                journal.event(STAGE, f"Satu refused the update: {refused[key]}", level="warning", product_id=key)
+                journal.event(
+                    STAGE, f"Satu refused the update: {refused[key]}", level="warning", product_id=key
+                )
 
 
 def _full_due(settings: Any, state: Any, now: float) -> bool:
@@ -172,7 +183,10 @@ def _full_due(settings: Any, state: Any, now: float) -> bool:
 
 # --- the push ---------------------------------------------------------------------------------------------
 
-def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: SatuClient | None = None) -> PushResult:
+
+def run(
+    settings: Any, *, journal: Any, state: Any, full: bool = False, client: SatuClient | None = None
+) -> PushResult:
     """Push stock/price/presence changes (or, when `full` or due, everything) to Satu.
 
     `client` may be given (tests, benchmarks); otherwise one is made from `[satu]`. Raises
@@ -185,8 +199,11 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
         result.skipped = True
         return result
     if client is None and not settings.secret("satu.token_env", required=False):
-        journal.event(STAGE, f"no Satu API token (environment variable {settings.satu.token_env} is not set); "
-                      "nothing pushed", level="warning")
+        journal.event(
+            STAGE,
+            f"no Satu API token (environment variable {settings.satu.token_env} is not set); nothing pushed",
+            level="warning",
+        )
         result.skipped = True
         return result
     desired = {k: desired_state(v) for k, v in state.items(FEED_NS)}
@@ -206,9 +223,13 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
     gone = {k: gone_state(v) for k, v in acked.items() if k not in desired and not v.get("gone")}
     limit = settings.feed.max_drop_percent / 100 * len(acked)
     if gone and len(gone) > limit and len(acked) >= 20:
-        journal.event(STAGE, f"{len(gone)} of {len(acked)} products left the catalog at once; not marking them "
-                      "unavailable (check the catalog run; `push --full` after a deliberate clean-up)",
-                      level="error", gone=len(gone))
+        journal.event(
+            STAGE,
+            f"{len(gone)} of {len(acked)} products left the catalog at once; not marking them "
+            "unavailable (check the catalog run; `push --full` after a deliberate clean-up)",
+            level="error",
+            gone=len(gone),
+        )
         if not full:
             result.ok = False
             gone = {}
@@ -235,7 +256,7 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
     aborted = False
     try:
         for start in range(0, len(ordered), MAX_BATCH):
-            batch = ordered[start:start + MAX_BATCH]
+            batch = ordered[start : start + MAX_BATCH]
             items = [to_item(k, st) for k, st in batch]
             try:
                 res = client.edit_products(items)
@@ -253,22 +274,30 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
                 for key, st in batch:
                     if key not in accepted:
                         state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
-                        state.outbox_failed(OUTBOX_KIND, key, res.errors.get(key, "not processed"),
-                                            base_delay=0 if res.retryable else 60)
+                        state.outbox_failed(
+                            OUTBOX_KIND,
+                            key,
+                            res.errors.get(key, "not processed"),
+                            base_delay=0 if res.retryable else 60,
+                        )
             result.accepted += len(accepted)
             refused = {k: e for k, e in res.errors.items() if not res.retryable}
             result.rejected += len(refused)
             _journal_refusals(journal, refused)
             if res.retryable:
                 # Satu stayed unreachable through every retry: queue the rest and stop for this run.
-                rest = ordered[start + MAX_BATCH:]
+                rest = ordered[start + MAX_BATCH :]
                 with state.atomic():
                     for key, st in rest:
                         state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
                         state.outbox_failed(OUTBOX_KIND, key, "Satu unreachable", base_delay=0)
                 result.unsent = len(res.errors) + len(rest)
-                journal.event(STAGE, f"Satu unreachable; {result.unsent} updates queued for the next run",
-                              level="error", error=next(iter(res.errors.values()), ""))
+                journal.event(
+                    STAGE,
+                    f"Satu unreachable; {result.unsent} updates queued for the next run",
+                    level="error",
+                    error=next(iter(res.errors.values()), ""),
+                )
                 aborted = True
                 break
     finally:
@@ -278,17 +307,30 @@ def run(settings: Any, *, journal: Any, state: Any, full: bool = False, client: 
         state.put(META_NS, "last_full", now)
     result.outbox = state.outbox_count(OUTBOX_KIND)
     result.ok = result.ok and not aborted and result.rejected == 0
-    journal.event(STAGE, f"pushed {result.accepted}/{result.sent} updates"
-                  f"{' (full re-assertion)' if result.full else ''} in {result.requests} requests; "
-                  f"{result.rejected} refused, {result.unsent} unsent, {result.outbox} queued",
-                  level="info" if result.ok else "warning", changed=result.changed, gone=result.gone)
+    journal.event(
+        STAGE,
+        f"pushed {result.accepted}/{result.sent} updates"
+        f"{' (full re-assertion)' if result.full else ''} in {result.requests} requests; "
+        f"{result.rejected} refused, {result.unsent} unsent, {result.outbox} queued",
+        level="info" if result.ok else "warning",
+        changed=result.changed,
+        gone=result.gone,
+    )
     return result
 
 
 # --- reconciliation ---------------------------------------------------------------------------------------
 
-def reconcile(settings: Any, *, journal: Any, state: Any, fix: bool = False,
-              client: SatuClient | None = None, feed_url: str | None = None) -> ReconcileResult:
+
+def reconcile(
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    fix: bool = False,
+    client: SatuClient | None = None,
+    feed_url: str | None = None,
+) -> ReconcileResult:
     """Compare Satu's products (`products/list`) with the catalog record; with `fix`, repair them.
 
     Price/stock/presence differences are fixed by `edit_by_external_id`; extra products (an external
@@ -319,8 +361,10 @@ def reconcile(settings: Any, *, journal: Any, state: Any, fix: bool = False,
             if want["price"] is not None and (have_price is None or format(have_price, "f") != want["price"]):
                 result.price.append(ext)
                 bad = True
-            if _quantity(p.get("quantity_in_stock")) != want["quantity_in_stock"] \
-                    or p.get("quantity_in_stock") is None:
+            if (
+                _quantity(p.get("quantity_in_stock")) != want["quantity_in_stock"]
+                or p.get("quantity_in_stock") is None
+            ):
                 result.stock.append(ext)
                 bad = True
             if p.get("presence") != want["presence"]:
@@ -332,8 +376,13 @@ def reconcile(settings: Any, *, journal: Any, state: Any, fix: bool = False,
         for kind in ("price", "stock", "presence", "extra", "missing"):
             ids = getattr(result, kind)
             if ids:
-                journal.event("reconcile", f"{len(ids)} product(s) differ in {kind}", level="warning",
-                              kind=kind, ids=ids[:200])
+                journal.event(
+                    "reconcile",
+                    f"{len(ids)} product(s) differ in {kind}",
+                    level="warning",
+                    kind=kind,
+                    ids=ids[:200],
+                )
         if fix and repairs:
             res = client.edit_products([to_item(k, st) for k, st in repairs.items()])
             now = time.time()
@@ -350,29 +399,47 @@ def reconcile(settings: Any, *, journal: Any, state: Any, fix: bool = False,
         if fix and result.missing and feed_url:
             try:
                 result.import_id = client.import_url(feed_url)
-                journal.event("reconcile", f"asked Satu to import the feed for {len(result.missing)} missing "
-                              "product(s)", import_id=result.import_id)
+                journal.event(
+                    "reconcile",
+                    f"asked Satu to import the feed for {len(result.missing)} missing product(s)",
+                    import_id=result.import_id,
+                )
             except SatuApiError as exc:
                 journal.event("reconcile", f"could not start an import: {exc.message}", level="warning")
     finally:
         if own_client:
             client.close()
-    result.ok = result.differences == 0 or (fix and result.fix_failed == 0 and
-                                            (not result.missing or result.import_id is not None))
-    journal.event("reconcile", f"checked {result.checked} products: {result.differences} differences"
-                  + (f", {result.fixed} fixed" if fix else ""), level="info" if result.ok else "warning")
+    result.ok = result.differences == 0 or (
+        fix and result.fix_failed == 0 and (not result.missing or result.import_id is not None)
+    )
+    journal.event(
+        "reconcile",
+        f"checked {result.checked} products: {result.differences} differences"
+        + (f", {result.fixed} fixed" if fix else ""),
+        level="info" if result.ok else "warning",
+    )
     return result
 
 
 # --- import by URL ----------------------------------------------------------------------------------------
+
 
 def feed_url(settings: Any) -> str:
     """Where Satu can fetch the published feed: `[publish] public_base_url` + the feed's file name."""
     return settings.publish.public_base_url.rstrip("/") + "/" + settings.feed.output.name
 
 
-def request_import(settings: Any, *, journal: Any, state: Any, feed_url: str, poll: float = 5.0,
-                   timeout: float = 900.0, client: SatuClient | None = None, **opts: Any) -> ImportResult:
+def request_import(
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    feed_url: str,
+    poll: float = 5.0,
+    timeout: float = 900.0,
+    client: SatuClient | None = None,
+    **opts: Any,
+) -> ImportResult:
     """Ask Satu to import the feed now and poll until the import is final.
 
     PARTIAL results and every per-item error go to the journal with the product id. Another import
@@ -409,20 +476,36 @@ def request_import(settings: Any, *, journal: Any, state: Any, feed_url: str, po
             msg = err.get("message") or str(err)
         else:
             pid, msg = None, str(err)
-        journal.event("import", f"import error: {msg}", level="warning", product_id=pid, import_id=result.import_id)
+        journal.event(
+            "import", f"import error: {msg}", level="warning", product_id=pid, import_id=result.import_id
+        )
     result.ok = result.status == "SUCCESS"
     level = {"SUCCESS": "info", "PARTIAL": "warning"}.get(result.status, "error")
-    journal.event("import", f"import {result.import_id} finished {result.status}: {result.created} created, "
-                  f"{result.updated} updated, {result.errors} with errors", level=level,
-                  import_id=result.import_id, total=status.get("total"))
+    journal.event(
+        "import",
+        f"import {result.import_id} finished {result.status}: {result.created} created, "
+        f"{result.updated} updated, {result.errors} with errors",
+        level=level,
+        import_id=result.import_id,
+        total=status.get("total"),
+    )
     if result.status in ("SUCCESS", "PARTIAL"):
         # The feed has no "awaiting" presence: the import just reset those products to not available.
         # Forget their acknowledgement so the next push sets "waiting" again.
         for key, acked in list(state.items(ACKED_NS)):
             if acked.get("presence") == "waiting":
                 state.delete(ACKED_NS, key)
-    state.put(IMPORT_NS, "last", {"id": result.import_id, "status": result.status, "ts": time.time(),
-                                  "url": feed_url, "errors": result.errors})
+    state.put(
+        IMPORT_NS,
+        "last",
+        {
+            "id": result.import_id,
+            "status": result.status,
+            "ts": time.time(),
+            "url": feed_url,
+            "errors": result.errors,
+        },
+    )
     return result
 
 
@@ -435,5 +518,3 @@ def after_publish(settings: Any, *, journal: Any, state: Any, poll: float = 5.0)
     except RetryableError as exc:
         journal.event("import", f"Satu unreachable, import not requested: {exc}", level="warning")
         return ImportResult(ok=False)
-
-

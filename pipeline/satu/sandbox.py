@@ -48,26 +48,51 @@ API_PREFIX = "/api/v1"
 MAX_LIMIT = 100
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 PRESENCES = ("available", "not_available", "order", "waiting", "service")
-PRODUCT_STATUSES = ("on_display", "draft", "deleted", "not_on_display", "editing_required",
-                    "approval_pending", "deleted_by_moderator")
+PRODUCT_STATUSES = (
+    "on_display",
+    "draft",
+    "deleted",
+    "not_on_display",
+    "editing_required",
+    "approval_pending",
+    "deleted_by_moderator",
+)
 SETTABLE_ORDER_STATUSES = ("received", "paid", "delivered", "canceled")
-STATUS_NAMES = {"pending": "Новый", "received": "Принят", "paid": "Оплачен", "delivered": "Выполнен",
-                "canceled": "Отменен", "draft": "Черновик"}
-CANCELLATION_REASONS = {"not_available": "Нет в наличии", "price_changed": "Цена изменилась",
-                        "buyers_request": "По просьбе покупателя", "not_enough_fields": "Недостаточно данных",
-                        "duplicate": "Дубликат заказа", "invalid_phone_number": "Неверный номер телефона",
-                        "less_than_minimal_price": "Сумма меньше минимальной", "another": "Другое"}
+STATUS_NAMES = {
+    "pending": "Новый",
+    "received": "Принят",
+    "paid": "Оплачен",
+    "delivered": "Выполнен",
+    "canceled": "Отменен",
+    "draft": "Черновик",
+}
+CANCELLATION_REASONS = {
+    "not_available": "Нет в наличии",
+    "price_changed": "Цена изменилась",
+    "buyers_request": "По просьбе покупателя",
+    "not_enough_fields": "Недостаточно данных",
+    "duplicate": "Дубликат заказа",
+    "invalid_phone_number": "Неверный номер телефона",
+    "less_than_minimal_price": "Сумма меньше минимальной",
+    "another": "Другое",
+}
 REASONS_WITH_TEXT = ("price_changed", "not_enough_fields", "another")
 FAULT_MODES = ("429", "500", "502", "503", "200-error", "timeout")
 #: SQL condition: a product an import created is visible only after its appear delay.
 _VISIBLE = "COALESCE(json_extract(data, '$._visible_after'), 0) <= ?"
 
-_HTML_401 = ("<!DOCTYPE html>\n<html><head><title>401 Unauthorized</title></head>"
-             "<body><h1>Unauthorized</h1><p>Авторизуйтесь, чтобы продолжить.</p></body></html>\n")
-_HTML_403 = ("<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head>"
-             "<body><h1>Forbidden</h1><p>Недостаточно прав для этого действия.</p></body></html>\n")
-_HTML_500 = ("<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>"
-             "<body><h1>Internal Server Error</h1></body></html>\n")
+_HTML_401 = (
+    "<!DOCTYPE html>\n<html><head><title>401 Unauthorized</title></head>"
+    "<body><h1>Unauthorized</h1><p>Авторизуйтесь, чтобы продолжить.</p></body></html>\n"
+)
+_HTML_403 = (
+    "<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head>"
+    "<body><h1>Forbidden</h1><p>Недостаточно прав для этого действия.</p></body></html>\n"
+)
+_HTML_500 = (
+    "<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>"
+    "<body><h1>Internal Server Error</h1></body></html>\n"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,6 +114,7 @@ CREATE TABLE IF NOT EXISTS imports (id TEXT PRIMARY KEY, started REAL NOT NULL, 
 
 
 # --- formatting, the way Satu does it ---------------------------------------------------------------
+
 
 def format_price(value: Any, *, nbsp: bool = False) -> str:
     """A price as Satu writes it: `"1 950 ₸"`, `"650,50 ₸"`; NBSP separators when `nbsp`."""
@@ -150,32 +176,103 @@ def is_loopback_url(url: str) -> bool:
 
 # --- realistic orders ---------------------------------------------------------------------------------
 
-_FIRST_M = ["Нурлан", "Ерлан", "Дамир", "Бауыржан", "Ержан", "Айдос", "Арман", "Талгат", "Ерболат", "Қуаныш",
-            "Асқар", "Мұрат", "Дәулет", "Серік", "Жандос", "Алексей", "Сергей"]
-_FIRST_F = ["Айгерим", "Асель", "Жанар", "Гульнара", "Динара", "Мадина", "Сауле", "Алия", "Жансая", "Әсем",
-            "Аружан", "Гүлжан", "Інжу", "Ольга", "Наталья"]
-_LAST = ["Нурланов", "Сейтказиев", "Жумабеков", "Омаров", "Тулегенов", "Байжанов", "Серікбаев", "Ахметов",
-         "Абдрахманов", "Касымов", "Есенов", "Құдайбергенов", "Исмаилов", "Иванов", "Ким"]
+_FIRST_M = [
+    "Нурлан",
+    "Ерлан",
+    "Дамир",
+    "Бауыржан",
+    "Ержан",
+    "Айдос",
+    "Арман",
+    "Талгат",
+    "Ерболат",
+    "Қуаныш",
+    "Асқар",
+    "Мұрат",
+    "Дәулет",
+    "Серік",
+    "Жандос",
+    "Алексей",
+    "Сергей",
+]
+_FIRST_F = [
+    "Айгерим",
+    "Асель",
+    "Жанар",
+    "Гульнара",
+    "Динара",
+    "Мадина",
+    "Сауле",
+    "Алия",
+    "Жансая",
+    "Әсем",
+    "Аружан",
+    "Гүлжан",
+    "Інжу",
+    "Ольга",
+    "Наталья",
+]
+_LAST = [
+    "Нурланов",
+    "Сейтказиев",
+    "Жумабеков",
+    "Омаров",
+    "Тулегенов",
+    "Байжанов",
+    "Серікбаев",
+    "Ахметов",
+    "Абдрахманов",
+    "Касымов",
+    "Есенов",
+    "Құдайбергенов",
+    "Исмаилов",
+    "Иванов",
+    "Ким",
+]
 _PATRONYMIC_M = ["Ерланұлы", "Болатұлы", "Серікович", "Маратович", "Нурланович", ""]
 _PATRONYMIC_F = ["Ерланқызы", "Болатқызы", "Сериковна", "Маратовна", "Нурлановна", ""]
-_CITIES = [("Алматы", "ул. Абая"), ("Астана", "пр. Кабанбай батыра"), ("Шымкент", "ул. Байтурсынова"),
-           ("Караганда", "ул. Ерубаева"), ("Актобе", "пр. Абилкайыр хана"), ("Павлодар", "ул. Торайгырова"),
-           ("Усть-Каменогорск", "ул. Казахстан"), ("Атырау", "ул. Сатпаева"), ("Костанай", "ул. Байтурсынова")]
+_CITIES = [
+    ("Алматы", "ул. Абая"),
+    ("Астана", "пр. Кабанбай батыра"),
+    ("Шымкент", "ул. Байтурсынова"),
+    ("Караганда", "ул. Ерубаева"),
+    ("Актобе", "пр. Абилкайыр хана"),
+    ("Павлодар", "ул. Торайгырова"),
+    ("Усть-Каменогорск", "ул. Казахстан"),
+    ("Атырау", "ул. Сатпаева"),
+    ("Костанай", "ул. Байтурсынова"),
+]
 _MAIL = ["mail.ru", "gmail.com", "inbox.kz", "yandex.kz", "list.ru"]
-_LATIN = str.maketrans("абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі",
-                       "abvgdeejziiklmnoprstufhccss_y_euaagqnouuhi")
-_DELIVERY = [({"id": 1001, "name": "Самовывоз", "shipping_service": None}, None),
-             ({"id": 1002, "name": "Курьером по городу", "shipping_service": None}, None),
-             ({"id": 1003, "name": "Казпочта", "shipping_service": "kazpost"}, "kazpost"),
-             ({"id": 1004, "name": "СДЭК", "shipping_service": "cdek"}, "cdek")]
-_PAYMENT = [{"id": 2001, "name": "Наличными при получении"}, {"id": 2002, "name": "Kaspi.kz"},
-            {"id": 2003, "name": "Картой онлайн"}, {"id": 2004, "name": "Безналичный расчёт"}]
+_LATIN = str.maketrans(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі", "abvgdeejziiklmnoprstufhccss_y_euaagqnouuhi"
+)
+_DELIVERY = [
+    ({"id": 1001, "name": "Самовывоз", "shipping_service": None}, None),
+    ({"id": 1002, "name": "Курьером по городу", "shipping_service": None}, None),
+    ({"id": 1003, "name": "Казпочта", "shipping_service": "kazpost"}, "kazpost"),
+    ({"id": 1004, "name": "СДЭК", "shipping_service": "cdek"}, "cdek"),
+]
+_PAYMENT = [
+    {"id": 2001, "name": "Наличными при получении"},
+    {"id": 2002, "name": "Kaspi.kz"},
+    {"id": 2003, "name": "Картой онлайн"},
+    {"id": 2004, "name": "Безналичный расчёт"},
+]
 _SOURCES = ["portal", "portal", "company_site", "company_cabinet", "mobile_app"]
-_NOTES = ["", "", "", "Позвоните перед доставкой", "Нужен чек", "Доставка после 18:00",
-          "Упакуйте, пожалуйста, как подарок"]
-_DEFAULT_PRODUCTS = [("9000001", "DEMO-1", "Чайник электрический", Decimal("12990")),
-                     ("9000002", "DEMO-2", "Кружка керамическая", Decimal("1950")),
-                     ("9000003", "DEMO-3", "Ткань хлопок (метр)", Decimal("650.50"))]
+_NOTES = [
+    "",
+    "",
+    "",
+    "Позвоните перед доставкой",
+    "Нужен чек",
+    "Доставка после 18:00",
+    "Упакуйте, пожалуйста, как подарок",
+]
+_DEFAULT_PRODUCTS = [
+    ("9000001", "DEMO-1", "Чайник электрический", Decimal("12990")),
+    ("9000002", "DEMO-2", "Кружка керамическая", Decimal("1950")),
+    ("9000003", "DEMO-3", "Ткань хлопок (метр)", Decimal("650.50")),
+]
 
 
 def _phone(rng: random.Random) -> str:
@@ -183,20 +280,41 @@ def _phone(rng: random.Random) -> str:
     code = rng.choice(["701", "702", "705", "707", "747", "771", "775", "777", "778"])
     n = f"{rng.randrange(10**7):07d}"
     a, b, c = n[:3], n[3:5], n[5:]
-    return rng.choice([f"+7{code}{n}", f"+7 ({code}) {a}-{b}-{c}", f"8 {code} {a} {b} {c}", f"8{code}{n}",
-                       f"+7 {code} {a} {b} {c}", f"{code}{n}", f"+7-{code}-{a}-{b}-{c}", f"7{code}{n}"])
+    return rng.choice(
+        [
+            f"+7{code}{n}",
+            f"+7 ({code}) {a}-{b}-{c}",
+            f"8 {code} {a} {b} {c}",
+            f"8{code}{n}",
+            f"+7 {code} {a} {b} {c}",
+            f"{code}{n}",
+            f"+7-{code}-{a}-{b}-{c}",
+            f"7{code}{n}",
+        ]
+    )
 
 
 def _as_product_tuple(p: Any) -> tuple[str, str, str, Decimal]:
     if isinstance(p, dict):
-        return (str(p.get("external_id") or p.get("id")), str(p.get("sku") or ""), str(p.get("name") or ""),
-                _decimal(p.get("price")) or Decimal(1000))
+        return (
+            str(p.get("external_id") or p.get("id")),
+            str(p.get("sku") or ""),
+            str(p.get("name") or ""),
+            _decimal(p.get("price")) or Decimal(1000),
+        )
     ext, sku, name, price = p
     return str(ext), str(sku or ""), str(name or ""), _decimal(price) or Decimal(1000)
 
 
-def generate_orders(n: int, seed: int = 1, products: Sequence[Any] | None = None, *, start_id: int = 100_001,
-                    now: datetime | None = None, unknown_share: float = 0.05) -> list[dict]:
+def generate_orders(
+    n: int,
+    seed: int = 1,
+    products: Sequence[Any] | None = None,
+    *,
+    start_id: int = 100_001,
+    now: datetime | None = None,
+    unknown_share: float = 0.05,
+) -> list[dict]:
     """`n` realistic Satu orders (dicts exactly as `GET /orders/{id}` returns the inner order).
 
     Deterministic for a seed. `products` = [(external_id, sku, name, price), …] (or product dicts);
@@ -233,8 +351,12 @@ def generate_orders(n: int, seed: int = 1, products: Sequence[Any] | None = None
         lines, total = [], Decimal(0)
         for _pos in range(rng.choice([1, 1, 1, 2, 2, 3, 4])):
             if rng.random() < unknown_share:
-                ext, sku, name, price = (f"unknown-{rng.randrange(10**6)}", "", "Товар не из каталога",
-                                         Decimal(rng.randrange(500, 30000)))
+                ext, sku, name, price = (
+                    f"unknown-{rng.randrange(10**6)}",
+                    "",
+                    "Товар не из каталога",
+                    Decimal(rng.randrange(500, 30000)),
+                )
             else:
                 ext, sku, name, price = rng.choice(catalog)
             if rng.random() < 0.12:
@@ -244,51 +366,87 @@ def generate_orders(n: int, seed: int = 1, products: Sequence[Any] | None = None
                 qty, unit = rng.choice([1, 1, 1, 1, 2, 2, 3, 5]), "шт."
             line_total = (price * Decimal(str(qty))).quantize(Decimal("0.01"))
             total += line_total
-            lines.append({"id": rng.randrange(1_000_000_000, 2_000_000_000), "external_id": ext, "sku": sku, "name": name, "name_multilang": {"ru": name},
-                          "quantity": qty, "price": format_price(price, nbsp=nbsp),
-                          "total_price": format_price(line_total, nbsp=nbsp), "measure_unit": unit,
-                          "image": f"https://images.satu.kz/{ext}_w200_h200.jpg",
-                          "url": f"https://satu.kz/p{ext}.html", "cpa_commission": {"amount": "0"}})
-        status = rng.choices(["pending", "received", "paid", "delivered", "canceled", "custom-1001"],
-                             weights=[45, 20, 10, 10, 10, 5])[0]
+            lines.append(
+                {
+                    "id": rng.randrange(1_000_000_000, 2_000_000_000),
+                    "external_id": ext,
+                    "sku": sku,
+                    "name": name,
+                    "name_multilang": {"ru": name},
+                    "quantity": qty,
+                    "price": format_price(price, nbsp=nbsp),
+                    "total_price": format_price(line_total, nbsp=nbsp),
+                    "measure_unit": unit,
+                    "image": f"https://images.satu.kz/{ext}_w200_h200.jpg",
+                    "url": f"https://satu.kz/p{ext}.html",
+                    "cpa_commission": {"amount": "0"},
+                }
+            )
+        status = rng.choices(
+            ["pending", "received", "paid", "delivered", "canceled", "custom-1001"],
+            weights=[45, 20, 10, 10, 10, 5],
+        )[0]
         delivery_option, carrier = rng.choice(_DELIVERY)
-        delivery_cost = Decimal(0) if carrier is None and delivery_option["id"] == 1001 else \
-            Decimal(rng.choice([0, 1000, 1500, 2500]))
+        delivery_cost = (
+            Decimal(0)
+            if carrier is None and delivery_option["id"] == 1001
+            else Decimal(rng.choice([0, 1000, 1500, 2500]))
+        )
         city, street = rng.choice(_CITIES)
         address = "" if delivery_option["id"] == 1001 else f"{city}, {street}, {rng.randint(1, 200)}"
         paid = status in ("paid", "delivered") or (status == "received" and rng.random() < 0.3)
         provider_data = None
         if carrier:
             waybill = status in ("delivered", "paid") or (status == "received" and rng.random() < 0.5)
-            provider_data = {"provider": carrier, "type": "W2D" if address else "W2W",
-                             "recipient_warehouse_id": str(rng.randint(100, 999)),
-                             "declaration_number": f"{rng.randrange(10**13):013d}" if waybill else None,
-                             "unified_status": "in_transit" if waybill else None}
+            provider_data = {
+                "provider": carrier,
+                "type": "W2D" if address else "W2W",
+                "recipient_warehouse_id": str(rng.randint(100, 999)),
+                "declaration_number": f"{rng.randrange(10**13):013d}" if waybill else None,
+                "unified_status": "in_transit" if waybill else None,
+            }
         cancellation = None
         if status == "canceled":
             reason = rng.choice(["buyers_request", "not_available", "another"])
             cancellation = {"reason": reason, "title": CANCELLATION_REASONS[reason]}
         modified = created + timedelta(minutes=rng.randint(0, 600)) if status != "pending" else created
         modified = min(modified, now)
-        orders.append({
-            "id": oid, "date_created": satu_time(created), "date_modified": satu_time(modified),
-            "client_first_name": first, "client_second_name": second, "client_last_name": last,
-            "client_id": rng.randint(10**6, 10**7), "client_notes": rng.choice(_NOTES),
-            "phone": phone, "email": email,
-            "price": format_price(total, nbsp=nbsp), "full_price": format_price(total + delivery_cost, nbsp=nbsp),
-            "delivery_cost": float(delivery_cost) if delivery_cost else 0,
-            "delivery_address": address, "delivery_option": dict(delivery_option),
-            "delivery_provider_data": provider_data,
-            "payment_option": dict(rng.choice(_PAYMENT)),
-            "payment_data": {"type": "prosale" if paid else "cash", "status": "paid" if paid else "unpaid"},
-            "status": status, "status_name": STATUS_NAMES.get(status, "Ждёт оплаты"),
-            "source": rng.choice(_SOURCES), "cancellation": cancellation,
-            "has_order_promo_free_delivery": False, "products": lines,
-        })
+        orders.append(
+            {
+                "id": oid,
+                "date_created": satu_time(created),
+                "date_modified": satu_time(modified),
+                "client_first_name": first,
+                "client_second_name": second,
+                "client_last_name": last,
+                "client_id": rng.randint(10**6, 10**7),
+                "client_notes": rng.choice(_NOTES),
+                "phone": phone,
+                "email": email,
+                "price": format_price(total, nbsp=nbsp),
+                "full_price": format_price(total + delivery_cost, nbsp=nbsp),
+                "delivery_cost": float(delivery_cost) if delivery_cost else 0,
+                "delivery_address": address,
+                "delivery_option": dict(delivery_option),
+                "delivery_provider_data": provider_data,
+                "payment_option": dict(rng.choice(_PAYMENT)),
+                "payment_data": {
+                    "type": "prosale" if paid else "cash",
+                    "status": "paid" if paid else "unpaid",
+                },
+                "status": status,
+                "status_name": STATUS_NAMES.get(status, "Ждёт оплаты"),
+                "source": rng.choice(_SOURCES),
+                "cancellation": cancellation,
+                "has_order_promo_free_delivery": False,
+                "products": lines,
+            }
+        )
     return orders
 
 
 # --- the feed importer (pure parts) -------------------------------------------------------------------
+
 
 def parse_feed(content: bytes) -> tuple[dict[str, str], list[dict]]:
     """Parse a YML feed: (categories {id: name}, offers [dict with raw fields]). Raises ValueError."""
@@ -313,19 +471,36 @@ def parse_feed(content: bytes) -> tuple[dict[str, str], list[dict]]:
     categories = {c.get("id", ""): (c.text or "").strip() for c in shop.iterfind("categories/category")}
     offers = []
     for o in shop.iterfind("offers/offer"):
+
         def text(tag: str, o: Any = o) -> str | None:
             el = o.find(tag)
             return None if el is None else (el.text or "").strip()
-        prices = [{"price": (p.findtext("value") or "").strip(), "quantity": (p.findtext("quantity") or "").strip()}
-                  for p in o.iterfind("prices/price")]
-        offers.append({"id": o.get("id"), "available": o.get("available"), "group_id": o.get("group_id"),
-                       "selling_type": o.get("selling_type"), "name": text("name"), "price": text("price"),
-                       "oldprice": text("oldprice"), "currencyId": text("currencyId"),
-                       "categoryId": text("categoryId"), "vendorCode": text("vendorCode"),
-                       "description": text("description"), "quantity_in_stock": text("quantity_in_stock"),
-                       "pictures": [(p.text or "").strip() for p in o.iterfind("picture")],
-                       "has_prices_block": o.find("prices") is not None, "prices": prices,
-                       "vendor": text("vendor"), "barcode": text("barcode")})
+
+        prices = [
+            {"price": (p.findtext("value") or "").strip(), "quantity": (p.findtext("quantity") or "").strip()}
+            for p in o.iterfind("prices/price")
+        ]
+        offers.append(
+            {
+                "id": o.get("id"),
+                "available": o.get("available"),
+                "group_id": o.get("group_id"),
+                "selling_type": o.get("selling_type"),
+                "name": text("name"),
+                "price": text("price"),
+                "oldprice": text("oldprice"),
+                "currencyId": text("currencyId"),
+                "categoryId": text("categoryId"),
+                "vendorCode": text("vendorCode"),
+                "description": text("description"),
+                "quantity_in_stock": text("quantity_in_stock"),
+                "pictures": [(p.text or "").strip() for p in o.iterfind("picture")],
+                "has_prices_block": o.find("prices") is not None,
+                "prices": prices,
+                "vendor": text("vendor"),
+                "barcode": text("barcode"),
+            }
+        )
     return categories, offers
 
 
@@ -362,6 +537,7 @@ def check_offer(offer: dict, categories: dict[str, str]) -> list[str]:
 
 # --- the server ---------------------------------------------------------------------------------------
 
+
 class _Fault:
     def __init__(self, count: int, mode: str, retry_after: float | None, delay: float, path: str | None):
         self.count, self.mode, self.retry_after, self.delay, self.path = count, mode, retry_after, delay, path
@@ -376,9 +552,18 @@ class SandboxServer:
     an import created become visible to the API (Satu: 1–3 minutes).
     """
 
-    def __init__(self, state_dir: Path | str, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
-                 readonly_token: str | None = None, import_delay: float = 0.3, check_pictures: bool = True,
-                 appear_delay: float = 0.0):
+    def __init__(
+        self,
+        state_dir: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str | None = None,
+        readonly_token: str | None = None,
+        import_delay: float = 0.3,
+        check_pictures: bool = True,
+        appear_delay: float = 0.0,
+    ):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.host, self.port = host, port
@@ -387,7 +572,9 @@ class SandboxServer:
         self.check_pictures = check_pictures
         self.readonly_token = readonly_token
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.state_dir / "sandbox.sqlite", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.state_dir / "sandbox.sqlite", check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -413,8 +600,9 @@ class SandboxServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="satu-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="satu-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -478,8 +666,15 @@ class SandboxServer:
 
     # --- fault injection ------------------------------------------------------------------------------
 
-    def fail_next(self, count: int, mode: str = "500", *, retry_after: float | None = 0,
-                  delay: float = 3.0, path: str | None = None) -> None:
+    def fail_next(
+        self,
+        count: int,
+        mode: str = "500",
+        *,
+        retry_after: float | None = 0,
+        delay: float = 3.0,
+        path: str | None = None,
+    ) -> None:
         """Make the next `count` API calls fail: `429` (with Retry-After), `500`/`502`/`503` (HTML body),
         `200-error` (HTTP 200 with {"error": …}) or `timeout` (no answer for `delay` seconds, then the
         connection drops). `path`: only calls whose path starts with it (after /api/v1)."""
@@ -514,7 +709,9 @@ class SandboxServer:
             try:
                 for p in rows:
                     ext = str(p["external_id"])
-                    row = self._db.execute("SELECT id, data FROM products WHERE external_id = ?", (ext,)).fetchone()
+                    row = self._db.execute(
+                        "SELECT id, data FROM products WHERE external_id = ?", (ext,)
+                    ).fetchone()
                     if row:
                         data = json.loads(row[1])
                         data.update({k: v for k, v in p.items() if k != "id"})
@@ -531,26 +728,40 @@ class SandboxServer:
 
     def _create_product(self, p: dict) -> dict:
         pid = self._next_id("next_product_id", 2_000_000_001)
-        data = {"id": pid, "external_id": str(p["external_id"]), "name": p.get("name") or f"Товар {p['external_id']}",
-                "sku": p.get("sku") or "", "keywords": "", "description": p.get("description") or "",
-                "selling_type": p.get("selling_type") or "retail",
-                "presence": p.get("presence") or "available", "presence_sure": True,
-                "price": str(_decimal(p.get("price")) or Decimal(0)), "minimum_order_quantity": None,
-                "discount": None, "prices": p.get("prices") or [], "currency": "KZT",
-                "group_id": p.get("group_id"), "category_id": p.get("category_id"),
-                "main_image": p.get("main_image") or "", "images": p.get("images") or [],
-                "status": p.get("status") or "on_display",
-                "quantity_in_stock": p.get("quantity_in_stock"), "measure_unit": "шт.",
-                "date_modified": satu_time(datetime.now(SATU_TZ))}
+        data = {
+            "id": pid,
+            "external_id": str(p["external_id"]),
+            "name": p.get("name") or f"Товар {p['external_id']}",
+            "sku": p.get("sku") or "",
+            "keywords": "",
+            "description": p.get("description") or "",
+            "selling_type": p.get("selling_type") or "retail",
+            "presence": p.get("presence") or "available",
+            "presence_sure": True,
+            "price": str(_decimal(p.get("price")) or Decimal(0)),
+            "minimum_order_quantity": None,
+            "discount": None,
+            "prices": p.get("prices") or [],
+            "currency": "KZT",
+            "group_id": p.get("group_id"),
+            "category_id": p.get("category_id"),
+            "main_image": p.get("main_image") or "",
+            "images": p.get("images") or [],
+            "status": p.get("status") or "on_display",
+            "quantity_in_stock": p.get("quantity_in_stock"),
+            "measure_unit": "шт.",
+            "date_modified": satu_time(datetime.now(SATU_TZ)),
+        }
         if p.get("_visible_after"):
             data["_visible_after"] = p["_visible_after"]
         self._save_product(data)
         return data
 
     def _save_product(self, data: dict) -> None:
-        self._db.execute("INSERT OR REPLACE INTO products (id, external_id, group_id, data) VALUES (?, ?, ?, ?)",
-                         (data["id"], data["external_id"], data.get("group_id"),
-                          json.dumps(data, ensure_ascii=False)))
+        self._db.execute(
+            "INSERT OR REPLACE INTO products (id, external_id, group_id, data) VALUES (?, ?, ?, ?)",
+            (data["id"], data["external_id"], data.get("group_id"), json.dumps(data, ensure_ascii=False)),
+        )
 
     def products(self) -> list[dict]:
         """Every product as stored (price as a plain decimal string), by id."""
@@ -560,7 +771,9 @@ class SandboxServer:
     def product(self, external_id: str) -> dict | None:
         """One stored product by external id."""
         with self._lock:
-            row = self._db.execute("SELECT data FROM products WHERE external_id = ?", (str(external_id),)).fetchone()
+            row = self._db.execute(
+                "SELECT data FROM products WHERE external_id = ?", (str(external_id),)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def delete_product(self, external_id: str) -> None:
@@ -574,20 +787,34 @@ class SandboxServer:
         nbsp = data["id"] % 2 == 0
         view = {k: v for k, v in data.items() if not k.startswith("_")}
         view["price"] = format_price(data["price"], nbsp=nbsp)
-        view["prices"] = [{"price": format_price(p["price"], nbsp=nbsp),
-                           "minimum_order_quantity": p.get("minimum_order_quantity")} for p in data.get("prices") or []]
+        view["prices"] = [
+            {
+                "price": format_price(p["price"], nbsp=nbsp),
+                "minimum_order_quantity": p.get("minimum_order_quantity"),
+            }
+            for p in data.get("prices") or []
+        ]
         return view
 
     # --- orders ---------------------------------------------------------------------------------------
 
-    def create_orders(self, n: int | None = None, *, seed: int = 1, orders: list[dict] | None = None,
-                      products: Sequence[Any] | None = None) -> list[dict]:
+    def create_orders(
+        self,
+        n: int | None = None,
+        *,
+        seed: int = 1,
+        orders: list[dict] | None = None,
+        products: Sequence[Any] | None = None,
+    ) -> list[dict]:
         """Add orders: the given dicts, or `n` generated ones whose lines use `products` (default: the
         sandbox's own products, else a tiny built-in list). Ids are assigned by the sandbox."""
         if orders is None:
             if products is None:
-                products = [(p["external_id"], p.get("sku", ""), p.get("name", ""), p["price"])
-                            for p in self.products() if p.get("status") != "deleted"] or None
+                products = [
+                    (p["external_id"], p.get("sku", ""), p.get("name", ""), p["price"])
+                    for p in self.products()
+                    if p.get("status") != "deleted"
+                ] or None
             orders = generate_orders(n or 0, seed, products)
         first = self._next_id("next_order_id", 300_000_001, len(orders))
         out = []
@@ -613,8 +840,10 @@ class SandboxServer:
     def _save_order(self, o: dict) -> None:
         created = datetime.fromisoformat(o["date_created"]).timestamp()
         modified = datetime.fromisoformat(o["date_modified"]).timestamp()
-        self._db.execute("INSERT OR REPLACE INTO orders (id, created, modified, status, data) VALUES (?, ?, ?, ?, ?)",
-                         (o["id"], created, modified, o["status"], json.dumps(o, ensure_ascii=False)))
+        self._db.execute(
+            "INSERT OR REPLACE INTO orders (id, created, modified, status, data) VALUES (?, ?, ?, ?, ?)",
+            (o["id"], created, modified, o["status"], json.dumps(o, ensure_ascii=False)),
+        )
 
     def _bump(self, o: dict) -> None:
         """Move date_modified forward (strictly later than before, even within one microsecond)."""
@@ -655,23 +884,42 @@ class SandboxServer:
 
     def _save_import(self, rec: dict) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO imports (id, started, data) VALUES (?, ?, ?)",
-                             (rec["id"], rec["started"], json.dumps(rec, ensure_ascii=False)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO imports (id, started, data) VALUES (?, ?, ?)",
+                (rec["id"], rec["started"], json.dumps(rec, ensure_ascii=False)),
+            )
 
     def start_import(self, url: str, opts: dict) -> tuple[int, dict]:
         """Begin an import (what POST /products/import_url does): (HTTP status, reply)."""
         if not is_loopback_url(url):
-            return 400, {"error": {"message": "url: the sandbox only downloads from loopback (127.0.0.1) URLs"}}
+            return 400, {
+                "error": {"message": "url: the sandbox only downloads from loopback (127.0.0.1) URLs"}
+            }
         with self._lock:
             if self._import_thread is not None and self._import_thread.is_alive():
-                return 400, {"error": {"message": "Импорт уже выполняется. Another import is in progress; "
-                                                  "wait for it to finish before starting a new one"}}
-            rec = {"id": uuid.uuid4().hex[:16], "url": url, "started": time.time(), "status": "PROCESSING",
-                   "total": 0, "created": 0, "updated": 0, "not_changed": 0, "with_errors_count": 0,
-                   "errors": [], "options": opts}
+                return 400, {
+                    "error": {
+                        "message": "Импорт уже выполняется. Another import is in progress; "
+                        "wait for it to finish before starting a new one"
+                    }
+                }
+            rec = {
+                "id": uuid.uuid4().hex[:16],
+                "url": url,
+                "started": time.time(),
+                "status": "PROCESSING",
+                "total": 0,
+                "created": 0,
+                "updated": 0,
+                "not_changed": 0,
+                "with_errors_count": 0,
+                "errors": [],
+                "options": opts,
+            }
             self._save_import(rec)
-            self._import_thread = threading.Thread(target=self._run_import, args=(rec,), daemon=True,
-                                                   name=f"satu-import-{rec['id']}")
+            self._import_thread = threading.Thread(
+                target=self._run_import, args=(rec,), daemon=True, name=f"satu-import-{rec['id']}"
+            )
             self._import_thread.start()
         return 200, {"id": rec["id"], "status": "success"}
 
@@ -680,9 +928,19 @@ class SandboxServer:
 
         Picture URLs are not probed unless asked: at set-up time the photos are often not served yet.
         """
-        rec = {"id": uuid.uuid4().hex[:16], "url": str(path), "started": time.time(), "status": "PROCESSING",
-               "total": 0, "created": 0, "updated": 0, "not_changed": 0, "with_errors_count": 0,
-               "errors": [], "options": opts}
+        rec = {
+            "id": uuid.uuid4().hex[:16],
+            "url": str(path),
+            "started": time.time(),
+            "status": "PROCESSING",
+            "total": 0,
+            "created": 0,
+            "updated": 0,
+            "not_changed": 0,
+            "with_errors_count": 0,
+            "errors": [],
+            "options": opts,
+        }
         self._apply_feed(rec, Path(path).read_bytes(), check_pictures=check_pictures)
         return rec
 
@@ -744,14 +1002,21 @@ class SandboxServer:
                 errors.append({"external_id": o.get("id"), "message": "; ".join(problems), "critical": True})
             else:
                 good.append(o)
-        pics = self._pictures_ok({u for o in good for u in o["pictures"]},
-                                 self.check_pictures if check_pictures is None else check_pictures)
+        pics = self._pictures_ok(
+            {u for o in good for u in o["pictures"]},
+            self.check_pictures if check_pictures is None else check_pictures,
+        )
         ready = []
         for o in good:
             bad = [u for u in o["pictures"] if not pics[u]]
             if bad:
-                errors.append({"external_id": o["id"], "critical": True,
-                               "message": f"picture cannot be downloaded: {bad[0]}"})
+                errors.append(
+                    {
+                        "external_id": o["id"],
+                        "critical": True,
+                        "message": f"picture cannot be downloaded: {bad[0]}",
+                    }
+                )
             else:
                 ready.append(o)
         updated_fields = opts.get("updated_fields")
@@ -764,21 +1029,35 @@ class SandboxServer:
                     seen.add(o["id"])
                     available = (o.get("available") or "").lower() == "true"
                     qty = o.get("quantity_in_stock")
-                    fields = {"name": o["name"], "price": str(_decimal(o["price"])), "sku": o.get("vendorCode") or "",
-                              "presence": "available" if available else "not_available",
-                              "quantity_in_stock": int(qty) if qty else None,
-                              "description": o.get("description") or "",
-                              "images": o["pictures"], "main_image": o["pictures"][0] if o["pictures"] else "",
-                              "group_id": int(o["group_id"]) if (o.get("group_id") or "").isdigit() else None,
-                              "category_id": o.get("categoryId"),
-                              "prices": [{"price": str(_decimal(p["price"]) or 0),
-                                          "minimum_order_quantity": _decimal(p["quantity"]) and
-                                          float(_decimal(p["quantity"]))} for p in o["prices"]]}
+                    fields = {
+                        "name": o["name"],
+                        "price": str(_decimal(o["price"])),
+                        "sku": o.get("vendorCode") or "",
+                        "presence": "available" if available else "not_available",
+                        "quantity_in_stock": int(qty) if qty else None,
+                        "description": o.get("description") or "",
+                        "images": o["pictures"],
+                        "main_image": o["pictures"][0] if o["pictures"] else "",
+                        "group_id": int(o["group_id"]) if (o.get("group_id") or "").isdigit() else None,
+                        "category_id": o.get("categoryId"),
+                        "prices": [
+                            {
+                                "price": str(_decimal(p["price"]) or 0),
+                                "minimum_order_quantity": _decimal(p["quantity"])
+                                and float(_decimal(p["quantity"])),
+                            }
+                            for p in o["prices"]
+                        ],
+                    }
                     if o["has_prices_block"] and not o["prices"]:
                         fields["presence"] = "order"  # the documented quirk: an empty <prices> = on order
-                    row = self._db.execute("SELECT data FROM products WHERE external_id = ?", (o["id"],)).fetchone()
+                    row = self._db.execute(
+                        "SELECT data FROM products WHERE external_id = ?", (o["id"],)
+                    ).fetchone()
                     if row is None:
-                        extra = {"_visible_after": time.time() + self.appear_delay} if self.appear_delay else {}
+                        extra = (
+                            {"_visible_after": time.time() + self.appear_delay} if self.appear_delay else {}
+                        )
                         self._create_product({"external_id": o["id"], **fields, **extra})
                         created += 1
                         continue
@@ -799,7 +1078,9 @@ class SandboxServer:
                 if mark != "none":
                     for (raw,) in self._db.execute("SELECT data FROM products").fetchall():
                         data = json.loads(raw)
-                        if data["external_id"] in seen or data["external_id"] in {e.get("external_id") for e in errors}:
+                        if data["external_id"] in seen or data["external_id"] in {
+                            e.get("external_id") for e in errors
+                        }:
                             continue
                         if mark == "not_available":
                             data["presence"] = "not_available"
@@ -810,8 +1091,14 @@ class SandboxServer:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        rec.update(created=created, updated=updated, not_changed=unchanged, with_errors_count=len(errors),
-                   errors=errors, status="PARTIAL" if errors else "SUCCESS")
+        rec.update(
+            created=created,
+            updated=updated,
+            not_changed=unchanged,
+            with_errors_count=len(errors),
+            errors=errors,
+            status="PARTIAL" if errors else "SUCCESS",
+        )
 
     # --- API handlers (called by _Handler with the decoded request) -----------------------------------
 
@@ -840,8 +1127,12 @@ class SandboxServer:
 
     def _orders_list(self, q: dict[str, str], _body: Any) -> tuple[int, Any]:
         where, args = [], []
-        for param, column, op in (("date_from", "created", ">="), ("date_to", "created", "<="),
-                                  ("last_modified_from", "modified", ">="), ("last_modified_to", "modified", "<=")):
+        for param, column, op in (
+            ("date_from", "created", ">="),
+            ("date_to", "created", "<="),
+            ("last_modified_from", "modified", ">="),
+            ("last_modified_to", "modified", "<="),
+        ):
             if param in q:
                 ts = _parse_param_date(q[param])
                 if ts is None:
@@ -883,14 +1174,21 @@ class SandboxServer:
         status = body.get("status")
         if status == "pending":
             return 400, {"error": {"message": "status: 'pending' cannot be set"}}
-        if status not in SETTABLE_ORDER_STATUSES and status != "draft" and \
-                not (isinstance(status, str) and re.fullmatch(r"custom-\d+", status)):
+        if (
+            status not in SETTABLE_ORDER_STATUSES
+            and status != "draft"
+            and not (isinstance(status, str) and re.fullmatch(r"custom-\d+", status))
+        ):
             return 400, {"error": {"message": f"status: unknown status {status!r}"}}
         reason, text = body.get("cancellation_reason"), body.get("cancellation_text")
         if status == "canceled":
             if reason not in CANCELLATION_REASONS:
-                return 400, {"error": {"message": f"cancellation_reason: {reason!r} is not one of "
-                                                  f"{', '.join(CANCELLATION_REASONS)}"}}
+                return 400, {
+                    "error": {
+                        "message": f"cancellation_reason: {reason!r} is not one of "
+                        f"{', '.join(CANCELLATION_REASONS)}"
+                    }
+                }
             if reason in REASONS_WITH_TEXT and not (isinstance(text, str) and text.strip()):
                 return 400, {"error": {"message": f"cancellation_text: required for reason {reason!r}"}}
         if len(body["ids"]) > MAX_LIMIT:
@@ -949,8 +1247,9 @@ class SandboxServer:
 
     def _product_get(self, _q: dict, _body: Any, pid: str) -> tuple[int, Any]:
         with self._lock:
-            row = self._db.execute(f"SELECT data FROM products WHERE id = ? AND {_VISIBLE}",
-                                   (int(pid), time.time())).fetchone()
+            row = self._db.execute(
+                f"SELECT data FROM products WHERE id = ? AND {_VISIBLE}", (int(pid), time.time())
+            ).fetchone()
         if row is None:
             return 404, {"error": "Product not found"}
         return 200, {"product": self._product_view(json.loads(row[0]))}
@@ -971,29 +1270,45 @@ class SandboxServer:
             self._db.execute("BEGIN")
             try:
                 for item in body:
-                    ext = str(item.get("id")) if isinstance(item, dict) and item.get("id") not in (None, "") else None
+                    ext = (
+                        str(item.get("id"))
+                        if isinstance(item, dict) and item.get("id") not in (None, "")
+                        else None
+                    )
                     if ext is None:
                         errors[str(len(errors))] = {"id": "required"}
                         continue
                     problems = self._edit_problems(item)
-                    row = self._db.execute(f"SELECT data FROM products WHERE external_id = ? AND {_VISIBLE}",
-                                           (ext, time.time())).fetchone()
+                    row = self._db.execute(
+                        f"SELECT data FROM products WHERE external_id = ? AND {_VISIBLE}", (ext, time.time())
+                    ).fetchone()
                     if row is None:
                         problems["id"] = f"product with external_id {ext!r} not found"
                     if problems:
                         errors[ext] = problems
                         continue
                     data = json.loads(row[0])
-                    for k in ("presence", "presence_sure", "status", "quantity_in_stock", "name", "keywords",
-                              "description"):
+                    for k in (
+                        "presence",
+                        "presence_sure",
+                        "status",
+                        "quantity_in_stock",
+                        "name",
+                        "keywords",
+                        "description",
+                    ):
                         if k in item:
                             data[k] = item[k]
                     if "price" in item:
                         data["price"] = str(_decimal(item["price"]))
                     if "prices" in item:
-                        data["prices"] = [{"price": str(_decimal(p["price"])),
-                                           "minimum_order_quantity": p.get("minimum_order_quantity")}
-                                          for p in item["prices"]]
+                        data["prices"] = [
+                            {
+                                "price": str(_decimal(p["price"])),
+                                "minimum_order_quantity": p.get("minimum_order_quantity"),
+                            }
+                            for p in item["prices"]
+                        ]
                     data["date_modified"] = satu_time(datetime.now(SATU_TZ))
                     self._save_product(data)
                     processed.append(ext)
@@ -1023,7 +1338,8 @@ class SandboxServer:
                 problems["quantity_in_stock"] = "must be a non-negative integer or null"
         if "prices" in item:
             ok = isinstance(item["prices"], list) and all(
-                isinstance(p, dict) and _decimal(p.get("price")) is not None for p in item["prices"])
+                isinstance(p, dict) and _decimal(p.get("price")) is not None for p in item["prices"]
+            )
             if not ok:
                 problems["prices"] = "must be a list of {price, minimum_order_quantity}"
         return problems
@@ -1034,8 +1350,11 @@ class SandboxServer:
         mark = body.get("mark_missing_product_as", "none")
         if mark not in ("none", "not_available", "not_on_display", "deleted"):
             return 400, {"error": {"message": "mark_missing_product_as: invalid value"}}
-        opts = {k: body[k] for k in ("force_update", "only_available", "mark_missing_product_as", "updated_fields")
-                if k in body}
+        opts = {
+            k: body[k]
+            for k in ("force_update", "only_available", "mark_missing_product_as", "updated_fields")
+            if k in body
+        }
         return self.start_import(body["url"], opts)
 
     def _import_status(self, _q: dict, _body: Any, import_id: str) -> tuple[int, Any]:
@@ -1044,8 +1363,10 @@ class SandboxServer:
         if row is None:
             return 404, {"error": "Import not found"}
         rec = json.loads(row[0])
-        reply = {k: rec[k] for k in ("status", "total", "created", "updated", "not_changed",
-                                     "with_errors_count", "errors")}
+        reply = {
+            k: rec[k]
+            for k in ("status", "total", "created", "updated", "not_changed", "with_errors_count", "errors")
+        }
         if re.fullmatch(r"[0-9a-f]+", import_id) and int(import_id[-1], 16) % 2:
             reply["status"] = reply["status"].capitalize()  # the quirk: the case of the status varies
         return 200, reply
@@ -1056,9 +1377,13 @@ class SandboxServer:
         """`/_sandbox/...`: fault injection, order creation/modification, a state summary."""
         try:
             if method == "POST" and path == "/fail":
-                self.fail_next(int(body.get("count", 1)), str(body.get("mode", "500")),
-                               retry_after=body.get("retry_after", 0), delay=float(body.get("delay", 3.0)),
-                               path=body.get("path"))
+                self.fail_next(
+                    int(body.get("count", 1)),
+                    str(body.get("mode", "500")),
+                    retry_after=body.get("retry_after", 0),
+                    delay=float(body.get("delay", 3.0)),
+                    path=body.get("path"),
+                )
                 return 200, {"pending_faults": self.pending_faults()}
             if method == "POST" and path == "/orders":
                 made = self.create_orders(int(body.get("count", 1)), seed=int(body.get("seed", 1)))
@@ -1072,8 +1397,13 @@ class SandboxServer:
                 with self._lock:
                     n_products = self._db.execute("SELECT COUNT(*) FROM products").fetchone()[0]
                     n_orders = self._db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
-                return 200, {"products": n_products, "orders": n_orders, "imports": self.imports()[-5:],
-                             "pending_faults": self.pending_faults(), "calls": dict(self.calls)}
+                return 200, {
+                    "products": n_products,
+                    "orders": n_orders,
+                    "imports": self.imports()[-5:],
+                    "pending_faults": self.pending_faults(),
+                    "calls": dict(self.calls),
+                }
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             return 400, {"error": {"message": f"{type(exc).__name__}: {exc}"}}
         return 404, {"error": {"message": f"no such control endpoint: {method} {path}"}}
@@ -1100,8 +1430,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def _send(self, status: int, payload: Any = None, *, html: str | None = None,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any = None,
+        *,
+        html: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if html is not None:
             raw, ctype = html.encode("utf-8"), "text/html; charset=utf-8"
         else:
@@ -1127,13 +1463,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, {"error": {"message": "request body is not valid JSON"}})
                 return
         if parts.path.startswith("/_sandbox/"):
-            status, reply = sb.handle_control(method, parts.path[len("/_sandbox"):], body or {})
+            status, reply = sb.handle_control(method, parts.path[len("/_sandbox") :], body or {})
             self._send(status, reply)
             return
         if not parts.path.startswith(API_PREFIX + "/"):
             self._send(404, html="<html><body><h1>404 Not Found</h1></body></html>")
             return
-        path = parts.path[len(API_PREFIX):]
+        path = parts.path[len(API_PREFIX) :]
         fault = sb._take_fault(path)
         if fault is not None:
             if fault.mode == "timeout":
@@ -1151,8 +1487,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         auth = self.headers.get("Authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else None
-        if token is None or not (secrets.compare_digest(token, sb.token) or
-                                 (sb.readonly_token and secrets.compare_digest(token, sb.readonly_token))):
+        if token is None or not (
+            secrets.compare_digest(token, sb.token)
+            or (sb.readonly_token and secrets.compare_digest(token, sb.readonly_token))
+        ):
             self._send(401, html=_HTML_401)
             return
         if method == "POST" and token != sb.token:

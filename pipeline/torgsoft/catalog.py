@@ -71,9 +71,14 @@ def map_section(row: dict[str, Any]) -> Category:
     """Row of sections.sql → Category (a parent of 0 or itself means root)."""
     sid = int(row["id"])
     parent = _int(row.get("parent_id"))
-    return Category(id=sid, parent_id=None if parent in (None, 0) or parent == sid else parent,
-                    name=_text(row.get("name")), text_before=_text(row.get("text_before")),
-                    text_after=_text(row.get("text_after")), image_file=_text(row.get("image_file")))
+    return Category(
+        id=sid,
+        parent_id=None if parent in (None, 0) or parent == sid else parent,
+        name=_text(row.get("name")),
+        text_before=_text(row.get("text_before")),
+        text_after=_text(row.get("text_after")),
+        image_file=_text(row.get("image_file")),
+    )
 
 
 def map_product(row: dict[str, Any]) -> Product:
@@ -83,19 +88,29 @@ def map_product(row: dict[str, Any]) -> Product:
     VARCHAR, which is much quicker to fetch) when the former is empty.
     """
     return Product(
-        good_id=int(row["good_id"]), name=_text(row.get("name")),
-        section_id=_int(row.get("section_id")), model_id=_int(row.get("model_id")),
+        good_id=int(row["good_id"]),
+        name=_text(row.get("name")),
+        section_id=_int(row.get("section_id")),
+        model_id=_int(row.get("model_id")),
         short_name=_text(row.get("short_name")),
         description_html=_text(row.get("description_html")) or _text(row.get("description_text")),
-        articul=_text(row.get("articul")), barcode=_text(row.get("barcode")),
-        producer=_text(row.get("producer")), country=_text(row.get("country")),
-        unit=_text(row.get("unit")), keywords=_text(row.get("keywords")),
-        length_cm=_dec(row.get("length_cm")), width_cm=_dec(row.get("width_cm")),
-        height_cm=_dec(row.get("height_cm")), weight_kg=_dec(row.get("weight_kg")),
+        articul=_text(row.get("articul")),
+        barcode=_text(row.get("barcode")),
+        producer=_text(row.get("producer")),
+        country=_text(row.get("country")),
+        unit=_text(row.get("unit")),
+        keywords=_text(row.get("keywords")),
+        length_cm=_dec(row.get("length_cm")),
+        width_cm=_dec(row.get("width_cm")),
+        height_cm=_dec(row.get("height_cm")),
+        weight_kg=_dec(row.get("weight_kg")),
         production_date=_date(row.get("production_date")),
-        min_order_qty=_dec(row.get("min_order_qty")), wholesale_min_qty=_dec(row.get("wholesale_min_qty")),
-        display_on_site=_flag(row.get("display_on_site"), True), deleted=_flag(row.get("deleted"), False),
-        retail_price=_dec(row.get("retail_price")), wholesale_price=_dec(row.get("wholesale_price")),
+        min_order_qty=_dec(row.get("min_order_qty")),
+        wholesale_min_qty=_dec(row.get("wholesale_min_qty")),
+        display_on_site=_flag(row.get("display_on_site"), True),
+        deleted=_flag(row.get("deleted"), False),
+        retail_price=_dec(row.get("retail_price")),
+        wholesale_price=_dec(row.get("wholesale_price")),
         old_price=_dec(row.get("old_price")),
         changed_at=row.get("changed_at") if isinstance(row.get("changed_at"), datetime) else None,
     )
@@ -103,8 +118,11 @@ def map_product(row: dict[str, Any]) -> Product:
 
 def map_stock(row: dict[str, Any]) -> Stock:
     """Row of stock.sql → Stock."""
-    return Stock(center_id=int(row["center_id"]), qty=_dec(row.get("qty")) or Decimal(0),
-                 reserved=_dec(row.get("reserved")) or Decimal(0))
+    return Stock(
+        center_id=int(row["center_id"]),
+        qty=_dec(row.get("qty")) or Decimal(0),
+        reserved=_dec(row.get("reserved")) or Decimal(0),
+    )
 
 
 def map_photo(row: dict[str, Any]) -> Photo:
@@ -114,8 +132,12 @@ def map_photo(row: dict[str, Any]) -> Photo:
 
 def map_characteristic(row: dict[str, Any]) -> Characteristic:
     """Row of characteristics.sql → Characteristic."""
-    return Characteristic(name=_text(row.get("name")), value=_text(row.get("value")),
-                          unit=_text(row.get("unit")), dynamic=_flag(row.get("dynamic"), False))
+    return Characteristic(
+        name=_text(row.get("name")),
+        value=_text(row.get("value")),
+        unit=_text(row.get("unit")),
+        dynamic=_flag(row.get("dynamic"), False),
+    )
 
 
 def _rows(cur: Any, sql: str, args: tuple = ()) -> Iterator[dict[str, Any]]:
@@ -152,8 +174,9 @@ class _Side:
 class DatabaseCatalog:
     """Catalog read from a Torgsoft database through the SQL mapping."""
 
-    def __init__(self, con: Any, mapping: Mapping, accounting_centers: list[int] | None = None,
-                 price_center: int = 0):
+    def __init__(
+        self, con: Any, mapping: Mapping, accounting_centers: list[int] | None = None, price_center: int = 0
+    ):
         self.con = con
         self.mapping = mapping
         self.centers = set(accounting_centers or [])

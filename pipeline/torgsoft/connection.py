@@ -29,14 +29,21 @@ def _runtime_dir() -> Path:
     try:
         from firebird.embedded.provider import FirebirdProvider
     except ImportError as exc:  # pragma: no cover - installation problem
-        raise SettingsError(Problem("torgsoft", "the firebird-embedded package is not installed",
-                                    "run `make demo` or `pip install firebird-embedded`")) from exc
+        raise SettingsError(
+            Problem(
+                "torgsoft",
+                "the firebird-embedded package is not installed",
+                "run `make demo` or `pip install firebird-embedded`",
+            )
+        ) from exc
     return FirebirdProvider().client_library.parent
 
 
 def client_library() -> str:
     """Path of the Firebird client library shipped by firebird-embedded."""
-    return str(_runtime_dir() / "libfbclient.so.2") if os.name != "nt" else str(_runtime_dir() / "fbclient.dll")
+    return (
+        str(_runtime_dir() / "libfbclient.so.2") if os.name != "nt" else str(_runtime_dir() / "fbclient.dll")
+    )
 
 
 def prepare_runtime(shared_access: bool = True) -> Path:
@@ -47,7 +54,10 @@ def prepare_runtime(shared_access: bool = True) -> Path:
     runtime = _runtime_dir()
     mode = "SuperClassic" if shared_access else "Super"
     tag = hashlib.sha1(f"{runtime}|{mode}".encode()).hexdigest()[:12]
-    root = Path(tempfile.gettempdir()) / f"torgsoft-satu-fbroot-{os.getuid() if hasattr(os, 'getuid') else 0}-{tag}"
+    root = (
+        Path(tempfile.gettempdir())
+        / f"torgsoft-satu-fbroot-{os.getuid() if hasattr(os, 'getuid') else 0}-{tag}"
+    )
     conf = root / "firebird.conf"
     if not conf.exists():
         root.mkdir(parents=True, exist_ok=True)
@@ -74,17 +84,32 @@ def _check_libraries() -> None:
 
     missing = [lib for lib in ("tommath",) if ctypes.util.find_library(lib) is None]
     if missing:
-        raise SettingsError(Problem("torgsoft", "the OS library libtommath1 is missing (needed by the embedded engine)",
-                                    "run: sudo apt-get install -y libtommath1 libtomcrypt1"))
+        raise SettingsError(
+            Problem(
+                "torgsoft",
+                "the OS library libtommath1 is missing (needed by the embedded engine)",
+                "run: sudo apt-get install -y libtommath1 libtomcrypt1",
+            )
+        )
 
 
 def _translate(exc: Exception, what: str) -> DatabaseError:
     text = str(exc.args[0]) if getattr(exc, "args", None) else str(exc)
     text = text.replace("\n- ", " ").strip()
     lowered = text.lower()
-    if any(s in lowered for s in ("unable to complete network request", "connection refused",
-                                  "connection lost", "deadlock", "lock conflict", "lock time-out", "lock denied",
-                                  "update conflicts")):
+    if any(
+        s in lowered
+        for s in (
+            "unable to complete network request",
+            "connection refused",
+            "connection lost",
+            "deadlock",
+            "lock conflict",
+            "lock time-out",
+            "lock denied",
+            "update conflicts",
+        )
+    ):
         return DatabaseUnavailable(f"{what}: {text}")
     return DatabaseError(f"{what}: {text}")
 
@@ -107,8 +132,10 @@ def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> An
         kwargs: dict[str, Any] = {"dsn": t.dsn, "user": t.user, "password": password or None}
     else:
         if not Path(t.database).exists():
-            raise DatabaseError(f"database file {t.database} does not exist — create the demo with "
-                                f"`python run.py init-db` or set torgsoft.database / torgsoft.dsn")
+            raise DatabaseError(
+                f"database file {t.database} does not exist — create the demo with "
+                f"`python run.py init-db` or set torgsoft.database / torgsoft.dsn"
+            )
         target = str(t.database)
         kwargs = {"database": str(t.database), "user": t.user or "SYSDBA"}
         if password:
@@ -142,8 +169,16 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def create_database(path: Path | None = None, charset: str = "UTF8", shared_access: bool = True, *,
-                    dsn: str = "", user: str = "SYSDBA", password: str = "", forced_writes: bool = False) -> Any:
+def create_database(
+    path: Path | None = None,
+    charset: str = "UTF8",
+    shared_access: bool = True,
+    *,
+    dsn: str = "",
+    user: str = "SYSDBA",
+    password: str = "",
+    forced_writes: bool = False,
+) -> Any:
     """Create an empty database and return the connection.
 
     Embedded (default): a new file at `path` (refuses to overwrite one). Server: `dsn` as
@@ -159,8 +194,10 @@ def create_database(path: Path | None = None, charset: str = "UTF8", shared_acce
     _check_libraries()
     if dsn:
         target = dsn
-        sql = (f"CREATE DATABASE {_sql_string(dsn)} USER {_sql_string(user)} PASSWORD {_sql_string(password)} "
-               f"PAGE_SIZE 16384 DEFAULT CHARACTER SET {charset}")
+        sql = (
+            f"CREATE DATABASE {_sql_string(dsn)} USER {_sql_string(user)} PASSWORD {_sql_string(password)} "
+            f"PAGE_SIZE 16384 DEFAULT CHARACTER SET {charset}"
+        )
     else:
         if path is None:
             raise DatabaseError("create_database needs a file path or a dsn")
@@ -183,8 +220,9 @@ def create_database(path: Path | None = None, charset: str = "UTF8", shared_acce
                 svc.set_write_mode(str(path), services.WRITE_BUFFERED)
             finally:
                 svc.close()
-            con = fdb.connect(database=str(path), user="SYSDBA", charset=charset,
-                              fb_library_name=client_library())
+            con = fdb.connect(
+                database=str(path), user="SYSDBA", charset=charset, fb_library_name=client_library()
+            )
         return con
     except fdb.DatabaseError as exc:
         raise _translate(exc, f"cannot create {target}") from None

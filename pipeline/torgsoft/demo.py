@@ -22,16 +22,90 @@ BASE_TIME = datetime(2026, 1, 1, 9, 0, 0)
 
 CENTERS = [(1, "Магазин Алматы", 0), (2, "Склад Астана", 1), (3, "Дүкен Шымкент", 0)]
 
-ROOT_SECTIONS = ["Жиһаз / Мебель", "Киім / Одежда", "Электроника", "Үй тауарлары / Товары для дома",
-                 "Спорт", "Балаларға / Детям"]
-SECTION_WORDS = ["Кресла", "Үстелдер", "Шкафы", "Диваны", "Көйлектер", "Куртки", "Аяқ киім", "Смартфоны",
-                 "Наушники", "Кабели", "Ыдыс-аяқ", "Текстиль", "Шамдар", "Велосипеды", "Доптар", "Ойыншықтар",
-                 "Коляски", "Кітаптар", "Сөмкелер", "Часы", "Сағаттар", "Зарядтағыштар", "Кілемдер", "Полки"]
-ADJECTIVES = ["Қызыл", "Көк", "Ақ", "Қара", "Жасыл", "Сары", "Удобный", "Мягкий", "Прочный", "Лёгкий",
-              "Үлкен", "Кішкентай", "Жаңа", "Классический", "Премиум", "Әдемі", "Ыңғайлы", "Өнімді"]
-NOUNS = ["кресло", "үстел", "шкаф", "диван", "көйлек", "куртка", "етік", "смартфон", "құлаққап", "кабель",
-         "кесе", "қасық", "шам", "велосипед", "доп", "ойыншық", "коляска", "кітап", "сөмке", "сағат",
-         "рюкзак", "табақ", "кілем", "сөре", "пальто", "шарф", "қолғап", "жейде"]
+ROOT_SECTIONS = [
+    "Жиһаз / Мебель",
+    "Киім / Одежда",
+    "Электроника",
+    "Үй тауарлары / Товары для дома",
+    "Спорт",
+    "Балаларға / Детям",
+]
+SECTION_WORDS = [
+    "Кресла",
+    "Үстелдер",
+    "Шкафы",
+    "Диваны",
+    "Көйлектер",
+    "Куртки",
+    "Аяқ киім",
+    "Смартфоны",
+    "Наушники",
+    "Кабели",
+    "Ыдыс-аяқ",
+    "Текстиль",
+    "Шамдар",
+    "Велосипеды",
+    "Доптар",
+    "Ойыншықтар",
+    "Коляски",
+    "Кітаптар",
+    "Сөмкелер",
+    "Часы",
+    "Сағаттар",
+    "Зарядтағыштар",
+    "Кілемдер",
+    "Полки",
+]
+ADJECTIVES = [
+    "Қызыл",
+    "Көк",
+    "Ақ",
+    "Қара",
+    "Жасыл",
+    "Сары",
+    "Удобный",
+    "Мягкий",
+    "Прочный",
+    "Лёгкий",
+    "Үлкен",
+    "Кішкентай",
+    "Жаңа",
+    "Классический",
+    "Премиум",
+    "Әдемі",
+    "Ыңғайлы",
+    "Өнімді",
+]
+NOUNS = [
+    "кресло",
+    "үстел",
+    "шкаф",
+    "диван",
+    "көйлек",
+    "куртка",
+    "етік",
+    "смартфон",
+    "құлаққап",
+    "кабель",
+    "кесе",
+    "қасық",
+    "шам",
+    "велосипед",
+    "доп",
+    "ойыншық",
+    "коляска",
+    "кітап",
+    "сөмке",
+    "сағат",
+    "рюкзак",
+    "табақ",
+    "кілем",
+    "сөре",
+    "пальто",
+    "шарф",
+    "қолғап",
+    "жейде",
+]
 MATERIALS = ["Ағаш / дерево", "Металл", "Пластик", "Мақта / хлопок", "Былғары / кожа", "Шыны / стекло"]
 COLORS = ["қызыл", "көк", "ақ", "қара", "жасыл", "сұр", "бежевый", "күміс"]
 SIZES = ["XS", "S", "M", "L", "XL", "XXL", "42", "44", "46"]
@@ -39,9 +113,15 @@ PRODUCERS = ["Qazaq Home", "Алтын Жиһаз", "Steppe Wear", "Nomad Tech",
 COUNTRIES = ["Қазақстан", "Россия", "Китай", "Түркия", "Германия", "Өзбекстан"]
 UNITS = ["шт", "дана", "м", "кг", "комплект"]
 # (id, name, unit, dynamic)
-CHARACTERISTICS = [(1, "Материал", "", 0), (2, "Түсі / Цвет", "", 0), (3, "Размер", "", 1),
-                   (4, "Кепілдік / Гарантия", "ай", 0), (5, "Қуаты / Мощность", "Вт", 0),
-                   (6, "Көлемі / Объём", "л", 1), (7, "Жасы / Возраст", "жас", 0)]
+CHARACTERISTICS = [
+    (1, "Материал", "", 0),
+    (2, "Түсі / Цвет", "", 0),
+    (3, "Размер", "", 1),
+    (4, "Кепілдік / Гарантия", "ай", 0),
+    (5, "Қуаты / Мощность", "Вт", 0),
+    (6, "Көлемі / Объём", "л", 1),
+    (7, "Жасы / Возраст", "жас", 0),
+]
 
 
 @dataclass
@@ -96,20 +176,24 @@ def _literal_blocks(cur: Any, table: str, columns: tuple[str, ...], rows: Iterab
 # Python only joins strings. Byte positions: the parameter is CHARACTER SET NONE (UTF-8 bytes as they
 # are); each field is converted to the column type on INSERT.
 _SEP, _NULL = "\x1f", "\x1e"
-PACKED_BYTES = 32_000   # VARCHAR parameter limit is 32 765 bytes
-PACKED_FIELD = 8_000    # longest field the packed loader takes; longer rows go the literal way
+PACKED_BYTES = 32_000  # VARCHAR parameter limit is 32 765 bytes
+PACKED_FIELD = 8_000  # longest field the packed loader takes; longer rows go the literal way
 
 
 def _packed_sql(table: str, columns: tuple[str, ...]) -> str:
     names = [f"v{i}" for i in range(len(columns))]
     declare = "\n".join(f"DECLARE {n} VARCHAR({PACKED_FIELD}) CHARACTER SET NONE;" for n in names)
-    split = "\n".join(f"    q = POSITION(ASCII_CHAR(31), d, p); {n} = SUBSTRING(d FROM p FOR q - p); p = q + 1;"
-                      for n in names)
+    split = "\n".join(
+        f"    q = POSITION(ASCII_CHAR(31), d, p); {n} = SUBSTRING(d FROM p FOR q - p); p = q + 1;"
+        for n in names
+    )
     values = ", ".join(f"NULLIF(:{n}, ASCII_CHAR(30))" for n in names)
-    return (f"EXECUTE BLOCK (d VARCHAR({PACKED_BYTES}) CHARACTER SET NONE = ?) AS\n"
-            f"DECLARE p INTEGER = 1; DECLARE q INTEGER; DECLARE n INTEGER;\n{declare}\nBEGIN\n"
-            f"  n = OCTET_LENGTH(d);\n  WHILE (p <= n) DO BEGIN\n{split}\n"
-            f"    INSERT INTO {table} ({', '.join(columns)}) VALUES ({values});\n  END\nEND")
+    return (
+        f"EXECUTE BLOCK (d VARCHAR({PACKED_BYTES}) CHARACTER SET NONE = ?) AS\n"
+        f"DECLARE p INTEGER = 1; DECLARE q INTEGER; DECLARE n INTEGER;\n{declare}\nBEGIN\n"
+        f"  n = OCTET_LENGTH(d);\n  WHILE (p <= n) DO BEGIN\n{split}\n"
+        f"    INSERT INTO {table} ({', '.join(columns)}) VALUES ({values});\n  END\nEND"
+    )
 
 
 def _packed(value: Any) -> str:
@@ -147,8 +231,11 @@ def bulk_insert(con: Any, table: str, columns: tuple[str, ...], rows: Iterable[t
         count += 1
         text = _SEP.join([_packed(v) for v in row]) + _SEP
         data = text.encode("utf-8")
-        if len(data) > PACKED_FIELD or text.count(_SEP) != len(columns) \
-                or text.count(_NULL) != row.count(None):  # a value holds a separator: go literal
+        if (
+            len(data) > PACKED_FIELD
+            or text.count(_SEP) != len(columns)
+            or text.count(_NULL) != row.count(None)
+        ):  # a value holds a separator: go literal
             odd.append(row)
             continue
         if size + len(data) > PACKED_BYTES:
@@ -189,7 +276,9 @@ def _sections(rng: random.Random, count: int) -> list[tuple[int, int | None, str
     out = []
     for sid, pid, name, _, _, _ in rows:
         before = f"<p>{name}: ең жақсы таңдау. Лучший выбор в категории «{name}».</p>" if sid % 3 else ""
-        after = "<p>Жеткізу бүкіл Қазақстан бойынша. Доставка по всему Казахстану.</p>" if sid % 4 == 0 else ""
+        after = (
+            "<p>Жеткізу бүкіл Қазақстан бойынша. Доставка по всему Казахстану.</p>" if sid % 4 == 0 else ""
+        )
         image = f"sections/section_{sid % 7}.jpg" if sid % 2 else ""
         out.append((sid, pid, name, before, after, image))
     return out
@@ -223,8 +312,10 @@ def _image_pool(rng: random.Random, photo_dir: Path, size: int) -> list[str]:
         draw = ImageDraw.Draw(img)
         for _ in range(6):
             x0, y0 = rng.randint(0, w - 2), rng.randint(0, h - 2)
-            draw.rectangle([x0, y0, min(w - 1, x0 + w // 3), min(h - 1, y0 + h // 3)],
-                           fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)))
+            draw.rectangle(
+                [x0, y0, min(w - 1, x0 + w // 3), min(h - 1, y0 + h // 3)],
+                fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)),
+            )
         draw.text((10, 10), f"demo {i}", fill=(255, 255, 255))
         kind = i % 10
         if kind == 7:  # PNG with alpha
@@ -264,11 +355,23 @@ def _image_pool(rng: random.Random, photo_dir: Path, size: int) -> list[str]:
 
 
 def _description(rng: random.Random, name: str) -> str:
-    feats = rng.sample(["Жоғары сапа", "Быстрая доставка", "Кепілдік 12 ай", "Экологичный материал",
-                        "Қолмен жасалған", "Сертифицирован", "Ыңғайлы қаптама"], 3)
-    return (f"<p><strong>{name}</strong> — сапалы тауар. Качественный товар для дома и семьи.</p>"
-            f"<ul>{''.join(f'<li>{f}</li>' for f in feats)}</ul>"
-            f"<p>Қазақстан бойынша жеткізу: 1–5 күн.</p>")
+    feats = rng.sample(
+        [
+            "Жоғары сапа",
+            "Быстрая доставка",
+            "Кепілдік 12 ай",
+            "Экологичный материал",
+            "Қолмен жасалған",
+            "Сертифицирован",
+            "Ыңғайлы қаптама",
+        ],
+        3,
+    )
+    return (
+        f"<p><strong>{name}</strong> — сапалы тауар. Качественный товар для дома и семьи.</p>"
+        f"<ul>{''.join(f'<li>{f}</li>' for f in feats)}</ul>"
+        f"<p>Қазақстан бойынша жеткізу: 1–5 күн.</p>"
+    )
 
 
 def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) -> Iterator[dict[str, Any]]:
@@ -295,25 +398,49 @@ def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) 
         chars = []
         for cid, _, _unit, _ in CHARACTERISTICS:
             if rng.random() < 0.45:
-                value = {1: rng.choice(MATERIALS), 2: rng.choice(COLORS), 3: rng.choice(SIZES),
-                         4: str(rng.choice([6, 12, 24])), 5: str(rng.randint(5, 2500)),
-                         6: str(rng.randint(1, 50)), 7: f"{rng.randint(1, 14)}+"}[cid]
+                value = {
+                    1: rng.choice(MATERIALS),
+                    2: rng.choice(COLORS),
+                    3: rng.choice(SIZES),
+                    4: str(rng.choice([6, 12, 24])),
+                    5: str(rng.randint(5, 2500)),
+                    6: str(rng.randint(1, 50)),
+                    7: f"{rng.randint(1, 14)}+",
+                }[cid]
                 chars.append((cid, value))
         yield {
-            "good": (good_id, model, rng.choice(section_ids) if rng.random() > 0.01 else None, name,
-                     name[:60], _description(rng, name), f"ART-{good_id:06d}" if rng.random() > 0.05 else None,
-                     f"487{good_id:010d}", rng.choice(PRODUCERS), rng.choice(COUNTRIES), rng.choice(UNITS),
-                     f"{name.split()[1]}, {rng.choice(NOUNS)}" if rng.random() < 0.3 else None,
-                     Decimal(rng.randint(5, 2000)) / 10, Decimal(rng.randint(5, 2000)) / 10,
-                     Decimal(rng.randint(5, 2000)) / 10, Decimal(rng.randint(10, 50000)) / 1000,
-                     date(2020, 1, 1) + timedelta(days=rng.randint(0, 2000)),
-                     Decimal(1) if rng.random() < 0.9 else Decimal(rng.randint(2, 5)),
-                     Decimal(rng.choice([5, 10, 20, 50])) if has_wholesale else None,
-                     0 if rng.random() < 0.03 else 1, 1 if rng.random() < 0.02 else 0,
-                     BASE_TIME + timedelta(seconds=good_id)),
-            "price": (good_id, 0, retail, (retail * Decimal("0.85")).quantize(Decimal("1")) if has_wholesale else None,
-                      (retail * Decimal("1.2")).quantize(Decimal("1")) if rng.random() < 0.15 else None,
-                      BASE_TIME),
+            "good": (
+                good_id,
+                model,
+                rng.choice(section_ids) if rng.random() > 0.01 else None,
+                name,
+                name[:60],
+                _description(rng, name),
+                f"ART-{good_id:06d}" if rng.random() > 0.05 else None,
+                f"487{good_id:010d}",
+                rng.choice(PRODUCERS),
+                rng.choice(COUNTRIES),
+                rng.choice(UNITS),
+                f"{name.split()[1]}, {rng.choice(NOUNS)}" if rng.random() < 0.3 else None,
+                Decimal(rng.randint(5, 2000)) / 10,
+                Decimal(rng.randint(5, 2000)) / 10,
+                Decimal(rng.randint(5, 2000)) / 10,
+                Decimal(rng.randint(10, 50000)) / 1000,
+                date(2020, 1, 1) + timedelta(days=rng.randint(0, 2000)),
+                Decimal(1) if rng.random() < 0.9 else Decimal(rng.randint(2, 5)),
+                Decimal(rng.choice([5, 10, 20, 50])) if has_wholesale else None,
+                0 if rng.random() < 0.03 else 1,
+                1 if rng.random() < 0.02 else 0,
+                BASE_TIME + timedelta(seconds=good_id),
+            ),
+            "price": (
+                good_id,
+                0,
+                retail,
+                (retail * Decimal("0.85")).quantize(Decimal("1")) if has_wholesale else None,
+                (retail * Decimal("1.2")).quantize(Decimal("1")) if rng.random() < 0.15 else None,
+                BASE_TIME,
+            ),
             "center_price": (good_id, 1, retail - 10, None, None, BASE_TIME) if rng.random() < 0.05 else None,
             "stock": [(good_id, cid, q, r, BASE_TIME) for cid, q, r in qtys],
             "photos": [(good_id, pos, p) for pos, p in enumerate(photos)],
@@ -321,15 +448,43 @@ def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) 
         }
 
 
-GOOD_COLUMNS = ("GOOD_ID", "MODEL_GOOD_ID", "SECTION_ID", "NAME", "SHORT_NAME", "DESCRIPTION_HTML", "ARTICUL",
-                "BARCODE", "PRODUCER", "COUNTRY", "MES_UNIT", "KEYWORDS", "LENGTH_CM", "WIDTH_CM", "HEIGHT_CM",
-                "WEIGHT_KG", "PRODUCTION_DATE", "MIN_QTY_FOR_ORDER", "WHOLESALE_MIN_QTY", "DISPLAY_ON_SITE",
-                "IS_DELETED", "CHANGED_AT")
-PRICE_COLUMNS = ("GOOD_ID", "ACCOUNTING_CENTER_ID", "RETAIL_PRICE", "WHOLESALE_PRICE", "OLD_PRICE", "CHANGED_AT")
+GOOD_COLUMNS = (
+    "GOOD_ID",
+    "MODEL_GOOD_ID",
+    "SECTION_ID",
+    "NAME",
+    "SHORT_NAME",
+    "DESCRIPTION_HTML",
+    "ARTICUL",
+    "BARCODE",
+    "PRODUCER",
+    "COUNTRY",
+    "MES_UNIT",
+    "KEYWORDS",
+    "LENGTH_CM",
+    "WIDTH_CM",
+    "HEIGHT_CM",
+    "WEIGHT_KG",
+    "PRODUCTION_DATE",
+    "MIN_QTY_FOR_ORDER",
+    "WHOLESALE_MIN_QTY",
+    "DISPLAY_ON_SITE",
+    "IS_DELETED",
+    "CHANGED_AT",
+)
+PRICE_COLUMNS = (
+    "GOOD_ID",
+    "ACCOUNTING_CENTER_ID",
+    "RETAIL_PRICE",
+    "WHOLESALE_PRICE",
+    "OLD_PRICE",
+    "CHANGED_AT",
+)
 
 
-def generate(con: Any, photo_dir: Path, products: int = 1000, seed: int = 1,
-             image_pool: int | None = None) -> DemoSummary:
+def generate(
+    con: Any, photo_dir: Path, products: int = 1000, seed: int = 1, image_pool: int | None = None
+) -> DemoSummary:
     """Fill an empty reference database with deterministic demo data and write the demo images."""
     import time
 
@@ -338,10 +493,14 @@ def generate(con: Any, photo_dir: Path, products: int = 1000, seed: int = 1,
     bulk_insert(con, "ACCOUNTING_CENTER", ("ID", "NAME", "KIND"), CENTERS)
     bulk_insert(con, "CHARACTERISTIC", ("ID", "NAME", "UNIT", "IS_DYNAMIC"), CHARACTERISTICS)
     sections = _sections(rng, products // 50)
-    bulk_insert(con, "SYNC_SECTION", ("ID", "PARENT_ID", "NAME", "TEXT_BEFORE", "TEXT_AFTER", "IMAGE_FILE"),
-                sections)
-    pool = _image_pool(random.Random(seed + 1), Path(photo_dir),
-                       image_pool if image_pool is not None else min(240, max(24, products // 4)))
+    bulk_insert(
+        con, "SYNC_SECTION", ("ID", "PARENT_ID", "NAME", "TEXT_BEFORE", "TEXT_AFTER", "IMAGE_FILE"), sections
+    )
+    pool = _image_pool(
+        random.Random(seed + 1),
+        Path(photo_dir),
+        image_pool if image_pool is not None else min(240, max(24, products // 4)),
+    )
     section_ids = [s[0] for s in sections]
     goods: list[tuple] = []
     prices: list[tuple] = []
@@ -353,8 +512,9 @@ def generate(con: Any, photo_dir: Path, products: int = 1000, seed: int = 1,
     def flush() -> None:
         bulk_insert(con, "GOOD", GOOD_COLUMNS, goods)
         bulk_insert(con, "GOOD_PRICE", PRICE_COLUMNS, prices)
-        bulk_insert(con, "GOOD_STOCK", ("GOOD_ID", "ACCOUNTING_CENTER_ID", "QTY", "RESERVED_QTY", "CHANGED_AT"),
-                    stock)
+        bulk_insert(
+            con, "GOOD_STOCK", ("GOOD_ID", "ACCOUNTING_CENTER_ID", "QTY", "RESERVED_QTY", "CHANGED_AT"), stock
+        )
         bulk_insert(con, "GOOD_PHOTO", ("GOOD_ID", "POS", "FILE_NAME"), photos)
         bulk_insert(con, "GOOD_CHARACTERISTIC", ("GOOD_ID", "CHARACTERISTIC_ID", "VAL"), chars)
         for lst in (goods, prices, stock, photos, chars):
@@ -373,12 +533,24 @@ def generate(con: Any, photo_dir: Path, products: int = 1000, seed: int = 1,
             flush()
     flush()
     depths = section_depths(sections)
-    return DemoSummary(products=products, sections=len(sections), max_depth=max(depths.values()),
-                       photos=photo_count, image_files=len(pool), seconds=time.monotonic() - started)
+    return DemoSummary(
+        products=products,
+        sections=len(sections),
+        max_depth=max(depths.values()),
+        photos=photo_count,
+        image_files=len(pool),
+        seconds=time.monotonic() - started,
+    )
 
 
-def build_demo_database(path: Path, photo_dir: Path, products: int = 1000, seed: int = 1,
-                        shared_access: bool = True, image_pool: int | None = None) -> DemoSummary:
+def build_demo_database(
+    path: Path,
+    photo_dir: Path,
+    products: int = 1000,
+    seed: int = 1,
+    shared_access: bool = True,
+    image_pool: int | None = None,
+) -> DemoSummary:
     """Create a new embedded database file with the reference schema and demo data (and photos)."""
     from pipeline.torgsoft.connection import create_database
     from pipeline.torgsoft.schema import create_schema

@@ -23,10 +23,31 @@ BUILTIN_DIR = Path(__file__).with_name("queries")
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "accounting_centers": ("id", "name"),
     "sections": ("id", "parent_id", "name", "text_before", "text_after", "image_file"),
-    "products": ("good_id", "model_id", "section_id", "name", "short_name", "description_html", "articul",
-                 "barcode", "producer", "country", "unit", "length_cm", "width_cm", "height_cm", "weight_kg",
-                 "production_date", "min_order_qty", "wholesale_min_qty", "display_on_site", "deleted",
-                 "retail_price", "wholesale_price", "old_price"),
+    "products": (
+        "good_id",
+        "model_id",
+        "section_id",
+        "name",
+        "short_name",
+        "description_html",
+        "articul",
+        "barcode",
+        "producer",
+        "country",
+        "unit",
+        "length_cm",
+        "width_cm",
+        "height_cm",
+        "weight_kg",
+        "production_date",
+        "min_order_qty",
+        "wholesale_min_qty",
+        "display_on_site",
+        "deleted",
+        "retail_price",
+        "wholesale_price",
+        "old_price",
+    ),
     "stock": ("good_id", "center_id", "qty", "reserved"),
     "photos": ("good_id", "pos", "file_name"),
     "characteristics": ("good_id", "name", "unit", "dynamic", "value"),
@@ -36,8 +57,14 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 
 # The reads the catalog needs; the catalog checks only these, so a site that does not use the
 # order features is not stopped by an order query its database cannot run.
-CATALOG_QUERIES: tuple[str, ...] = ("accounting_centers", "sections", "products", "stock", "photos",
-                                    "characteristics")
+CATALOG_QUERIES: tuple[str, ...] = (
+    "accounting_centers",
+    "sections",
+    "products",
+    "stock",
+    "photos",
+    "characteristics",
+)
 
 _PARAM = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(--[^\n]*)|(?<![:\w]):([A-Za-z_]\w*)""")
 
@@ -55,8 +82,13 @@ class Query:
         """Positional arguments for this query from a dict of named values."""
         missing = [p for p in self.params if p not in values]
         if missing:
-            raise SettingsError(Problem(str(self.path), f"uses parameter(s) {missing} that the program does not supply",
-                                        f"use only: {', '.join(sorted(values)) or '(none)'}"))
+            raise SettingsError(
+                Problem(
+                    str(self.path),
+                    f"uses parameter(s) {missing} that the program does not supply",
+                    f"use only: {', '.join(sorted(values)) or '(none)'}",
+                )
+            )
         return tuple(values[p] for p in self.params)
 
 
@@ -82,8 +114,13 @@ class Mapping:
     def __init__(self, override_dir: Path | None = None):
         self.override_dir = Path(override_dir) if override_dir else None
         if self.override_dir is not None and not self.override_dir.is_dir():
-            raise SettingsError(Problem("torgsoft.mapping_dir", f"{self.override_dir} is not a folder",
-                                        "point it at a folder with your .sql files, or leave it empty"))
+            raise SettingsError(
+                Problem(
+                    "torgsoft.mapping_dir",
+                    f"{self.override_dir} is not a folder",
+                    "point it at a folder with your .sql files, or leave it empty",
+                )
+            )
         self._cache: dict[str, Query] = {}
 
     def path(self, name: str) -> Path:
@@ -99,8 +136,13 @@ class Mapping:
         if name not in self._cache:
             path = self.path(name)
             if not path.exists():
-                raise SettingsError(Problem(str(path), f"query {name!r} not found",
-                                            f"copy {BUILTIN_DIR / (name + '.sql')} into your mapping_dir"))
+                raise SettingsError(
+                    Problem(
+                        str(path),
+                        f"query {name!r} not found",
+                        f"copy {BUILTIN_DIR / (name + '.sql')} into your mapping_dir",
+                    )
+                )
             sql, params = compile_sql(path.read_text(encoding="utf-8"))
             self._cache[name] = Query(name, path, sql, params)
         return self._cache[name]
@@ -119,13 +161,21 @@ class Mapping:
                 prepared = cur.prep(q.sql)
                 columns = {d[0].lower() for d in prepared.description or ()}
             except Exception as exc:  # fdb.DatabaseError: translated into a settings problem
-                problems.append(Problem(str(q.path), f"does not run against this database: "
-                                        f"{' '.join(str(exc.args[0] if exc.args else exc).split())}",
-                                        "fix the SQL (use `python run.py discover` to see the tables)"))
+                problems.append(
+                    Problem(
+                        str(q.path),
+                        f"does not run against this database: "
+                        f"{' '.join(str(exc.args[0] if exc.args else exc).split())}",
+                        "fix the SQL (use `python run.py discover` to see the tables)",
+                    )
+                )
                 continue
             for column in REQUIRED_COLUMNS.get(name, ()):
                 if column not in columns:
-                    problems.append(Problem(str(q.path), f"result column {column!r} is missing",
-                                            f"alias a column AS {column}"))
+                    problems.append(
+                        Problem(
+                            str(q.path), f"result column {column!r} is missing", f"alias a column AS {column}"
+                        )
+                    )
         if problems:
             raise SettingsError(problems)

@@ -53,22 +53,45 @@ def user_tables(con: Any) -> dict[str, list[tuple[str, str]]]:
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, ftype, sub, length, precision, scale, charlen, charset in cur.fetchall():
         tables.setdefault(table, []).append(
-            (column, _type_text(ftype, sub, length, precision, scale, charlen, charset)))
+            (column, _type_text(ftype, sub, length, precision, scale, charlen, charset))
+        )
     return tables
 
 
-def _type_text(ftype: int, sub: int | None, length: int | None, precision: int | None, scale: int | None,
-               charlen: int | None, charset: str | None) -> str:
+def _type_text(
+    ftype: int,
+    sub: int | None,
+    length: int | None,
+    precision: int | None,
+    scale: int | None,
+    charlen: int | None,
+    charset: str | None,
+) -> str:
     scale = -(scale or 0)
     if ftype in (7, 8, 16) and (sub or 0) in (1, 2):
         return f"NUMERIC({precision}, {scale})" if sub == 1 else f"DECIMAL({precision}, {scale})"
-    names = {7: "SMALLINT", 8: "INTEGER", 16: "BIGINT", 10: "FLOAT", 27: "DOUBLE PRECISION", 12: "DATE",
-             13: "TIME", 35: "TIMESTAMP", 23: "BOOLEAN", 26: "INT128", 24: "DECFLOAT(16)", 25: "DECFLOAT(34)",
-             28: "TIME WITH TIME ZONE", 29: "TIMESTAMP WITH TIME ZONE"}
+    names = {
+        7: "SMALLINT",
+        8: "INTEGER",
+        16: "BIGINT",
+        10: "FLOAT",
+        27: "DOUBLE PRECISION",
+        12: "DATE",
+        13: "TIME",
+        35: "TIMESTAMP",
+        23: "BOOLEAN",
+        26: "INT128",
+        24: "DECFLOAT(16)",
+        25: "DECFLOAT(34)",
+        28: "TIME WITH TIME ZONE",
+        29: "TIMESTAMP WITH TIME ZONE",
+    }
     if ftype == 37:
         return f"VARCHAR({charlen or length})" + (f" {charset}" if charset else "")
     if ftype == 14:
         return f"CHAR({charlen or length})" + (f" {charset}" if charset else "")
     if ftype == 261:
-        return "BLOB SUB_TYPE TEXT" + (f" {charset}" if charset else "") if sub == 1 else f"BLOB SUB_TYPE {sub}"
+        return (
+            "BLOB SUB_TYPE TEXT" + (f" {charset}" if charset else "") if sub == 1 else f"BLOB SUB_TYPE {sub}"
+        )
     return names.get(ftype, f"TYPE {ftype}")

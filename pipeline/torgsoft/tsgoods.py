@@ -37,34 +37,109 @@ log = logging.getLogger(__name__)
 # The vendor's default column order (TORGSOFT.md), used when the file has no header row and
 # `[torgsoft] tsgoods_columns` is empty.
 DEFAULT_COLUMNS: tuple[str, ...] = (
-    "GoodID", "GoodName", "Description", "Country", "Articul", "RetailPrice", "WholesalePrice",
-    "RetailPriceWithDiscount", "MinQuantityForOrder", "Height", "Width", "Category", "WarehouseQuantity",
-    "Display", "TheSize", "Color", "Material", "FashionName", "Sex", "ShortName", "GoodTypeFull",
-    "ProducerCollectionFull", "Season", "Barcode", "Pack", "PackSize", "PowerSupply", "CountUnitsPerBox", "Age",
-    "Measure", "MeasureUnit", "Closeout", "RetailPricePerUnit", "WholesalePricePerUnit", "EqualSalePrice",
-    "EqualWholesalePrice", "EqualCurrencyName", "PrimeCost", "SupplierCode", "Analogs",
+    "GoodID",
+    "GoodName",
+    "Description",
+    "Country",
+    "Articul",
+    "RetailPrice",
+    "WholesalePrice",
+    "RetailPriceWithDiscount",
+    "MinQuantityForOrder",
+    "Height",
+    "Width",
+    "Category",
+    "WarehouseQuantity",
+    "Display",
+    "TheSize",
+    "Color",
+    "Material",
+    "FashionName",
+    "Sex",
+    "ShortName",
+    "GoodTypeFull",
+    "ProducerCollectionFull",
+    "Season",
+    "Barcode",
+    "Pack",
+    "PackSize",
+    "PowerSupply",
+    "CountUnitsPerBox",
+    "Age",
+    "Measure",
+    "MeasureUnit",
+    "Closeout",
+    "RetailPricePerUnit",
+    "WholesalePricePerUnit",
+    "EqualSalePrice",
+    "EqualWholesalePrice",
+    "EqualCurrencyName",
+    "PrimeCost",
+    "SupplierCode",
+    "Analogs",
 )
 
 # Known columns that describe the good to a buyer: they become characteristics (column → label).
 CHARACTERISTIC_COLUMNS: dict[str, str] = {
-    "thesize": "Размер", "color": "Цвет", "material": "Материал", "season": "Сезон", "sex": "Пол",
-    "age": "Возраст", "fashionname": "Модель", "pack": "Упаковка", "packsize": "Размер упаковки",
-    "powersupply": "Питание", "countunitsperbox": "Количество в упаковке", "measure": "Фасовка",
+    "thesize": "Размер",
+    "color": "Цвет",
+    "material": "Материал",
+    "season": "Сезон",
+    "sex": "Пол",
+    "age": "Возраст",
+    "fashionname": "Модель",
+    "pack": "Упаковка",
+    "packsize": "Размер упаковки",
+    "powersupply": "Питание",
+    "countunitsperbox": "Количество в упаковке",
+    "measure": "Фасовка",
 }
 
 # Known columns read into Product fields, or internal ones that must never reach the shop (cost price,
 # supplier code, per-unit and currency-equivalent prices, the internal product-type tree).
-HANDLED_COLUMNS = frozenset({
-    "goodid", "goodname", "description", "country", "articul", "retailprice", "wholesaleprice",
-    "retailpricewithdiscount", "minquantityfororder", "height", "width", "length", "category",
-    "warehousequantity", "display", "shortname", "producercollectionfull", "barcode", "measureunit",
-    "modelgoodid", "productiondate", "wholesalecount", "synchronizationsection", "synchronizationsectionfull",
-    "goodphotolist", "goodphotolistwithlinks", "weight",
-    # internal: never published
-    "goodtypefull", "closeout", "retailpriceperunit", "wholesalepriceperunit", "equalsaleprice",
-    "equalwholesaleprice", "equalcurrencyname", "primecost", "suppliercode", "analogs",
-    "warehousequantityforpartner",
-})
+HANDLED_COLUMNS = frozenset(
+    {
+        "goodid",
+        "goodname",
+        "description",
+        "country",
+        "articul",
+        "retailprice",
+        "wholesaleprice",
+        "retailpricewithdiscount",
+        "minquantityfororder",
+        "height",
+        "width",
+        "length",
+        "category",
+        "warehousequantity",
+        "display",
+        "shortname",
+        "producercollectionfull",
+        "barcode",
+        "measureunit",
+        "modelgoodid",
+        "productiondate",
+        "wholesalecount",
+        "synchronizationsection",
+        "synchronizationsectionfull",
+        "goodphotolist",
+        "goodphotolistwithlinks",
+        "weight",
+        # internal: never published
+        "goodtypefull",
+        "closeout",
+        "retailpriceperunit",
+        "wholesalepriceperunit",
+        "equalsaleprice",
+        "equalwholesaleprice",
+        "equalcurrencyname",
+        "primecost",
+        "suppliercode",
+        "analogs",
+        "warehousequantityforpartner",
+    }
+)
 
 MAX_RECORD_LINES = 2000  # a quoted field longer than this is taken for an unclosed quote
 _PHOTO_NAME = re.compile(r"^(\d+)(?:_(\d+))?\.(?:jpe?g|png|webp|gif|bmp)$", re.IGNORECASE)
@@ -76,6 +151,7 @@ class RowError(ValueError):
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------
+
 
 def parse_decimal(text: str, column: str) -> Decimal | None:
     """`"1958,36"`, `"1 958.36"`, `""` → Decimal or None; anything else raises RowError."""
@@ -100,8 +176,15 @@ def parse_date(text: str) -> date | None:
     s = text.strip()
     if not s:
         return None
-    for fmt in ("%d.%m.%Y", "%Y-%m-%d", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%Y-%m-%d %H:%M:%S",
-                "%d/%m/%Y", "%d.%m.%y"):
+    for fmt in (
+        "%d.%m.%Y",
+        "%Y-%m-%d",
+        "%d.%m.%Y %H:%M:%S",
+        "%d.%m.%Y %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%d/%m/%Y",
+        "%d.%m.%y",
+    ):
         try:
             return datetime.strptime(s, fmt).date()
         except ValueError:
@@ -146,8 +229,9 @@ def _flag(text: str, default: bool) -> bool:
     return s not in ("0", "false", "no", "ні", "нет", "жоқ", "-1")
 
 
-def map_row(row: dict[str, str], labels: dict[str, str] | None = None,
-            photo_index: dict[int, list[str]] | None = None) -> Product:
+def map_row(
+    row: dict[str, str], labels: dict[str, str] | None = None, photo_index: dict[int, list[str]] | None = None
+) -> Product:
     """One TSGoods row (lower-case column name → text) → Product; raises RowError when it cannot.
 
     Prices: `RetailPrice` is the price; a `RetailPriceWithDiscount` below it becomes the price and the
@@ -191,19 +275,29 @@ def map_row(row: dict[str, str], labels: dict[str, str] | None = None,
         chars.append(Characteristic(name=label, value=value, unit=unit))
     producer = _path_names(get("producercollectionfull", ""))
     return Product(
-        good_id=good_id, name=name, section_id=section_id,
+        good_id=good_id,
+        name=name,
+        section_id=section_id,
         model_id=parse_int(get("modelgoodid", ""), "ModelGoodID"),
-        short_name=get("shortname", "").strip(), description_html=get("description", "").strip(),
-        articul=get("articul", "").strip(), barcode=get("barcode", "").strip(),
-        producer=producer[0] if producer else "", country=get("country", "").strip(),
+        short_name=get("shortname", "").strip(),
+        description_html=get("description", "").strip(),
+        articul=get("articul", "").strip(),
+        barcode=get("barcode", "").strip(),
+        producer=producer[0] if producer else "",
+        country=get("country", "").strip(),
         unit=get("measureunit", "").strip(),
-        length_cm=parse_decimal(get("length", ""), "Length"), width_cm=parse_decimal(get("width", ""), "Width"),
-        height_cm=parse_decimal(get("height", ""), "Height"), weight_kg=parse_decimal(get("weight", ""), "Weight"),
+        length_cm=parse_decimal(get("length", ""), "Length"),
+        width_cm=parse_decimal(get("width", ""), "Width"),
+        height_cm=parse_decimal(get("height", ""), "Height"),
+        weight_kg=parse_decimal(get("weight", ""), "Weight"),
         production_date=parse_date(get("productiondate", "")),
         min_order_qty=parse_decimal(get("minquantityfororder", ""), "MinQuantityForOrder"),
         wholesale_min_qty=parse_decimal(get("wholesalecount", ""), "WholesaleCount"),
-        display_on_site=_flag(get("display", ""), True), deleted=False,
-        retail_price=retail, wholesale_price=wholesale, old_price=old_price,
+        display_on_site=_flag(get("display", ""), True),
+        deleted=False,
+        retail_price=retail,
+        wholesale_price=wholesale,
+        old_price=old_price,
         stocks=[Stock(center_id=0, qty=qty)] if qty is not None else [],
         photos=[Photo(position=i, file_name=f) for i, f in enumerate(files)],
         characteristics=chars,
@@ -212,11 +306,18 @@ def map_row(row: dict[str, str], labels: dict[str, str] | None = None,
 
 # --- the file -------------------------------------------------------------------------------------------
 
+
 class TSGoodsCatalog:
     """Catalog source reading a TSGoods.trs file (same interface as the database reader)."""
 
-    def __init__(self, path: Path, encoding: str = "cp1251", header: bool = True,
-                 columns: list[str] | tuple[str, ...] | None = None, photo_dir: Path | None = None):
+    def __init__(
+        self,
+        path: Path,
+        encoding: str = "cp1251",
+        header: bool = True,
+        columns: list[str] | tuple[str, ...] | None = None,
+        photo_dir: Path | None = None,
+    ):
         self.path = Path(path)
         self.encoding = encoding
         self.header = header
@@ -230,19 +331,34 @@ class TSGoodsCatalog:
         t = settings.torgsoft
         problems = []
         if t.tsgoods_file is None or not Path(t.tsgoods_file).is_file():
-            problems.append(Problem("torgsoft.tsgoods_file", f"file {t.tsgoods_file} not found",
-                                    "point it at the TSGoods.trs that Torgsoft exports"))
+            problems.append(
+                Problem(
+                    "torgsoft.tsgoods_file",
+                    f"file {t.tsgoods_file} not found",
+                    "point it at the TSGoods.trs that Torgsoft exports",
+                )
+            )
         import codecs
 
         try:
             codecs.lookup(t.tsgoods_encoding)
         except LookupError:
-            problems.append(Problem("torgsoft.tsgoods_encoding", f"unknown encoding {t.tsgoods_encoding!r}",
-                                    "use cp1251 (Torgsoft's default) or utf-8"))
+            problems.append(
+                Problem(
+                    "torgsoft.tsgoods_encoding",
+                    f"unknown encoding {t.tsgoods_encoding!r}",
+                    "use cp1251 (Torgsoft's default) or utf-8",
+                )
+            )
         if problems:
             raise SettingsError(problems)
-        return cls(Path(t.tsgoods_file), t.tsgoods_encoding, t.tsgoods_header, t.tsgoods_columns or None,
-                   settings.photos.source_dir)
+        return cls(
+            Path(t.tsgoods_file),
+            t.tsgoods_encoding,
+            t.tsgoods_header,
+            t.tsgoods_columns or None,
+            settings.photos.source_dir,
+        )
 
     @property
     def problems(self) -> list[tuple[int, str]]:
@@ -255,7 +371,9 @@ class TSGoodsCatalog:
         self._problems[line] = reason
 
     def _open(self) -> TextIO:
-        encoding = "utf-8-sig" if self.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else self.encoding
+        encoding = (
+            "utf-8-sig" if self.encoding.lower().replace("_", "-") in ("utf-8", "utf8") else self.encoding
+        )
         # errors="replace": one undecodable byte must not lose the whole file; the row still reads.
         return open(self.path, encoding=encoding, errors="replace", newline="")
 
@@ -283,12 +401,15 @@ class TSGoodsCatalog:
                 buf.append(nxt)
                 quotes += nxt[1].count('"')
             if quotes % 2:
-                self._problem(first[0], "a quoted field is never closed (unbalanced \")")
+                self._problem(first[0], 'a quoted field is never closed (unbalanced ")')
                 pending.extendleft(reversed(buf[1:]))
                 continue
             try:
-                fields = next(csv.reader([ln for _, ln in buf], delimiter=";", quotechar='"',
-                                         doublequote=True, strict=True))
+                fields = next(
+                    csv.reader(
+                        [ln for _, ln in buf], delimiter=";", quotechar='"', doublequote=True, strict=True
+                    )
+                )
             except csv.Error as exc:
                 self._problem(first[0], f"malformed CSV: {exc}")
                 pending.extendleft(reversed(buf[1:]))
@@ -316,9 +437,13 @@ class TSGoodsCatalog:
                 names = list(self.columns)
             keys = [n.lower() for n in names]
             if "goodid" not in keys:
-                raise SettingsError(Problem("torgsoft.tsgoods_header" if self.header else "torgsoft.tsgoods_columns",
-                                            f"{self.path.name} has no GoodID column (columns: {', '.join(names)})",
-                                            "check tsgoods_header / tsgoods_columns against the file"))
+                raise SettingsError(
+                    Problem(
+                        "torgsoft.tsgoods_header" if self.header else "torgsoft.tsgoods_columns",
+                        f"{self.path.name} has no GoodID column (columns: {', '.join(names)})",
+                        "check tsgoods_header / tsgoods_columns against the file",
+                    )
+                )
             self._labels = dict(zip(keys, names, strict=True))
             self._width = width = len(keys)
             for line, fields, _ in records:
@@ -378,7 +503,9 @@ class TSGoodsCatalog:
                 self._problem(line, str(exc))
                 continue
             if product.good_id in first_line:
-                self._problem(line, f"GoodID {product.good_id} repeats the row on line {first_line[product.good_id]}")
+                self._problem(
+                    line, f"GoodID {product.good_id} repeats the row on line {first_line[product.good_id]}"
+                )
                 continue
             first_line[product.good_id] = line
             yield product

@@ -1,0 +1,77 @@
+"""Durable, private file writes: the one home for temp-name + fsync + rename and for fsyncing folders.
+
+A reader (another process, Satu, a crash-restarted run) sees either the old file or the whole new one,
+never half. Files that may hold personal data are created 0600 and their folders 0700 (on POSIX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+PUBLIC_FILE = 0o644
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames and creations done in `folder` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its renames are durable with the file's flush
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def make_dirs(folder: Path, *, private: bool = False) -> Path:
+    """Create `folder` (and parents); a private folder is 0700 on POSIX."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if private and os.name == "posix":
+        with contextlib.suppress(OSError):
+            os.chmod(folder, PRIVATE_DIR)
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, private: bool = False, durable: bool = True) -> Iterator[BinaryIO]:
+    """Open a hidden temp file next to `path` for writing; on a clean exit it is flushed, fsynced (when
+    `durable`) and renamed over `path`, and the folder is fsynced. On an error the temp file is removed
+    and `path` is untouched."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, PRIVATE_FILE if private else PUBLIC_FILE)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(folder)
+
+
+def write_atomic(path: Path, data: bytes, *, private: bool = False, durable: bool = True) -> Path:
+    """Write `data` to `path` through a temp file and a rename (see `atomic_writer`); returns `path`."""
+    with atomic_writer(path, private=private, durable=durable) as fh:
+        fh.write(data)
+    return path
+
+
+def is_stale_temp(name: str) -> bool:
+    """True for the hidden temp names `atomic_writer` creates (left behind only by a killed process)."""
+    return name.startswith(".") and name.endswith(".tmp")
