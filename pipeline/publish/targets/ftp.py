@@ -17,6 +17,7 @@ import posixpath
 import ssl
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +32,19 @@ from pipeline.publish.targets import (
 )
 
 BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class SettingNames:
+    """Which settings an FTP target's messages point a person at (publish's, or the order-file sink's)."""
+
+    host: str = "publish.host"
+    port: str = "publish.port"
+    ca_file: str = "[publish] tls_ca_file"
+    login: str = "[publish] user and the password/key"
+
+
+PUBLISH_SETTINGS = SettingNames()
 
 
 def ftp_session_factory(
@@ -75,8 +89,8 @@ def _ftputil() -> Any:
 class FtpTarget(Target):
     """FTP or explicit FTPS: folders through ftputil, files stored and checked through the session.
 
-    `keys` names the settings behind host and port in error messages (publish's by default; the
-    order-file sink passes its `orders.json_dir`).
+    `names` are the settings its error messages point at (publish's by default; the order-file sink
+    passes its own).
     """
 
     def __init__(
@@ -90,11 +104,11 @@ class FtpTarget(Target):
         tls: bool,
         timeout: float,
         ca_file: Path | None,
-        keys: tuple[str, str] = ("publish.host", "publish.port"),
+        names: SettingNames = PUBLISH_SETTINGS,
     ):
         self.host, self.port, self.user, self.password = host, port, user, password
         self.root = root or "/"
-        self.tls, self.timeout, self.ca_file, self.keys = tls, timeout, ca_file, keys
+        self.tls, self.timeout, self.ca_file, self.names = tls, timeout, ca_file, names
         self.label = (
             f"{'FTPS' if tls else 'FTP'} server {host}:{port or 21} (user {user!r}, folder {self.root})"
         )
@@ -113,7 +127,7 @@ class FtpTarget(Target):
             self._ftp = ftputil.FTPHost(self.host, self.user, self.password, session_factory=factory)
         except Exception as exc:
             err = self._login_or_tls_error(exc, f"connecting to {self.label}") or connect_error(
-                exc, self.label, self.host, self.port, keys=self.keys
+                exc, self.label, self.host, self.port, keys=(self.names.host, self.names.port)
             )
             if err is None:
                 raise
@@ -214,10 +228,10 @@ class FtpTarget(Target):
             if isinstance(e, ssl.SSLCertVerificationError):
                 return PipelineError(
                     f"{what}: the server's TLS certificate is not trusted ({e.verify_message}); "
-                    f"set [publish] tls_ca_file to the CA or certificate that signed it"
+                    f"set {self.names.ca_file} to the CA or certificate that signed it"
                 )
             if isinstance(e, ftplib.error_perm) and str(e)[:3] == "530":
-                return PipelineError(f"{what}: login refused — check [publish] user and the password/key")
+                return PipelineError(f"{what}: login refused — check {self.names.login}")
         return None
 
     def translate(self, exc: BaseException, what: str) -> PipelineError:
