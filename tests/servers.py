@@ -181,7 +181,7 @@ def _handler(base_handler: Any, info: ServerInfo, *, refuse_overwrite: bool, no_
             return super().ftp_SIZE(path)
 
         def ftp_RNTO(self, path: str) -> Any:
-            if refuse_overwrite and self._rnfr and self.fs.lexists(path):
+            if refuse_overwrite and self._rnfr and self.fs.lexists(path):  # type: ignore[has-type]
                 self._rnfr = None
                 self.respond("550 Destination file exists.")
                 return None

@@ -181,3 +181,15 @@ def test_cli_prints_the_feed_url_only_when_the_feed_is_live(env: Settings, tmp_p
         good = CliRunner().invoke(cli, ["--settings", str(live), "publish"])
         assert good.exit_code == 0, good.output
         assert "Feed URL: http://127.0.0.1:8765/satu.yml" in good.output
+
+
+def test_an_ftp_refusal_is_one_line_without_ftputil_debugging_info(env: Settings, tmp_path: Path):
+    with ftp_server(tmp_path / "ftp", "shop", PASSWORD) as srv:
+        (srv.root / "shop").write_text("a file where the folder should be\n")
+        s = ftp(env, srv)
+        result = run(s)
+        assert not result.ok and not result.feed_published
+        (error,) = result.errors
+        assert "\n" not in error and "Debugging info" not in error and "FTP server" in error
+        for event in Journal.from_settings(s).search(stage="publish"):
+            assert "\n" not in event.message and "Debugging info" not in event.message
