@@ -183,7 +183,8 @@ class OrdersSettings:
     inbox: Path = opt(Path("inbox"), "drop folder for order files")
     sink: str = opt("database", "where orders go", choices=("database", "torgsoft-json"))
     json_dir: str = opt(
-        "var/torgsoft-orders", "folder (or ftps://… URL, explicit TLS; ftp://… is plain) for Torgsoft order files"
+        "var/torgsoft-orders",
+        "folder (or ftps://… URL, explicit TLS; ftp://… is plain) for Torgsoft order files",
     )
     reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")

@@ -193,3 +193,14 @@ def test_an_ftp_refusal_is_one_line_without_ftputil_debugging_info(env: Settings
         assert "\n" not in error and "Debugging info" not in error and "FTP server" in error
         for event in Journal.from_settings(s).search(stage="publish"):
             assert "\n" not in event.message and "Debugging info" not in event.message
+
+
+def test_local_publish_removes_temp_files_of_a_killed_run(env: Settings, tmp_path: Path):
+    public = tmp_path / "public"
+    public.mkdir()
+    leftover = public / "..satu.yml.uploading.k1ll3d.tmp"  # what atomic_writer leaves when killed
+    leftover.write_bytes(b"<yml_catalog half")
+    s = with_publish(env, target="local", local_dir=public)
+    assert run(s).ok
+    assert not leftover.exists() and (public / "satu.yml").exists()
+    assert not [p.name for p in public.iterdir() if p.name.startswith(".")]

@@ -21,6 +21,12 @@ class LocalTarget(Target):
 
     def connect(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        # A killed run may have left a half-written copy of a feed file; publish holds the lock, so
+        # no other run is writing one now.
+        for leftover in self.root.iterdir():
+            if is_stale_temp(leftover.name) and leftover.is_file():
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     def listing(self) -> dict[str, int]:
         out: dict[str, int] = {}
