@@ -204,3 +204,21 @@ def test_local_publish_removes_temp_files_of_a_killed_run(env: Settings, tmp_pat
     assert run(s).ok
     assert not leftover.exists() and (public / "satu.yml").exists()
     assert not [p.name for p in public.iterdir() if p.name.startswith(".")]
+
+
+def test_a_stop_request_ends_the_photo_uploads_with_state_saved(env: Settings, tmp_path: Path):
+    from pipeline.stage import StageResult, Status, outcome_of
+
+    public = tmp_path / "public"
+    s = with_publish(env, target="local", local_dir=public)
+    asked = iter(range(1000))
+    stopped = run(s, should_stop=lambda: next(asked) >= 3)
+    assert isinstance(stopped, StageResult)
+    assert stopped.interrupted and not stopped.ok and not stopped.feed_published
+    assert stopped.photos_uploaded == 3 and len(manifest(s)) == 3 and not (public / "satu.yml").exists()
+    assert outcome_of("publish", stopped).status is Status.STOPPED
+    rest = run(s)
+    assert rest.ok and rest.photos_uploaded == len(photo_items(s, State.from_settings(s))[0]) - 3
+    assert (
+        rest.feed_published and outcome_of("publish", rest).counts["photos_uploaded"] == rest.photos_uploaded
+    )
