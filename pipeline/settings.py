@@ -182,7 +182,10 @@ class OrdersSettings:
 
     inbox: Path = opt(Path("inbox"), "drop folder for order files")
     sink: str = opt("database", "where orders go", choices=("database", "torgsoft-json"))
-    json_dir: str = opt("var/torgsoft-orders", "folder (or ftp://… URL) for Torgsoft order files")
+    json_dir: str = opt(
+        "var/torgsoft-orders",
+        "folder (or ftps://… URL, explicit TLS; ftp://… is plain) for Torgsoft order files",
+    )
     reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
     accounting_center: int = opt(1, "accounting center the order is served from", min=1)
@@ -198,7 +201,10 @@ class OrdersSettings:
         "delivery_date", "order field with the date the customer gave (reserve until); empty = none"
     )
     json_password_env: str = opt(
-        "ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp://"
+        "ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp:// or ftps://"
+    )
+    json_tls_ca_file: Path | None = opt(
+        None, "FTPS (json_dir = ftps://…): CA or self-signed certificate to trust; empty = system CAs"
     )
     json_prefix: str = opt(
         "satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)"
