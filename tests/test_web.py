@@ -9,16 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import make_settings
 from order_factory import satu_order, write_order
-from web_helpers import HIDDEN_GOOD, demo_like_run, hide_on_site
-
 from pipeline.errors import SettingsError
 from pipeline.journal import Journal
 from pipeline.lock import run_lock
 from pipeline.orders import inbox
 from pipeline.state import State
 from pipeline.web import start_in_thread
+from web_helpers import HIDDEN_GOOD, demo_like_run, hide_on_site
 
 
 def csrf_of(html: str) -> str:

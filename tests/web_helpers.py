@@ -7,7 +7,6 @@ from pathlib import Path
 
 from conftest import make_settings
 from order_factory import satu_order, write_order
-
 from pipeline import sync
 from pipeline.journal import Journal
 from pipeline.orders import inbox
