@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_settings
-from web_helpers import HIDDEN_GOOD, demo_like_run, hide_on_site
 
+from conftest import ROOT, make_settings
 from pipeline.web import start_in_thread
+from web_helpers import HIDDEN_GOOD, demo_like_run, hide_on_site
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
