@@ -187,3 +187,28 @@ def test_beyond_loopback_needs_a_password_and_login(tmp_path: Path, monkeypatch)
         assert "s3cret" not in log_text
     finally:
         handle.stop()
+
+
+def test_run_py_web_serves_and_stops_on_sigterm(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[journal]\npath = "var/j.sqlite"\nstate_path = "var/s.sqlite"\n', encoding="utf-8")
+    cmd = [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "web", "--port", "0"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"Web page: (http://127\.0\.0\.1:\d+/)", line)
+        assert m, line + proc.stderr.read()
+        assert "Последние запуски" in httpx.get(m.group(1), timeout=30).text
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    beyond = subprocess.run(cmd[:-2] + ["--host", "0.0.0.0"], cwd=tmp_path, capture_output=True, text=True)
+    assert beyond.returncode == 2 and "web.password_env" in beyond.stderr and "Traceback" not in beyond.stderr
