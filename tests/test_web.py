@@ -212,3 +212,11 @@ def test_run_py_web_serves_and_stops_on_sigterm(tmp_path: Path):
         proc.wait()
     beyond = subprocess.run(cmd[:-2] + ["--host", "0.0.0.0"], cwd=tmp_path, capture_output=True, text=True)
     assert beyond.returncode == 2 and "web.password_env" in beyond.stderr and "Traceback" not in beyond.stderr
+
+
+def test_loopback_page_refuses_foreign_host_names(site):
+    _, c = site
+    assert c.get("/", headers={"Host": "rebound.example:8780"}).status_code == 400
+    assert c.get("/", headers={"Host": "localhost"}).status_code == 200
+    with run_lock(site[0], "sync"):
+        assert "sync" in c.get("/").text.split('id="now-running"')[1].split("</p>")[0]

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.errors import PipelineError
 from pipeline.journal import LEVELS, Journal, parse_when
+from pipeline.lock import holder
 from pipeline.state import State
 from pipeline.web import charts, data, products, quarantine
 from pipeline.web.actions import ACTIONS, Actions
@@ -41,6 +42,11 @@ class SessionMiddleware(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next: Any) -> Response:
         sessions: Sessions = request.app.state.sessions
+        allowed = request.app.state.allowed_hosts
+        if allowed is not None and request.url.hostname not in allowed:
+            # Without a password only loopback names are served: a site whose DNS name is rebound
+            # to 127.0.0.1 must not read these pages (nor their CSRF tokens) from a browser.
+            return Response("400: this page answers only to 127.0.0.1 / localhost", status_code=400)
         token = request.cookies.get(COOKIE)
         session = sessions.get(token)
         new_token = None
@@ -111,6 +117,9 @@ def overview(request: Request) -> HTMLResponse:
         request,
         "overview.html",
         runs=data.last_runs(journal),
+        holder=holder(s),
+        schedule=s.schedule,
+        next_sync=data.next_sync(s, journal),
         feed=data.feed_info(s, journal, state),
         alerts=data.open_alerts(state),
         outbox=data.outbox_sizes(s.journal.state_path),
@@ -368,6 +377,7 @@ def create_app(settings: Any, password: str = "") -> Starlette:
     app.state.journal = Journal(settings.journal.path, None)
     app.state.state = State.from_settings(settings)
     app.state.sessions = Sessions(password)
+    app.state.allowed_hosts = None if password else {"127.0.0.1", "localhost", "::1", "[::1]"}
     app.state.actions = Actions(settings)
     app.state.env = Environment(
         loader=PackageLoader("pipeline.web", "templates"), autoescape=select_autoescape(["html"])

@@ -321,3 +321,13 @@ def orders(
 def order_story(journal: Journal, order_id: str) -> list[Event]:
     """Every journal event about one order, oldest first (downloaded, imported, status pushed…)."""
     return list(journal.search(order_id=order_id))
+
+
+def next_sync(settings: Any, journal: Journal) -> str:
+    """When `serve` should start the next exchange (its last start + the interval); "" without a service."""
+    for e in reversed(list(journal.search(stage="service", grep="steps", limit=200))):
+        steps = (e.data or {}).get("steps")
+        if isinstance(steps, list) and "sync" in steps:
+            when = datetime.fromisoformat(e.ts) + timedelta(minutes=settings.schedule.interval_minutes)
+            return when.astimezone().strftime("%Y-%m-%d %H:%M")
+    return ""

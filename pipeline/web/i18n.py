@@ -103,6 +103,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "removed": ("убрано", "removed"),
     "changed": ("изменено", "changed"),
     "not_found": ("Не найдено", "Not found"),
+    "now_running": ("Сейчас идёт", "Running now"),
+    "nothing_running": ("Сейчас ничего не запущено", "Nothing is running now"),
+    "schedule": ("Расписание службы (serve)", "Service schedule (serve)"),
+    "every": ("каждые", "every"),
+    "min": ("мин", "min"),
+    "next_run": ("следующий обмен", "next exchange"),
     "progress": ("Ход выполнения", "Progress"),
 }
 
