@@ -6,12 +6,16 @@ under var/screenshots/ (git-ignored) as test artifacts; the path is printed.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, make_settings
+from pipeline.journal import Journal
 from pipeline.web import start_in_thread
 from web_helpers import HIDDEN_GOOD, demo_like_run, hide_on_site
 
@@ -37,6 +41,32 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+@contextlib.contextmanager
+def foreign_page(html: str):
+    """Serve one HTML page from another loopback port (another origin), yield its URL."""
+    body = html.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def shot(page, name: str) -> None:
@@ -101,6 +131,11 @@ def test_every_page_in_the_browser(demo_env, tmp_path: Path, browser):
         log = page.locator("#log").inner_text()
         assert "quarantined satu-order-9003.json" in log and "sync finished" not in log
         shot(page, "08-log-errors")
+        page.check("#live")  # live updates: a new matching event appears without reloading
+        journal = Journal.from_settings(settings)
+        journal.event("orders", "order 9555 could not be imported: test live line", "error", order_id=9555)
+        journal.close()
+        page.wait_for_selector("#log tr:has-text('test live line')", timeout=15_000)
         page.goto(base + "/history")
         shot(page, "09-feed-history")
         page.goto(base + "/settings")
@@ -111,11 +146,11 @@ def test_every_page_in_the_browser(demo_env, tmp_path: Path, browser):
         assert "Last runs" in page.content()
         shot(page, "11-overview-en")
         runs_before = len(handle.server.config.app.state.actions.runs)
-        page.set_content(
-            f'<form method="post" action="{base}/actions/sync"><input name="csrf" value="x"></form>'
-        )
-        with page.expect_navigation():
-            page.evaluate("document.forms[0].submit()")
+        form = f'<form method="post" action="{base}/actions/sync"><input name="csrf" value="x"></form>'
+        with foreign_page(form) as url:
+            page.goto(url)  # another local program's page: same site, so the cookie goes along
+            with page.expect_navigation():
+                page.evaluate("document.forms[0].submit()")
         assert "403" in page.content()  # on loopback too: no token, no action
         assert len(handle.server.config.app.state.actions.runs) == runs_before
     finally:
@@ -137,9 +172,9 @@ def test_login_and_a_foreign_page_cannot_act(tmp_path: Path, browser, monkeypatc
         page.click("button:has-text('Вход')")
         assert page.url == base + "/" and "Последние запуски" in page.content()
         # A page from elsewhere posting to the control room: no token, and the strict cookie stays home.
-        page.set_content(
-            f'<form method="post" action="{base}/actions/sync"><input name="csrf" value="guess"></form>'
-        )
+        # A page from another site (an opaque data: origin) posting to the control room.
+        form = f'<form method="post" action="{base}/actions/sync"><input name="csrf" value="guess"></form>'
+        page.goto("data:text/html," + form)
         with page.expect_navigation():
             page.evaluate("document.forms[0].submit()")
         assert page.url.endswith("/login")  # the strict session cookie was not sent along
