@@ -37,7 +37,8 @@ def site(demo_env, tmp_path: Path):
     handle.stop()
 
 
-def test_pages_show_the_run_orders_products_and_quarantine(site):
+def test_pages_show_the_run_orders_products_and_quarantine(site, monkeypatch):
+    monkeypatch.delenv("SATU_TOKEN", raising=False)  # the check must name the variable, never go online
     settings, c = site
     home = c.get("/")
     assert home.status_code == 200
@@ -73,6 +74,11 @@ def test_pages_show_the_run_orders_products_and_quarantine(site):
     assert re.search(r"<td>\d{3}</td>", hist)  # offers of the kept feed
     settings_page = c.get("/settings").text
     assert "SATU_TOKEN" in settings_page and "satu.token_env" in settings_page
+    csrf = csrf_of(settings_page)
+    checked = c.post("/settings/check", data={"what": "publish", "csrf": csrf}).text
+    assert re.search(r'id="check-publish">publish: local: connected, \d+ file', checked), checked[-800:]
+    no_token = c.post("/settings/check", data={"what": "satu", "csrf": csrf}).text
+    assert "SATU_TOKEN is not set" in no_token
 
 
 def test_product_hidden_on_site_says_why(site):

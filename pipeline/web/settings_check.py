@@ -37,7 +37,8 @@ def settings_report(settings: Any) -> dict[str, Any]:
 
 
 def check_connection(settings: Any, what: str) -> tuple[bool, str]:
-    """Try one connection: `database` (Torgsoft) or `satu` (the API token). Returns (ok, message)."""
+    """Try one connection: `database` (Torgsoft), `publish` (the FTP/SFTP/local target) or `satu`
+    (the API token). Returns (ok, message)."""
     try:
         if what == "database":
             from pipeline.torgsoft.connection import connect
@@ -45,6 +46,16 @@ def check_connection(settings: Any, what: str) -> tuple[bool, str]:
             con = connect(settings)
             con.close()
             return True, f"{settings.torgsoft.database}: connected"
+        if what == "publish":
+            from pipeline.publish import make_target
+
+            target = make_target(settings)
+            try:
+                target.connect()
+                files = target.listing()
+            finally:
+                target.close()
+            return True, f"{settings.publish.target}: connected, {len(files)} file(s) there"
         if what == "satu":
             from pipeline.satu.client import SatuClient
 
