@@ -7,6 +7,7 @@ in `quarantine.py`). Stage results are read from the journal's structured data, 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections import defaultdict
@@ -250,30 +251,45 @@ def _fate(events: list[Event]) -> tuple[str, Any]:
     return fate, doc
 
 
-def order_details(settings: Any, order_id: str) -> dict[str, Any]:
-    """Customer, phone and total of an order from its newest file (inbox, done or quarantine)."""
+_ORDER_FILE = re.compile(r"(?:^|[^0-9])(\d+)(?:[-.][^/]*)?\.json$")
+
+
+def order_files(settings: Any) -> dict[str, Path]:
+    """The newest order file (inbox, done/ or quarantine/) per Satu order id, from the file names
+    the fetcher writes (`<prefix><id>-<modified>.json`)."""
     inbox = Path(settings.orders.inbox)
-    newest: Path | None = None
+    newest: dict[str, tuple[float, Path]] = {}
     for folder in (inbox, inbox / "done", inbox / "quarantine"):
-        if folder.is_dir():
-            for p in folder.glob(f"*{order_id}*.json"):
-                if newest is None or p.stat().st_mtime > newest.stat().st_mtime:
-                    newest = p
-    if newest is None:
+        if not folder.is_dir():
+            continue
+        for p in folder.glob("*.json"):
+            m = _ORDER_FILE.search(p.name)
+            if not m:
+                continue
+            mtime = p.stat().st_mtime
+            if m.group(1) not in newest or mtime > newest[m.group(1)][0]:
+                newest[m.group(1)] = (mtime, p)
+    return {k: v[1] for k, v in newest.items()}
+
+
+def order_details(settings: Any, order_id: str, files: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Customer, phone, total and Satu status of an order from its newest file."""
+    path = (files if files is not None else order_files(settings)).get(str(order_id))
+    if path is None:
         return {}
     try:
-        raw = json.loads(newest.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {"file": str(newest)}
+        return {"file": str(path)}
     order = raw.get("order", raw) if isinstance(raw, dict) else {}
+    order = order if isinstance(order, dict) else {}
     client = order.get("client_first_name", ""), order.get("client_last_name", "")
     return {
-        "file": str(newest),
-        "customer": " ".join(x for x in client if x) or str(order.get("email") or ""),
+        "file": str(path),
+        "customer": " ".join(str(x) for x in client if x) or str(order.get("email") or ""),
         "phone": str(order.get("phone") or ""),
         "total": str(order.get("price") or ""),
         "status": str(order.get("status") or ""),
-        "order": order,
     }
 
 
@@ -289,10 +305,11 @@ def orders(
     rows = []
     q = query.strip().casefold()
     digits = "".join(ch for ch in q if ch.isdigit())
+    files = order_files(settings)
     for oid, events in by_order.items():
         events.sort(key=lambda e: e.id)
         fate, doc = _fate(events)
-        info = order_details(settings, oid)
+        info = order_details(settings, oid, files)
         row = OrderRow(
             oid,
             events[0].ts,
