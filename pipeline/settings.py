@@ -312,6 +312,16 @@ class JournalSettings:
     lock_file: Path = opt(Path("var/run.lock"), "lock that keeps to one run at a time")
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """`[web]`: the local control-room web page (`run.py web`, and inside `serve`)."""
+
+    enabled: bool = opt(True, "serve the web page inside `serve`")
+    host: str = opt("127.0.0.1", "address to bind; anything but loopback needs password_env")
+    port: int = opt(8780, "port of the web page", min=1, max=65535)
+    password_env: str = opt("", "env var holding the web page password; empty = no login (loopback only)")
+
+
 SECTIONS: dict[str, type] = {
     "torgsoft": TorgsoftSettings,
     "feed": FeedSettings,
@@ -323,6 +333,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "notify": NotifySettings,
     "journal": JournalSettings,
+    "web": WebSettings,
 }
 
 
@@ -341,6 +352,7 @@ class Settings:
     schedule: ScheduleSettings
     notify: NotifySettings
     journal: JournalSettings
+    web: WebSettings = WebSettings()
     source: Path | None = None
 
     def secret(self, dotted_key: str, required: bool = True) -> str:
