@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.satu.client import SatuApiError, SatuClient, parse_price, parse_quantity
+from pipeline.satu.api import parse_price, parse_quantity
+from pipeline.satu.client import SatuApiError, SatuClient
 from pipeline.satu.sandbox import SandboxServer, format_price, generate_orders
 from satu_helpers import feed_xml, offer_xml, serve_dir
 

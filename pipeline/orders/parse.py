@@ -8,13 +8,13 @@ quarantines it with the reason given here. Nothing in this module does I/O.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pipeline.errors import SkipError
 from pipeline.model import Customer, Order, OrderLine
-from pipeline.satu.client import parse_price  # one price parser for the project (issue 5)
+from pipeline.satu.api import PAID_ORDER_STATUSES, SATU_TZ, parse_date, parse_price
 
 __all__ = [
     "DamagedFile",
@@ -24,10 +24,10 @@ __all__ = [
     "order_from_dict",
     "parse_price",
     "version_tag",
+    "SATU_TZ",
 ]
 
-SATU_TZ = timezone(timedelta(hours=5))
-PAID_STATUSES = frozenset({"paid"})
+PAID_STATUSES = PAID_ORDER_STATUSES
 
 
 class DamagedFile(SkipError):
@@ -64,8 +64,10 @@ def normalize_email(raw: Any) -> str:
 
 def parse_satu_datetime(value: str) -> datetime:
     """A Satu date (`2026-11-27T12:34:56.588791+05:00`) as an aware datetime (naive → UTC+5)."""
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=SATU_TZ)
+    dt = parse_date(value)
+    if dt is None:
+        raise ValueError(f"not a date: {value!r}")
+    return dt
 
 
 def parse_customer_date(value: Any) -> date | None:

@@ -21,50 +21,26 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from pipeline.errors import PipelineError, RetryableError, StopError
-from pipeline.numbers import parse_decimal
+from pipeline.errors import AuthError, PipelineError, RetryableError, StopError
+from pipeline.satu.api import MAX_BATCH, format_date, import_finished
 
 log = logging.getLogger("pipeline.satu")
-
-#: Satu's own clock: Kazakhstan (UTC+5). Naive query dates are read in it; aware ones are converted.
-SATU_TZ = timezone(timedelta(hours=5))
-#: The largest page and batch Satu accepts.
-MAX_BATCH = 100
-#: Statuses that end an import (compared case-insensitively; anything else = still running).
-IMPORT_FINAL = ("SUCCESS", "PARTIAL", "FATAL")
-ORDER_STATUSES_SETTABLE = ("received", "paid", "delivered", "canceled")
-CANCELLATION_REASONS = (
-    "not_available",
-    "price_changed",
-    "buyers_request",
-    "not_enough_fields",
-    "duplicate",
-    "invalid_phone_number",
-    "less_than_minimal_price",
-    "another",
-)
-#: Reasons that need a free-text explanation.
-REASONS_WITH_TEXT = ("price_changed", "not_enough_fields", "another")
-
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
 
 class SatuError(PipelineError):
     """Base of the Satu client's errors."""
 
 
-class SatuAuthError(SatuError, StopError):
+class SatuAuthError(SatuError, AuthError, StopError):
     """HTTP 401/403: the token expired or lacks rights. Nothing will work until it is replaced."""
 
 
@@ -100,59 +76,6 @@ class EditResult:
 
 
 # --- pure helpers -------------------------------------------------------------------------------------
-
-
-def parse_price(value: Any) -> Decimal | None:
-    """A Satu price (`"1 950 ₸"`, `"1\u00a0950,50 ₸"`, `650`, `"650.5"`) as Decimal; None when empty.
-
-    The currency mark is dropped, the rest is read by `pipeline.numbers.parse_decimal`. Raises
-    ValueError for text that is not a price.
-    """
-    if isinstance(value, str):
-        value = re.sub(r"(₸|тг\.?|тенге|KZT|kzt)\s*$", "", value.strip()).strip()
-    try:
-        return parse_decimal(value)
-    except ValueError:
-        raise ValueError(f"not a price: {value!r}") from None
-
-
-def parse_quantity(value: Any) -> Decimal | None:
-    """An order-line quantity (may be fractional: `1.5`, `"0,75"`) as Decimal; None when empty."""
-    return parse_price(value)
-
-
-def format_date(value: datetime | str) -> str:
-    """A query date exactly as Satu accepts it: `YYYY-MM-DDTHH:MM:SS` in Satu's time zone.
-
-    Aware datetimes are converted to UTC+5; naive ones are taken as already in it. Strings in any
-    ISO form (`…Z`, milliseconds, offsets) are normalised, because Satu silently returns zero orders
-    for anything but the exact form.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if _DATE_RE.match(text):
-            return text
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
-        except ValueError:
-            raise ValueError(f"not a date: {value!r}") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(SATU_TZ).replace(tzinfo=None)
-    return value.replace(microsecond=0).isoformat(timespec="seconds")
-
-
-def parse_date(value: str | None) -> datetime | None:
-    """A Satu response date (`2026-11-27T12:34:56.588791+05:00`) as an aware datetime (naive → UTC+5)."""
-    if not value:
-        return None
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=SATU_TZ)
-
-
-def import_finished(status: dict[str, Any]) -> str | None:
-    """The final state of an import status reply (`SUCCESS`, `PARTIAL`, `FATAL`), or None while running."""
-    value = str(status.get("status") or "").strip().upper()
-    return value if value in IMPORT_FINAL else None
 
 
 def _chunks(seq: list[Any], size: int = MAX_BATCH) -> Iterator[list[Any]]:
