@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.journal import Journal
 from pipeline.orders import fetch, inbox
-from pipeline.satu.sandbox import SandboxServer
+from pipeline.devtools.sandbox import SandboxServer
 from pipeline.settings import Settings
 from pipeline.state import State
 from pipeline.torgsoft.connection import connect

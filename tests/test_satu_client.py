@@ -15,7 +15,7 @@ from conftest import make_settings
 from pipeline.errors import RetryableError
 from pipeline.satu.api import format_date, import_finished, parse_date, parse_price
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
-from pipeline.satu.sandbox import SandboxServer
+from pipeline.devtools.sandbox import SandboxServer
 
 TOKEN = "sekret-token-Zq81xx-never-print-me"
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.satu.api import parse_price, parse_quantity
 from pipeline.satu.client import SatuApiError, SatuClient
-from pipeline.satu.sandbox import SandboxServer, format_price, generate_orders
+from pipeline.devtools.sandbox import SandboxServer, format_price, generate_orders
 from satu_helpers import feed_xml, offer_xml, serve_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,7 +39,7 @@ ORDER_COLUMNS = (
 
 @pytest.fixture()
 def sandbox(tmp_path: Path):
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
 
     server = SandboxServer(tmp_path / "sandbox").start()
     yield server
@@ -61,7 +61,7 @@ class Env:
 
     def satu_orders(self, n: int) -> list[int]:
         """Create n pending orders on the sandbox; return their ids."""
-        from pipeline.satu.sandbox import generate_orders
+        from pipeline.devtools.sandbox import generate_orders
 
         orders = generate_orders(n, seed=self._next_id)
         for o in orders:

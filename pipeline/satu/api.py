@@ -99,7 +99,7 @@ def format_price(value: Any, *, nbsp: bool = False, mark: str = "₸") -> str:
     sign = "-" if whole.startswith("-") else ""
     whole = whole.lstrip("-")
     sep = "\u00a0" if nbsp else " "
-    groups = []
+    groups: list[str] = []
     while whole:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]
