@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,10 +13,10 @@ import httpx
 import pytest
 
 from conftest import make_settings
-from pipeline.errors import RetryableError
-from pipeline.satu.api import format_date, import_finished, parse_date, parse_price
-from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 from pipeline.devtools.sandbox import SandboxServer
+from pipeline.errors import RetryableError
+from pipeline.satu.api import format_date, import_finished, parse_date, parse_price, query_zone
+from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 
 TOKEN = "sekret-token-Zq81xx-never-print-me"
 
@@ -72,10 +73,19 @@ def test_parse_price_refuses_garbage():
 
 def test_format_date_is_exactly_the_accepted_form():
     assert format_date("2026-11-27T10:00:00") == "2026-11-27T10:00:00"
-    assert format_date("2026-11-27T05:00:00Z") == "2026-11-27T10:00:00"  # UTC → Satu time (UTC+5)
-    assert format_date("2026-11-27T10:00:00.123+05:00") == "2026-11-27T10:00:00"
+    # issue 13: Satu reads query dates as UTC, so UTC is the default zone
+    assert format_date("2026-11-27T05:00:00Z") == "2026-11-27T05:00:00"
+    assert format_date("2026-11-27T10:00:00.123+05:00") == "2026-11-27T05:00:00"
     assert format_date(datetime(2026, 11, 27, 10, 0, 0, 999999)) == "2026-11-27T10:00:00"
-    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC)) == "2026-11-27T10:00:00"
+    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC)) == "2026-11-27T05:00:00"
+    # a shop whose first live run shows local time sets [satu] query_timezone = "+05:00"
+    plus5 = query_zone("+05:00")
+    assert format_date("2026-11-27T05:00:00Z", plus5) == "2026-11-27T10:00:00"
+    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC), plus5) == "2026-11-27T10:00:00"
+    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC), query_zone("Asia/Almaty")) in (
+        "2026-11-27T10:00:00",
+        "2026-11-27T11:00:00",
+    )
     assert parse_date("2026-11-27T12:34:56.588791+05:00") == datetime(
         2026, 11, 27, 7, 34, 56, 588791, tzinfo=UTC
     )
@@ -340,3 +350,34 @@ def test_token_never_appears_in_logs_or_errors(sandbox: SandboxServer, caplog: p
     text = "\n".join(messages + [r.getMessage() for r in caplog.records])
     assert "retry" in text and "HTTP 500" in text
     assert TOKEN not in text
+
+
+def test_query_dates_go_in_the_query_zone_and_the_language_header(sandbox: SandboxServer, client: SatuClient):
+    """Issue 13: Satu reads query dates as UTC. A client that sent Satu's local time (UTC+5) would
+    ask for orders five hours in the future and miss every order of those hours, silently."""
+    sandbox.create_orders(3, seed=4)
+    since = datetime.now(UTC) - timedelta(hours=2)
+    assert len(list(client.iter_orders(last_modified_from=since))) == 3
+    assert sandbox.last_language == "ru"
+    wrong = SatuClient(sandbox.url, sandbox.token, query_timezone=query_zone("+05:00"), language="kk")
+    try:
+        assert list(wrong.iter_orders(last_modified_from=since)) == []  # the five lost hours
+        assert sandbox.last_language == "kk"
+    finally:
+        wrong.close()
+
+
+def test_query_timezone_setting_is_checked(tmp_path: Path, monkeypatch):
+    from pipeline.errors import SettingsError
+    from pipeline.settings import cross_check
+
+    monkeypatch.setenv("SATU_TEST_TOKEN", TOKEN)
+    good = make_settings(tmp_path, satu={"token_env": "SATU_TEST_TOKEN", "query_timezone": "+05:00"})
+    with SatuClient.from_settings(good) as c:
+        assert c.query_timezone.utcoffset(None) == timedelta(hours=5)
+    with pytest.raises(SettingsError, match="satu.query_timezone"):
+        make_settings(tmp_path, satu={"token_env": "SATU_TEST_TOKEN", "query_timezone": "Mars/Olympus"})
+    bad = dataclasses.replace(good, satu=dataclasses.replace(good.satu, query_timezone="Mars/Olympus"))
+    assert [p.key for p in cross_check(bad)] == ["satu.query_timezone"]
+    with pytest.raises(SettingsError, match="satu.query_timezone"):
+        SatuClient.from_settings(bad)

@@ -13,7 +13,8 @@ from typing import Any
 
 from pipeline.numbers import parse_decimal
 
-#: Satu's own clock: Kazakhstan (UTC+5). Response dates without an offset are read in it.
+#: Satu's own clock: Kazakhstan (UTC+5). Response dates without an offset are read in it. Query dates
+#: are not: three independent sources say Satu reads them as UTC (`[satu] query_timezone`).
 SATU_TZ = timezone(timedelta(hours=5))
 #: The largest page (`limit`) and write batch Satu accepts.
 MAX_BATCH = 100
@@ -126,7 +127,7 @@ def query_zone(name: str) -> tzinfo:
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
-def format_date(value: datetime | str, zone: tzinfo = SATU_TZ) -> str:
+def format_date(value: datetime | str, zone: tzinfo = UTC) -> str:
     """A query date exactly as Satu accepts it: `YYYY-MM-DDTHH:MM:SS` in the query zone `zone`.
 
     Aware datetimes are converted to `zone`; naive ones are taken as already in it. Strings in any
@@ -146,7 +147,7 @@ def format_date(value: datetime | str, zone: tzinfo = SATU_TZ) -> str:
     return value.replace(microsecond=0).isoformat(timespec="seconds")
 
 
-def parse_query_date(text: str, zone: tzinfo = SATU_TZ) -> datetime | None:
+def parse_query_date(text: str, zone: tzinfo = UTC) -> datetime | None:
     """A strict query date (naive, in `zone`) as an aware datetime; None when not in the exact form."""
     if not _DATE_RE.match(text):
         return None

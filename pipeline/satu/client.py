@@ -8,7 +8,8 @@ Every quirk of the API (see SATU.md) is absorbed here so the stages see plain Py
 - 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter,
   honouring `Retry-After`, at most `max_retries` times, then `RetryableError`;
 - date parameters are sent exactly as `YYYY-MM-DDTHH:MM:SS` (a `Z` or milliseconds make Satu
-  silently return nothing);
+  silently return nothing), in `[satu] query_timezone` (UTC by default);
+- `X-LANGUAGE` (`[satu] language`) asks for Satu's texts in one language;
 - the `last_id` cursor is inclusive, so pages overlap by one and are de-duplicated by id;
 - writes go in batches of at most 100.
 
@@ -24,14 +25,14 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from pipeline.errors import AuthError, PipelineError, RetryableError, StopError
-from pipeline.satu.api import MAX_BATCH, format_date, import_finished
+from pipeline.errors import AuthError, PipelineError, Problem, RetryableError, SettingsError, StopError
+from pipeline.satu.api import MAX_BATCH, format_date, import_finished, query_zone
 
 log = logging.getLogger("pipeline.satu")
 
@@ -129,6 +130,8 @@ class SatuClient:
         backoff_max: float = 30.0,
         retry_after_max: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        query_timezone: tzinfo = UTC,
+        language: str = "ru",
     ):
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
@@ -136,6 +139,8 @@ class SatuClient:
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self._token = token
+        #: the zone Satu reads query dates in (`[satu] query_timezone`)
+        self.query_timezone = query_timezone
         #: requests actually sent (each retry counts); handy for benchmarks and tests
         self.requests = 0
         self._http = httpx.Client(
@@ -146,6 +151,7 @@ class SatuClient:
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "User-Agent": "torgsoft-satu/0.1",
+                "X-LANGUAGE": language,
             },
         )
 
@@ -153,11 +159,19 @@ class SatuClient:
     def from_settings(cls, settings: Any, **kwargs: Any) -> SatuClient:
         """A client for `[satu] base_url` with the token from the env var named by `satu.token_env`."""
         s = settings.satu
+        try:
+            zone = query_zone(s.query_timezone)
+        except ValueError as exc:
+            raise SettingsError(
+                Problem("satu.query_timezone", str(exc), 'write "UTC", "+05:00" or a name like "Asia/Almaty"')
+            ) from None
         return cls(
             s.base_url,
             settings.secret("satu.token_env"),
             timeout=s.timeout,
             max_retries=s.max_retries,
+            query_timezone=zone,
+            language=s.language,
             **kwargs,
         )
 
@@ -294,14 +308,15 @@ class SatuClient:
         limit: int = MAX_BATCH,
     ) -> Iterator[dict]:
         """Every order (raw dicts, newest first, each once), modified at or after `last_modified_from`
-        if given. Dates may be datetimes (aware ones are converted to Satu time) or ISO strings."""
+        if given. Dates may be datetimes (aware ones are converted to the query zone, naive ones are
+        taken as in it) or ISO strings."""
         dates = {
             "last_modified_from": last_modified_from,
             "last_modified_to": last_modified_to,
             "date_from": date_from,
             "date_to": date_to,
         }
-        params: dict[str, Any] = {k: format_date(v) for k, v in dates.items() if v}
+        params: dict[str, Any] = {k: format_date(v, self.query_timezone) for k, v in dates.items() if v}
         params["status"] = status
         yield from self._paged("/orders/list", "orders", params, min(limit, MAX_BATCH))
 

@@ -6,7 +6,7 @@ import json
 import re
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,9 +26,9 @@ from pipeline.devtools.sandbox.vocab import (
 from pipeline.satu.api import parse_query_date
 
 
-def _parse_param_date(text: str) -> float | None:
-    """A strict query date (naive, Satu time) as epoch seconds; None when not in the exact form."""
-    moment = parse_query_date(text, SATU_TZ)
+def _parse_param_date(text: str, zone: tzinfo) -> float | None:
+    """A strict query date (naive, in `zone`) as epoch seconds; None when not in the exact form."""
+    moment = parse_query_date(text, zone)
     return None if moment is None else moment.timestamp()
 
 
@@ -68,7 +68,7 @@ class ApiHandlers(FeedImporter):
             ("last_modified_to", "modified", "<="),
         ):
             if param in q:
-                ts = _parse_param_date(q[param])
+                ts = _parse_param_date(q[param], self.query_timezone)
                 if ts is None:
                     return 200, {"orders": []}  # the quirk: a Z or milliseconds silently match nothing
                 where.append(f"{column} {op} ?")

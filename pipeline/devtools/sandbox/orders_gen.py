@@ -155,6 +155,7 @@ def generate_orders(
     start_id: int = 100_001,
     now: datetime | None = None,
     unknown_share: float = 0.05,
+    history_days: float = 0,
 ) -> list[dict]:
     """`n` realistic Satu orders (dicts exactly as `GET /orders/{id}` returns the inner order).
 
@@ -162,6 +163,10 @@ def generate_orders(
     order lines use them, plus a few lines with external ids the shop does not know. Kazakh names,
     +7 phones in many spellings, some paid, some with waybills, some cancelled, some client fields
     empty, some fractional quantities, prices as `"1 950 ₸"` strings (sometimes with NBSP).
+
+    New orders are dated `now` (a few microseconds apart), as Satu dates an order when it is placed:
+    a date behind the download cursor would hide it from the next poll. `history_days` > 0 spreads
+    them over that many days back instead (an order history for benchmarks).
     """
     rng = random.Random(seed)
     catalog = [_as_product_tuple(p) for p in (products or _DEFAULT_PRODUCTS)]
@@ -187,7 +192,11 @@ def generate_orders(
             first = ""
         if rng.random() < 0.4:
             email = ""
-        created = now - timedelta(minutes=rng.randint(5, 14 * 24 * 60), microseconds=rng.randrange(10**6))
+        back = timedelta(minutes=rng.randint(5, 14 * 24 * 60), microseconds=rng.randrange(10**6))
+        if history_days > 0:
+            created = now - back * (history_days / 14)
+        else:
+            created = now - timedelta(microseconds=n - i)
         nbsp = rng.random() < 0.5
         lines, total = [], Decimal(0)
         for _pos in range(rng.choice([1, 1, 1, 2, 2, 3, 4])):

@@ -177,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "POST" and token != sb.token:
             self._send(403, html=_HTML_403)
             return
+        sb.last_language = self.headers.get("X-LANGUAGE")
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         try:
             status, reply = sb.handle_api(method, path, query, body)

@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -62,8 +62,13 @@ class SandboxStore:
         import_delay: float = 0.3,
         check_pictures: bool = True,
         appear_delay: float = 0.0,
+        query_timezone: tzinfo = UTC,
     ):
         self.state_dir = Path(state_dir)
+        #: the zone query dates are read in (the evidence says Satu reads them as UTC)
+        self.query_timezone = query_timezone
+        #: the X-LANGUAGE header of the last API call (None when it had none)
+        self.last_language: str | None = None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.host, self.port = host, port
         self.import_delay = import_delay
