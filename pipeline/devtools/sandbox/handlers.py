@@ -136,7 +136,10 @@ class ApiHandlers(FeedImporter):
                 o["status"] = status
                 o["status_name"] = STATUS_NAMES.get(status, status)
                 if status == "canceled":
-                    o["cancellation"] = {"reason": reason, "title": text or CANCELLATION_REASONS[str(reason)]}
+                    o["cancellation"] = {
+                        "title": text or CANCELLATION_REASONS[str(reason)],
+                        "initiator": "seller",
+                    }
                 if status == "paid":
                     o["payment_data"] = {**(o.get("payment_data") or {}), "status": "paid"}
                 self._bump(o)

@@ -183,6 +183,7 @@ def generate_orders(
         phone = _phone(rng)
         email = f"{first.lower().translate(_LATIN)}.{oid % 1000}@{rng.choice(_MAIL)}"
         # Any client field may be empty.
+        person = {"first_name": first, "last_name": last, "second_name": second, "phone": phone}
         r = rng.random()
         if r < 0.06:
             last, second = "", ""
@@ -258,7 +259,7 @@ def generate_orders(
         cancellation = None
         if status == "canceled":
             reason = rng.choice(["buyers_request", "not_available", "another"])
-            cancellation = {"reason": reason, "title": CANCELLATION_REASONS[reason]}
+            cancellation = {"title": CANCELLATION_REASONS[reason], "initiator": "buyer"}
         modified = created + timedelta(minutes=rng.randint(0, 600)) if status != "pending" else created
         modified = min(modified, now)
         orders.append(
@@ -280,10 +281,9 @@ def generate_orders(
                 "delivery_option": dict(delivery_option),
                 "delivery_provider_data": provider_data,
                 "payment_option": dict(rng.choice(_PAYMENT)),
-                "payment_data": {
-                    "type": "prosale" if paid else "cash",
-                    "status": "paid" if paid else "unpaid",
-                },
+                "payment_data": {"type": "evopay", "status": "paid", "status_modified": satu_time(modified)}
+                if paid
+                else None,
                 "status": status,
                 "status_name": STATUS_NAMES.get(status, "Ждёт оплаты"),
                 "source": rng.choice(_SOURCES),
@@ -292,4 +292,58 @@ def generate_orders(
                 "products": lines,
             }
         )
+        _documented_fields(orders[-1], random.Random(seed * 100_003 + i), person, total, nbsp)
     return orders
+
+
+def _documented_fields(o: dict, rng: random.Random, person: dict, total: Decimal, nbsp: bool) -> None:
+    """The rest of the documented order schema (docs: order-fields), each kind in some orders.
+
+    A separate random stream, so the fields above stay what they were for a seed. Assumptions (no
+    source shows the values): `initiator` "buyer"/"seller", utm values, the refunded share.
+    """
+    client = {k: person[k] for k in ("first_name", "last_name", "second_name", "phone")}
+    o["client"] = {**client, "id": o["client_id"]}
+    if rng.random() < 0.05 and all((o["client_first_name"], o["client_last_name"], o["phone"])):
+        # Seen live: the flat client_* fields empty, the names only in client{}.
+        o.update(client_first_name="", client_last_name="", client_second_name="", phone="")
+    recipient = dict(client)
+    if rng.random() < 0.15:  # someone else takes the parcel
+        recipient = {
+            "first_name": "Айжан",
+            "last_name": "Сапарова",
+            "second_name": "",
+            "phone": "+77015550123",
+        }
+    o["delivery_recipient"] = recipient
+    o["price_with_special_offer"] = o["special_offer_discount"] = o["special_offer_promocode"] = None
+    if rng.random() < 0.08:
+        discount = (total / 10).quantize(Decimal("1"))
+        o["price_with_special_offer"] = format_price(total - discount, nbsp=nbsp)
+        o["special_offer_discount"] = format_price(discount, nbsp=nbsp)
+        o["special_offer_promocode"] = f"SATU{rng.randrange(100, 999)}"
+    o["cpa_commission"] = {"amount": format_price(0, nbsp=nbsp), "is_refunded": False}
+    o["utm"] = {"medium": "cpc", "source": "satu", "campaign": "catalog"} if rng.random() < 0.3 else None
+    o["dont_call_customer_back"] = rng.random() < 0.1
+    o["ps_promotion"] = None
+    if o["payment_data"] and rng.random() < 0.3:
+        o["payment_data"]["status"] = "paid_out"  # the platform passed the money on: still paid
+    if o["status"] == "canceled":
+        o["cancellation"]["initiator"] = rng.choice(["buyer", "seller"])
+        if rng.random() < 0.3:
+            o["payment_data"] = {
+                "type": "evopay",
+                "status": "refunded",
+                "status_modified": o["date_modified"],
+            }
+    pd = o["delivery_provider_data"]
+    if pd is not None:
+        pd["sender_warehouse_id"] = None
+        pd["recipient_address"] = {
+            "city_id": None,
+            "city_name": o["delivery_address"].split(",")[0] or None,
+            "warehouse_id": pd["recipient_warehouse_id"],
+            "street_name": None,
+            "building_number": None,
+            "apartment_number": None,
+        }
