@@ -180,6 +180,9 @@ class SatuSettings:
         "time zone of the dates sent in order queries: UTC (what the evidence says), +05:00, or an IANA name",
     )
     language: str = opt("ru", "X-LANGUAGE header: the language of Satu's texts in replies (ru, kk)")
+    import_wait_minutes: float = opt(
+        15.0, "how long to wait for a feed import to become final (a live one took ~9.5 min)", min=15
+    )
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,27 @@ def test_format_date_is_exactly_the_accepted_form():
 
 
 def test_import_status_case_varies():
-    assert import_finished({"status": "success"}) == "SUCCESS"
-    assert import_finished({"status": "Partial"}) == "PARTIAL"
+    assert import_finished({"status": "success", "total": 3, "created": 3}) == "SUCCESS"
+    assert import_finished({"status": "Partial", "total": 2, "with_errors_count": 1}) == "PARTIAL"
     assert import_finished({"status": "FATAL"}) == "FATAL"
     assert import_finished({"status": "PROCESSING"}) is None
     assert import_finished({}) is None
+
+
+def test_import_status_sequence_as_satu_plays_it():
+    """Issue 13: SUCCESS with all counters 0 comes first and is not final; PARTIAL with zeros neither;
+    FAIL (Satu) and FATAL (docs) are final at once, in any case."""
+    zeros = dict.fromkeys(("total", "created", "updated", "not_changed", "with_errors_count"), 0)
+    assert import_finished({"status": "SUCCESS", **zeros}) is None
+    assert import_finished({"status": "success", **zeros}) is None
+    assert import_finished({"status": "PARTIAL", **zeros}) is None
+    assert import_finished({"status": "PARTIAL", **zeros, "not_in_file": 4}) == "PARTIAL"
+    assert import_finished({"status": "SUCCESS", **zeros, "not_in_fle": 1}) == "SUCCESS"
+    assert import_finished({"status": "SUCCESS", **zeros, "updated": "7"}) == "SUCCESS"
+    errors = [{"download_images": {"code": 2004, "extra": {"status_code": 404}}}]
+    assert import_finished({"status": "PARTIAL", **zeros, "errors": errors}) == "PARTIAL"
+    assert import_finished({"status": "fail"}) == "FAIL"
+    assert import_finished({"status": "Fatal", **zeros}) == "FATAL"
 
 
 def test_from_settings_reads_url_token_timeout_retries(tmp_path: Path, monkeypatch):
@@ -158,7 +174,12 @@ def test_400_with_error_message(sandbox: SandboxServer, client: SatuClient):
         client.set_status([order["id"]], "canceled", cancellation_reason="another")
     assert client.set_status([order["id"]], "canceled", cancellation_reason="buyers_request") == [order["id"]]
     got = client.get_order(order["id"])
-    assert got["status"] == "canceled" and got["cancellation"]["reason"] == "buyers_request"
+    # issue 13: the order shows cancellation{title, initiator}; the reason code is not in it
+    assert got["status"] == "canceled" and got["cancellation"] == {
+        "title": "По просьбе покупателя",
+        "initiator": "seller",
+    }
+    assert sandbox.cancellation_reasons[order["id"]] == "buyers_request"
     with pytest.raises(SatuApiError) as exc:
         client.get_order(999)
     assert exc.value.status == 404
@@ -297,7 +318,9 @@ def test_date_format_quirk(sandbox: SandboxServer, client: SatuClient):
     # the client turns any form into the exact one
     assert len(list(client.iter_orders(last_modified_from=old.isoformat()))) == 20
     assert len(list(client.iter_orders(last_modified_from=old.strftime("%Y-%m-%dT%H:%M:%S.123Z")))) == 20
-    # a modified order shows up after a cursor set before the change
+    # a modified order shows up after a cursor set before the change (new orders are dated now:
+    # let their second pass first, the API's resolution is one second)
+    time.sleep(1.1)
     mark = datetime.now(UTC)
     time.sleep(1.1)  # the API's resolution is one second
     changed = sandbox.modify_order(made[3]["id"], client_notes="Позвоните после 18:00")
@@ -381,3 +404,13 @@ def test_query_timezone_setting_is_checked(tmp_path: Path, monkeypatch):
     assert [p.key for p in cross_check(bad)] == ["satu.query_timezone"]
     with pytest.raises(SettingsError, match="satu.query_timezone"):
         SatuClient.from_settings(bad)
+
+
+def test_set_status_result_tells_already_there_from_processed(sandbox: SandboxServer, client: SatuClient):
+    """Issue 13: an empty processed_ids without an error means "already at this status" on Satu."""
+    a, b = (sandbox.modify_order(o["id"], status="pending") for o in sandbox.create_orders(2, seed=6))
+    first = client.set_status_result([a["id"]], "received")
+    assert (first.processed, first.already) == ([a["id"]], [])
+    again = client.set_status_result([a["id"], b["id"]], "received")
+    assert (again.processed, again.already) == ([b["id"]], [a["id"]])
+    assert client.get_order(a["id"])["status"] == "received"

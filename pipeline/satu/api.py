@@ -18,8 +18,25 @@ from pipeline.numbers import parse_decimal
 SATU_TZ = timezone(timedelta(hours=5))
 #: The largest page (`limit`) and write batch Satu accepts.
 MAX_BATCH = 100
-#: Statuses that end an import (compared case-insensitively; anything else = still running).
-IMPORT_FINAL = ("SUCCESS", "PARTIAL", "FATAL")
+#: Import statuses that may end an import (compared case-insensitively; anything else = still running).
+#: Satu answers `FAIL` where Prom's documentation says `FATAL`.
+IMPORT_FINAL = ("SUCCESS", "PARTIAL", "FATAL", "FAIL")
+#: Import statuses that are final as soon as they appear.
+IMPORT_FAILED = ("FATAL", "FAIL")
+#: The counters of an import status reply (`not_in_file` live, `not_in_fle` in the docs).
+IMPORT_COUNTERS = (
+    "total",
+    "created",
+    "updated",
+    "not_changed",
+    "imported",
+    "actualized",
+    "created_active",
+    "created_hidden",
+    "with_errors_count",
+    "not_in_file",
+    "not_in_fle",
+)
 #: Order statuses `orders/set_status` accepts (`pending` cannot be set).
 ORDER_STATUSES_SETTABLE = ("received", "paid", "delivered", "canceled")
 #: Payment states that mean the buyer has paid (`payment_data.status`).
@@ -173,7 +190,25 @@ def format_response_date(dt: datetime) -> str:
     return dt.astimezone(SATU_TZ).isoformat(timespec="microseconds")
 
 
+def _counter(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def import_finished(status: dict[str, Any]) -> str | None:
-    """The final state of an import status reply (`SUCCESS`, `PARTIAL`, `FATAL`), or None while running."""
+    """The final state of an import status reply, upper-cased, or None while it is still running.
+
+    `FATAL`/`FAIL` are final at once. `SUCCESS`/`PARTIAL` are final only with a non-zero counter or
+    an error listed: a live run answered `SUCCESS` with all counters 0 for minutes, then `PARTIAL`
+    with zeros, and its real result came after about 9.5 minutes.
+    """
     value = str(status.get("status") or "").strip().upper()
-    return value if value in IMPORT_FINAL else None
+    if value in IMPORT_FAILED:
+        return value
+    if value not in IMPORT_FINAL:
+        return None
+    if any(_counter(status.get(k)) for k in IMPORT_COUNTERS) or status.get("errors"):
+        return value
+    return None

@@ -76,6 +76,16 @@ class EditResult:
         return not self.errors
 
 
+@dataclass
+class StatusResult:
+    """The outcome of `orders/set_status`: `processed` = ids Satu changed; `already` = ids it left
+    alone without an error, which on Satu means "already at this or a later status" (seen live):
+    re-read such an order and confirm it rather than retrying and parking it."""
+
+    processed: list[int] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+
+
 # --- pure helpers -------------------------------------------------------------------------------------
 
 
@@ -132,6 +142,7 @@ class SatuClient:
         transport: httpx.BaseTransport | None = None,
         query_timezone: tzinfo = UTC,
         language: str = "ru",
+        import_wait: float = 900.0,
     ):
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
@@ -141,6 +152,8 @@ class SatuClient:
         self._token = token
         #: the zone Satu reads query dates in (`[satu] query_timezone`)
         self.query_timezone = query_timezone
+        #: how long `wait_import` polls by default, seconds (`[satu] import_wait_minutes`)
+        self.import_wait = import_wait
         #: requests actually sent (each retry counts); handy for benchmarks and tests
         self.requests = 0
         self._http = httpx.Client(
@@ -172,6 +185,7 @@ class SatuClient:
             max_retries=s.max_retries,
             query_timezone=zone,
             language=s.language,
+            import_wait=s.import_wait_minutes * 60,
             **kwargs,
         )
 
@@ -333,17 +347,30 @@ class SatuClient:
         cancellation_text: str | None = None,
     ) -> list[int]:
         """Set an order status; returns the ids Satu processed (only those count as done)."""
-        ids = [int(i) for i in ids]
-        done: list[int] = []
-        for chunk in _chunks(ids):
+        return self.set_status_result(ids, status, cancellation_reason, cancellation_text).processed
+
+    def set_status_result(
+        self,
+        ids: Iterable[int],
+        status: str,
+        cancellation_reason: str | None = None,
+        cancellation_text: str | None = None,
+    ) -> StatusResult:
+        """Set an order status, in batches of ≤ 100; the typed result separates the ids Satu changed
+        from those it left alone without an error (already at this or a later status). A refusal
+        (HTTP 200/400 with an error) raises SatuApiError as before."""
+        result = StatusResult()
+        for chunk in _chunks([int(i) for i in ids]):
             body: dict[str, Any] = {"ids": chunk, "status": status}
             if cancellation_reason is not None:
                 body["cancellation_reason"] = cancellation_reason
             if cancellation_text is not None:
                 body["cancellation_text"] = cancellation_text
             data = self._request("POST", "/orders/set_status", json_body=body)
-            done += [int(i) for i in data.get("processed_ids") or []]
-        return done
+            done = {int(i) for i in data.get("processed_ids") or []}
+            result.processed += [i for i in chunk if i in done]
+            result.already += [i for i in chunk if i not in done]
+        return result
 
     def save_declaration(self, order_id: int | str, declaration_id: str, delivery_type: str) -> bool:
         """Attach a waybill (TTN) number to an order; True when Satu confirms."""
@@ -432,15 +459,18 @@ class SatuClient:
         """The status reply of an import (`import_finished(reply)` says whether it is final)."""
         return self._request("GET", f"/products/import/status/{import_id}")
 
-    def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float = 900.0) -> dict:
-        """Poll an import until it is final and return the reply with `status` upper-cased
-        (`SUCCESS`, `PARTIAL`, `FATAL`); RetryableError when it is still running after `timeout`."""
-        deadline = time.monotonic() + timeout
+    def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float | None = None) -> dict:
+        """Poll an import until it is really final (see `import_finished`: a first SUCCESS with zero
+        counters is not) and return the reply with `status` upper-cased (`SUCCESS`, `PARTIAL`,
+        `FATAL`, `FAIL`); RetryableError when it is still running after `timeout` seconds (default:
+        `import_wait`, at least 15 minutes from the settings: a live import took ~9.5)."""
+        limit = self.import_wait if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
             status = self.import_status(import_id)
             final = import_finished(status)
             if final:
                 return {**status, "status": final}
             if time.monotonic() > deadline:
-                raise RetryableError(f"Satu import {import_id} still running after {timeout:.0f} s")
+                raise RetryableError(f"Satu import {import_id} still running after {limit:.0f} s")
             time.sleep(poll)

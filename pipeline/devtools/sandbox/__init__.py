@@ -15,7 +15,8 @@ every quirk listed in SATU.md section 2:
 - `pending` cannot be set; `cancellation_reason` is validated; some reasons need `cancellation_text`;
 - `import_url` really downloads the feed (loopback URLs only), parses it and creates/updates
   products in a background thread; a second import while one runs → HTTP 400; the status goes
-  `PROCESSING` → `SUCCESS` / `PARTIAL` (bad offers, unreachable pictures) / `FATAL`;
+  reported as Satu plays it: `SUCCESS` with all counters 0 first, then `PARTIAL` with zeros, then
+  the real `SUCCESS` / `PARTIAL` (bad offers, unreachable pictures) / `FAIL`;
 - order lines with fractional quantities and any client field possibly empty.
 
 Tests drive it in-process (`SandboxServer(tmp).start()`; `fail_next`, `create_orders`,

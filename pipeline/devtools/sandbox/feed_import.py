@@ -176,9 +176,9 @@ class FeedImporter(SandboxStore):
             self._stopping.wait(self.import_delay)
             self._apply_feed(rec, content)
         except ValueError as exc:
-            rec.update(status="FATAL", errors=[{"message": str(exc)}], with_errors_count=0)
+            rec.update(status="FAIL", errors=[{"message": str(exc)}], with_errors_count=0)  # Satu: FAIL
         except Exception as exc:  # the sandbox must report, not die
-            rec.update(status="FATAL", errors=[{"message": f"internal error: {exc!r}"}])
+            rec.update(status="FAIL", errors=[{"message": f"internal error: {exc!r}"}])
         rec["finished"] = time.time()
         self._save_import(rec)
 
@@ -207,7 +207,7 @@ class FeedImporter(SandboxStore):
     def _apply_feed(self, rec: dict, content: bytes, check_pictures: bool | None = None) -> None:
         """Create/update products from a feed; fill the status record (PARTIAL when offers failed)."""
         opts = rec.get("options") or {}
-        categories, offers = parse_feed(content)  # ValueError → FATAL
+        categories, offers = parse_feed(content)  # ValueError → FAIL
         rec["total"] = len(offers)
         check = self.check_pictures if check_pictures is None else check_pictures
         ready, errors = self._ready_offers(offers, categories, opts, check)

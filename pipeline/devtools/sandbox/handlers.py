@@ -131,8 +131,8 @@ class ApiHandlers(FeedImporter):
         with self._lock:
             for oid in body["ids"]:
                 o = self.order(oid) if isinstance(oid, int) or str(oid).isdigit() else None
-                if o is None:
-                    continue
+                if o is None or o["status"] == status:
+                    continue  # Satu: no error, no processed id = already at this status
                 o["status"] = status
                 o["status_name"] = STATUS_NAMES.get(status, status)
                 if status == "canceled":
@@ -140,8 +140,9 @@ class ApiHandlers(FeedImporter):
                         "title": text or CANCELLATION_REASONS[str(reason)],
                         "initiator": "seller",
                     }
+                    self.cancellation_reasons[o["id"]] = str(reason)
                 if status == "paid":
-                    o["payment_data"] = {**(o.get("payment_data") or {}), "status": "paid"}
+                    o["payment_data"] = {"type": "evopay", **(o.get("payment_data") or {}), "status": "paid"}
                 self._bump(o)
                 self._save_order(o)
                 done.append(o["id"])
@@ -305,6 +306,11 @@ class ApiHandlers(FeedImporter):
             k: rec[k]
             for k in ("status", "total", "created", "updated", "not_changed", "with_errors_count", "errors")
         }
+        if rec["status"] == "PROCESSING":
+            # The live sequence: SUCCESS with all counters 0 first, later PARTIAL with zeros, and only
+            # then the real result. A client that stops at the first SUCCESS reads nothing.
+            early = time.time() - rec["started"] < self.import_delay / 2
+            reply = {**dict.fromkeys(reply, 0), "errors": [], "status": "SUCCESS" if early else "PARTIAL"}
         if re.fullmatch(r"[0-9a-f]+", import_id) and int(import_id[-1], 16) % 2:
             reply["status"] = reply["status"].capitalize()  # the quirk: the case of the status varies
         return 200, reply

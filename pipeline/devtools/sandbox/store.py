@@ -69,6 +69,9 @@ class SandboxStore:
         self.query_timezone = query_timezone
         #: the X-LANGUAGE header of the last API call (None when it had none)
         self.last_language: str | None = None
+        #: the `cancellation_reason` code each cancelled order got through set_status (Satu shows only
+        #: the title in the order, so the sandbox keeps the code aside for tests)
+        self.cancellation_reasons: dict[int, str] = {}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.host, self.port = host, port
         self.import_delay = import_delay
