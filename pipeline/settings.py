@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Problem, SettingsError
+from pipeline.satu.api import query_zone
 
 
 def opt(
@@ -174,6 +175,14 @@ class SatuSettings:
     import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
     available_value: str = opt("true", "value of offer available= for an item in stock")
     unavailable_value: str = opt("false", "value of offer available= for an item out of stock")
+    query_timezone: str = opt(
+        "UTC",
+        "time zone of the dates sent in order queries: UTC (what the evidence says), +05:00, or an IANA name",
+    )
+    language: str = opt("ru", "X-LANGUAGE header: the language of Satu's texts in replies (ru, kk)")
+    import_wait_minutes: float = opt(
+        15.0, "how long to wait for a feed import to become final (a live one took ~9.5 min)", min=15
+    )
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,11 @@ class OrdersSettings:
         "folder (or ftps://… URL, explicit TLS; ftp://… is plain) for Torgsoft order files",
     )
     reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
+    fetch_overlap_hours: float = opt(
+        6.0,
+        "each order download re-reads this many hours before its cursor (versions already there are skipped)",
+        min=0,
+    )
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
     accounting_center: int = opt(1, "accounting center the order is served from", min=1)
     price_kind: str = opt(
@@ -535,6 +549,16 @@ def cross_check(settings: Settings) -> list[Problem]:
                 "torgsoft.tsgoods_file",
                 'is empty while torgsoft.source = "tsgoods"',
                 "set it to the path of your TSGoods.trs export",
+            )
+        )
+    try:
+        query_zone(settings.satu.query_timezone)
+    except ValueError as exc:
+        problems.append(
+            Problem(
+                "satu.query_timezone",
+                str(exc),
+                'write "UTC", an offset like "+05:00" or a name like "Asia/Almaty"',
             )
         )
     p = settings.publish

@@ -24,7 +24,7 @@ from pipeline.satu.push import (
     run,
     to_item,
 )
-from pipeline.satu.sandbox import SandboxServer
+from pipeline.devtools.sandbox import SandboxServer
 from pipeline.state import State
 from satu_helpers import feed_xml, offer_xml, serve_dir
 

@@ -107,7 +107,7 @@ def test_notifier_reads_a_real_sync_run(demo_env: Settings, tmp_path: Path, monk
     import dataclasses
 
     from pipeline import sync
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
 
     # Pictures are not served in this test: the sandbox must not refuse offers for them.
     sandbox = SandboxServer(tmp_path / "sandbox", check_pictures=False).start()

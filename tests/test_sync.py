@@ -112,7 +112,7 @@ def test_sync_end_to_end_feed_photos_publish_import_push(demo_env: Settings, tmp
 
     pytest.importorskip("pipeline.feed")
     pytest.importorskip("pipeline.satu.push")
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
     from servers import http_server
 
     public = tmp_path / "public"

@@ -25,14 +25,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.errors import RetryableError
-from pipeline.satu.client import (
-    MAX_BATCH,
-    SatuApiError,
-    SatuAuthError,
-    SatuClient,
-    import_finished,
-    parse_price,
-)
+from pipeline.satu.api import MAX_BATCH, import_finished, parse_price
+from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 
 STAGE = "push"
 FEED_NS = "feed.offers"
