@@ -10,7 +10,7 @@ Processing (Pillow): JPEG draft mode (decode at a reduced scale — the biggest 
 orientation applied, CMYK / palette / alpha turned into RGB on white, longest side limited to
 `max_size`, saved as JPEG or WebP at `quality` with no metadata (no EXIF, no ICC, no comments).
 
-Results go to local state namespace `photos.published` (the contract in `pipeline.photo_urls`):
+Results go to local state namespace `photos.published` (the contract in `pipeline.contracts.photo_urls`):
 that is what the feed reads and what `publish` uploads. A missing, empty, truncated, non-image or
 oversized (decompression bomb) file is recorded `ok: false` with the reason and logged with the
 product; a file name reaching outside the photo folder is refused. Nothing here stops the run.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.photo_urls import PUBLISHED_NS
+from pipeline.contracts.photo_urls import PUBLISHED_NS
 from pipeline.progress import Progress
 from pipeline.settings import Settings
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError, StopError
-from pipeline.photo_urls import PUBLISHED_NS, join_url
+from pipeline.contracts.photo_urls import PUBLISHED_NS, join_url
 from pipeline.progress import Progress
 from pipeline.settings import Settings
 

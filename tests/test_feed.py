@@ -13,6 +13,8 @@ from lxml import etree
 
 from pipeline import feed as feed_stage
 from pipeline.cli import cli
+from pipeline.contracts import feed_offers
+from pipeline.contracts.photo_urls import PUBLISHED_NS, PhotoIndex
 from pipeline.feed.history import History
 from pipeline.feed.render import load_template, render_feed
 from pipeline.feed.rules import (
@@ -27,7 +29,6 @@ from pipeline.feed.slug import SlugRegistry, product_slug, slugify
 from pipeline.feed.validate import check_feed
 from pipeline.journal import Journal
 from pipeline.model import Category, Characteristic, Photo, Product, Stock
-from pipeline.photo_urls import PUBLISHED_NS, PhotoIndex
 from pipeline.state import State
 from pipeline.torgsoft.connection import connect
 from pipeline.torgsoft.demo import bulk_insert
@@ -419,6 +420,11 @@ def test_check_feed_streams_in_bounded_memory(tmp_path: Path):
 # --- the stage on a real database ----------------------------------------------------------------------------
 
 
+def awaiting_ids(state: State) -> list[str]:
+    """Offers the feed in place shows as awaiting (presence "waiting" in the `feed.offers` contract)."""
+    return [k for k, o in feed_offers.items(state) if o.presence == "waiting"]
+
+
 def run_feed(settings, **kw):
     journal = Journal.from_settings(settings)
     state = State.from_settings(settings)
@@ -445,8 +451,8 @@ def test_demo_database_feed_passes_check_feed(demo_env):
     assert result.ok and result.written, result.problems
     out = Path(demo_env.feed.output)
     assert check_feed(out).ok
-    assert result.offers > 200 and result.hidden > 0 and result.skipped.get("deleted", 0) >= 0
-    assert result.offers + result.hidden + sum(result.skipped.values()) == result.products == 300
+    assert result.offers > 200 and result.hidden > 0 and not result.skipped
+    assert result.offers + result.hidden + sum(result.skip_reasons.values()) == result.products == 300
     root = etree.parse(str(out)).getroot()
     offers = root.findall("shop/offers/offer")
     assert len(offers) == result.offers
@@ -457,7 +463,7 @@ def test_demo_database_feed_passes_check_feed(demo_env):
     assert all(c.get("parentId") in ids for c in root.iter("category") if c.get("parentId"))
     assert all(o.findtext("categoryId") in ids for o in offers)
     # state for the API push
-    recorded = dict(state.items(feed_stage.OFFERS_NS))
+    recorded = dict(state.items(feed_offers.NAMESPACE))
     assert len(recorded) == result.offers
     first = offers[0]
     assert recorded[first.get("id")]["price"] == first.findtext("price")
@@ -478,9 +484,9 @@ def test_awaiting_mode_records_offers_for_the_api_push(demo_env):
     s = make_settings(Path(demo_env.base_dir), feed={"zero_stock": "awaiting"})
     result, state, _ = run_feed(s)
     assert result.ok and result.awaiting > 0 and result.hidden == 0
-    waiting = feed_stage.awaiting_ids(state)
+    waiting = awaiting_ids(state)
     assert len(waiting) == result.awaiting
-    recorded = dict(state.items(feed_stage.OFFERS_NS))
+    recorded = dict(state.items(feed_offers.NAMESPACE))
     assert all(recorded[i]["presence"] == "waiting" and recorded[i]["quantity"] == 0 for i in waiting)
     root = etree.parse(str(s.feed.output)).getroot()
     o = root.find(f"shop/offers/offer[@id='{waiting[0]}']")
@@ -489,8 +495,8 @@ def test_awaiting_mode_records_offers_for_the_api_push(demo_env):
     s2 = make_settings(Path(demo_env.base_dir), feed={"zero_stock": "hide"})
     result2, state, _ = run_feed(s2)
     assert result2.ok and result2.hidden == result.awaiting
-    assert feed_stage.awaiting_ids(state) == []
-    assert len(dict(state.items(feed_stage.OFFERS_NS))) == result2.offers
+    assert awaiting_ids(state) == []
+    assert len(dict(state.items(feed_offers.NAMESPACE))) == result2.offers
 
 
 def test_guard_stops_a_mass_drop_unless_forced_and_dry_run_shows_diff(demo_env):
@@ -594,7 +600,8 @@ def test_feed_command_prints_summary_and_json(demo_env):
         r.exit_code == 0
         and data["ok"]
         and data["dry_run"]
-        and set(data["skipped"]) <= {"deleted", "hidden_on_site", "no_section"}
+        and data["skipped"] is False
+        and set(data["skip_reasons"]) <= {"deleted", "hidden_on_site", "no_section"}
     )
     r = CliRunner().invoke(cli, ["--settings", str(path), "--set", "feed.only_with_photos=true", "feed"])
     assert r.exit_code == 1 and "mass-change guard" in r.output
@@ -665,7 +672,7 @@ def test_purpose_built_rows_through_the_database(empty_db):
     result, state, journal = run_feed(s)
     assert result.ok, result.problems
     assert result.offers == 2 and result.awaiting == 1 and result.pictures_dropped == 2
-    assert result.skipped == {"dangling_parent": 1, "long_articul": 1, "section_cycle": 1}
+    assert result.skip_reasons == {"dangling_parent": 1, "long_articul": 1, "section_cycle": 1}
     assert any("20 «Цикл А»" in p and "21 «Цикл Б»" in p for p in result.section_problems)
     assert any("30 «Сирота»" in p for p in result.section_problems)
     out = Path(s.feed.output)
@@ -690,13 +697,13 @@ def test_fallback_category_and_out_elsewhere_leaves_state_alone(demo_env, tmp_pa
     )
     other = tmp_path / "elsewhere" / "test.yml"
     result, state, _ = run_feed(s, out=other)
-    assert result.ok and result.written and "no_section" not in result.skipped
+    assert result.ok and result.written and "no_section" not in result.skip_reasons
     assert check_feed(other).ok
     root = etree.parse(str(other)).getroot()
     fallback = root.find("shop/categories/category[@id='900000']")
     assert fallback is not None and fallback.text == "Разное & прочее" and fallback.get("parentId") is None
     assert root.find("shop/offers/offer[categoryId='900000']") is not None
-    assert list(state.items(feed_stage.OFFERS_NS)) == []  # only the main feed is "published" state
+    assert list(state.items(feed_offers.NAMESPACE)) == []  # only the main feed is "published" state
     assert not Path(s.feed.output).exists() and (other.parent / "history").is_dir()
 
 

@@ -12,7 +12,7 @@ from photo_helpers import add_photo_rows, sellable_good_ids, write_hostile_files
 from pipeline import photos
 from pipeline.journal import Journal
 from pipeline.model import Photo
-from pipeline.photo_urls import PUBLISHED_NS, PhotoIndex
+from pipeline.contracts.photo_urls import PUBLISHED_NS, PhotoIndex
 from pipeline.settings import Settings
 from pipeline.state import State
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import photos, publish
 from pipeline.journal import Journal
-from pipeline.photo_urls import PUBLISHED_NS
+from pipeline.contracts.photo_urls import PUBLISHED_NS
 from pipeline.settings import Settings
 from pipeline.state import State
 from servers import ftp_server, http_server, sftp_server

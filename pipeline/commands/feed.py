@@ -8,19 +8,18 @@ from pathlib import Path
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.feed.result import FeedResult
+from pipeline.feed.rules import NAME_MAX
 from pipeline.lock import locked
 
 
-def _print_summary(result) -> None:
-    r = result
+def _print_counts(r: FeedResult) -> None:
     click.echo(
         f"Offers: {r.offers}   hidden (no stock): {r.hidden}   awaiting: {r.awaiting}   "
         f"sections: {r.categories}   products read: {r.products}"
     )
-    if r.skipped:
-        click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in r.skipped.items()))
-    else:
-        click.echo("Skipped: none")
+    reasons = ", ".join(f"{k} {v}" for k, v in r.skip_reasons.items())
+    click.echo("Skipped: " + (reasons or "none"))
     if r.pictures_dropped or r.pictures_missing:
         click.echo(
             f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
@@ -28,34 +27,50 @@ def _print_summary(result) -> None:
         )
     if r.names_truncated or r.articles_changed:
         click.echo(
-            f"Names cut to 100 chars: {r.names_truncated}; long articles cut/omitted: {r.articles_changed}"
+            f"Names cut to {NAME_MAX} chars: {r.names_truncated}; "
+            f"long articles cut/omitted: {r.articles_changed}"
         )
     for p in r.section_problems:
         click.echo(f"Section problem: {p}")
-    if r.diff is not None:
-        d = r.diff
-        if r.diff.get("previous") or r.dry_run:
-            click.echo(
-                f"Compared with the last feed ({d['previous']} offers): +{d['added']} added, "
-                f"-{d['removed']} removed, {d['price_changed']} price changed, "
-                f"{d['stock_changed']} stock changed"
-            )
-        if r.dry_run:
-            for kind, ids in d["samples"].items():
-                if ids:
-                    click.echo(f"  {kind}: {', '.join(ids)}{' …' if len(ids) >= 20 else ''}")
+
+
+def _print_diff(r: FeedResult) -> None:
+    d = r.diff
+    if d is None:
+        return
+    if d.get("previous") or r.dry_run:
+        click.echo(
+            f"Compared with the last feed ({d['previous']} offers): +{d['added']} added, "
+            f"-{d['removed']} removed, {d['price_changed']} price changed, "
+            f"{d['stock_changed']} stock changed"
+        )
+    if r.dry_run:
+        for kind, ids in d["samples"].items():
+            if ids:
+                click.echo(f"  {kind}: {', '.join(ids)}{' …' if len(ids) >= 20 else ''}")
+
+
+def _print_outcome(r: FeedResult) -> None:
     for p in r.problems[:50]:
         click.echo(f"Problem: {p}", err=True)
     if len(r.problems) > 50:
         click.echo(f"… and {len(r.problems) - 50} more problems", err=True)
     if r.stopped:
         click.echo(r.stopped, err=True)
+    if r.interrupted:
+        click.echo("Stopped on request; the last good feed stays in place.", err=True)
     if r.written:
         click.echo(f"Written: {r.output}" + (f" (+ {', '.join(r.groups_files)})" if r.groups_files else ""))
     elif r.dry_run and r.ok:
         click.echo("Dry run: nothing written.")
     elif not r.ok:
         click.echo("The feed was NOT replaced; the last good feed stays in place.", err=True)
+
+
+def _print_summary(result: FeedResult) -> None:
+    _print_counts(result)
+    _print_diff(result)
+    _print_outcome(result)
 
 
 @click.command("feed")

@@ -18,6 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.contracts.feed_offers import FeedOffer
+from pipeline.fsutil import write_atomic
+
 SAMPLE = 20
 SNAPSHOT_SUFFIX = ".offers.tsv"
 
@@ -43,16 +46,14 @@ class SnapRow:
         parts += [""] * (5 - len(parts))
         return cls(*parts[:5])
 
-    def state_value(self) -> dict[str, Any]:
-        """The per-offer record of state namespace `feed.offers` (what issue 5's push compares)."""
-        qty: Any = self.quantity
-        if qty.isdigit():
-            qty = int(qty)
-        wholesale = []
+    def offer(self) -> FeedOffer:
+        """The per-offer record of the `feed.offers` contract (what the API push compares)."""
+        qty: int | str = int(self.quantity) if self.quantity.isdigit() else self.quantity
+        ladder = []
         for part in filter(None, self.wholesale.split(";")):
             price, _, q = part.partition("@")
-            wholesale.append({"price": price, "quantity": q})
-        return {"price": self.price, "quantity": qty, "presence": self.presence, "wholesale": wholesale}
+            ladder.append((price, q))
+        return FeedOffer(self.price, qty, self.presence, tuple(ladder))
 
 
 def sort_key(offer_id: str) -> tuple[int, int | str]:
@@ -221,9 +222,8 @@ class History:
         os.replace(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
         if diff_report is not None and diff_report.exists():
             os.replace(diff_report, self.path(stamp, ".diff.tsv"))
-        tmp = self.path(stamp, ".json.tmp")
-        tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, self.path(stamp, ".json"))
+        text = json.dumps(summary, ensure_ascii=False, indent=1, default=str)
+        write_atomic(self.path(stamp, ".json"), text.encode("utf-8"), durable=False)
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest `keep` runs; returns the stamps removed."""
