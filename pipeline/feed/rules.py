@@ -291,14 +291,15 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
                 values.append(value)
     params = [Param(name, "|".join(values), unit) for (name, unit), values in grouped.items()]
     taken = {p.name for p in params}
-    for name, value, unit in (
+    extra: tuple[tuple[str, Decimal | None, str], ...] = (
         (rs.param_length, product.length_cm, rs.dimension_unit),
         (rs.param_width, product.width_cm, rs.dimension_unit),
         (rs.param_height, product.height_cm, rs.dimension_unit),
         (rs.param_weight, product.weight_kg, rs.weight_unit),
-    ):
-        if name and value is not None and value > 0 and name not in taken:
-            params.append(Param(name, fmt_number(value), unit))
+    )
+    for pname, amount, punit in extra:
+        if pname and amount is not None and amount > 0 and pname not in taken:
+            params.append(Param(pname, fmt_number(amount), punit))
     if rs.param_release_date and product.production_date and rs.param_release_date not in taken:
         params.append(
             Param(rs.param_release_date, _date_text(product.production_date, rs.release_date_format))
@@ -306,19 +307,8 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
     return params
 
 
-def build_offer(
-    product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any, fallback: Section | None = None
-) -> Offer | Skip:
-    """Apply every feed rule to one product. `photo_url(photo)` gives a public URL or None."""
-    if product.deleted:
-        return Skip(DELETED)
-    if not product.display_on_site:
-        return Skip(NOT_ON_SITE)
-    section = tree.resolve(product.section_id)
-    if isinstance(section, Skip):
-        if section.reason != NO_SECTION or fallback is None:
-            return section
-        section = fallback
+def _check_identity(product: Product, rs: RuleSettings) -> tuple[str, bool, str, bool] | Skip:
+    """Name and article within Satu's limits: (name, name_truncated, articul, articul_changed) or a Skip."""
     name = xml_text(product.name) or xml_text(product.short_name)
     if not name:
         return Skip(NO_NAME)
@@ -327,28 +317,17 @@ def build_offer(
         if rs.long_name == "skip":
             return Skip(LONG_NAME, f"{len(name)} chars")
         name, truncated = cut_words(name, NAME_MAX), True
-    price = product.retail_price
-    if price is None or price <= 0:
-        return Skip(NO_PRICE)
     articul = xml_text(product.articul)
-    articul_changed = False
-    if len(articul) > VENDOR_CODE_MAX:
-        if rs.long_articul == "skip":
-            return Skip(LONG_ARTICUL, f"article {articul!r} has {len(articul)} chars (Satu allows 25)")
-        articul = "" if rs.long_articul == "omit" else articul[:VENDOR_CODE_MAX]
-        articul_changed = True
+    if len(articul) <= VENDOR_CODE_MAX:
+        return name, truncated, articul, False
+    if rs.long_articul == "skip":
+        return Skip(LONG_ARTICUL, f"article {articul!r} has {len(articul)} chars (Satu allows 25)")
+    articul = "" if rs.long_articul == "omit" else articul[:VENDOR_CODE_MAX]
+    return name, truncated, articul, True
 
-    # Satu counts stock in whole units (the sandbox refuses "64.5", and the API push floors too):
-    # publish the whole units available, never a negative number.
-    qty = max(Decimal(0), product.available_qty.to_integral_value(rounding=ROUND_FLOOR))
-    in_stock = qty > 0
-    if in_stock:
-        presence = "available"
-    elif rs.only_in_stock or rs.zero_stock == "hide":
-        return Skip(OUT_OF_STOCK)
-    else:
-        presence = "waiting"
 
+def _pictures(product: Product, photo_url: Any) -> tuple[list[str], int, int]:
+    """Up to 10 distinct public picture URLs, and how many were missing / dropped over the limit."""
     pictures: list[str] = []
     missing = dropped = 0
     for photo in product.photos:
@@ -361,18 +340,55 @@ def build_offer(
             dropped += 1
         else:
             pictures.append(url)
+    return pictures, missing, dropped
+
+
+def _wholesale(product: Product, rs: RuleSettings) -> list[tuple[str, str]]:
+    wp, wq = product.wholesale_price, product.wholesale_min_qty
+    if rs.wholesale and wq is not None and wq > 0 and wp is not None and wp > 0:
+        return [(fmt_number(wp), fmt_number(wq))]
+    return []
+
+
+def _section(product: Product, tree: CategoryTree, fallback: Section | None) -> Section | Skip:
+    if product.deleted:
+        return Skip(DELETED)
+    if not product.display_on_site:
+        return Skip(NOT_ON_SITE)
+    section = tree.resolve(product.section_id)
+    if isinstance(section, Skip) and section.reason == NO_SECTION and fallback is not None:
+        return fallback
+    return section
+
+
+def build_offer(
+    product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any, fallback: Section | None = None
+) -> Offer | Skip:
+    """Apply every feed rule to one product. `photo_url(photo)` gives a public URL or None."""
+    section = _section(product, tree, fallback)
+    if isinstance(section, Skip):
+        return section
+    identity = _check_identity(product, rs)
+    if isinstance(identity, Skip):
+        return identity
+    name, truncated, articul, articul_changed = identity
+    price = product.retail_price
+    if price is None or price <= 0:
+        return Skip(NO_PRICE)
+
+    # Satu counts stock in whole units (the sandbox refuses "64.5", and the API push floors too):
+    # publish the whole units available, never a negative number.
+    qty = max(Decimal(0), product.available_qty.to_integral_value(rounding=ROUND_FLOOR))
+    in_stock = qty > 0
+    if not in_stock and (rs.only_in_stock or rs.zero_stock == "hide"):
+        return Skip(OUT_OF_STOCK)
+    pictures, missing, dropped = _pictures(product, photo_url)
     if rs.only_with_photos and not pictures:
         return Skip(NO_PHOTO)
 
     description = clean_html(product.description_html) or html.escape(name, quote=False)
-    wholesale: list[tuple[str, str]] = []
-    selling_type = "r"
-    wp, wq = product.wholesale_price, product.wholesale_min_qty
-    if rs.wholesale and wq is not None and wq > 0 and wp is not None and wp > 0:
-        wholesale = [(fmt_number(wp), fmt_number(wq))]
-        selling_type = "u"
+    wholesale = _wholesale(product, rs)
     old = product.old_price
-    oldprice = fmt_number(old) if old is not None and old > price else None
     moq = product.min_order_qty
     offer_id = product.offer_id
     slug = product_slug(name, offer_id)
@@ -386,11 +402,11 @@ def build_offer(
         price=fmt_number(price),
         category_id=section.id,
         available=in_stock,
-        presence=presence,
+        presence="available" if in_stock else "waiting",
         quantity=fmt_number(qty),
-        selling_type=selling_type,
+        selling_type="u" if wholesale else "r",
         group_id=product.model_id or None,
-        oldprice=oldprice,
+        oldprice=fmt_number(old) if old is not None and old > price else None,
         currency=rs.currency,
         pictures=pictures,
         vendor=xml_text(product.producer),

@@ -201,6 +201,18 @@ class _Checker:
                 continue
             counts[tag] = counts.get(tag, 0) + 1
             first.setdefault(tag, child)
+        self._detail_required(counts, first, line, where)
+        self._detail_lengths(counts, first, line, where)
+        self._detail_prices(counts, first, line, where)
+        cat = first.get("categoryId")
+        if cat is not None:
+            cid = (cat.text or "").strip()
+            if cid and cid not in self.categories and cid not in self.unknown_refs:
+                self.unknown_refs[cid] = (cat.sourceline or line, where)
+
+    def _detail_required(
+        self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
+    ) -> None:
         for tag in ("name", "description", "price", "categoryId"):
             if tag not in counts:
                 self.add(line, f"<{tag}> is missing", where)
@@ -209,33 +221,42 @@ class _Checker:
         for tag in ("name", "description"):
             if tag in first and not (first[tag].text or "").strip():
                 self.add(first[tag].sourceline or line, f"<{tag}> is empty", where)
+
+    def _detail_lengths(
+        self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
+    ) -> None:
         name = first.get("name")
         if name is not None and len((name.text or "").strip()) > NAME_MAX:
             self.add(
                 name.sourceline or line,
-                f"<name> has {len(name.text.strip())} chars (keep ≤ {NAME_MAX})",
+                f"<name> has {len((name.text or '').strip())} chars (keep ≤ {NAME_MAX})",
                 where,
             )
         desc = first.get("description")
         if desc is not None and len(desc.text or "") > DESCRIPTION_MAX:
             self.add(
                 desc.sourceline or line,
-                f"<description> has {len(desc.text)} chars (max {DESCRIPTION_MAX})",
+                f"<description> has {len(desc.text or '')} chars (max {DESCRIPTION_MAX})",
                 where,
             )
+        if counts.get("picture", 0) > PICTURES_MAX:
+            self.add(line, f"{counts['picture']} <picture> tags (Satu takes at most {PICTURES_MAX})", where)
+        code = first.get("vendorCode")
+        text = (code.text or "").strip() if code is not None else ""
+        if code is not None and len(text) > VENDOR_CODE_MAX:
+            self.add(
+                code.sourceline or line,
+                f"<vendorCode> {text!r} has {len(text)} chars (max {VENDOR_CODE_MAX})",
+                where,
+            )
+
+    def _detail_prices(
+        self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
+    ) -> None:
         price_el = first.get("price")
         price = _decimal(price_el.text) if price_el is not None else None
         if price_el is not None and price is not None and price <= 0:
             self.add(price_el.sourceline or line, "<price> must be greater than 0", where)
-        if counts.get("picture", 0) > PICTURES_MAX:
-            self.add(line, f"{counts['picture']} <picture> tags (Satu takes at most {PICTURES_MAX})", where)
-        code = first.get("vendorCode")
-        if code is not None and len((code.text or "").strip()) > VENDOR_CODE_MAX:
-            self.add(
-                code.sourceline or line,
-                f"<vendorCode> {code.text.strip()!r} has {len(code.text.strip())} chars (max {VENDOR_CODE_MAX})",
-                where,
-            )
         if "oldprice" in counts and "discount" in counts:
             self.add(
                 first["oldprice"].sourceline or line,
@@ -253,11 +274,6 @@ class _Checker:
         prices = first.get("prices")
         if prices is not None and len(prices) == 0:
             self.add(prices.sourceline or line, "<prices> without <price> puts the product 'on order'", where)
-        cat = first.get("categoryId")
-        if cat is not None:
-            cid = (cat.text or "").strip()
-            if cid and cid not in self.categories and cid not in self.unknown_refs:
-                self.unknown_refs[cid] = (cat.sourceline or line, where)
 
     def finish(self) -> None:
         for cid, (parent, line) in self.categories.items():
@@ -302,33 +318,41 @@ def _scan(
         schema=whole_schema,
     )
     for _, elem in it:
-        parent = elem.getparent()
-        parent_tag = parent.tag if parent is not None else None
-        if elem.tag == "offer":
-            if parent_tag == "offers":
-                c.offer(elem)
-            else:
-                c.add(elem.sourceline or 0, "<offer> outside <offers>")
-        elif parent_tag == "categories":
-            c.category(elem)
-        elif parent_tag != "offer":  # <category> inside an offer is checked with the offer
-            c.add(elem.sourceline or 0, "<category> outside <categories>")
-        if parent_tag in ("offers", "categories"):
-            # Free what was checked: the element and the already-handled siblings before it.
-            elem.clear(keep_tail=False)
-            while elem.getprevious() is not None:
-                del parent[0]
+        _scan_element(elem, c)
     root = it.root
-    if root is None or not skeleton:
-        return
+    if root is not None and skeleton:
+        _check_skeleton(root, c)
+
+
+def _scan_element(elem: etree._Element, c: _Checker) -> None:
+    """Check one ended `<offer>`/`<category>`, then free it and the siblings already handled."""
+    parent = elem.getparent()
+    parent_tag = parent.tag if parent is not None else None
+    if elem.tag == "offer":
+        if parent_tag == "offers":
+            c.offer(elem)
+        else:
+            c.add(elem.sourceline or 0, "<offer> outside <offers>")
+    elif parent_tag == "categories":
+        c.category(elem)
+    elif parent_tag != "offer":  # <category> inside an offer is checked with the offer
+        c.add(elem.sourceline or 0, "<category> outside <categories>")
+    if parent is not None and parent_tag in ("offers", "categories"):
+        # Free what was checked: the element and the already-handled siblings before it.
+        elem.clear(keep_tail=False)
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def _check_skeleton(root: etree._Element, c: _Checker) -> None:
+    """The document around the offers and categories: root, date, one shop, its known children."""
     if root.tag != "yml_catalog":
         c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
         return
     if not root.get("date"):
         c.add(root.sourceline or 1, "<yml_catalog> has no date attribute")
-    shops = [e for e in root if isinstance(e.tag, str)]
-    for e in shops:
-        if e.tag != "shop":
+    for e in root:
+        if isinstance(e.tag, str) and e.tag != "shop":
             c.add(e.sourceline or 0, f"unexpected <{e.tag}> under <yml_catalog> (expected <shop>)")
     shop = root.find("shop")
     if shop is None:
