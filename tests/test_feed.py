@@ -29,6 +29,7 @@ from pipeline.feed.slug import SlugRegistry, product_slug, slugify
 from pipeline.feed.validate import check_feed
 from pipeline.journal import Journal
 from pipeline.model import Category, Characteristic, Photo, Product, Stock
+from pipeline.stage import StageResult, Status, outcome_of
 from pipeline.state import State
 from pipeline.torgsoft.connection import connect
 from pipeline.torgsoft.demo import bulk_insert
@@ -779,3 +780,50 @@ def test_offers_are_checked_while_rendering_with_the_same_verdict(tmp_path: Path
     moved = moved.replace("</offers>\n</shop>", "</offers> -->\n</shop>")
     dest, report, full = render_checked(tmp_path, good[:3], cats, moved)
     assert full
+
+
+def test_stop_request_ends_the_feed_run_and_keeps_the_last_feed(demo_env):
+    first, _, _ = run_feed(demo_env)
+    out = Path(demo_env.feed.output)
+    before = out.read_bytes()
+    seen: list[int] = []
+
+    def stop_after_ten() -> bool:
+        seen.append(1)
+        return len(seen) > 10
+
+    result, state, _ = run_feed(demo_env, should_stop=stop_after_ten)
+    assert result.interrupted and not result.ok and not result.written and result.products == 10
+    assert isinstance(result, StageResult) and outcome_of("feed", result).status is Status.STOPPED
+    assert out.read_bytes() == before
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp left behind
+    assert first.ok and result.counts()["skipped"] is False
+
+
+def test_stale_temp_files_of_a_killed_run_are_removed_at_start(demo_env):
+    out = Path(demo_env.feed.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stale = [
+        out.with_name(f".{out.name}.20261201-000000-000000.tmp"),
+        out.with_name(f".{out.name}.20261201-000000-000000.tmp.offers"),
+        out.with_name(f".{out.stem}.20261201-000000-000000.offers.tsv.tmp"),
+        out.with_name(f".{out.stem}-groups.xlsx.abc123.tmp"),
+    ]
+    keep = [out.with_name(".other.yml.1.tmp"), out.with_name(f".{out.name}.notes")]
+    for p in stale + keep:
+        p.write_text("left over", encoding="utf-8")
+    result, _, journal = run_feed(demo_env)
+    assert result.ok and result.written
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)
+    assert sum("left by an interrupted feed run" in e.message for e in journal.search(stage="feed")) == 4
+
+
+def test_feed_records_its_files_for_publish(demo_env):
+    from pipeline.contracts import feed_files
+
+    result, state, _ = run_feed(demo_env)
+    files = feed_files.read(state)
+    out = Path(demo_env.feed.output)
+    assert result.written and files is not None and files.feed == out.name
+    assert set(files.companions) == {Path(p).name for p in result.groups_files} and files.companions
+    assert all((out.parent / name).is_file() for name in files.names)
