@@ -183,7 +183,11 @@ def test_thirty_char_article_per_setting():
 def test_long_name_is_cut_at_a_word_or_skipped():
     name = "Очень длинное название товара " * 6
     o = offer_of(product(name=name))
-    assert len(o.name) <= 100 and o.name_truncated and name.startswith(o.name)
+    assert 100 < len(o.name) <= 110 and o.name_truncated and name.startswith(o.name)
+    exactly = "Б" * 110  # Satu's limit is 110: such a name goes out whole
+    assert (
+        offer_of(product(name=exactly)).name == exactly and not offer_of(product(name=exactly)).name_truncated
+    )
     assert offer_of(product(name=name), RuleSettings(long_name="skip")).reason == "long_name"
     assert offer_of(product(name="  \x01 ")) == Skip("no_name")
 
@@ -491,7 +495,8 @@ def test_awaiting_mode_records_offers_for_the_api_push(demo_env):
     assert all(recorded[i]["presence"] == "waiting" and recorded[i]["quantity"] == 0 for i in waiting)
     root = etree.parse(str(s.feed.output)).getroot()
     o = root.find(f"shop/offers/offer[@id='{waiting[0]}']")
-    assert o.get("available") == "false" and o.findtext("quantity_in_stock") == "0"
+    # issue 14: out of stock is available="" ("нет в наличии"); "false" would read "под заказ"
+    assert o.get("available") == "" and o.findtext("quantity_in_stock") == "0"
     # back to hide: the awaiting set empties, the offers leave the feed
     s2 = make_settings(Path(demo_env.base_dir), feed={"zero_stock": "hide"})
     result2, state, _ = run_feed(s2)

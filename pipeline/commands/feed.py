@@ -30,6 +30,11 @@ def _print_counts(r: FeedResult) -> None:
             f"Names cut to {NAME_MAX} chars: {r.names_truncated}; "
             f"long articles cut/omitted: {r.articles_changed}"
         )
+    if r.without_portal_category:
+        click.echo(
+            f"Without a Satu category: {r.without_portal_category} offers "
+            "(Satu guesses them from the name; see [feed] category_map and `categories list`)"
+        )
     for p in r.section_problems:
         click.echo(f"Section problem: {p}")
 

@@ -117,6 +117,7 @@ def run(
     `should_stop` is asked once per product; when it says yes the run ends with `interrupted` set and
     the last good feed (and all state) untouched."""
     from pipeline.feed.extract import Interrupted, check_url_patterns
+    from pipeline.feed.portal import load_category_map
 
     started = time.monotonic()
     paths = _paths(settings, state, out)
@@ -124,8 +125,18 @@ def run(
     for stale in remove_stale_temps(paths.output.parent, paths.output.stem):
         journal.event("feed", f"removed {stale.name}, left by an interrupted feed run", level="warning")
     check_url_patterns(settings.feed)
+    portal_map = load_category_map(settings.feed.category_map)  # a broken map is a settings error
     try:
-        _build(settings, journal, paths, result, dry_run=dry_run, force=force, should_stop=should_stop)
+        _build(
+            settings,
+            journal,
+            paths,
+            result,
+            portal_map,
+            dry_run=dry_run,
+            force=force,
+            should_stop=should_stop,
+        )
     except Interrupted:
         result.interrupted = True
         journal.event("feed", "feed run stopped on request; the last good feed stays in place")
@@ -143,6 +154,7 @@ def _build(
     journal: Any,
     paths: RunPaths,
     result: FeedResult,
+    portal_map: Any,
     *,
     dry_run: bool,
     force: bool,
@@ -151,7 +163,7 @@ def _build(
     from pipeline.contracts.photo_urls import PhotoIndex
     from pipeline.feed.check import reject, render_and_check
     from pipeline.feed.commit import commit
-    from pipeline.feed.extract import Extractor, build_tree
+    from pipeline.feed.extract import Extractor, build_tree, report_portal_gaps
     from pipeline.feed.guard import compute_diff, guard, previous_snapshot
     from pipeline.feed.render import load_template
     from pipeline.feed.rules import RuleSettings
@@ -165,7 +177,7 @@ def _build(
         open_catalog(settings) as source,
         open(paths.snap_tmp, "w", encoding="utf-8", buffering=1 << 20) as snap,
     ):
-        tree, fallback = build_tree(source, f, journal, result)
+        tree, fallback = build_tree(source, f, journal, result, portal_map)
         rules = RuleSettings.from_settings(settings)
         extractor = Extractor(
             source, rules, tree, photos.url_for, fallback,
@@ -178,6 +190,7 @@ def _build(
 
         report = render_and_check(template, _variables(settings), extractor.offers(), categories, paths.tmp)
     extractor.finish()
+    report_portal_gaps(result, journal, bool(portal_map))
     result.categories = len(used)
     if not report.ok:
         reject(report, result, journal)

@@ -7,11 +7,12 @@ goes, as one line, into the run's snapshot file (what the guard compares and the
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 from pipeline.errors import PipelineError
 from pipeline.feed.history import SnapRow
+from pipeline.feed.portal import PortalCategory
 from pipeline.feed.result import FeedResult
 from pipeline.feed.rules import OUT_OF_STOCK, CategoryTree, Offer, RuleSettings, Section, Skip, build_offer
 from pipeline.feed.slug import slugify
@@ -36,9 +37,13 @@ def check_url_patterns(feed_settings: Any) -> None:
             ) from None
 
 
-def build_tree(source: Any, f: Any, journal: Any, result: FeedResult) -> tuple[CategoryTree, Section | None]:
-    """The checked section tree (its problems journaled) and the fallback section, when configured."""
+def build_tree(
+    source: Any, f: Any, journal: Any, result: FeedResult, portal_map: Mapping[int, PortalCategory]
+) -> tuple[CategoryTree, Section | None]:
+    """The checked section tree (its problems journaled, Satu's portal categories applied) and the
+    fallback section, when configured."""
     tree = CategoryTree(source.sections(), f.category_url, f.url)
+    _apply_portal_map(tree, portal_map, journal)
     for problem in tree.problems:
         result.section_problems.append(problem)
         journal.event("feed", problem, level="error")
@@ -51,7 +56,34 @@ def build_tree(source: Any, f: Any, journal: Any, result: FeedResult) -> tuple[C
     url = f.category_url.format(url=f.url.rstrip("/"), slug=slug, id=fid) if f.category_url else ""
     fallback = Section(fid, None, f.fallback_category, slug, url, (fid,))
     tree.sections[fid] = fallback
-    return tree, fallback
+    tree.apply_portal_map(portal_map)
+    return tree, tree.sections[fid]
+
+
+def _apply_portal_map(tree: CategoryTree, portal_map: Mapping[int, PortalCategory], journal: Any) -> None:
+    unknown = sorted(set(portal_map) - set(tree.sections))
+    if unknown:
+        journal.event(
+            "feed",
+            f"[feed] category_map names {len(unknown)} section(s) the catalog does not have: "
+            + ", ".join(map(str, unknown[:20])),
+            level="warning",
+        )
+    tree.apply_portal_map(portal_map)
+
+
+def report_portal_gaps(result: FeedResult, journal: Any, mapped: bool) -> None:
+    """The summary's count of offers without a Satu category, as a journal warning."""
+    n = result.without_portal_category
+    if not n:
+        return
+    hint = "map their sections in [feed] category_map" if mapped else "set [feed] category_map"
+    journal.event(
+        "feed",
+        f"{n} of {result.offers} offers have no Satu category (Satu will guess it from the name); {hint}",
+        level="warning",
+        count=n,
+    )
 
 
 class Extractor:
@@ -100,6 +132,7 @@ class Extractor:
         res.pictures_missing += r.pictures_missing
         res.names_truncated += r.name_truncated
         res.articles_changed += r.articul_changed
+        res.without_portal_category += r.portal_category_id is None
         ladder = ";".join(f"{p}@{q}" for p, q in r.wholesale)
         self.snapshot.write(SnapRow(r.id, r.price, r.quantity, r.presence, ladder).line())
 

@@ -24,6 +24,7 @@ class FeedResult(ResultBase):
     names_truncated: int = 0
     articles_changed: int = 0
     categories: int = 0
+    without_portal_category: int = 0  # offers whose section has no Satu category (see [feed] category_map)
     products: int = 0
     ok: bool = False
     skipped: bool = False

@@ -6,19 +6,21 @@ product that does not go out gets exactly one reason, so the summary can say why
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from pipeline.feed import portal
 from pipeline.feed.sanitize import clean_html, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
 from pipeline.model import Category, Product
 
-NAME_MAX = 100
+NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 VENDOR_CODE_MAX = 25
 PICTURES_MAX = 10
 KEYWORDS_MAX = 1024
@@ -73,6 +75,8 @@ class Offer:
     keywords: str = ""
     params: list[Param] = field(default_factory=list)
     minimum_order_quantity: str | None = None
+    portal_category_id: int | None = None
+    in_stock_flag: bool = False  # write in_stock="true" ("ready to ship")
     wholesale: list[tuple[str, str]] = field(default_factory=list)  # (price, from quantity)
     pictures_dropped: int = 0
     pictures_missing: int = 0
@@ -102,6 +106,8 @@ class Section:
     text_before: str = ""
     text_after: str = ""
     image_file: str = ""
+    portal_id: int | None = None  # Satu's category of this section by its own map row (`portal_id=`)
+    portal_category_id: int | None = None  # own row or nearest mapped ancestor (offers' tag)
 
     @property
     def depth(self) -> int:
@@ -170,6 +176,18 @@ class CategoryTree:
                 c.image_file,
             )
         self.used: set[int] = set()
+
+    def apply_portal_map(self, mapping: Mapping[int, portal.PortalCategory]) -> None:
+        """Give every section its Satu portal category: its own map row, else its nearest mapped ancestor."""
+        if not mapping:
+            return
+        for sid, sec in list(self.sections.items()):
+            own = mapping.get(sid)
+            path = sec.path or (sid,)
+            inherited = portal.resolve(path, mapping)
+            self.sections[sid] = dataclasses.replace(
+                sec, portal_id=own.portal_id if own is not None else None, portal_category_id=inherited
+            )
 
     def resolve(self, section_id: int | None) -> Section | Skip:
         """The section an offer goes to, or why it cannot go anywhere."""
@@ -243,6 +261,7 @@ class RuleSettings:
     dimension_unit: str = "см"
     param_weight: str = "Вес"
     weight_unit: str = "кг"
+    in_stock_flag: bool = False
 
     @classmethod
     def from_settings(cls, settings: Any) -> RuleSettings:
@@ -266,6 +285,7 @@ class RuleSettings:
             dimension_unit=f.dimension_unit,
             param_weight=f.param_weight,
             weight_unit=f.weight_unit,
+            in_stock_flag=f.in_stock_flag,
         )
 
 
@@ -415,7 +435,9 @@ def build_offer(
         country=xml_text(product.country),
         keywords=cut_keywords(xml_text(product.keywords)),
         params=build_params(product, rs),
-        minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 else None,
+        minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 and wholesale else None,
+        portal_category_id=section.portal_category_id,
+        in_stock_flag=rs.in_stock_flag and in_stock,
         wholesale=wholesale,
         pictures_dropped=dropped,
         pictures_missing=missing,
