@@ -1,0 +1,221 @@
+"""Issue 14: a feed Satu files under the right category and shows exactly what the shop means.
+
+Purpose-built rows (products, sections, map files) for each rule; the stage runs on the demo database.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from pipeline import feed as feed_stage
+from pipeline.cli import cli
+from pipeline.errors import SettingsError
+from pipeline.feed.portal import PortalCategory, load_category_map, parse_category_map
+from pipeline.feed.render import load_template, render_feed
+from pipeline.feed.rules import CategoryTree, Offer, RuleSettings, build_offer
+from pipeline.feed.validate import check_feed
+from pipeline.journal import Journal
+from pipeline.model import Category, Product, Stock
+from pipeline.state import State
+from pipeline.torgsoft.catalog import open_catalog
+from tests.conftest import ROOT, make_settings
+
+SECTIONS = [
+    Category(1, None, "Мебель"),
+    Category(2, 1, "Кресла"),
+    Category(3, 2, "Офисные кресла"),
+    Category(4, None, "Свет"),
+    Category(5, 4, "Люстры"),
+]
+
+
+def product(**kw) -> Product:
+    values: dict = dict(
+        good_id=1, name="Кресло", section_id=3, retail_price=Decimal("1500"), stocks=[Stock(1, Decimal(2))]
+    )
+    values.update(kw)
+    return Product(**values)
+
+
+def mapped_tree(mapping: dict[int, PortalCategory]) -> CategoryTree:
+    t = CategoryTree(SECTIONS, "{url}/c/{slug}", "https://shop.kz")
+    t.apply_portal_map(mapping)
+    return t
+
+
+def offer(p: Product, t: CategoryTree, rs: RuleSettings | None = None) -> Offer:
+    o = build_offer(p, rs or RuleSettings(), t, lambda photo: None)
+    assert isinstance(o, Offer), o
+    return o
+
+
+# --- the map file -------------------------------------------------------------------------------------
+
+
+def test_category_map_reads_bom_optional_names_and_blank_lines():
+    text = "\ufeffsection_id;portal_id;portal_name\n1;1101;Мебель для дома\n\n5;2207;\n"
+    assert parse_category_map(text) == {1: PortalCategory(1101, "Мебель для дома"), 5: PortalCategory(2207)}
+    assert parse_category_map("Section_ID;Portal_ID\n3;77\n") == {3: PortalCategory(77)}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("id;portal\n1;2\n", "header"),
+        ("", "empty file"),
+        ("section_id;portal_id\n1;abc\n", "line 2: portal_id 'abc'"),
+        ("section_id;portal_id\n1;0\n", "out of range"),
+        ("section_id;portal_id\n1;5\n1;6\n", "mapped twice"),
+    ],
+)
+def test_a_broken_category_map_is_a_settings_error_naming_key_and_line(text: str, needle: str):
+    with pytest.raises(SettingsError) as info:
+        parse_category_map(text)
+    assert needle in str(info.value) and info.value.problems[0].key == "feed.category_map"
+
+
+def test_category_map_file_must_exist_and_be_utf8(tmp_path: Path):
+    assert load_category_map(None) == {}
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_category_map(tmp_path / "missing.csv")
+    cp1251 = tmp_path / "map.csv"
+    cp1251.write_bytes("section_id;portal_id;portal_name\n1;5;Мебель\n".encode("cp1251"))
+    with pytest.raises(SettingsError, match="UTF-8"):
+        load_category_map(cp1251)
+
+
+# --- resolution and rendering ---------------------------------------------------------------------------
+
+
+def test_a_section_inherits_its_nearest_mapped_ancestor():
+    t = mapped_tree({1: PortalCategory(100), 2: PortalCategory(200)})
+    assert (t.sections[3].portal_id, t.sections[3].portal_category_id) == (None, 200)  # parent 2, not 1
+    assert (t.sections[2].portal_id, t.sections[2].portal_category_id) == (200, 200)
+    assert (t.sections[1].portal_id, t.sections[1].portal_category_id) == (100, 100)
+    assert t.sections[5].portal_category_id is None  # no mapped ancestor
+    assert offer(product(section_id=3), t).portal_category_id == 200
+    assert offer(product(section_id=5), t).portal_category_id is None
+
+
+def render(tmp_path: Path, offers: list[Offer], t: CategoryTree, unavailable: str = "") -> etree._Element:
+    dest = tmp_path / "feed.yml"
+    variables = {
+        "date": "2026-12-02 12:00",
+        "available_value": "true",
+        "unavailable_value": unavailable,
+        "shop": {"name": "Shop", "company": "Co", "url": "https://shop.kz", "currency": "KZT"},
+    }
+    template = load_template(ROOT / "templates" / "satu.yml.j2")
+    render_feed(template, variables, iter(offers), t.used_sections, dest)
+    report = check_feed(dest)
+    assert report.ok, report.problems
+    return etree.parse(str(dest)).getroot()
+
+
+def test_feed_writes_portal_id_on_mapped_categories_and_portal_category_id_in_offers(tmp_path: Path):
+    t = mapped_tree({2: PortalCategory(200)})
+    offers = [offer(product(good_id=1, section_id=3), t), offer(product(good_id=2, section_id=5), t)]
+    root = render(tmp_path, offers, t)
+    cats = {c.get("id"): c.get("portal_id") for c in root.iter("category")}
+    assert cats == {"1": None, "2": "200", "3": None, "4": None, "5": None}  # only the mapped one
+    o1, o2 = root.findall("shop/offers/offer")
+    assert o1.findtext("portal_category_id") == "200" and o2.find("portal_category_id") is None
+    # the tag follows <categoryId>, where Satu's dialect has it
+    tags = [c.tag for c in o1]
+    assert tags.index("portal_category_id") == tags.index("categoryId") + 1
+
+
+# --- availability, names, wholesale ---------------------------------------------------------------------
+
+
+def test_out_of_stock_reads_not_in_stock_and_in_stock_flag_is_optional(tmp_path: Path):
+    t = mapped_tree({})
+    waiting = RuleSettings(zero_stock="awaiting")
+    flagged = RuleSettings(zero_stock="awaiting", in_stock_flag=True)
+    offers = [
+        offer(product(good_id=1, stocks=[]), t, flagged),
+        offer(product(good_id=2), t, flagged),
+        offer(product(good_id=3), t, waiting),
+    ]
+    root = render(tmp_path, offers, t)
+    by_id = {o.get("id"): o for o in root.iter("offer")}
+    assert by_id["1"].get("available") == "" and by_id["1"].get("in_stock") is None
+    assert by_id["2"].get("available") == "true" and by_id["2"].get("in_stock") == "true"
+    assert by_id["3"].get("in_stock") is None  # the flag is off by default
+
+
+def test_minimum_order_quantity_only_on_wholesale_offers():
+    t = mapped_tree({})
+    retail = offer(product(min_order_qty=Decimal(5)), t)
+    assert retail.selling_type == "r" and retail.minimum_order_quantity is None
+    both = offer(
+        product(min_order_qty=Decimal(5), wholesale_price=Decimal(900), wholesale_min_qty=Decimal(10)), t
+    )
+    assert both.selling_type == "u" and both.minimum_order_quantity == "5"
+
+
+# --- the stage and the command on the demo database -------------------------------------------------------
+
+
+def demo_sections(settings) -> list[Category]:
+    with open_catalog(settings) as source:
+        return source.sections()
+
+
+def test_stage_counts_offers_without_a_satu_category_and_categories_list_shows_them(demo_env, tmp_path: Path):
+    from tests.test_feed import write_settings_file
+
+    sections = demo_sections(demo_env)
+    root = next(c for c in sections if c.parent_id is None)
+    map_file = tmp_path / "category-map.csv"
+    map_file.write_text(
+        f"section_id;portal_id;portal_name\n{root.id};4242;Товары для дома\n", encoding="utf-8"
+    )
+    base = Path(demo_env.base_dir)
+    unmapped = make_settings(base)
+    s = make_settings(base, feed={"category_map": str(map_file)})
+
+    journal, state = Journal.from_settings(unmapped), State.from_settings(unmapped)
+    plain = feed_stage.run(unmapped, journal=journal, state=state)
+    assert plain.ok and plain.without_portal_category == plain.offers > 0
+    assert any("set [feed] category_map" in e.message for e in journal.search(stage="feed", level="warning"))
+
+    result = feed_stage.run(s, journal=journal, state=state, force=True)
+    assert result.ok and result.written
+    feed = etree.parse(str(s.feed.output)).getroot()
+    under_root = [o for o in feed.iter("offer") if o.findtext("portal_category_id") == "4242"]
+    assert 0 < len(under_root) < result.offers
+    assert result.without_portal_category == result.offers - len(under_root)
+    assert feed.find(f"shop/categories/category[@id='{root.id}']").get("portal_id") == "4242"
+    assert result.counts()["without_portal_category"] == result.without_portal_category
+
+    path = write_settings_file(s, base / "settings.toml", category_map=str(map_file))
+    r = CliRunner().invoke(cli, ["--settings", str(path), "categories", "list", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["section_id"]: row for row in json.loads(r.output)}
+    assert rows[root.id]["portal_id"] == 4242 and rows[root.id]["portal_source"] == "direct"
+    child = next(c for c in sections if c.parent_id == root.id)
+    assert rows[child.id]["portal_id"] == 4242 and rows[child.id]["portal_source"] == "inherited"
+    assert rows[child.id]["portal_name"] == "Товары для дома"
+    assert sum(row["offers"] for row in rows.values()) == result.offers
+    assert sum(row["offers"] for row in rows.values() if row["portal_id"]) == len(under_root)
+    text = CliRunner().invoke(cli, ["--settings", str(path), "categories", "list"])
+    assert (
+        text.exit_code == 0
+        and f"{result.without_portal_category} offers without a Satu category" in text.output
+    )
+
+
+def test_a_broken_map_stops_the_feed_as_a_settings_error(demo_env, tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("section;portal\n1;2\n", encoding="utf-8")
+    s = make_settings(Path(demo_env.base_dir), feed={"category_map": str(bad)})
+    with pytest.raises(SettingsError, match="feed.category_map"):
+        feed_stage.run(s, journal=Journal.from_settings(s), state=State.from_settings(s))
+    assert not Path(s.feed.output).exists()
