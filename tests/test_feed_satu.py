@@ -219,3 +219,43 @@ def test_a_broken_map_stops_the_feed_as_a_settings_error(demo_env, tmp_path: Pat
     with pytest.raises(SettingsError, match="feed.category_map"):
         feed_stage.run(s, journal=Journal.from_settings(s), state=State.from_settings(s))
     assert not Path(s.feed.output).exists()
+
+
+def test_param_values_are_cut_to_255_at_a_word_and_counted():
+    from pipeline.model import Characteristic
+
+    long_value = " ".join(["материал"] * 40)  # 359 characters
+    p = product(characteristics=[Characteristic("Состав", long_value), Characteristic("Цвет", "синий")])
+    o = offer(p, mapped_tree({}))
+    values = {x.name: x for x in o.params}
+    assert len(values["Состав"].value) <= 255 and long_value.startswith(values["Состав"].value)
+    assert values["Состав"].value.endswith("материал") and values["Состав"].cut
+    assert values["Цвет"].value == "синий" and not values["Цвет"].cut
+    assert o.params_cut == 1
+    exactly = "я" * 255
+    assert offer(product(characteristics=[Characteristic("X", exactly)]), mapped_tree({})).params_cut == 0
+
+
+def test_group_id_outside_satus_range_is_dropped(tmp_path: Path):
+    t = mapped_tree({})
+    inside = offer(product(good_id=1, model_id=999_999_999), t)
+    outside = offer(product(good_id=2, model_id=1_000_000_000), t)
+    assert inside.group_id == 999_999_999 and not inside.group_id_dropped
+    assert outside.group_id is None and outside.group_id_dropped
+    root = render(tmp_path, [inside, outside], t)
+    assert [o.get("group_id") for o in root.iter("offer")] == ["999999999", None]
+
+
+def test_check_feed_refuses_a_group_id_out_of_range(tmp_path: Path):
+    path = tmp_path / "feed.yml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<yml_catalog date="2026-12-02 12:00"><shop><name>n</name>'
+        '<company>c</company><url>https://a.kz</url><currencies><currency id="KZT" rate="1"/></currencies>'
+        '<categories><category id="1">A</category></categories><offers>\n'
+        '<offer id="1" available="true" group_id="1000000000"><name>n</name><description>d</description>'
+        "<price>1</price><currencyId>KZT</currencyId><categoryId>1</categoryId></offer>\n"
+        "</offers></shop></yml_catalog>\n",
+        encoding="utf-8",
+    )
+    report = check_feed(path)
+    assert not report.ok and any("group_id" in p.message for p in report.problems)

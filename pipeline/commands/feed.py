@@ -30,6 +30,11 @@ def _print_counts(r: FeedResult) -> None:
             f"Names cut to {NAME_MAX} chars: {r.names_truncated}; "
             f"long articles cut/omitted: {r.articles_changed}"
         )
+    if r.params_cut or r.group_ids_dropped:
+        click.echo(
+            f"Param values cut to 255 chars: {r.params_cut}; "
+            f"group ids outside 1..999999999 left out: {r.group_ids_dropped}"
+        )
     if r.without_portal_category:
         click.echo(
             f"Without a Satu category: {r.without_portal_category} offers "

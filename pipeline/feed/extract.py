@@ -133,6 +133,16 @@ class Extractor:
         res.names_truncated += r.name_truncated
         res.articles_changed += r.articul_changed
         res.without_portal_category += r.portal_category_id is None
+        res.params_cut += r.params_cut
+        if r.group_id_dropped:
+            res.group_ids_dropped += 1
+            if res.group_ids_dropped <= JOURNAL_SAMPLES:
+                self.journal.event(
+                    "feed",
+                    "group_id left out: the model id is outside Satu's 1..999999999",
+                    level="warning",
+                    product_id=r.id,
+                )
         ladder = ";".join(f"{p}@{q}" for p, q in r.wholesale)
         self.snapshot.write(SnapRow(r.id, r.price, r.quantity, r.presence, ladder).line())
 

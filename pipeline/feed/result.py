@@ -23,6 +23,8 @@ class FeedResult(ResultBase):
     pictures_missing: int = 0
     names_truncated: int = 0
     articles_changed: int = 0
+    params_cut: int = 0  # <param> values cut to Satu's 255 characters
+    group_ids_dropped: int = 0  # offers whose model id was outside Satu's 1..999999999
     categories: int = 0
     without_portal_category: int = 0  # offers whose section has no Satu category (see [feed] category_map)
     products: int = 0

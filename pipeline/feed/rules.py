@@ -24,6 +24,8 @@ NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char name
 VENDOR_CODE_MAX = 25
 PICTURES_MAX = 10
 KEYWORDS_MAX = 1024
+PARAM_VALUE_MAX = 255  # Satu's limit for a <param> value
+GROUP_ID_MAX = 999_999_999  # Satu's range for group_id (1..999999999)
 
 # Skip reasons (stable strings: they appear in summaries, JSON output and the journal).
 DELETED = "deleted"
@@ -47,6 +49,7 @@ class Param:
     name: str
     value: str
     unit: str = ""
+    cut: bool = False  # the value was cut to Satu's 255 characters
 
 
 @dataclass(slots=True)
@@ -82,6 +85,8 @@ class Offer:
     pictures_missing: int = 0
     name_truncated: bool = False
     articul_changed: bool = False
+    params_cut: int = 0  # <param> values cut to 255 characters
+    group_id_dropped: bool = False  # the model id was outside 1..999999999
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +305,14 @@ def _date_text(day: date, fmt: str) -> str:
     return day.strftime(fmt)
 
 
+def _param(name: str, values: list[str], unit: str) -> Param:
+    """Several values joined with `|`, within Satu's 255 characters (cut at a word, marked `cut`)."""
+    value = "|".join(values)
+    if len(value) <= PARAM_VALUE_MAX:
+        return Param(name, value, unit)
+    return Param(name, cut_words(value, PARAM_VALUE_MAX).rstrip("|"), unit, cut=True)
+
+
 def build_params(product: Product, rs: RuleSettings) -> list[Param]:
     """Characteristics (several values of one joined with `|`) plus dimensions, weight, release date."""
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -309,7 +322,7 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
             values = grouped.setdefault((name, unit), [])
             if value not in values:
                 values.append(value)
-    params = [Param(name, "|".join(values), unit) for (name, unit), values in grouped.items()]
+    params = [_param(name, values, unit) for (name, unit), values in grouped.items()]
     taken = {p.name for p in params}
     extra: tuple[tuple[str, Decimal | None, str], ...] = (
         (rs.param_length, product.length_cm, rs.dimension_unit),
@@ -413,6 +426,9 @@ def build_offer(
     offer_id = product.offer_id
     slug = product_slug(name, offer_id)
     tree.use(section)
+    params = build_params(product, rs)
+    group_id = product.model_id or None
+    group_dropped = group_id is not None and not 0 < group_id <= GROUP_ID_MAX
     return Offer(
         id=offer_id,
         slug=slug,
@@ -425,7 +441,7 @@ def build_offer(
         presence="available" if in_stock else "waiting",
         quantity=fmt_number(qty),
         selling_type="u" if wholesale else "r",
-        group_id=product.model_id or None,
+        group_id=None if group_dropped else group_id,
         oldprice=fmt_number(old) if old is not None and old > price else None,
         currency=rs.currency,
         pictures=pictures,
@@ -434,7 +450,7 @@ def build_offer(
         barcode=xml_text(product.barcode),
         country=xml_text(product.country),
         keywords=cut_keywords(xml_text(product.keywords)),
-        params=build_params(product, rs),
+        params=params,
         minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 and wholesale else None,
         portal_category_id=section.portal_category_id,
         in_stock_flag=rs.in_stock_flag and in_stock,
@@ -443,4 +459,6 @@ def build_offer(
         pictures_missing=missing,
         name_truncated=truncated,
         articul_changed=articul_changed,
+        params_cut=sum(p.cut for p in params),
+        group_id_dropped=group_dropped,
     )
