@@ -120,37 +120,45 @@ def feed(app: AppContext, out: Path | None, dry_run: bool, force: bool, as_json:
 
 @click.command("check-feed")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="machine-readable list of problems")
-def check_feed_cmd(path: Path, as_json: bool) -> None:
-    """Validate any YML feed against the Satu dialect; list every problem with its line."""
+@click.option("--json", "as_json", is_flag=True, help="machine-readable list of errors and warnings")
+@click.option("--strict", is_flag=True, help="treat warnings as errors (exit 1 on any)")
+def check_feed_cmd(path: Path, as_json: bool, strict: bool) -> None:
+    """Validate any YML feed against the Satu dialect; list every error and warning with its line.
+
+    Exit 1 when Satu would refuse or mangle something (errors); warnings (unknown tags, a missing shop
+    name, …) count only with --strict."""
     from pipeline.feed.validate import check_feed
 
     report = check_feed(path)
-    problems = report.problems or []
+    errors, warnings = report.errors, report.warnings
+    failed = bool(errors) or (strict and bool(warnings))
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "file": str(path),
-                    "ok": report.ok,
+                    "ok": not failed,
                     "offers": report.offers,
                     "categories": report.categories,
                     "truncated": report.truncated,
-                    "problems": [p.as_dict() for p in problems],
+                    "errors": [p.as_dict() for p in errors],
+                    "warnings": [p.as_dict() for p in warnings],
+                    "problems": [p.as_dict() for p in report.problems or []],
                 },
                 ensure_ascii=False,
             )
         )
     else:
-        for p in problems:
+        for p in report.problems or []:
             click.echo(f"{path}:{p}")
         if report.truncated:
             click.echo("… more problems were not listed (limit reached)")
+        verdict = "OK" if not failed else f"{len(errors)} error(s)"
         click.echo(
-            f"{report.offers} offers, {report.categories} categories: "
-            + ("OK" if report.ok else f"{len(problems)} problem(s)")
+            f"{report.offers} offers, {report.categories} categories: {verdict}"
+            + (f", {len(warnings)} warning(s)" if warnings else "")
         )
-    if not report.ok:
+    if failed:
         click.get_current_context().exit(1)
 
 

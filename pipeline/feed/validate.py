@@ -39,20 +39,46 @@ MAX_PROBLEMS = 10000  # a hopeless file should not print a million lines
 SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
 
 
+ERROR = "error"  # what Satu refuses or mangles
+WARNING = "warning"  # what Satu takes, but is likely not what the seller meant (or is ignored)
+
+# Tags real Satu/Prom feeds carry that this project's schema does not model: ignored without a word.
+QUIET_OFFER_TAGS = frozenset(
+    {"pickup", "delivery", "store", "regions", "country_of_origin", "delivery-options"}
+)
+# Known misspellings and misplacements, with what Satu reads instead.
+HINTS = {
+    "stock_quantity": "Satu reads <quantity_in_stock>",
+    "quantity": "Satu reads <quantity_in_stock>",
+    "count": "Satu reads <quantity_in_stock>",
+    "amount": "Satu reads <quantity_in_stock>",
+    "available": 'availability is the offer attribute available="true|…", not a child tag',
+    "categoryid": "the tag is <categoryId>",
+    "currencyid": "the tag is <currencyId>",
+    "vendorcode": "the tag is <vendorCode>",
+    "image": "pictures go in <picture>",
+    "pictures": "pictures go in <picture>, one tag each",
+    "old_price": "the tag is <oldprice>",
+    "oldPrice": "the tag is <oldprice>",
+}
+
+
 @dataclass(frozen=True)
 class FeedProblem:
-    """One problem: where (line, and the offer or category id when known) and what."""
+    """One problem: where (line, and the offer or category id when known), what, and how bad."""
 
     line: int
     message: str
     where: str = ""
+    level: str = ERROR
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.where + ': ' if self.where else ''}{self.message}"
+        label = "warning: " if self.level == WARNING else ""
+        return f"line {self.line}: {label}{self.where + ': ' if self.where else ''}{self.message}"
 
     def as_dict(self) -> dict:
         """JSON-friendly form."""
-        return {"line": self.line, "where": self.where, "message": self.message}
+        return {"line": self.line, "where": self.where, "message": self.message, "level": self.level}
 
 
 @dataclass
@@ -65,9 +91,19 @@ class FeedReport:
     truncated: bool = False
 
     @property
+    def errors(self) -> list[FeedProblem]:
+        """What Satu refuses or mangles."""
+        return [p for p in self.problems or () if p.level == ERROR]
+
+    @property
+    def warnings(self) -> list[FeedProblem]:
+        """What Satu takes, but the seller should look at."""
+        return [p for p in self.problems or () if p.level == WARNING]
+
+    @property
     def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
+        """True when no error was found (warnings allowed)."""
+        return not self.errors
 
 
 _schemas: dict[bool, etree.XMLSchema] = {}
@@ -77,6 +113,17 @@ _SUMMARY = etree.XPath(
     " string-length(normalize-space(name[1])), '|', string-length(normalize-space(description[1])), '|',"
     " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]))"
 )
+
+
+def _known(path: str) -> frozenset[str]:
+    doc = etree.parse(str(SCHEMA_PATH))
+    return frozenset(doc.xpath(path, namespaces={"xs": "http://www.w3.org/2001/XMLSchema"}))
+
+
+_OFFER = "//xs:element[@name='offer']/xs:complexType"
+OFFER_TAGS = _known(f"{_OFFER}/xs:choice/xs:element/@name | {_OFFER}/xs:choice/xs:element/@ref")
+OFFER_ATTRIBUTES = _known(f"{_OFFER}/xs:attribute/@name")
+CATEGORY_ATTRIBUTES = _known("//xs:element[@name='category']//xs:attribute/@name")
 
 
 def schema(whole: bool = False) -> etree.XMLSchema:
@@ -138,6 +185,37 @@ class _Checker:
             return
         self.problems.append(FeedProblem(line, message, where))
 
+    def warn(self, line: int, message: str, where: str = "") -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
+            return
+        self.problems.append(FeedProblem(line, message, where, WARNING))
+
+    def strip_unknown(
+        self, elem: etree._Element, tags: frozenset[str], attributes: frozenset[str], where: str
+    ) -> None:
+        """Warn about (and take out, so the schema judges the rest) tags and attributes Satu's dialect
+        does not have; real feeds carry several of them and Satu ignores what it does not know."""
+        line = elem.sourceline or 0
+        for name in [a for a in elem.attrib if a not in attributes]:
+            hint = " (Satu's dialect has available=, selling_type=, group_id=, in_stock=)"
+            self.warn(line, f"unknown attribute {name}= (ignored by Satu){hint}", where)
+            del elem.attrib[name]
+        if not tags:
+            return
+        for child in list(elem):
+            tag = child.tag
+            if not isinstance(tag, str) or tag in tags:
+                continue
+            if tag not in QUIET_OFFER_TAGS:
+                tag_hint = HINTS.get(tag) or HINTS.get(tag.lower())
+                self.warn(
+                    child.sourceline or line,
+                    f"unknown tag <{tag}>" + (f": {tag_hint}" if tag_hint else " (ignored by Satu)"),
+                    where,
+                )
+            elem.remove(child)
+
     def validate_schema(self, elem: etree._Element, where: str) -> None:
         if self.per_element and not self.schema.validate(elem):
             for err in self.schema.error_log:
@@ -148,19 +226,24 @@ class _Checker:
         cid = elem.get("id") or ""
         line = elem.sourceline or 0
         where = f"category {cid}"
+        if self.per_element:
+            self.strip_unknown(elem, frozenset(), CATEGORY_ATTRIBUTES, where)
         self.validate_schema(elem, where)
         if not (elem.text or "").strip():
             self.add(line, "category name is empty", where)
         if cid in self.categories:
             self.add(line, f"duplicate category id {cid} (first on line {self.categories[cid][1]})", where)
         else:
-            self.categories[cid] = (elem.get("parentId"), line)
+            parent = elem.get("parentId")
+            self.categories[cid] = (None if parent in ("0", "") else parent, line)  # parentId="0": a root
 
     def offer(self, elem: etree._Element) -> None:
         self.offers += 1
         oid = elem.get("id") or ""
         line = elem.sourceline or 0
         where = f"offer {oid}"
+        if self.per_element:
+            self.strip_unknown(elem, OFFER_TAGS, OFFER_ATTRIBUTES, where)
         self.validate_schema(elem, where)
         if oid and not self.offer_ids.add(oid):
             self.add(line, f"duplicate offer id {oid}", where)
@@ -300,6 +383,7 @@ def _first_line(path: Path) -> bytes:
         return fh.read(200).split(b"\n", 1)[0]
 
 
+SHOP_OPTIONAL = frozenset({"name", "company", "url"})  # Satu takes a feed without them
 SHOP_KNOWN = frozenset(SHOP_REQUIRED + ("platform", "version", "agency", "email"))
 
 
@@ -315,6 +399,7 @@ def _scan(
         huge_tree=True,
         remove_comments=True,
         no_network=True,
+        load_dtd=False,  # (`resolve_entities=False` would make lxml drop well-formedness errors here)
         schema=whole_schema,
     )
     for _, elem in it:
@@ -346,6 +431,8 @@ def _scan_element(elem: etree._Element, c: _Checker) -> None:
 
 def _check_skeleton(root: etree._Element, c: _Checker) -> None:
     """The document around the offers and categories: root, date, one shop, its known children."""
+    if root.getroottree().docinfo.doctype:
+        c.add(1, "the feed has a DOCTYPE declaration; Satu's feeds have none (and entities are not read)")
     if root.tag != "yml_catalog":
         c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
         return
@@ -363,16 +450,41 @@ def _check_skeleton(root: etree._Element, c: _Checker) -> None:
         if isinstance(e.tag, str):
             present.add(e.tag)
             if e.tag not in SHOP_KNOWN:
-                c.add(e.sourceline or 0, f"unexpected <{e.tag}> in <shop>")
+                c.warn(e.sourceline or 0, f"unknown tag <{e.tag}> in <shop> (ignored by Satu)")
     for tag in SHOP_REQUIRED:
         if tag not in present:
-            c.add(shop.sourceline or 0, f"<shop> has no <{tag}>")
+            report = c.warn if tag in SHOP_OPTIONAL else c.add
+            report(shop.sourceline or 0, f"<shop> has no <{tag}>")
+
+
+DOCTYPE_SCAN = 1 << 16
+
+
+def _doctype_line(path: Path) -> int:
+    """The line of a `<!DOCTYPE` before the root element (0 when there is none), found without parsing,
+    so that no entity it declares is ever expanded and nothing it names is fetched."""
+    with open(path, "rb") as fh:
+        start = fh.read(DOCTYPE_SCAN)
+    at = start.upper().find(b"<!DOCTYPE")
+    if at < 0:
+        return 0
+    before = start[:at]
+    # only the prolog counts: a "<!DOCTYPE" after the root element starts is text, not a declaration
+    tags = [t for t in before.split(b"<")[1:] if not t.startswith((b"?", b"!"))]
+    return 0 if tags else before.count(b"\n") + 1
 
 
 def check_feed(path: Path | str) -> FeedReport:
     """Validate a feed file; every problem comes with its line number."""
     path = Path(path)
     head = _first_line(path) if path.exists() else b""
+    try:
+        doctype = _doctype_line(path)
+    except OSError as exc:
+        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
+    if doctype:
+        message = "the feed has a DOCTYPE declaration: refused unread (Satu's feeds have none)"
+        return FeedReport(0, 0, [FeedProblem(doctype, message)])
     try:
         c = _check(lambda: path, head)
     except OSError as exc:
@@ -399,14 +511,17 @@ def _check(source: Callable[[], Path | IO[bytes]], head: bytes) -> _Checker:
     if not head.startswith(b"<?xml"):
         c.add(1, 'no XML declaration (<?xml version="1.0" encoding="UTF-8"?>)')
     elif b"utf-8" not in head.lower():
-        c.add(1, "the feed must be UTF-8 and say so in the XML declaration")
+        c.warn(1, "the feed is not UTF-8 (read as declared); UTF-8 avoids mass rejections on import")
     c.finish()
     return c
 
 
 def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
     """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
-    for _, elem in etree.iterparse(str(path), events=("end",), tag="offer", huge_tree=True, no_network=True):
+    it = etree.iterparse(
+        str(path), events=("end",), tag="offer", huge_tree=True, no_network=True, resolve_entities=False
+    )
+    for _, elem in it:
         yield {
             "id": elem.get("id") or "",
             "price": (elem.findtext("price") or "").strip(),
