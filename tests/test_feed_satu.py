@@ -259,3 +259,111 @@ def test_check_feed_refuses_a_group_id_out_of_range(tmp_path: Path):
     )
     report = check_feed(path)
     assert not report.ok and any("group_id" in p.message for p in report.problems)
+
+
+# --- check-feed matches what Satu takes ---------------------------------------------------------------------
+
+REAL_WORLD = """<?xml version="1.0" encoding="{encoding}"?>
+<yml_catalog date="2025-08-01 10:00">
+<shop>
+<name>Магазин</name>
+<company>ТОО Магазин</company>
+<url>https://shop.kz</url>
+<platform>PromUA</platform>
+<currencies><currency id="KZT" rate="1"/></currencies>
+<categories>
+<category id="10" parentId="0">Дом</category>
+<category id="11" parentId="10" portal_id="1101">Кухня</category>
+</categories>
+<offers>
+<offer id="a1" available="true" in_stock="true" group_id="77">
+<name>Сковорода чугунная 26 см</name>
+<description><![CDATA[<p>Чугун</p>]]></description>
+<price>9900</price>
+<currencyId>KZT</currencyId>
+<categoryId>11</categoryId>
+<portal_category_id>1101</portal_category_id>
+<picture>https://shop.kz/i/1.jpg</picture>
+<pickup>true</pickup>
+<delivery>true</delivery>
+<regions><region>Алматы</region></regions>
+<country_of_origin>Казахстан</country_of_origin>
+<quantity_in_stock>4</quantity_in_stock>
+<stock_quantity>4</stock_quantity>
+<param name="Диаметр" unit="см">26</param>
+</offer>
+<offer id="a2" available="" data-source="erp">
+<name>Крышка</name>
+<description>Стекло</description>
+<price>1500</price>
+<currencyId>KZT</currencyId>
+<categoryId>11</categoryId>
+<count>0</count>
+</offer>
+</offers>
+</shop>
+</yml_catalog>
+"""
+
+
+def test_constructs_of_real_satu_and_prom_feeds_pass_with_warnings_only(tmp_path: Path):
+    path = tmp_path / "real.yml"
+    path.write_text(REAL_WORLD.format(encoding="UTF-8"), encoding="utf-8")
+    report = check_feed(path)
+    assert report.ok and report.errors == [] and report.offers == 2 and report.categories == 2, (
+        report.problems
+    )
+    text = "\n".join(map(str, report.warnings))
+    assert "<stock_quantity>: Satu reads <quantity_in_stock>" in text
+    assert "<count>: Satu reads <quantity_in_stock>" in text
+    assert "unknown attribute data-source=" in text
+    for quiet in ("<pickup>", "<delivery>", "<regions>", "<country_of_origin>", "attribute in_stock="):
+        assert quiet not in text  # what Prom's own exports write is not even a warning
+    # the CLI: exit 0 on warnings, 1 with --strict; --json lists both kinds with lines
+    ok = CliRunner().invoke(cli, ["check-feed", str(path)])
+    assert ok.exit_code == 0 and "OK, 3 warning(s)" in ok.output
+    strict = CliRunner().invoke(cli, ["check-feed", str(path), "--strict"])
+    assert strict.exit_code == 1
+    data = json.loads(CliRunner().invoke(cli, ["check-feed", str(path), "--json"]).output)
+    assert data["ok"] and data["errors"] == [] and len(data["warnings"]) == 3
+    assert all(w["line"] > 0 and w["level"] == "warning" for w in data["warnings"])
+
+
+def test_a_windows_1251_feed_is_read(tmp_path: Path):
+    path = tmp_path / "cp1251.xml"
+    path.write_bytes(REAL_WORLD.format(encoding="windows-1251").encode("cp1251"))
+    report = check_feed(path)
+    assert report.ok and report.offers == 2, report.problems
+    assert any(p.line == 1 and "not UTF-8" in p.message for p in report.warnings)
+
+
+def test_a_doctype_is_refused_unread_and_no_entity_is_expanded(tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET", encoding="utf-8")
+    body = REAL_WORLD.format(encoding="UTF-8").replace("<name>Магазин</name>", "<name>&xxe;</name>")
+    head, rest = body.split("\n", 1)
+    path = tmp_path / "xxe.yml"
+    path.write_text(
+        f'{head}\n<!DOCTYPE yml_catalog [<!ENTITY xxe SYSTEM "file://{secret}">]>\n{rest}', encoding="utf-8"
+    )
+    report = check_feed(path)
+    assert not report.ok and [p.line for p in report.errors] == [2] and "DOCTYPE" in report.errors[0].message
+    result = CliRunner().invoke(cli, ["check-feed", str(path)])
+    assert result.exit_code == 1 and "TOP-SECRET" not in result.output and "Traceback" not in result.output
+
+
+def test_a_stray_unknown_tag_in_the_template_publishes_with_a_warning(demo_env, tmp_path: Path):
+    template = (ROOT / "templates" / "satu.yml.j2").read_text(encoding="utf-8")
+    custom = tmp_path / "tpl" / "satu.yml.j2"
+    custom.parent.mkdir()
+    custom.write_text(
+        template.replace(
+            "<price>{{ o.price }}</price>",
+            "<price>{{ o.price }}</price><pickup>true</pickup><warranty>1</warranty>",
+        ),
+        encoding="utf-8",
+    )
+    s = make_settings(Path(demo_env.base_dir), feed={"template": str(custom)})
+    result = feed_stage.run(s, journal=Journal.from_settings(s), state=State.from_settings(s))
+    assert result.ok and result.written, result.problems
+    assert check_feed(s.feed.output).ok
