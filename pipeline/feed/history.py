@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from pipeline.contracts.feed_offers import FeedOffer
 from pipeline.fsutil import write_atomic
 
@@ -69,10 +71,27 @@ def read_snapshot(path: Path) -> Iterator[SnapRow]:
                 yield SnapRow.parse(line)
 
 
+def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
+    """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
+    it = etree.iterparse(
+        str(path), events=("end",), tag="offer", huge_tree=True, no_network=True, resolve_entities=False
+    )
+    for _, elem in it:
+        yield {
+            "id": elem.get("id") or "",
+            "price": (elem.findtext("price") or "").strip(),
+            "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
+            "available": elem.get("available") or "",
+        }
+        elem.clear(keep_tail=False)
+        parent = elem.getparent()
+        if parent is not None:
+            while elem.getprevious() is not None:
+                del parent[0]
+
+
 def snapshot_from_feed(feed: Path, dest: Path, available_value: str = "true") -> Path:
     """Build a snapshot from a feed file (when history has none, e.g. a feed written by older versions)."""
-    from pipeline.feed.validate import iter_offers
-
     rows = [
         SnapRow(
             o["id"],

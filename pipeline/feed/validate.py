@@ -17,13 +17,23 @@ import os
 import subprocess
 import sys
 from array import array
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
 from lxml import etree
+
+# The problem types and the tables of tags real feeds carry live in `problems` (re-exported here).
+from pipeline.feed.problems import (  # noqa: F401 (re-exported)
+    ERROR,
+    HINTS,
+    MAX_PROBLEMS,
+    QUIET_OFFER_TAGS,
+    WARNING,
+    FeedProblem,
+    FeedReport,
+)
 
 try:
     import fcntl
@@ -35,75 +45,7 @@ PICTURES_MAX = 10
 VENDOR_CODE_MAX = 25
 NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 DESCRIPTION_MAX = 12000
-MAX_PROBLEMS = 10000  # a hopeless file should not print a million lines
 SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
-
-
-ERROR = "error"  # what Satu refuses or mangles
-WARNING = "warning"  # what Satu takes, but is likely not what the seller meant (or is ignored)
-
-# Tags real Satu/Prom feeds carry that this project's schema does not model: ignored without a word.
-QUIET_OFFER_TAGS = frozenset(
-    {"pickup", "delivery", "store", "regions", "country_of_origin", "delivery-options"}
-)
-# Known misspellings and misplacements, with what Satu reads instead.
-HINTS = {
-    "stock_quantity": "Satu reads <quantity_in_stock>",
-    "quantity": "Satu reads <quantity_in_stock>",
-    "count": "Satu reads <quantity_in_stock>",
-    "amount": "Satu reads <quantity_in_stock>",
-    "available": 'availability is the offer attribute available="true|…", not a child tag',
-    "categoryid": "the tag is <categoryId>",
-    "currencyid": "the tag is <currencyId>",
-    "vendorcode": "the tag is <vendorCode>",
-    "image": "pictures go in <picture>",
-    "pictures": "pictures go in <picture>, one tag each",
-    "old_price": "the tag is <oldprice>",
-    "oldPrice": "the tag is <oldprice>",
-}
-
-
-@dataclass(frozen=True)
-class FeedProblem:
-    """One problem: where (line, and the offer or category id when known), what, and how bad."""
-
-    line: int
-    message: str
-    where: str = ""
-    level: str = ERROR
-
-    def __str__(self) -> str:
-        label = "warning: " if self.level == WARNING else ""
-        return f"line {self.line}: {label}{self.where + ': ' if self.where else ''}{self.message}"
-
-    def as_dict(self) -> dict:
-        """JSON-friendly form."""
-        return {"line": self.line, "where": self.where, "message": self.message, "level": self.level}
-
-
-@dataclass
-class FeedReport:
-    """Outcome of a check: counts and every problem found (capped at MAX_PROBLEMS)."""
-
-    offers: int = 0
-    categories: int = 0
-    problems: list[FeedProblem] | None = None
-    truncated: bool = False
-
-    @property
-    def errors(self) -> list[FeedProblem]:
-        """What Satu refuses or mangles."""
-        return [p for p in self.problems or () if p.level == ERROR]
-
-    @property
-    def warnings(self) -> list[FeedProblem]:
-        """What Satu takes, but the seller should look at."""
-        return [p for p in self.problems or () if p.level == WARNING]
-
-    @property
-    def ok(self) -> bool:
-        """True when no error was found (warnings allowed)."""
-        return not self.errors
 
 
 _schemas: dict[bool, etree.XMLSchema] = {}
@@ -514,25 +456,6 @@ def _check(source: Callable[[], Path | IO[bytes]], head: bytes) -> _Checker:
         c.warn(1, "the feed is not UTF-8 (read as declared); UTF-8 avoids mass rejections on import")
     c.finish()
     return c
-
-
-def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
-    """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
-    it = etree.iterparse(
-        str(path), events=("end",), tag="offer", huge_tree=True, no_network=True, resolve_entities=False
-    )
-    for _, elem in it:
-        yield {
-            "id": elem.get("id") or "",
-            "price": (elem.findtext("price") or "").strip(),
-            "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
-            "available": elem.get("available") or "",
-        }
-        elem.clear(keep_tail=False)
-        parent = elem.getparent()
-        if parent is not None:
-            while elem.getprevious() is not None:
-                del parent[0]
 
 
 # --- Validation while rendering -------------------------------------------------------------------
