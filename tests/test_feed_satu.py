@@ -367,3 +367,38 @@ def test_a_stray_unknown_tag_in_the_template_publishes_with_a_warning(demo_env, 
     result = feed_stage.run(s, journal=Journal.from_settings(s), state=State.from_settings(s))
     assert result.ok and result.written, result.problems
     assert check_feed(s.feed.output).ok
+
+
+class ListSource:
+    """A catalog of purpose-built products (what `open_catalog` yields, without a database)."""
+
+    def __init__(self, products: list[Product]):
+        self._products = products
+
+    def products(self):
+        return iter(self._products)
+
+
+def test_variants_of_one_group_must_differ_in_a_param(tmp_path: Path):
+    import io
+
+    from pipeline.feed.extract import Extractor
+    from pipeline.feed.result import FeedResult
+    from pipeline.model import Characteristic
+
+    def variant(good_id: int, size: str, group: int = 5) -> Product:
+        return product(good_id=good_id, model_id=group, characteristics=[Characteristic("Размер", size)])
+
+    items = [variant(1, "S"), variant(2, "M"), variant(3, "S"), variant(4, "S", group=6), product(good_id=5)]
+    s = make_settings(tmp_path)
+    journal, result = Journal.from_settings(s), FeedResult()
+    extractor = Extractor(
+        ListSource(items), RuleSettings(), mapped_tree({}), lambda p: None, None,
+        result=result, journal=journal, snapshot=io.StringIO(),
+    )  # fmt: skip
+    ids = [o.id for o in extractor.offers()]
+    extractor.finish()
+    assert ids == ["1", "2", "4", "5"]  # 3 repeats 1's params in group 5; group 6 is another model
+    assert result.skip_reasons == {"duplicate_variant": 1} and result.offers == 4
+    events = [e for e in journal.search(stage="feed", level="warning") if "duplicate_variant" in e.message]
+    assert len(events) == 1 and "the same params as offer 1" in events[0].message

@@ -21,6 +21,9 @@ from pipeline.stage import StopCheck, never_stop
 JOURNAL_SAMPLES = 50  # per skip reason: enough to search for, not a flood
 
 
+DUPLICATE_VARIANT = "duplicate_variant"  # a variant with the same params as another of its group
+
+
 class Interrupted(Exception):
     """A stop was requested while the offers streamed (internal: `run` turns it into `interrupted`)."""
 
@@ -108,6 +111,7 @@ class Extractor:
         self.should_stop = should_stop
         self.skipped: Counter[str] = Counter()
         self.logged: Counter[str] = Counter()
+        self.variants: dict[int, dict[tuple[tuple[str, str, str], ...], str]] = {}  # group → params → id
 
     def offers(self) -> Iterator[Offer]:
         """The offers, in catalog order; raises `Interrupted` when a stop is requested."""
@@ -117,12 +121,28 @@ class Extractor:
             self.result.products += 1
             r = build_offer(product, self.rules, self.tree, self.photo_url, self.fallback)
             if isinstance(r, Offer):
+                twin = self._twin(r)
+                if twin is not None:
+                    self._skip(product.offer_id, Skip(DUPLICATE_VARIANT, twin))
+                    continue
                 self._count(r)
                 yield r
             elif r.reason == OUT_OF_STOCK:
                 self.result.hidden += 1
             else:
                 self._skip(product.offer_id, r)
+
+    def _twin(self, r: Offer) -> str | None:
+        """Satu tells variants of one group apart by their params: a variant whose params equal an
+        earlier one's of the same group is left out (the detail names the first)."""
+        if r.group_id is None:
+            return None
+        signature = tuple(sorted((p.name, p.unit, p.value) for p in r.params))
+        seen = self.variants.setdefault(r.group_id, {})
+        first = seen.setdefault(signature, r.id)
+        if first == r.id:
+            return None
+        return f"group {r.group_id}: the same params as offer {first}"
 
     def _count(self, r: Offer) -> None:
         res = self.result
