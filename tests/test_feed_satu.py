@@ -194,6 +194,7 @@ def test_stage_counts_offers_without_a_satu_category_and_categories_list_shows_t
     assert result.without_portal_category == result.offers - len(under_root)
     assert feed.find(f"shop/categories/category[@id='{root.id}']").get("portal_id") == "4242"
     assert result.counts()["without_portal_category"] == result.without_portal_category
+    assert result.without_photos == sum(o.find("picture") is None for o in feed.iter("offer")) > 0
 
     path = write_settings_file(s, base / "settings.toml", category_map=str(map_file))
     r = CliRunner().invoke(cli, ["--settings", str(path), "categories", "list", "--json"])
@@ -400,5 +401,6 @@ def test_variants_of_one_group_must_differ_in_a_param(tmp_path: Path):
     extractor.finish()
     assert ids == ["1", "2", "4", "5"]  # 3 repeats 1's params in group 5; group 6 is another model
     assert result.skip_reasons == {"duplicate_variant": 1} and result.offers == 4
+    assert result.without_photos == 4  # none of them has a picture (counted for the summary)
     events = [e for e in journal.search(stage="feed", level="warning") if "duplicate_variant" in e.message]
     assert len(events) == 1 and "the same params as offer 1" in events[0].message

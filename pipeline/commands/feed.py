@@ -20,10 +20,10 @@ def _print_counts(r: FeedResult) -> None:
     )
     reasons = ", ".join(f"{k} {v}" for k, v in r.skip_reasons.items())
     click.echo("Skipped: " + (reasons or "none"))
-    if r.pictures_dropped or r.pictures_missing:
+    if r.pictures_dropped or r.pictures_missing or r.without_photos:
         click.echo(
             f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
-            f"{r.pictures_missing} without a published URL left out"
+            f"{r.pictures_missing} without a published URL left out; {r.without_photos} offers without any photo"
         )
     if r.names_truncated or r.articles_changed:
         click.echo(

@@ -154,6 +154,7 @@ class Extractor:
         res.articles_changed += r.articul_changed
         res.without_portal_category += r.portal_category_id is None
         res.params_cut += r.params_cut
+        res.without_photos += not r.pictures
         if r.group_id_dropped:
             res.group_ids_dropped += 1
             if res.group_ids_dropped <= JOURNAL_SAMPLES:
