@@ -129,6 +129,15 @@ class FeedSettings:
         "categories; a section without a row inherits its nearest mapped ancestor; empty = none",
     )
     in_stock_flag: bool = opt(False, 'write in_stock="true" ("ready to ship") on offers with stock')
+    vendor: str = opt(
+        "emit",
+        "<vendor> (brand): emit every producer, omit the tag, or emit only brands in vendor_allowlist "
+        "(Satu imports only brands it knows; unknown ones cause import errors)",
+        choices=("emit", "omit", "allowlist"),
+    )
+    vendor_allowlist: Path | None = opt(
+        None, 'file with the brands to emit (one a line) when vendor = "allowlist"'
+    )
 
 
 @dataclass(frozen=True)

@@ -404,3 +404,24 @@ def test_variants_of_one_group_must_differ_in_a_param(tmp_path: Path):
     assert result.without_photos == 4  # none of them has a picture (counted for the summary)
     events = [e for e in journal.search(stage="feed", level="warning") if "duplicate_variant" in e.message]
     assert len(events) == 1 and "the same params as offer 1" in events[0].message
+
+
+def test_vendor_emit_omit_or_allowlist(tmp_path: Path):
+    from pipeline.feed.portal import load_vendor_allowlist
+
+    t = mapped_tree({})
+    known, unknown = product(producer="Tefal"), product(producer="Noname Zavod")
+    assert offer(known, t).vendor == "Tefal" and not offer(known, t).vendor_omitted  # emit (the default)
+    omit = RuleSettings(vendor="omit")
+    assert offer(known, t, omit).vendor == "" and offer(known, t, omit).vendor_omitted
+    brands = tmp_path / "brands.txt"
+    brands.write_text("# brands Satu knows\nTEFAL\nBosch  # kitchen\n\n", encoding="utf-8")
+    s = make_settings(tmp_path, feed={"vendor": "allowlist", "vendor_allowlist": str(brands)})
+    allowed = load_vendor_allowlist(s.feed)
+    assert allowed == {"tefal", "bosch"}
+    only = RuleSettings(vendor="allowlist", vendor_allowlist=allowed)
+    assert offer(known, t, only).vendor == "Tefal"
+    assert offer(unknown, t, only).vendor == "" and offer(unknown, t, only).vendor_omitted
+    assert offer(product(producer=""), t, only).vendor_omitted is False  # no brand: nothing left out
+    with pytest.raises(SettingsError, match="feed.vendor_allowlist"):
+        load_vendor_allowlist(make_settings(tmp_path, feed={"vendor": "allowlist"}).feed)

@@ -35,6 +35,8 @@ def _print_counts(r: FeedResult) -> None:
             f"Param values cut to 255 chars: {r.params_cut}; "
             f"group ids outside 1..999999999 left out: {r.group_ids_dropped}"
         )
+    if r.vendors_omitted:
+        click.echo(f"Brands left out ([feed] vendor): {r.vendors_omitted} offers without <vendor>")
     if r.without_portal_category:
         click.echo(
             f"Without a Satu category: {r.without_portal_category} offers "

@@ -117,7 +117,7 @@ def run(
     `should_stop` is asked once per product; when it says yes the run ends with `interrupted` set and
     the last good feed (and all state) untouched."""
     from pipeline.feed.extract import Interrupted, check_url_patterns
-    from pipeline.feed.portal import load_category_map
+    from pipeline.feed.portal import load_category_map, load_vendor_allowlist
 
     started = time.monotonic()
     paths = _paths(settings, state, out)
@@ -126,13 +126,14 @@ def run(
         journal.event("feed", f"removed {stale.name}, left by an interrupted feed run", level="warning")
     check_url_patterns(settings.feed)
     portal_map = load_category_map(settings.feed.category_map)  # a broken map is a settings error
+    brands = load_vendor_allowlist(settings.feed)
     try:
         _build(
             settings,
             journal,
             paths,
             result,
-            portal_map,
+            (portal_map, brands),
             dry_run=dry_run,
             force=force,
             should_stop=should_stop,
@@ -154,7 +155,7 @@ def _build(
     journal: Any,
     paths: RunPaths,
     result: FeedResult,
-    portal_map: Any,
+    lookups: tuple[Any, frozenset[str]],
     *,
     dry_run: bool,
     force: bool,
@@ -170,6 +171,7 @@ def _build(
     from pipeline.torgsoft.catalog import open_catalog
 
     f = settings.feed
+    portal_map, brands = lookups
     photos = PhotoIndex(paths.state, settings.publish.public_base_url)
     template = load_template(Path(f.template))
     used: list[Any] = []
@@ -178,7 +180,7 @@ def _build(
         open(paths.snap_tmp, "w", encoding="utf-8", buffering=1 << 20) as snap,
     ):
         tree, fallback = build_tree(source, f, journal, result, portal_map)
-        rules = RuleSettings.from_settings(settings)
+        rules = RuleSettings.from_settings(settings, brands)
         extractor = Extractor(
             source, rules, tree, photos.url_for, fallback,
             result=result, journal=journal, snapshot=snap, should_stop=should_stop,

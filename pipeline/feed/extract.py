@@ -155,6 +155,7 @@ class Extractor:
         res.without_portal_category += r.portal_category_id is None
         res.params_cut += r.params_cut
         res.without_photos += not r.pictures
+        res.vendors_omitted += r.vendor_omitted
         if r.group_id_dropped:
             res.group_ids_dropped += 1
             if res.group_ids_dropped <= JOURNAL_SAMPLES:

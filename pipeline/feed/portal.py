@@ -14,6 +14,7 @@ import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import Problem, SettingsError
 
@@ -91,3 +92,28 @@ def resolve(path: tuple[int, ...], mapping: Mapping[int, PortalCategory]) -> int
         if row is not None:
             return row.portal_id
     return None
+
+
+def load_vendor_allowlist(feed_settings: Any) -> frozenset[str]:
+    """The brands `[feed] vendor = "allowlist"` lets through (casefolded; `#` starts a comment)."""
+    if feed_settings.vendor != "allowlist":
+        return frozenset()
+    path = feed_settings.vendor_allowlist
+    if path is None:
+        raise SettingsError(
+            Problem(
+                "feed.vendor_allowlist",
+                'is empty but vendor = "allowlist"',
+                "name the brand file, or set vendor",
+            )
+        )
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            Problem(
+                "feed.vendor_allowlist", f"{path}: cannot read it ({exc})", "a UTF-8 file, one brand a line"
+            )
+        ) from None
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return frozenset(line.casefold() for line in lines if line)

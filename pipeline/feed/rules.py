@@ -86,6 +86,7 @@ class Offer:
     name_truncated: bool = False
     articul_changed: bool = False
     params_cut: int = 0  # <param> values cut to 255 characters
+    vendor_omitted: bool = False  # a producer left out by [feed] vendor
     group_id_dropped: bool = False  # the model id was outside 1..999999999
 
 
@@ -267,10 +268,12 @@ class RuleSettings:
     param_weight: str = "Вес"
     weight_unit: str = "кг"
     in_stock_flag: bool = False
+    vendor: str = "emit"  # emit | omit | allowlist
+    vendor_allowlist: frozenset[str] = frozenset()  # casefolded brand names
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RuleSettings:
-        """Take the relevant keys of `[feed]`."""
+    def from_settings(cls, settings: Any, vendor_allowlist: frozenset[str] = frozenset()) -> RuleSettings:
+        """Take the relevant keys of `[feed]` (the allow-list file is read by the caller)."""
         f = settings.feed
         return cls(
             zero_stock=f.zero_stock,
@@ -291,6 +294,8 @@ class RuleSettings:
             param_weight=f.param_weight,
             weight_unit=f.weight_unit,
             in_stock_flag=f.in_stock_flag,
+            vendor=f.vendor,
+            vendor_allowlist=vendor_allowlist,
         )
 
 
@@ -383,6 +388,16 @@ def _wholesale(product: Product, rs: RuleSettings) -> list[tuple[str, str]]:
     return []
 
 
+def _vendor(product: Product, rs: RuleSettings) -> tuple[str, bool]:
+    """The `<vendor>` to write and whether a producer was left out ([feed] vendor)."""
+    brand = xml_text(product.producer)
+    if not brand or rs.vendor == "emit":
+        return brand, False
+    if rs.vendor == "allowlist" and brand.casefold() in rs.vendor_allowlist:
+        return brand, False
+    return "", True
+
+
 def _section(product: Product, tree: CategoryTree, fallback: Section | None) -> Section | Skip:
     if product.deleted:
         return Skip(DELETED)
@@ -427,6 +442,7 @@ def build_offer(
     slug = product_slug(name, offer_id)
     tree.use(section)
     params = build_params(product, rs)
+    vendor, vendor_omitted = _vendor(product, rs)
     group_id = product.model_id or None
     group_dropped = group_id is not None and not 0 < group_id <= GROUP_ID_MAX
     return Offer(
@@ -445,7 +461,7 @@ def build_offer(
         oldprice=fmt_number(old) if old is not None and old > price else None,
         currency=rs.currency,
         pictures=pictures,
-        vendor=xml_text(product.producer),
+        vendor=vendor,
         vendor_code=articul,
         barcode=xml_text(product.barcode),
         country=xml_text(product.country),
@@ -461,4 +477,5 @@ def build_offer(
         articul_changed=articul_changed,
         params_cut=sum(p.cut for p in params),
         group_id_dropped=group_dropped,
+        vendor_omitted=vendor_omitted,
     )
