@@ -128,12 +128,12 @@ lock_file = "{s.journal.lock_file}"
 
 
 def _importer(settings_file: Path, kill_at: str | None = None) -> subprocess.Popen:
+    """`orders import` in a child process; `kill_at` (POINT#N) SIGKILLs it at a fault point."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TORGSOFT_SATU_TEST_KILL_AT", None)
-    if kill_at:
-        env["TORGSOFT_SATU_TEST_KILL_AT"] = kill_at
+    seam = ["--kill-at", kill_at] if kill_at else []
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings_file), "orders", "import"],
+        [sys.executable, "-m", "pipeline._testing", *seam, "--"]
+        + ["--settings", str(settings_file), "orders", "import"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -204,7 +204,7 @@ def test_importer_killed_mid_transaction_and_after_commit_then_rerun(demo_env):
     _batch(box, 12)
     settings_file = _write_settings(s, workers=1)  # one thread: the kill points are deterministic
     # Killed in the middle of the 5th order's transaction (after its first reservation row) …
-    p = _importer(settings_file, "after:reservation_insert#5")
+    p = _importer(settings_file, "importer.after:reservation_insert#5")
     p.wait(120)
     assert p.returncode == -9, p.stdout.read() if p.stdout else ""
     (claim,) = _files(box / "processing")  # the claim of the order being written stays behind …
@@ -214,7 +214,7 @@ def test_importer_killed_mid_transaction_and_after_commit_then_rerun(demo_env):
     )  # … rolled back
     assert _scalar(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER") == len(_files(box / "done")) > 0
     # … then killed after a commit but before the file moved to done/ (it first took the dead claim over) …
-    p = _importer(settings_file, "before_done#3")
+    p = _importer(settings_file, "inbox.before_done#3")
     p.wait(120)
     assert p.returncode == -9
     (claim,) = _files(box / "processing")
@@ -309,7 +309,7 @@ def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
     box = s.orders.inbox
     _batch(box, 24)
     settings_file = _write_settings(s, workers=2)
-    victim = _importer(settings_file, "after:reservation_insert#3")
+    victim = _importer(settings_file, "importer.after:reservation_insert#3")
     # Start the survivor once the victim is at work, so the kill lands mid-batch however loaded the
     # machine is (the victim dies in its second order's reservations).
     deadline = time.time() + 120

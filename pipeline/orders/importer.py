@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import signal
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -24,9 +22,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, SkipError
 from pipeline.model import Order, OrderLine
 from pipeline.orders.parse import SATU_TZ
+from pipeline.torgsoft import db
 from pipeline.torgsoft.mapping import Mapping
 
 SOURCE = "satu"
@@ -137,24 +137,6 @@ def _utc_naive(moment: datetime | None) -> datetime | None:
     return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def test_hook(point: str) -> None:
-    """Crash injection for the tests: TORGSOFT_SATU_TEST_KILL_AT=point[#n] kills this process (SIGKILL)
-    the n-th time (default 1st) it passes `point`. Never set in production."""
-    wanted = os.environ.get("TORGSOFT_SATU_TEST_KILL_AT")
-    if not wanted:
-        return
-    name, _, nth = wanted.partition("#")
-    if name != point:
-        return
-    count = _hook_counts.get(point, 0) + 1
-    _hook_counts[point] = count
-    if count >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_hook_counts: dict[str, int] = {}
-
-
 class OrderTextError(SkipError):
     """A text of the order cannot be stored in the database (charset or length); names order and field."""
 
@@ -202,60 +184,50 @@ class OrderImporter:
         self._ro: Any = None
         self._ro_cur: Any = None
         self._ro_find: Any = None
-        self._prepared: dict[str, Any] = {}
+        self._stmts: db.Statements | None = None
 
     # --- statements ---------------------------------------------------------------------------------
 
+    def _statements(self, cur: Any) -> db.Statements:
+        if self._stmts is None or self._stmts.cursor is not cur:
+            self._stmts = db.Statements(
+                cur, self.mapping, what=f"order {self._order.id if self._order else '?'}"
+            )
+        return self._stmts
+
     def _run(self, cur: Any, name: str, values: dict[str, Any]) -> Any:
         """Execute a named query; text the database cannot hold becomes OrderTextError or is transliterated."""
-        import fdb
-
-        q = self.mapping.query(name)
-        prepared = self._prepared.get(name)
-        if prepared is None:
-            # Prepared once per importer: re-preparing every statement of every order costs ~10 %.
-            prepared = self._prepared[name] = cur.prep(q.sql)
+        stmts = self._statements(cur)
         try:
-            cur.execute(prepared, q.args(values))
-        except (fdb.DatabaseError, UnicodeEncodeError) as exc:
-            if not _is_text_problem(exc):
-                raise
-            values = self._fix_text(cur, name, values, exc)
-        test_hook(f"after:{name}")
+            stmts.run(name, values)
+        except db.TextRejected as exc:
+            values = self._fix_text(stmts, name, values, exc)
+        _testing.reach(f"importer.after:{name}")
         return cur
 
     def _one(self, cur: Any, name: str, values: dict[str, Any]) -> dict[str, Any] | None:
-        import fdb
-
         self._run(cur, name, values)
-        row = cur.fetchone()
-        # Close the result set now: the prepared statement is run again later in this transaction.
-        with contextlib.suppress(fdb.DatabaseError):
-            self._prepared[name].close()
-        if row is None:
-            return None
-        return {d[0].lower(): v for d, v in zip(cur.description, row, strict=True)}
+        return self._statements(cur).fetch_one(name)
 
     def _all(self, cur: Any, name: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         self._run(cur, name, values)
-        cols = [d[0].lower() for d in cur.description]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        return self._statements(cur).fetch_all(name)
 
     def _next_id(self, cur: Any, name: str) -> int:
         row = self._one(cur, name, {})
         assert row is not None
         return int(row["id"])
 
-    def _fix_text(self, cur: Any, name: str, values: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    def _fix_text(
+        self, stmts: db.Statements, name: str, values: dict[str, Any], exc: db.TextRejected
+    ) -> dict[str, Any]:
         """Find which text parameter the database refused (probing under a savepoint); transliterate it
         when `[orders] transliterate_unsupported` is on, else raise OrderTextError naming it."""
-        import fdb
-
         q = self.mapping.query(name)
         suspects = [
             p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and not values[p].isascii()
         ]
-        truncation = "truncation" in str(exc).lower() and "transliterate" not in str(exc).lower()
+        truncation = exc.truncation
         if truncation:
             suspects = [p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and values[p]]
         culprits = []
@@ -264,14 +236,14 @@ class OrderImporter:
                 k: (transliterate(v, 3)[:8] if isinstance(v, str) and k != p and k in suspects else v)
                 for k, v in values.items()
             }
-            self.con.savepoint("TS_PROBE")
             try:
-                cur.execute(q.sql, q.args(probe))
-            except (fdb.DatabaseError, UnicodeEncodeError) as probe_exc:
-                if _is_text_problem(probe_exc):
-                    culprits.append(p)
-            finally:
-                self.con.rollback(savepoint="TS_PROBE")
+                with db.savepoint(self.con, "TS_PROBE"):
+                    stmts.execute_raw(name, probe)
+            except db.TextRejected:
+                culprits.append(p)
+            except DatabaseError as probe_exc:
+                if db.is_unavailable(probe_exc):
+                    raise
         culprits = culprits or suspects
         order_id = self._order.id if self._order else "?"
         labels = ", ".join(
@@ -291,10 +263,8 @@ class OrderImporter:
                 for k, v in values.items()
             }
             try:
-                cur.execute(q.sql, q.args(fixed))
-            except (fdb.DatabaseError, UnicodeEncodeError) as again:
-                if not _is_text_problem(again):
-                    raise
+                stmts.execute_raw(name, fixed)
+            except db.TextRejected:
                 continue
             if self.journal is not None:
                 self.journal.event(
@@ -662,80 +632,74 @@ class OrderImporter:
 
     def _unchanged(self, order: Order) -> ImportOutcome | None:
         """The quick path for a duplicate file or an idempotent re-run: a look-up in a long-lived
-        read-only, read-committed transaction finds the same content already there (no write, no sync)."""
-        import fdb
-
-        if self._ro is None:
-            self._ro = self.con.trans(fdb.ISOLATION_LEVEL_READ_COMMITED_RO)
-            self._ro_cur = self._ro.cursor()
-            self._ro_find = self._ro_cur.prep(self.mapping.query("order_find").sql)
-        q = self.mapping.query("order_find")
+        read-only, read-committed transaction finds the same content already there (no write, no sync).
+        The transaction stays open: it sees every commit, holds back no garbage collection, and starting
+        a transaction per file would cost a disk sync each."""
         try:
-            self._ro_cur.execute(self._ro_find, q.args({"source": SOURCE, "external_id": str(order.id)}))
-            row = self._ro_cur.fetchone()
-            with contextlib.suppress(fdb.DatabaseError):
-                self._ro_find.close()
-            # The read-only read-committed transaction stays open: it sees every commit, holds back no
-            # garbage collection, and starting a transaction per file would cost a disk sync each.
-        except fdb.DatabaseError:
-            with contextlib.suppress(fdb.DatabaseError):
-                self._ro.rollback()
-            self._ro = None
+            if self._ro is None:
+                self._ro = db.read_only_transaction(self.con)
+                self._ro_find = db.Statements(self._ro.cursor(), self.mapping, what=f"order {order.id}")
+            found = self._ro_find.one("order_find", {"source": SOURCE, "external_id": str(order.id)})
+        except DatabaseError as exc:
+            if self._ro is not None:
+                db.rollback(self._ro)
+            self._ro = self._ro_find = None
+            if db.is_unavailable(exc) and not db.is_race(exc):
+                raise  # the connection is gone: the full path would fail the same way
             return None  # the full path will tell what is wrong
-        if row is None:
-            return None
-        found = {d[0].lower(): v for d, v in zip(self._ro_find.description, row, strict=True)}
-        if found.get("external_hash") == order_hash(order):
+        if found is not None and found.get("external_hash") == order_hash(order):
             return ImportOutcome("unchanged", int(found["id"]))
         return None
 
     def close(self) -> None:
         """End the read-only look-up transaction (before the connection is closed)."""
         if self._ro is not None:
-            with contextlib.suppress(Exception):
-                self._ro.rollback()
-            with contextlib.suppress(Exception):
+            db.rollback(self._ro)
+            with contextlib.suppress(*db.driver_errors()):
                 self._ro.close()
             self._ro = self._ro_cur = self._ro_find = None
-        self._prepared.clear()
+        self._stmts = None
         self._cur = None
 
     def import_order(self, order: Order) -> ImportOutcome:
-        """Import (or update) one order in one transaction; retried when another importer won a race."""
-        import fdb
+        """Import (or update) one order in one transaction; retried when another importer won a race.
 
-        from pipeline.torgsoft.connection import translate
-
+        Raises `DatabaseUnavailable` when the database (not the order) is the problem — the attachment
+        was shut down, the connection lost, a race lost too often — so the file is given back, never
+        quarantined; `DatabaseError`/`SkipError` when the database refused this order's data."""
         self._order = order
         unchanged = self._unchanged(order)
         if unchanged is not None:
             return unchanged
         delay = 0.05
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            if self._cur is None:
-                self._cur = self.con.cursor()
-            cur = self._cur
             try:
-                outcome = self._import_once(cur, order)
-                test_hook("before_commit")
-                self.con.commit()
-                test_hook("after_commit")
+                if self._cur is None:
+                    self._cur = self.con.cursor()
+                outcome = self._import_once(self._cur, order)
+                _testing.reach("importer.before_commit")
+                db.commit(self.con, f"order {order.id}: commit failed")
+                _testing.reach("importer.after_commit")
                 return outcome
-            except fdb.DatabaseError as exc:
-                self.con.rollback()
-                if _is_race(exc) and attempt < MAX_ATTEMPTS:
+            except DatabaseError as exc:
+                failed_rollback = db.rollback(self.con)
+                if failed_rollback is not None and db.is_unavailable(failed_rollback):
+                    # The attachment is gone (shut down under us): whatever the statement said, the
+                    # order is not at fault. The caller reconnects later.
+                    raise DatabaseUnavailable(f"order {order.id}: {exc} ({failed_rollback})") from None
+                if db.is_race(exc) and attempt < MAX_ATTEMPTS:
                     # Another importer created this order/customer, or holds a row we need: start over.
                     self._goods_by_id.clear()
                     self._goods_by_articul.clear()
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
                     continue
-                error = translate(exc, f"order {order.id}")
-                if _is_race(exc):
-                    raise DatabaseUnavailable(str(error)) from None
-                raise error from None
+                raise
+            except db.driver_errors() as exc:  # from the driver outside a translated call
+                db.rollback(self.con)
+                raise db.translate(exc, f"order {order.id}") from None
             except BaseException:
-                self.con.rollback()
+                db.rollback(self.con)
                 raise
         raise DatabaseError(f"order {order.id}: gave up after {MAX_ATTEMPTS} attempts")  # pragma: no cover
 
@@ -801,32 +765,3 @@ def check_mapping(con: Any, mapping: Mapping) -> None:
     con.rollback()
     if problems:
         raise SettingsError(problems)
-
-
-def _gds(exc: BaseException) -> int | None:
-    args = getattr(exc, "args", ())
-    return args[2] if len(args) > 2 and isinstance(args[2], int) else None
-
-
-def _is_race(exc: BaseException) -> bool:
-    """A unique-key violation (someone inserted first) or a lock/update conflict (someone holds the row)."""
-    text = str(exc).lower()
-    return (
-        _gds(exc) in (335544665, 335544349, 335544336, 335544345)
-        or "violation of primary or unique key" in text
-        or "deadlock" in text
-        or "update conflicts" in text
-        or "lock conflict" in text
-        or "lock time-out" in text
-        # An engine page lock another process would not hand over in time (embedded engine in
-        # shared mode): nothing is wrong with the order, so it is a race like the others.
-        or "lock denied" in text
-    )
-
-
-def _is_text_problem(exc: BaseException) -> bool:
-    """Text the charset cannot hold, or too long for its column."""
-    if isinstance(exc, UnicodeEncodeError):
-        return True
-    text = str(exc).lower()
-    return "transliterate" in text or "string right truncation" in text or "malformed string" in text

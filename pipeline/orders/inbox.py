@@ -32,8 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
-from pipeline.orders.importer import ImportOutcome, test_hook
+from pipeline.orders.importer import ImportOutcome
+from pipeline.stage import ResultBase, StopCheck, never_stop
+from pipeline.torgsoft.db import is_race
 from pipeline.orders.parse import DamagedFile, parse_order
 
 STAGE = "orders"
@@ -48,7 +51,7 @@ except ImportError:  # pragma: no cover - Windows: claims of dead owners are rec
 
 
 @dataclass
-class InboxResult:
+class InboxResult(ResultBase):
     """Counts of one inbox pass."""
 
     scanned: int = 0
@@ -62,12 +65,24 @@ class InboxResult:
     waiting: int = 0  # still being written (not settled)
     recovered: int = 0  # claims of a killed importer taken over
     seconds: float = 0.0
+    interrupted: bool = False  # a stop was requested: the rest waits in the inbox
+    unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
     errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every settled file was imported (nothing quarantined, nothing failed)."""
-        return self.quarantined == 0 and self.failed == 0
+        """True when every settled file was imported (nothing quarantined, nothing failed, no stop)."""
+        return self.quarantined == 0 and self.failed == 0 and not self.interrupted
+
+    @property
+    def skipped(self) -> bool:
+        """True when the inbox held nothing to import."""
+        return self.scanned == 0 and self.recovered == 0 and self.waiting == 0 and not self.interrupted
+
+    @property
+    def problems(self) -> list[str]:
+        """What went wrong, one line per file."""
+        return self.errors
 
     def add(self, other: InboxResult) -> None:
         """Accumulate another pass (used by watch)."""
@@ -84,6 +99,8 @@ class InboxResult:
             "recovered",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.interrupted = self.interrupted or other.interrupted
+        self.unavailable = self.unavailable or other.unavailable
         self.errors.extend(other.errors)
 
     def summary(self) -> str:
@@ -92,6 +109,7 @@ class InboxResult:
             f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
             f"quarantined {self.quarantined}, invoices {self.invoices}, unmatched lines "
             f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}"
+            + (", stopped on request" if self.interrupted else "")
         )
 
 
@@ -380,8 +398,23 @@ def _give_back(
 
 def _process_claim(
     inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any, result: InboxResult
-) -> None:
-    """Parse and import one claimed file, and count what happened."""
+) -> bool:
+    """Parse and import one claimed file, and count what happened. Returns False when the sink is no
+    longer usable (the database is unavailable): the file was given back and the worker must stop."""
+    try:
+        return _import_claim(inbox, claim, sink, settings, journal, result)
+    except BaseException:
+        # A second Ctrl+C (KeyboardInterrupt) or a bug in the bookkeeping: the transaction was rolled
+        # back by the importer; the file goes back to the inbox rather than waiting for recovery.
+        if claim.exists():
+            with contextlib.suppress(OSError):
+                inbox.give_back(claim)
+        raise
+
+
+def _import_claim(
+    inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any, result: InboxResult
+) -> bool:
     cfg = settings.orders
     name = inbox.original_name(claim)
     order_id = None
@@ -399,7 +432,7 @@ def _process_claim(
     except (DamagedFile, SkipError) as exc:
         reason = exc.reason if isinstance(exc, DamagedFile) else str(exc)
         _set_aside(inbox, claim, reason, name, order_id, journal, result)
-        return
+        return True
     except (RetryableError, DatabaseUnavailable) as exc:
         _give_back(
             inbox,
@@ -412,7 +445,8 @@ def _process_claim(
             journal,
             result,
         )
-        return
+        # A lost race only concerns this order; a shut-down or lost connection concerns every file after.
+        return is_race(exc)
     except (PipelineError, OSError) as exc:
         if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
             # The mapping was checked at start, so a refusal now is about this order's data (a value
@@ -420,10 +454,10 @@ def _process_claim(
             _set_aside(
                 inbox, claim, f"the database refused this order: {exc}", name, order_id, journal, result
             )
-            return
+            return True
         # Anything else (a full disk, a settings problem): keep the file for a retry, report, go on.
         _give_back(inbox, claim, exc, f"{name} not imported: {exc}", "error", name, order_id, journal, result)
-        return
+        return True
     except Exception as exc:  # a bug must not stop the batch: the file is kept aside with the details
         _set_aside(
             inbox,
@@ -435,8 +469,8 @@ def _process_claim(
             result,
             traceback=traceback.format_exc(),
         )
-        return
-    test_hook("before_done")
+        return True
+    _testing.reach("inbox.before_done")
     inbox.finish(claim)
     if outcome.kind == "imported":
         result.imported += 1
@@ -461,20 +495,20 @@ def _process_claim(
         journal.event(STAGE, f"order {order_id}: shortage, {text}", "warning", order_id=order_id, file=name)
     for text in outcome.notes:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
+    return True
 
 
-def _pass(
-    inbox: Inbox,
-    sinks: list[Sink],
-    settings: Any,
-    journal: Any,
-    result: InboxResult,
-    stop: Callable[[], bool] = lambda: False,
-) -> list[Path]:
-    """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
-    returns the files still settling."""
-    for claim in inbox.mine():  # left by an earlier, interrupted pass of this process
-        _process_claim(inbox, claim, sinks[0], settings, journal, result)
+def _leftovers(
+    inbox: Inbox, sink: Sink, settings: Any, journal: Any, result: InboxResult, stop: StopCheck
+) -> bool:
+    """Claims left by an earlier, interrupted pass of this process, then those of importers that died.
+    Returns False when the sink became unusable."""
+    for claim in inbox.mine():
+        if stop():
+            inbox.give_back(claim)
+            continue
+        if not _process_claim(inbox, claim, sink, settings, journal, result):
+            return False
     for claim in inbox.recover():
         result.recovered += 1
         journal.event(
@@ -483,7 +517,54 @@ def _pass(
             "warning",
             file=inbox.original_name(claim),
         )
-        _process_claim(inbox, claim, sinks[0], settings, journal, result)
+        if stop():
+            inbox.give_back(claim)
+            continue
+        if not _process_claim(inbox, claim, sink, settings, journal, result):
+            return False
+    return True
+
+
+def _work(
+    inbox: Inbox, queue: deque[Path], sink: Sink, settings: Any, journal: Any, stop: StopCheck
+) -> InboxResult:
+    """One worker: claim and import files from the queue until it is empty, a stop is requested, or the
+    database becomes unavailable (then the other files stay in the inbox for a later pass)."""
+    local = InboxResult()
+    while True:
+        if stop():
+            local.interrupted = True
+            break
+        try:
+            path = queue.popleft()
+        except IndexError:
+            break
+        claim = inbox.claim(path)
+        if claim is None:
+            continue  # another importer took it
+        _testing.reach("inbox.claimed")
+        local.scanned += 1
+        if not _process_claim(inbox, claim, sink, settings, journal, local):
+            local.unavailable = True
+            queue.clear()
+            break
+    return local
+
+
+def _pass(
+    inbox: Inbox,
+    sinks: list[Sink],
+    settings: Any,
+    journal: Any,
+    result: InboxResult,
+    stop: StopCheck = never_stop,
+) -> list[Path]:
+    """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
+    returns the files still settling. A stop ends it after the orders being written (each one committed
+    or rolled back); no claim is kept."""
+    if not _leftovers(inbox, sinks[0], settings, journal, result, stop):
+        result.unavailable = True
+        return []
     ready, waiting = [], []
     for path in inbox.candidates():
         state = inbox.settled(path, settings.orders.settle_seconds)
@@ -491,37 +572,21 @@ def _pass(
             continue
         (ready if state else waiting).append(path)
     queue: deque[Path] = deque(ready)
-    lock = threading.Lock()
-
-    def work(sink: Sink) -> None:
-        local = InboxResult()
-        try:
-            while not stop():
-                try:
-                    path = queue.popleft()
-                except IndexError:
-                    break
-                claim = inbox.claim(path)
-                if claim is None:
-                    continue  # another importer took it
-                test_hook("claimed")
-                local.scanned += 1
-                _process_claim(inbox, claim, sink, settings, journal, local)
-        finally:
-            with lock:
-                result.add(local)
-
     used = sinks[: max(1, min(len(sinks), len(ready)))]
     if len(used) == 1:
-        work(used[0])
+        result.add(_work(inbox, queue, used[0], settings, journal, stop))
         return waiting
+    lock = threading.Lock()
     errors: list[BaseException] = []
 
     def guarded(sink: Sink) -> None:
         try:
-            work(sink)
+            local = _work(inbox, queue, sink, settings, journal, stop)
         except BaseException as exc:  # re-raised in the calling thread below
             errors.append(exc)
+            return
+        with lock:
+            result.add(local)
 
     threads = [
         threading.Thread(target=guarded, args=(s,), name=f"orders-import-{n}") for n, s in enumerate(used)
@@ -554,9 +619,19 @@ def _close_all(sinks: list[Sink]) -> None:
         s.close()
 
 
-def run(settings: Any, *, journal: Any, state: Any, max_wait: float | None = None) -> InboxResult:
+def run(
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    max_wait: float | None = None,
+    should_stop: StopCheck = never_stop,
+) -> InboxResult:
     """One pass over the inbox: import every settled file (waiting a little for files still being
-    written, at most `max_wait` seconds, default 3 × settle_seconds). Returns the counts."""
+    written, at most `max_wait` seconds, default 3 × settle_seconds). Returns the counts.
+
+    When `should_stop` turns true the pass ends after the orders being written, every claim given back
+    (`interrupted` in the result)."""
     started = time.monotonic()
     result = InboxResult()
     inbox = Inbox(settings.orders.inbox)
@@ -567,11 +642,12 @@ def run(settings: Any, *, journal: Any, state: Any, max_wait: float | None = Non
         sinks = open_sinks(settings, journal=journal, state=state)
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
-        waiting = _pass(inbox, sinks, settings, journal, result)
-        while waiting and time.monotonic() < deadline:
+        waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
+        while waiting and time.monotonic() < deadline and not should_stop():
             time.sleep(min(0.5, max(0.05, settings.orders.settle_seconds / 4)))
-            waiting = _pass(inbox, sinks, settings, journal, result)
+            waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
         result.waiting = len(waiting)
+        result.interrupted = result.interrupted or should_stop()
     finally:
         _close_all(sinks)
         inbox.close()
@@ -631,6 +707,10 @@ def watch(
                     waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
             except (RetryableError, DatabaseUnavailable) as exc:
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
+                _close_all(sinks)
+                sinks = []
+            if result.unavailable:  # reconnect on the next pass
+                journal.event(STAGE, "inbox paused: the database became unavailable; reconnecting", "warning")
                 _close_all(sinks)
                 sinks = []
             result.waiting = len(waiting)
