@@ -101,3 +101,38 @@ def test_orders_watch_stopped_by_a_signal_quarantines_nothing(demo_env, sig):
     out = _stop_and_check(s, proc, sig)
     assert proc.returncode == 0, out  # a requested stop of the watcher is a clean end
     _finish_and_check(s, settings_file)
+
+
+def _force_shutdown(s: Settings, seconds: float) -> None:
+    """Shut the database down by force (every attachment is cut) for `seconds`, then bring it online:
+    what an administrator's `gfix -shut full -force 0` does, through the embedded engine's services."""
+    from fdb import services
+
+    from pipeline.torgsoft.connection import keep_signal_handlers
+
+    with keep_signal_handlers():
+        svc = services.connect(user="SYSDBA", password="embedded")
+    try:
+        svc.shutdown(str(s.torgsoft.database), services.SHUT_FULL, services.SHUT_FORCE, 0)
+        time.sleep(seconds)
+        svc.bring_online(str(s.torgsoft.database), services.SHUT_NORMAL)
+    finally:
+        svc.close()
+
+
+def test_a_forced_database_shutdown_mid_batch_quarantines_nothing(demo_env):
+    s = _settings(demo_env)
+    _clear_reserved(s)
+    _batch(s.orders.inbox, N)
+    settings_file = _write_settings(s, workers=2)
+    proc = _start(settings_file, "import")
+    _wait_for_done(s.orders.inbox, proc, 20)
+    _force_shutdown(s, 2.0)
+    out, _ = proc.communicate(timeout=120)
+    box = s.orders.inbox
+    assert _files(box / "quarantine") == [], out
+    assert _files(box / "processing") == [], out
+    assert proc.returncode == 1, out  # the database went away: not a success, the rest waits
+    assert len(_files(box / "done")) < N, out
+    assert "unavailable" in out.lower() or "shutdown" in out.lower(), out
+    _finish_and_check(s, settings_file)

@@ -500,9 +500,12 @@ class OrderImporter:
             )
         # Lines without a reservation (none was made) still leave the store with the invoice.
         for r in sold:
-            left = r.line.quantity - covered.get(r.good_id, Decimal(0))
+            gid = r.good_id
+            if gid is None:  # pragma: no cover - `sold` holds matched lines only
+                continue
+            left = r.line.quantity - covered.get(gid, Decimal(0))
             if left > 0:
-                covered[r.good_id] = covered.get(r.good_id, Decimal(0)) + left
+                covered[gid] = covered.get(gid, Decimal(0)) + left
                 self._run(
                     cur,
                     "stock_write_off",

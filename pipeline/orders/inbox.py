@@ -30,14 +30,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
 from pipeline.orders.importer import ImportOutcome
+from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
-from pipeline.orders.parse import DamagedFile, parse_order
 
 STAGE = "orders"
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
@@ -67,7 +67,8 @@ class InboxResult(ResultBase):
     seconds: float = 0.0
     interrupted: bool = False  # a stop was requested: the rest waits in the inbox
     unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
-    errors: list[str] = field(default_factory=list)
+    skipped: bool = False  # the inbox held nothing at all
+    problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
 
     @property
     def ok(self) -> bool:
@@ -75,14 +76,9 @@ class InboxResult(ResultBase):
         return self.quarantined == 0 and self.failed == 0 and not self.interrupted
 
     @property
-    def skipped(self) -> bool:
-        """True when the inbox held nothing to import."""
-        return self.scanned == 0 and self.recovered == 0 and self.waiting == 0 and not self.interrupted
-
-    @property
-    def problems(self) -> list[str]:
-        """What went wrong, one line per file."""
-        return self.errors
+    def errors(self) -> list[str]:
+        """The problems (the name the CLI and older callers use)."""
+        return self.problems
 
     def add(self, other: InboxResult) -> None:
         """Accumulate another pass (used by watch)."""
@@ -101,7 +97,8 @@ class InboxResult(ResultBase):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted
         self.unavailable = self.unavailable or other.unavailable
-        self.errors.extend(other.errors)
+        self.skipped = self.skipped and other.skipped
+        self.problems.extend(other.problems)
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -305,17 +302,19 @@ class Inbox:
 # --- the sink: database or Torgsoft's order files -------------------------------------------------------
 
 
-class Sink:
-    """Where orders go: `import_order(order) -> ImportOutcome`, `close()`."""
+class Sink(Protocol):
+    """Where orders go: `import_order(order) -> ImportOutcome`, `close()` (the database, or JsonSink)."""
 
-    def import_order(self, order: Any) -> ImportOutcome:  # pragma: no cover - interface
-        raise NotImplementedError
+    def import_order(self, order: Any) -> ImportOutcome:
+        """Write one order (one transaction)."""
+        ...
 
-    def close(self) -> None:  # pragma: no cover - interface
-        pass
+    def close(self) -> None:
+        """Release the connection."""
+        ...
 
 
-class DatabaseSink(Sink):
+class DatabaseSink:
     """The Torgsoft database through the SQL mapping."""
 
     def __init__(self, settings: Any, journal: Any):
@@ -565,7 +564,8 @@ def _pass(
     if not _leftovers(inbox, sinks[0], settings, journal, result, stop):
         result.unavailable = True
         return []
-    ready, waiting = [], []
+    ready: list[Path] = []
+    waiting: list[Path] = []
     for path in inbox.candidates():
         state = inbox.settled(path, settings.orders.settle_seconds)
         if state is None:
@@ -638,6 +638,7 @@ def run(
     sinks: list[Sink] = []
     try:
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
+            result.skipped = True
             return result
         sinks = open_sinks(settings, journal=journal, state=state)
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait

@@ -94,14 +94,14 @@ def _fdb() -> Any:
     return fdb
 
 
-def driver_errors() -> tuple[type[BaseException], ...]:
-    """The driver's exception types, for `except` clauses of the modules in this package."""
-    return (_fdb().Error,)
+def driver_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """The driver's exception types (plus `extra`), for `except` clauses of the modules in this package."""
+    return (_fdb().Error, *extra)
 
 
 def gdscode(exc: BaseException) -> int | None:
     """The engine's primary status code of a driver error (None when the driver gave none)."""
-    args = getattr(exc, "args", ())
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
     return args[2] if len(args) > 2 and isinstance(args[2], int) else None
 
 
@@ -179,7 +179,7 @@ def rollback(con: Any, savepoint: str | None = None) -> DatabaseError | None:
             con.rollback()
         else:
             con.rollback(savepoint=savepoint)
-    except (*driver_errors(), OSError) as exc:
+    except driver_errors(OSError) as exc:
         return translate(exc, "rollback failed")
     return None
 
@@ -270,7 +270,7 @@ class Statements:
         q = self.mapping.query(name)
         try:
             self.cursor.execute(q.sql, q.args(values))
-        except (*driver_errors(), UnicodeEncodeError) as exc:
+        except driver_errors(UnicodeEncodeError) as exc:
             raise translate(exc, f"{self.what}: {name}.sql") from None
         return self.cursor
 
@@ -280,7 +280,7 @@ class Statements:
         stmt = self.prepared(name)
         try:
             self.cursor.execute(stmt, q.args(values))
-        except (*driver_errors(), UnicodeEncodeError) as exc:
+        except driver_errors(UnicodeEncodeError) as exc:
             raise translate(exc, f"{self.what}: {name}.sql") from None
         return self.cursor
 
