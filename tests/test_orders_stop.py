@@ -136,3 +136,37 @@ def test_a_forced_database_shutdown_mid_batch_quarantines_nothing(demo_env):
     assert len(_files(box / "done")) < N, out
     assert "unavailable" in out.lower() or "shutdown" in out.lower(), out
     _finish_and_check(s, settings_file)
+
+
+# Run in a fresh process: the client library installs its handlers at the process's first attachment.
+SIGNAL_PROBE = """
+import os, signal, sys, time
+from pipeline.settings import load
+from pipeline.torgsoft.connection import connect
+received = []
+signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+con = connect(load(sys.argv[1]))
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(0.3)
+cur = con.cursor()
+cur.execute("SELECT COUNT(*) FROM GOOD")
+print("rows", cur.fetchone()[0], "received", received)
+"""
+
+
+def signal_probe(settings_file: Path) -> subprocess.CompletedProcess:
+    """Connect in a fresh process with our own SIGTERM handler, send SIGTERM to it, then query."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", SIGNAL_PROBE, str(settings_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_signal_reaches_the_program_and_leaves_the_attachment_alive(demo_env):
+    """The engine's client installs SIGINT/SIGTERM handlers at the first attachment; ours must win."""
+    done = signal_probe(_write_settings(_settings(demo_env)))
+    assert done.returncode == 0 and "received [15]" in done.stdout, done.stdout + done.stderr
