@@ -7,160 +7,48 @@ inside the same transaction as the order (or its update, which first locks the o
 any point rolls the whole order back; a re-run (or a second importer that lost a race and got a unique
 violation) starts again, finds the order and treats the file as an update — usually "unchanged".
 
-Every statement is a named SQL file (pipeline/torgsoft/queries/); no table name appears here.
+Every statement is a named SQL file (pipeline/torgsoft/queries/) run through `torgsoft.db`; no table name
+and no driver appears here. The pure order → row values live in `order_rows`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import time
-import unicodedata
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, SkipError
 from pipeline.model import Order, OrderLine
+from pipeline.orders.order_rows import (
+    ACTIVE,
+    AWAITING,
+    CANCELLED,
+    CONSUMED,
+    FIELD_LABELS,
+    LIMITS,
+    MAX_ATTEMPTS,
+    NEW,
+    Q2,
+    RELEASED,
+    SOURCE,
+    ImportOutcome,
+    ResolvedLine,
+    order_hash,
+    reserve_until,
+    torgsoft_status,
+    transliterate,
+)
+from pipeline.orders.order_rows import utc_naive as _utc_naive
 from pipeline.orders.parse import SATU_TZ
 from pipeline.torgsoft import db
 from pipeline.torgsoft.mapping import Mapping
 
-SOURCE = "satu"
-# Torgsoft order states (reference schema): 0 new, 1 accepted, 2 shipped, 3 delivered, 4 cancelled.
-NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4
-# Reservation states: 0 active, 1 awaiting stock, 2 released, 3 consumed by an invoice.
-ACTIVE, AWAITING, RELEASED, CONSUMED = 0, 1, 2, 3
-SATU_STATUS = {
-    "pending": NEW,
-    "draft": NEW,
-    "received": ACCEPTED,
-    "paid": ACCEPTED,
-    "delivered": DELIVERED,
-    "canceled": CANCELLED,
-    "cancelled": CANCELLED,
-}
-# Lengths of the reference schema's text columns: longer values are cut (a mapping with shorter
-# columns gets a clear "too long" error naming the field instead).
-LIMITS = {
-    "name": 200,
-    "phone": 30,
-    "email": 200,
-    "city": 100,
-    "address": 500,
-    "payment_method": 100,
-    "delivery_condition": 200,
-    "delivery_address": 500,
-    "ttn": 60,
-    "comment": 2000,
-    "doc_number": 30,
-}
-# What each text parameter means to an operator (for error messages).
-FIELD_LABELS = {
-    "name": "customer name",
-    "phone": "customer phone",
-    "email": "customer e-mail",
-    "city": "customer city",
-    "address": "customer address",
-    "payment_method": "payment method",
-    "delivery_condition": "delivery method",
-    "delivery_address": "delivery address",
-    "ttn": "waybill number",
-    "comment": "comment (client notes)",
-    "doc_number": "document number",
-    "articul": "line sku",
-    "key_value": "customer phone/e-mail key",
-}
-MAX_ATTEMPTS = 8
-Q2 = Decimal("0.01")
-
-# Kazakh letters that WIN1251 cannot hold, with the Russian letter a Kazakh reader expects instead.
-KAZAKH_TO_RUSSIAN = str.maketrans(
-    {
-        "Ә": "А",
-        "ә": "а",
-        "Ғ": "Г",
-        "ғ": "г",
-        "Қ": "К",
-        "қ": "к",
-        "Ң": "Н",
-        "ң": "н",
-        "Ө": "О",
-        "ө": "о",
-        "Ұ": "У",
-        "ұ": "у",
-        "Ү": "У",
-        "ү": "у",
-        "Һ": "Х",
-        "һ": "х",
-        "І": "И",
-        "і": "и",
-    }
-)
-
-
-def transliterate(text: str, level: int = 1) -> str:
-    """Make text storable in a narrow charset: 1 = Kazakh → Russian letters (WIN1251-safe),
-    2 = also anything outside WIN1251 → '?', 3 = plain ASCII (accents dropped, the rest → '?')."""
-    out = text.translate(KAZAKH_TO_RUSSIAN)
-    if level >= 2:
-        out = out.encode("cp1251", "replace").decode("cp1251")
-    if level >= 3:
-        out = unicodedata.normalize("NFKD", out).encode("ascii", "ignore").decode("ascii") or "?"
-    return out
-
-
-def order_hash(order: Order) -> str:
-    """A stable hash of the Satu order's content (an identical re-import changes nothing)."""
-    return hashlib.sha256(
-        json.dumps(order.raw, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
-    ).hexdigest()
-
-
-def torgsoft_status(satu_status: str) -> int | None:
-    """The Torgsoft order state for a Satu status; None for custom statuses (keep what is there)."""
-    return SATU_STATUS.get(satu_status.lower())
-
-
-def reserve_until(order: Order, reserve_days: int) -> date:
-    """The customer's date when given (never before the order day), else the order day + reserve_days."""
-    day = order.created.astimezone(SATU_TZ).date()
-    if order.reserve_until is not None:
-        return max(order.reserve_until, day)
-    return day + timedelta(days=reserve_days)
-
-
-def _utc_naive(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
-
 
 class OrderTextError(SkipError):
     """A text of the order cannot be stored in the database (charset or length); names order and field."""
-
-
-@dataclass
-class ResolvedLine:
-    """An order line with its Torgsoft good (None = unmatched) and the price that will be written."""
-
-    no: int
-    line: OrderLine
-    good_id: int | None
-    price: Decimal
-
-
-@dataclass
-class ImportOutcome:
-    """What importing one order did."""
-
-    kind: str  # "imported" | "updated" | "unchanged"
-    order_id: int  # the Torgsoft order id
-    invoice: bool = False  # an invoice was created now
-    unmatched: list[str] = field(default_factory=list)
-    shortages: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 class _Retry(Exception):
@@ -705,66 +593,3 @@ class OrderImporter:
                 db.rollback(self.con)
                 raise
         raise DatabaseError(f"order {order.id}: gave up after {MAX_ATTEMPTS} attempts")  # pragma: no cover
-
-
-# Every query the importer runs, with the result columns it reads (writes have none).
-QUERY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "order_find": ("id", "status", "is_paid", "client_id", "external_modified", "external_hash"),
-    "order_lock": ("id",),
-    "order_next_id": ("id",),
-    "order_insert": (),
-    "order_update": (),
-    "order_items": ("line_no", "good_id", "qty", "price"),
-    "order_items_delete": (),
-    "order_item_insert": (),
-    "client_find_by_phone": ("id", "name", "phone", "email", "city", "address"),
-    "client_find_by_email": ("id", "name", "phone", "email", "city", "address"),
-    "client_next_id": ("id",),
-    "client_insert": (),
-    "client_update": (),
-    "client_key_insert": (),
-    "good_find_by_id": ("good_id", "retail_price", "wholesale_price"),
-    "good_find_by_articul": ("good_id", "retail_price", "wholesale_price"),
-    "stock_lock": ("qty", "reserved"),
-    "stock_reserve": (),
-    "stock_write_off": (),
-    "reservation_next_id": ("id",),
-    "reservation_insert": (),
-    "reservations_of_order": ("id", "good_id", "center_id", "qty", "state"),
-    "reservation_set_state": (),
-    "reservation_set_until": (),
-    "invoice_find": ("id",),
-    "invoice_next_id": ("id",),
-    "invoice_insert": (),
-    "invoice_item_insert": (),
-}
-
-
-def check_mapping(con: Any, mapping: Mapping) -> None:
-    """Prepare every order query against the live database and check the aliases it must deliver;
-    one SettingsError lists every problem (file and column) before any order is touched."""
-    from pipeline.errors import Problem, SettingsError
-
-    problems: list[Problem] = []
-    try:
-        mapping.check(con, list(QUERY_COLUMNS))  # files that are missing or do not prepare
-    except SettingsError as exc:
-        problems += exc.problems
-    broken = {p.key for p in problems}
-    cur = con.cursor()
-    for name, columns in QUERY_COLUMNS.items():
-        if not columns or str(mapping.path(name)) in broken or not mapping.path(name).exists():
-            continue
-        q = mapping.query(name)
-        try:
-            have = {d[0].lower() for d in cur.prep(q.sql).description or ()}
-        except Exception:  # already reported by mapping.check
-            continue
-        problems += [
-            Problem(str(q.path), f"result column {c!r} is missing", f"alias a column AS {c}")
-            for c in columns
-            if c not in have
-        ]
-    con.rollback()
-    if problems:
-        raise SettingsError(problems)
