@@ -8,6 +8,7 @@ Nothing is ever deleted.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import time
@@ -61,6 +62,27 @@ def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
     raise PipelineError(f"cannot find a free name for {name} in {folder}")  # pragma: no cover
 
 
+# Names in done/ and quarantine/ stay below this many bytes, so `.reason.txt` and a `.N` suffix still fit
+# in the 255 bytes most file systems allow; a longer name is cut and tagged with a hash of the whole.
+MAX_KEPT_NAME_BYTES = 200
+
+
+def name_hash(name: str) -> str:
+    """A short, stable tag of a file name (claims are named by it, never by the name itself)."""
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:20]
+
+
+def kept_name(name: str) -> str:
+    """`name`, or, when it is too long to keep with a suffix, its start plus a hash and its extension."""
+    raw = os.fsencode(name)
+    if len(raw) <= MAX_KEPT_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = f".{ext}" if dot and len(ext) <= 10 else ""
+    head = raw[: MAX_KEPT_NAME_BYTES - 40].decode("utf-8", "ignore") or "order"
+    return f"{head}-{name_hash(name)[:12]}{ext}"
+
+
 class Inbox:
     """The folder layout and the claim protocol of one importer process."""
 
@@ -71,7 +93,10 @@ class Inbox:
         self.quarantine = self.root / "quarantine"
         for d in (self.root, self.processing, self.done, self.quarantine):
             d.mkdir(parents=True, exist_ok=True)
-        self.owner = f"{socket.gethostname().replace('~', '-')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        who = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+        # Short whatever the host name: a claim is `<owner>~<name hash>` (the original name lives in
+        # `processing/.name-<name hash>`), so no inbox name is too long to be claimed.
+        self.owner = hashlib.sha256(who.encode()).hexdigest()[:12]
         self._lock_path = self.processing / f".owner-{self.owner}.lock"
         self._lock_fd: int | None = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o644)
         if fcntl is not None:
@@ -124,8 +149,17 @@ class Inbox:
     # --- claims ---------------------------------------------------------------------------------------
 
     def claim(self, path: Path) -> Path | None:
-        """Atomically take a file into processing/; None when another importer was faster."""
-        target = self.processing / f"{self.owner}~{path.name}"
+        """Atomically take a file into processing/; None when another importer was faster.
+
+        The claim is named `<owner>~<hash of the name>`; the name itself is written first to
+        `processing/.name-<hash>` (a kill between the two leaves only a harmless side file)."""
+        tag = name_hash(path.name)
+        side = self.processing / f".name-{tag}"
+        if not side.exists():
+            tmp = self.processing / f".name-{tag}.{uuid.uuid4().hex[:8]}.tmp"
+            tmp.write_bytes(os.fsencode(path.name))
+            os.replace(tmp, side)
+        target = self.processing / f"{self.owner}~{tag}"
         try:
             os.rename(path, target)
         except FileNotFoundError:
@@ -133,10 +167,27 @@ class Inbox:
         self._seen.pop(path.name, None)
         return target
 
-    @staticmethod
-    def original_name(claim: Path) -> str:
-        """The file name a claim had in the inbox."""
-        return claim.name.split("~", 1)[1] if "~" in claim.name else claim.name
+    def original_name(self, claim: Path) -> str:
+        """The file name a claim had in the inbox (from its side file; a claim of an older version of
+        the program carries the name itself)."""
+        if "~" not in claim.name:
+            return claim.name
+        tag = claim.name.split("~", 1)[1]
+        try:
+            return os.fsdecode((self.processing / f".name-{tag}").read_bytes())
+        except OSError:
+            return tag
+
+    def _forget_name(self, claim: Path) -> None:
+        """Remove the side file of a claim that left processing/ (unless another claim of that name is there)."""
+        if "~" not in claim.name:
+            return
+        tag = claim.name.split("~", 1)[1]
+        with os.scandir(self.processing) as it:
+            if any(e.name.endswith(f"~{tag}") for e in it):
+                return
+        with contextlib.suppress(OSError):
+            (self.processing / f".name-{tag}").unlink()
 
     def _owner_alive(self, owner: str) -> bool:
         if owner == self.owner:
@@ -195,14 +246,19 @@ class Inbox:
     def finish(self, claim: Path) -> Path:
         """An imported file goes to done/. No fsync: should the move be lost in a crash, the file is
         imported again and found unchanged (the database, not the folder, keeps exactly-once)."""
-        return _move_no_clobber(claim, self.done, self.original_name(claim))
+        target = _move_no_clobber(claim, self.done, kept_name(self.original_name(claim)))
+        self._forget_name(claim)
+        return target
 
     def to_quarantine(self, claim: Path, reason: str) -> Path:
         """A damaged file goes to quarantine/ next to `<name>.reason.txt`."""
-        target = _move_no_clobber(claim, self.quarantine, self.original_name(claim))
+        name = self.original_name(claim)
+        target = _move_no_clobber(claim, self.quarantine, kept_name(name))
+        self._forget_name(claim)
         reason_file = Path(str(target) + ".reason.txt")
-        tmp = reason_file.with_name(f".{reason_file.name}.tmp")
-        tmp.write_text(f"{reason}\n", encoding="utf-8")
+        tmp = reason_file.with_name(f".{self.owner}-{uuid.uuid4().hex[:8]}.reason.tmp")
+        note = "" if target.name == name else f"\n(original file name: {name})"
+        tmp.write_text(f"{reason}{note}\n", encoding="utf-8")
         os.replace(tmp, reason_file)
         _fsync_dir(self.quarantine)
         return target
@@ -210,4 +266,5 @@ class Inbox:
     def give_back(self, claim: Path) -> Path:
         """Return a claim to the inbox (import to be retried later)."""
         target = _move_no_clobber(claim, self.root, self.original_name(claim))
+        self._forget_name(claim)
         return target

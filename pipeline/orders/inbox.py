@@ -341,7 +341,13 @@ def _work(
             path = queue.popleft()
         except IndexError:
             break
-        claim = inbox.claim(path)
+        try:
+            claim = inbox.claim(path)
+        except OSError as exc:  # one file the folder will not move must not block the others
+            local.failed += 1
+            local.problems.append(f"{path.name}: cannot claim: {exc}")
+            journal.event(STAGE, f"cannot claim {path.name}: {exc}", "error", file=path.name)
+            continue
         if claim is None:
             continue  # another importer took it
         _testing.reach("inbox.claimed")
