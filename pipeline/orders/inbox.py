@@ -3,7 +3,8 @@
 Layout under `[orders] inbox`:
 
     inbox/*.json            files waiting (anything not hidden and not *.tmp/*.part counts)
-    inbox/processing/       files claimed by a running importer (name: `<owner>~<file name>`)
+    inbox/processing/       files claimed by a running importer (`<owner hash>~<name hash>`; the file's
+                            name is in `.name-<name hash>`, so no name is too long to claim)
     inbox/done/             imported files
     inbox/quarantine/       damaged files, each with `<name>.reason.txt`
 
@@ -12,6 +13,11 @@ rename into processing/, so two importers on one inbox never both take a file. E
 exclusive lock on `processing/.owner-<owner>.lock` while it lives; a claim whose owner lock is free
 belongs to a killed process and is taken over (renamed to the new owner) and imported again — safe,
 because the database import itself is exactly-once. Nothing is ever deleted.
+
+A stop (`should_stop`, or watch's stop event) ends a pass after the orders being written, each committed
+or rolled back, and gives every claim back. A database that goes away (shut down, connection lost) is
+`DatabaseUnavailable`: the file goes back to the inbox, never to quarantine; only a data problem
+quarantines. The folder and claim protocol live in `claims.py`.
 
 `run()` is one pass; `watch()` runs until a stop event: a watchdog observer gives hints, the listing is
 the truth (scan at start and every few seconds).
