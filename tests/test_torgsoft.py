@@ -12,7 +12,7 @@ from pipeline.settings import Settings
 from pipeline.torgsoft.catalog import DatabaseCatalog, open_catalog
 from pipeline.torgsoft.connection import connect, create_database
 from pipeline.torgsoft.demo import bulk_insert, generate, section_depths
-from pipeline.torgsoft.mapping import Mapping, compile_sql
+from pipeline.torgsoft.mapping import Mapping, compile_sql, read_header
 from pipeline.torgsoft.schema import create_schema, statements, user_tables
 
 
@@ -231,6 +231,59 @@ def test_mapping_override_is_used(demo_env: Settings, tmp_path: Path):
         assert [p.good_id for p in cat.products()] == list(range(1, 11))
     finally:
         con.close()
+
+
+def test_every_builtin_query_declares_what_it_uses_and_delivers(demo_env: Settings):
+    mapping = Mapping()
+    con = connect(demo_env)
+    try:
+        for name in mapping.names():
+            q = mapping.query(name)
+            assert set(q.params) == set(q.header.params), name  # declared = used, for every file
+            delivered = {d[0].lower() for d in con.cursor().prep(q.sql).description or ()}
+            assert set(q.columns) <= delivered, name
+            assert set(q.header.optional) <= delivered, name
+            assert bool(q.columns) == q.sql.upper().startswith("SELECT"), name  # reads declare columns
+        mapping.check(con)  # the whole built-in set passes the start-up check
+    finally:
+        con.close()
+    assert "good_id" in mapping.query("products").columns
+    assert "changed_at" not in mapping.query("orders_for_status").columns  # optional: read when there
+
+
+def test_header_lines_continue_and_end_where_the_sql_starts():
+    header = read_header(
+        "-- A read.\n-- params: :a, :b\n-- columns: x, y,\n--     z\n-- optional columns: w\n"
+        "SELECT 1 AS x\n-- columns: late\n"
+    )
+    assert header.params == ("a", "b")
+    assert header.columns == ("x", "y", "z")
+    assert header.optional == ("w",)
+    assert read_header("-- params: none\nUPDATE T SET A = 1").params == ()
+    with pytest.raises(SettingsError, match="bad.sql: header names 'a b'"):
+        read_header("-- columns: a b\nSELECT 1", "bad.sql")
+
+
+def test_an_own_copy_is_checked_against_the_builtin_header(demo_env: Settings, tmp_path: Path):
+    mdir = tmp_path / "mapping"
+    mdir.mkdir()
+    # No header of its own, a parameter the program does not supply and a column left out.
+    (mdir / "order_items.sql").write_text(
+        "SELECT i.LINE_NO AS line_no, i.GOOD_ID AS good_id, i.QTY AS qty FROM CUSTOMER_ORDER_ITEM i "
+        "WHERE i.ORDER_ID = :order_id AND i.LINE_NO > :first_line",
+        encoding="utf-8",
+    )
+    con = connect(demo_env)
+    try:
+        with pytest.raises(SettingsError) as exc:
+            Mapping(mdir).check(con, ["order_items", "order_find"])
+    finally:
+        con.close()
+    text = str(exc.value)
+    assert "order_items.sql: uses parameter :first_line that the program does not supply" in text
+    assert "use only: :order_id" in text
+    assert "order_items.sql: result column 'price' is missing" in text
+    assert "order_find.sql" not in text
 
 
 def test_named_parameters_compile_outside_strings_and_comments():

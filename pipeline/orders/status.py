@@ -219,7 +219,7 @@ def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, It
         except Exception as exc:  # fdb.DatabaseError → project error naming the mapping file
             raise translate(exc, f"{query.path} failed") from None
         columns = [d[0].lower() for d in cur.description or ()]
-        missing = [c for c in ("external_id", "status", "is_paid", "ttn") if c not in columns]
+        missing = [c for c in query.columns if c not in columns]
         if missing:
             raise SettingsError(
                 [
