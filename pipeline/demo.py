@@ -162,7 +162,7 @@ def ensure_database(settings: Any, products: int, seed: int, echo: Callable[[str
         )
     if path.exists():
         return False
-    from pipeline.torgsoft.demo import build_demo_database
+    from pipeline.devtools.demo_data import build_demo_database
 
     echo(f"Creating the demo database {path} with {products} goods …")
     summary = build_demo_database(
@@ -225,10 +225,10 @@ def set_order_state(settings: Any, changes: dict[str, tuple[int, int]]) -> int:
     `changes`: Satu order id → (STATUS, IS_PAID). Goes through the named query
     `demo_set_order_state.sql`, in one transaction. Returns the rows changed.
     """
+    from pipeline.devtools.demo_data import demo_mapping
     from pipeline.torgsoft.connection import connect, transaction
-    from pipeline.torgsoft.mapping import Mapping
 
-    q = Mapping(settings.torgsoft.mapping_dir).query("demo_set_order_state")
+    q = demo_mapping(settings).query("demo_set_order_state")
     con = connect(settings)
     changed = 0
     try:
@@ -248,10 +248,10 @@ def set_order_state(settings: Any, changes: dict[str, tuple[int, int]]) -> int:
 
 def torgsoft_counts(settings: Any) -> dict[str, int]:
     """Customers, Satu orders, reservations and invoices in the database (query `demo_counts.sql`)."""
+    from pipeline.devtools.demo_data import demo_mapping
     from pipeline.torgsoft.connection import connect
-    from pipeline.torgsoft.mapping import Mapping
 
-    q = Mapping(settings.torgsoft.mapping_dir).query("demo_counts")
+    q = demo_mapping(settings).query("demo_counts")
     con = connect(settings)
     try:
         cur = con.cursor()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.demo_data import DEMO_QUERIES, bulk_insert, generate, section_depths
 from pipeline.errors import DatabaseError, SettingsError
 from pipeline.settings import Settings
 from pipeline.torgsoft.catalog import DatabaseCatalog, open_catalog
 from pipeline.torgsoft.connection import connect, create_database
-from pipeline.torgsoft.demo import bulk_insert, generate, section_depths
 from pipeline.torgsoft.mapping import Mapping, compile_sql, read_header
 from pipeline.torgsoft.schema import create_schema, statements, user_tables
 
@@ -237,16 +237,19 @@ def test_every_builtin_query_declares_what_it_uses_and_delivers(demo_env: Settin
     mapping = Mapping()
     con = connect(demo_env)
     try:
-        for name in mapping.names():
-            q = mapping.query(name)
-            assert set(q.params) == set(q.header.params), name  # declared = used, for every file
-            delivered = {d[0].lower() for d in con.cursor().prep(q.sql).description or ()}
-            assert set(q.columns) <= delivered, name
-            assert set(q.header.optional) <= delivered, name
-            assert bool(q.columns) == q.sql.upper().startswith("SELECT"), name  # reads declare columns
-        mapping.check(con)  # the whole built-in set passes the start-up check
+        for folder in (mapping, Mapping(builtin_dir=DEMO_QUERIES)):
+            assert folder.names()
+            for name in folder.names():
+                q = folder.query(name)
+                assert set(q.params) == set(q.header.params), name  # declared = used, for every file
+                delivered = {d[0].lower() for d in con.cursor().prep(q.sql).description or ()}
+                assert set(q.columns) <= delivered, name
+                assert set(q.header.optional) <= delivered, name
+                assert bool(q.columns) == q.sql.upper().startswith("SELECT"), name  # reads declare columns
+            folder.check(con)  # the whole set passes the start-up check
     finally:
         con.close()
+    assert not any(n.startswith("demo_") for n in mapping.names())  # demo statements stay apart
     assert "good_id" in mapping.query("products").columns
     assert "changed_at" not in mapping.query("orders_for_status").columns  # optional: read when there
 
