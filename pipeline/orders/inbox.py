@@ -38,7 +38,7 @@ from typing import Any, Protocol
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
 from pipeline.orders.claims import Inbox
-from pipeline.orders.importer import ImportOutcome
+from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.torgsoft.db import is_race

@@ -350,7 +350,7 @@ class TSGoodsCatalog:
                     "use cp1251 (Torgsoft's default) or utf-8",
                 )
             )
-        if problems:
+        if problems or t.tsgoods_file is None:
             raise SettingsError(problems)
         return cls(
             Path(t.tsgoods_file),
@@ -478,13 +478,13 @@ class TSGoodsCatalog:
                 parent = sid
             if not path:
                 try:
-                    sid = parse_int(row.get("category", ""), "Category")
+                    number = parse_int(row.get("category", ""), "Category")
                 except RowError:
                     continue
-                if sid is not None and sid > 0 and sid not in seen:
+                if number is not None and number > 0 and number not in seen:
                     sync = row.get("synchronizationsection", "").strip()
-                    name = sync if sync and not sync.isdigit() else f"Раздел {sid}"
-                    seen[sid] = Category(id=sid, parent_id=None, name=name)
+                    name = sync if sync and not sync.isdigit() else f"Раздел {number}"
+                    seen[number] = Category(id=number, parent_id=None, name=name)
         return list(seen.values())
 
     def products(self) -> Iterator[Product]:
