@@ -164,7 +164,7 @@ def child_feed(base: Path, out_dir: Path) -> dict:
     return {
         "offers": result.offers,
         "hidden": result.hidden,
-        "skipped": result.skipped,
+        "skip_reasons": result.skip_reasons,
         "pictures_dropped": result.pictures_dropped,
         "bytes": Path(result.output).stat().st_size,
     }

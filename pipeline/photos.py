@@ -34,6 +34,7 @@ from typing import Any
 from pipeline.photo_urls import PUBLISHED_NS
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "photos"
 CACHE_NS = "photos.cache"
@@ -48,7 +49,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass
-class PhotosResult:
+class PhotosResult(ResultBase):
     """What the photos stage did."""
 
     processed: int = 0
@@ -284,8 +285,18 @@ def _workers(settings: Settings) -> int:
     return settings.photos.workers or os.cpu_count() or 1
 
 
-def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) -> PhotosResult:
-    """Process every referenced photo that changed; record the published names in state."""
+def run(
+    settings: Settings,
+    *,
+    journal: Any,
+    state: Any,
+    progress: bool = True,
+    should_stop: StopCheck = never_stop,
+) -> PhotosResult:
+    """Process every referenced photo that changed; record the published names in state.
+
+    `should_stop` is asked once per referenced photo while the work is listed; when it says yes the
+    photos not reached yet wait for the next run (`interrupted` is set)."""
     result = PhotosResult()
     refs, _ = collect(settings)
     result.referenced = len(refs)
@@ -317,6 +328,9 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
 
     resolve = SourceResolver(p.source_dir)
     for name in sorted(refs):
+        if should_stop():
+            result.interrupted = True
+            break
         real, why = resolve(name)
         if real is None:
             fail(name, why, refused=True)

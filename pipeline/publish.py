@@ -42,6 +42,7 @@ from pipeline.errors import PipelineError, Problem, RetryableError, SettingsErro
 from pipeline.photo_urls import PUBLISHED_NS, join_url
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "publish"
 MANIFEST_NS = "publish.manifest"
@@ -54,7 +55,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class PublishResult:
+class PublishResult(ResultBase):
     """What the publish stage did (or, in a dry run, would do)."""
 
     uploaded: int = 0
@@ -640,6 +641,7 @@ def run(
     feed_only: bool = False,
     progress: bool = True,
     backoff: float = 1.0,
+    should_stop: StopCheck = never_stop,  # honoured by the upload loop (r-publish)
 ) -> PublishResult:
     """Upload what changed: photos first, then the feed files atomically; optionally prune orphans.
 

@@ -445,8 +445,8 @@ def test_demo_database_feed_passes_check_feed(demo_env):
     assert result.ok and result.written, result.problems
     out = Path(demo_env.feed.output)
     assert check_feed(out).ok
-    assert result.offers > 200 and result.hidden > 0 and result.skipped.get("deleted", 0) >= 0
-    assert result.offers + result.hidden + sum(result.skipped.values()) == result.products == 300
+    assert result.offers > 200 and result.hidden > 0 and result.skip_reasons.get("deleted", 0) >= 0
+    assert result.offers + result.hidden + sum(result.skip_reasons.values()) == result.products == 300
     root = etree.parse(str(out)).getroot()
     offers = root.findall("shop/offers/offer")
     assert len(offers) == result.offers
@@ -594,7 +594,7 @@ def test_feed_command_prints_summary_and_json(demo_env):
         r.exit_code == 0
         and data["ok"]
         and data["dry_run"]
-        and set(data["skipped"]) <= {"deleted", "hidden_on_site", "no_section"}
+        and set(data["skip_reasons"]) <= {"deleted", "hidden_on_site", "no_section"}
     )
     r = CliRunner().invoke(cli, ["--settings", str(path), "--set", "feed.only_with_photos=true", "feed"])
     assert r.exit_code == 1 and "mass-change guard" in r.output
@@ -665,7 +665,7 @@ def test_purpose_built_rows_through_the_database(empty_db):
     result, state, journal = run_feed(s)
     assert result.ok, result.problems
     assert result.offers == 2 and result.awaiting == 1 and result.pictures_dropped == 2
-    assert result.skipped == {"dangling_parent": 1, "long_articul": 1, "section_cycle": 1}
+    assert result.skip_reasons == {"dangling_parent": 1, "long_articul": 1, "section_cycle": 1}
     assert any("20 «Цикл А»" in p and "21 «Цикл Б»" in p for p in result.section_problems)
     assert any("30 «Сирота»" in p for p in result.section_problems)
     out = Path(s.feed.output)
@@ -690,7 +690,7 @@ def test_fallback_category_and_out_elsewhere_leaves_state_alone(demo_env, tmp_pa
     )
     other = tmp_path / "elsewhere" / "test.yml"
     result, state, _ = run_feed(s, out=other)
-    assert result.ok and result.written and "no_section" not in result.skipped
+    assert result.ok and result.written and "no_section" not in result.skip_reasons
     assert check_feed(other).ok
     root = etree.parse(str(other)).getroot()
     fallback = root.find("shop/categories/category[@id='900000']")

@@ -91,7 +91,7 @@ def test_fetch_interrupted_keeps_the_cursor_and_loses_nothing(demo_env, sandbox,
     # A crash after the files were durable but before the cursor was saved: the re-run writes nothing twice.
     State.from_settings(s).delete("orders.fetch")
     rerun = _fetch(s)
-    assert rerun.ok and (rerun.written, rerun.skipped) == (0, 150) and len(_inbox_files(s)) == 150
+    assert rerun.ok and (rerun.written, rerun.unchanged) == (0, 150) and len(_inbox_files(s)) == 150
 
 
 def test_fetch_cli_with_a_bad_token_exits_nonzero(demo_env, sandbox, monkeypatch, tmp_path):

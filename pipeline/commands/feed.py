@@ -17,8 +17,8 @@ def _print_summary(result) -> None:
         f"Offers: {r.offers}   hidden (no stock): {r.hidden}   awaiting: {r.awaiting}   "
         f"sections: {r.categories}   products read: {r.products}"
     )
-    if r.skipped:
-        click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in r.skipped.items()))
+    if r.skip_reasons:
+        click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in r.skip_reasons.items()))
     else:
         click.echo("Skipped: none")
     if r.pictures_dropped or r.pictures_missing:

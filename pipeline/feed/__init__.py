@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 OFFERS_NS = "feed.offers"
 AWAITING_NS = "feed.awaiting"
@@ -30,13 +31,13 @@ JOURNAL_SAMPLES = 50  # per skip reason: enough to search for, not a flood
 
 
 @dataclass
-class FeedResult:
-    """What a feed run did. `skipped` counts products left out, per reason (out-of-stock ones are `hidden`)."""
+class FeedResult(ResultBase):
+    """What a feed run did. `skip_reasons` counts products left out, per reason (out-of-stock ones are `hidden`)."""
 
     offers: int = 0
     hidden: int = 0
     awaiting: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
     pictures_dropped: int = 0
     pictures_missing: int = 0
     names_truncated: int = 0
@@ -92,6 +93,7 @@ def run(
     out: Path | str | None = None,
     dry_run: bool = False,
     force: bool = False,
+    should_stop: StopCheck = never_stop,  # honoured by the feed's own loop (r-feed)
 ) -> FeedResult:
     """Build, render, validate and (unless dry_run) publish the feed file. See the module doc."""
     from pipeline.feed.groups import group_rows, write_groups
@@ -212,9 +214,9 @@ def run(
                 except BaseException:
                     stream_check.close()
                     raise
-        result.skipped = dict(sorted(skipped.items()))
+        result.skip_reasons = dict(sorted(skipped.items()))
         result.categories = len(used_sections)
-        for reason, n in result.skipped.items():
+        for reason, n in result.skip_reasons.items():
             if n > logged[reason]:
                 journal.event(
                     "feed", f"{n} products left out: {reason}", level="warning", reason=reason, count=n
@@ -278,7 +280,7 @@ def run(
         journal.event(
             "feed",
             f"feed published: {result.offers} offers, {result.hidden} hidden, "
-            f"{result.awaiting} awaiting, skipped {result.skipped or 'none'}",
+            f"{result.awaiting} awaiting, skipped {result.skip_reasons or 'none'}",
             output=str(output),
             **{k: v for k, v in diff.as_dict().items() if k != "samples"},
         )

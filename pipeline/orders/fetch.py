@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline.errors import RetryableError, StopError
 from pipeline.orders.parse import SATU_TZ, parse_satu_datetime
+from pipeline.stage import ResultBase
 
 STAGE = "orders"
 NS = "orders.fetch"
@@ -31,12 +32,12 @@ BATCH = 100  # files per folder fsync and state write
 
 
 @dataclass
-class FetchResult:
+class FetchResult(ResultBase):
     """Counts of one download pass."""
 
     listed: int = 0
     written: int = 0
-    skipped: int = 0  # versions already in the inbox
+    unchanged: int = 0  # versions already in the inbox
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -48,7 +49,7 @@ class FetchResult:
     def summary(self) -> str:
         """One line for the CLI."""
         return (
-            f"listed {self.listed}, written {self.written}, already there {self.skipped}"
+            f"listed {self.listed}, written {self.written}, already there {self.unchanged}"
             + (f", cursor {self.cursor}" if self.cursor else "")
             + (f", errors {len(self.errors)}" if self.errors else "")
         )
@@ -121,7 +122,7 @@ def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> Fetch
             oid = raw.get("id")
             stamp = str(raw.get("date_modified") or raw.get("date_created") or "")
             if isinstance(oid, int) and stamp and state.get(SEEN_NS, str(oid)) == stamp:
-                result.skipped += 1
+                result.unchanged += 1
                 continue
             name = file_name(raw)
             data = json.dumps({"order": raw}, ensure_ascii=False, indent=None).encode("utf-8")

@@ -35,6 +35,7 @@ from typing import Any
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
 from pipeline.orders.importer import ImportOutcome, test_hook
 from pipeline.orders.parse import DamagedFile, parse_order
+from pipeline.stage import ResultBase
 
 STAGE = "orders"
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
@@ -48,7 +49,7 @@ except ImportError:  # pragma: no cover - Windows: claims of dead owners are rec
 
 
 @dataclass
-class InboxResult:
+class InboxResult(ResultBase):
     """Counts of one inbox pass."""
 
     scanned: int = 0

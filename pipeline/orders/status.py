@@ -43,6 +43,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
 from pipeline.settings import Settings, StatusSettings
+from pipeline.stage import ResultBase
 
 STAGE = "status"
 SOURCE = "satu"  # CUSTOMER_ORDER.EXTERNAL_SOURCE of orders that came from Satu
@@ -98,7 +99,7 @@ class Target:
 
 
 @dataclasses.dataclass
-class StatusResult:
+class StatusResult(ResultBase):
     """Counts of one run: orders checked, statuses and waybills confirmed, failures, parked, baseline."""
 
     checked: int = 0
@@ -612,21 +613,23 @@ class _Run:
             self.fail(kind, key, payload, attempts, f"Satu unreachable: {exc}", transient=True)
 
     def push(self) -> None:
-        """Push everything due; an auth problem stops the push (nothing is counted against orders)."""
-        from pipeline.satu.client import SatuAuthError
+        """Push everything due. A refused token stops the push (nothing is counted against orders) and
+        is raised (an `AuthError`) after journaling it, so the one token alert fires."""
+        from pipeline.errors import AuthError
 
         if not self.state.outbox_due(KIND_STATUS, limit=1) and not self.state.outbox_due(KIND_TTN, limit=1):
             return
         try:
             if self.push_statuses():
                 self.push_waybills()
-        except SatuAuthError as exc:
+        except AuthError as exc:
             self.result.ok = False
             self.event(
                 f"Satu refused the token, nothing pushed: {exc}",
                 "error",
                 fix="make a new API token with order rights and set it in the env var [satu] token_env names",
             )
+            raise
 
 
 def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False) -> StatusResult:

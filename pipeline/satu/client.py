@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import httpx
 
-from pipeline.errors import PipelineError, RetryableError, StopError
+from pipeline.errors import AuthError, PipelineError, RetryableError, StopError
 from pipeline.numbers import parse_decimal
 
 log = logging.getLogger("pipeline.satu")
@@ -64,7 +64,7 @@ class SatuError(PipelineError):
     """Base of the Satu client's errors."""
 
 
-class SatuAuthError(SatuError, StopError):
+class SatuAuthError(SatuError, AuthError, StopError):
     """HTTP 401/403: the token expired or lacks rights. Nothing will work until it is replaced."""
 
 

@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.errors import RetryableError
+from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.satu.client import (
     MAX_BATCH,
     SatuApiError,
@@ -46,7 +47,7 @@ _CENT = Decimal("0.01")
 
 
 @dataclass
-class PushResult:
+class PushResult(ResultBase):
     """What one push run did."""
 
     changed: int = 0  # offers whose catalog state differs from what Satu acknowledged
@@ -63,7 +64,7 @@ class PushResult:
 
 
 @dataclass
-class ReconcileResult:
+class ReconcileResult(ResultBase):
     """Differences between Satu's products and the catalog record."""
 
     checked: int = 0
@@ -84,7 +85,7 @@ class ReconcileResult:
 
 
 @dataclass
-class ImportResult:
+class ImportResult(ResultBase):
     """The outcome of an import by URL."""
 
     import_id: str | None = None
@@ -185,7 +186,13 @@ def _full_due(settings: Any, state: Any, now: float) -> bool:
 
 
 def run(
-    settings: Any, *, journal: Any, state: Any, full: bool = False, client: SatuClient | None = None
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    full: bool = False,
+    client: SatuClient | None = None,
+    should_stop: StopCheck = never_stop,
 ) -> PushResult:
     """Push stock/price/presence changes (or, when `full` or due, everything) to Satu.
 
@@ -256,6 +263,9 @@ def run(
     aborted = False
     try:
         for start in range(0, len(ordered), MAX_BATCH):
+            if should_stop():  # what is not sent yet is found again by the next run's diff
+                result.interrupted = True
+                break
             batch = ordered[start : start + MAX_BATCH]
             items = [to_item(k, st) for k, st in batch]
             try:
@@ -303,7 +313,7 @@ def run(
     finally:
         if own_client:
             client.close()
-    if result.full and not aborted:
+    if result.full and not aborted and not result.interrupted:
         state.put(META_NS, "last_full", now)
     result.outbox = state.outbox_count(OUTBOX_KIND)
     result.ok = result.ok and not aborted and result.rejected == 0
