@@ -295,8 +295,8 @@ def run(
 ) -> PhotosResult:
     """Process every referenced photo that changed; record the published names in state.
 
-    `should_stop` is asked once per referenced photo while the work is listed; when it says yes the
-    photos not reached yet wait for the next run (`interrupted` is set)."""
+    `should_stop` is asked per photo (per finished chunk with worker processes); when it says yes the
+    photos not reached yet wait for the next run (`interrupted` is set; what was done is recorded)."""
     result = PhotosResult()
     refs, _ = collect(settings)
     result.referenced = len(refs)
@@ -431,6 +431,9 @@ def run(
         if workers <= 1 or len(jobs) < INLINE_BELOW:
             batch: list[dict[str, Any]] = []
             for job in jobs:
+                if should_stop():
+                    result.interrupted = True
+                    break
                 batch.append(process_job(job))
                 bar.update()
                 if len(batch) >= 50:
@@ -459,6 +462,11 @@ def run(
                         ]
                     record(outcomes)
                     bar.update(len(chunk))
+                    if should_stop():  # chunks not started are dropped; running ones finish
+                        result.interrupted = True
+                        for pending in futures:
+                            pending.cancel()
+                        break
 
     # Forget photos no product or section refers to any more, so publish stops treating them as wanted.
     for name in set(published) - set(refs):

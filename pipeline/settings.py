@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
 
 
@@ -544,10 +545,10 @@ def cross_check(settings: Settings) -> list[Problem]:
                 "set the URL at which publish.remote_dir is served",
             )
         )
-    floor = 1 if os.environ.get("TORGSOFT_SATU_TEST_SHORT_INTERVALS") == "1" else 10
+    floor = f"{_testing.interval_floor_minutes():g}"  # 10, unless a test lowered it
     s = settings.schedule
     for key in ("interval_minutes", "orders_minutes"):
-        if getattr(s, key) < floor:
+        if getattr(s, key) < float(floor):
             problems.append(
                 Problem(
                     f"schedule.{key}",

@@ -48,6 +48,21 @@ class SyncResult:
     dry_run: bool = False
     feed_url: str = ""
     ok: bool = True
+    skipped: bool = False  # a sync always runs its stages (each may be skipped on its own)
+
+    @property
+    def interrupted(self) -> bool:
+        """A stop was requested and some stage ended early."""
+        return any(s.status is Status.STOPPED for s in self.stages)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per stage that did not finish well."""
+        return [f"{s.name}: {s.detail or s.status}" for s in self.stages if not s.done]
+
+    def counts(self) -> dict[str, Any]:
+        """Each stage's status by name (a `StageResult`, so a sync is a stage of the service)."""
+        return {s.name: str(s.status) for s in self.stages}
 
     def stage(self, name: str) -> StageOutcome | None:
         """The outcome of a stage by name."""

@@ -43,7 +43,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
 from pipeline.settings import Settings, StatusSettings
-from pipeline.stage import ResultBase
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "status"
 SOURCE = "satu"  # CUSTOMER_ORDER.EXTERNAL_SOURCE of orders that came from Satu
@@ -276,8 +276,9 @@ def _satu_id(external_id: str) -> int | None:
 class _Run:
     """One run of the stage; keeps the counters and the lazily opened Satu client."""
 
-    def __init__(self, settings: Settings, journal: Any, state: Any):
+    def __init__(self, settings: Settings, journal: Any, state: Any, should_stop: StopCheck = never_stop):
         self.settings = settings
+        self.should_stop = should_stop
         self.cfg = settings.status
         self.journal = journal
         self.state = state
@@ -521,6 +522,9 @@ class _Run:
             ).append((key, payload, attempts))
         for (status, reason, text), entries in groups.items():
             for start in range(0, len(entries), BATCH):
+                if self.should_stop():  # the rest stays queued in the outbox for the next run
+                    self.result.interrupted = True
+                    return False
                 chunk = entries[start : start + BATCH]
                 try:
                     processed = self.set_status(chunk, status, reason, text)
@@ -632,7 +636,14 @@ class _Run:
             raise
 
 
-def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False) -> StatusResult:
+def run(
+    settings: Settings,
+    *,
+    journal: Any,
+    state: Any,
+    baseline: bool = False,
+    should_stop: StopCheck = never_stop,
+) -> StatusResult:
     """Detect Torgsoft order changes and push statuses and waybills to Satu (see the module doc).
 
     `baseline=True` (or the first run ever) records the current states as pushed and sends nothing.
@@ -642,7 +653,7 @@ def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False)
         journal.event(STAGE, "status push is off ([status] enabled = false)")
         return StatusResult()
     validate(settings.status)
-    job = _Run(settings, journal, state)
+    job = _Run(settings, journal, state, should_stop)
     result = job.result
     try:
         if baseline or state.get(NS_META, "baseline") is None:
