@@ -135,16 +135,16 @@ def _ran(outcome: StageOutcome) -> bool:
 
 def _auth(outs: dict[str, StageOutcome], settings: Any) -> tuple[list[Message], set[str]]:
     """One alert for the whole API, cleared by an API stage running without a refused token."""
-    refused = [o for o in outs.values() if is_auth_error(o.error)]
+    refused = [(stage, o) for stage, o in outs.items() if is_auth_error(o.error)]
     if refused:
-        o = refused[0]
+        stage, o = refused[0]
         text = (
-            f"The Satu API refused the token during {o.name}: {o.error}\n"
+            f"The Satu API refused the token during {stage}: {o.error}\n"
             f"Make a new token in the Satu cabinet (Settings → API tokens, read/write for products and "
             f"orders), put it into the environment variable {settings.satu.token_env} and restart the service."
         )
         msg = Message(
-            "alert", "Satu API token expired or lacks rights", text, key="auth", data={"stage": o.name}
+            "alert", "Satu API token expired or lacks rights", text, key="auth", data={"stage": stage}
         )
         return [msg], set()
     if any(s.startswith(API_STAGES) and _ran(o) for s, o in outs.items()):
@@ -197,7 +197,7 @@ def _feed_and_import(outs: dict[str, StageOutcome], run_id: str) -> tuple[list[M
     cleared: set[str] = set()
     for stage, o in outs.items():
         if stage.rsplit(".", 1)[-1] == "feed" and _ran(o):
-            if o.status is Status.PROBLEMS:
+            if o.status == Status.PROBLEMS:
                 messages.append(_feed_rejected(stage, o, run_id))
             else:
                 cleared.add("feed")
