@@ -1,0 +1,1 @@
+"""Developer tools: not on the runtime path (the Satu sandbox, the demo)."""
