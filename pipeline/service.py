@@ -450,7 +450,7 @@ class Service:
             if not once:
                 scheduler = schedule.Scheduler()
                 for job in self.jobs:
-                    scheduler.every(job.every_seconds).seconds.do(self.run_job, job)
+                    scheduler.every(job.every_seconds).seconds.do(self.run_job, job)  # type: ignore[arg-type]  # floats work
                 while not self.stopping():
                     try:
                         scheduler.run_pending()
