@@ -206,14 +206,15 @@ class Service:
     # --- stopping ---------------------------------------------------------------------------------
 
     def stopping(self) -> bool:
-        """True once a stop was asked for (turns a pending signal into the stop event)."""
+        """True once a stop was asked for (turns a pending signal into the stop event). This is the
+        `should_stop` every stage gets, so a long stage ends at its next item."""
         if _stop_signal is not None and not self.stop_event.is_set():
             self.stop_event.set()
             self.journal.event(
                 "service",
-                f"signal {signal.Signals(_stop_signal).name} received: stopping after the current step",
+                f"signal {signal.Signals(_stop_signal).name} received: stopping the current step at its next item",
             )
-        return self.stop_event.is_set()
+        return stop_requested()
 
     def stop(self) -> None:
         """Ask for a clean stop (from another thread)."""

@@ -351,8 +351,11 @@ def test_bad_token_stops_the_push_without_counting_against_orders(env: Env, monk
     env.run()
     env.update(a, STATUS=1)
     monkeypatch.setenv(TOKEN_ENV, "wrong-token")
-    result = env.run()
-    assert result.ok is False and result.pending == 1
+    from pipeline.errors import AuthError
+
+    with pytest.raises(AuthError):  # raised, not swallowed: the notifier's token alert fires (issue 11)
+        env.run()
+    assert env.state.outbox_count(st.KIND_STATUS) == 1  # still queued, not counted against the order
     assert any("token" in e.message for e in env.events(level="error"))
     monkeypatch.setenv(TOKEN_ENV, env.sandbox.token)
     assert env.run().pushed == 1
