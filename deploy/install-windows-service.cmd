@@ -1,6 +1,6 @@
 @echo off
 rem Installs `run.py serve` as a Windows service with NSSM (https://nssm.cc), run as Administrator
-rem from the project folder, e.g. C:\torgsoft-satu.  See README, "Running around the clock".
+rem from the project folder, e.g. C:\torgsoft-satu.  See docs/service.md.
 rem Edit the secrets below first (or set them afterwards with "nssm edit TorgsoftSatu").
 setlocal
 set SERVICE=TorgsoftSatu

@@ -183,7 +183,10 @@ class OrdersSettings:
 
     inbox: Path = opt(Path("inbox"), "drop folder for order files")
     sink: str = opt("database", "where orders go", choices=("database", "torgsoft-json"))
-    json_dir: str = opt("var/torgsoft-orders", "folder (or ftp://… URL) for Torgsoft order files")
+    json_dir: str = opt(
+        "var/torgsoft-orders",
+        "folder (or ftps://… URL, explicit TLS; ftp://… is plain) for Torgsoft order files",
+    )
     reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
     accounting_center: int = opt(1, "accounting center the order is served from", min=1)
@@ -199,7 +202,10 @@ class OrdersSettings:
         "delivery_date", "order field with the date the customer gave (reserve until); empty = none"
     )
     json_password_env: str = opt(
-        "ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp://"
+        "ORDERS_FTP_PASSWORD", "env var holding the FTP password when json_dir is ftp:// or ftps://"
+    )
+    json_tls_ca_file: Path | None = opt(
+        None, "FTPS (json_dir = ftps://…): CA or self-signed certificate to trust; empty = system CAs"
     )
     json_prefix: str = opt(
         "satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)"
@@ -307,6 +313,16 @@ class JournalSettings:
     lock_file: Path = opt(Path("var/run.lock"), "lock that keeps to one run at a time")
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """`[web]`: the local control-room web page (`run.py web`, and inside `serve`)."""
+
+    enabled: bool = opt(True, "serve the web page inside `serve`")
+    host: str = opt("127.0.0.1", "address to bind; anything but loopback needs password_env")
+    port: int = opt(8780, "port of the web page", min=1, max=65535)
+    password_env: str = opt("", "env var holding the web page password; empty = no login (loopback only)")
+
+
 SECTIONS: dict[str, type] = {
     "torgsoft": TorgsoftSettings,
     "feed": FeedSettings,
@@ -318,6 +334,7 @@ SECTIONS: dict[str, type] = {
     "schedule": ScheduleSettings,
     "notify": NotifySettings,
     "journal": JournalSettings,
+    "web": WebSettings,
 }
 
 
@@ -336,6 +353,7 @@ class Settings:
     schedule: ScheduleSettings
     notify: NotifySettings
     journal: JournalSettings
+    web: WebSettings = WebSettings()
     source: Path | None = None
 
     def secret(self, dotted_key: str, required: bool = True) -> str:

@@ -7,6 +7,10 @@ Each is a context manager that serves a real folder and stops on exit:
     with ftp_server(root, "u", "p", refuse_overwrite=True)  # RNTO onto an existing file → 550
     with ftp_server(root, "u", "p", drop_after=1000, drop_match=".satu.yml", drops=1)
                                                          # cut the connection mid-upload (once)
+    with ftp_server(root, "u", "p", cut_after=65536, cut_match="satu.yml", cuts=1)
+                                                         # store only 65536 bytes, answer 426 (once)
+    with ftp_server(root, "u", "p", cut_after=8192, cut_reply="226 Transfer complete.", no_size=True)
+                                                         # a lying server: cut, 226, no SIZE command
     with ftp_server(root, "u", "p", tls=True) as srv:      # explicit FTPS; srv.cafile to trust
     with sftp_server(root, "u", "p") as srv:               # srv.host_key = "ssh-ed25519 AAAA…"
     with http_server(root) as base_url:                    # GET/HEAD of the files under root
@@ -47,6 +51,7 @@ class ServerInfo:
     cafile: Path | None = None
     host_key: str = ""
     drops_left: int = 0
+    cuts_left: int = 0
     uploads: list[str] = field(default_factory=list)
 
 
@@ -88,45 +93,56 @@ def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
     return cert_path, key_path
 
 
-@contextlib.contextmanager
-def ftp_server(
-    root: Path,
-    user: str = "user",
-    password: str = "secret",
-    *,
-    refuse_overwrite: bool = False,
-    tls: bool = False,
-    drop_after: int | None = None,
-    drop_match: str = "",
-    drops: int = 1,
-    cert_dir: Path | None = None,
-) -> Iterator[ServerInfo]:
-    """A pyftpdlib server for `root` on 127.0.0.1, run in a thread.
-
-    refuse_overwrite: RNTO onto an existing file answers 550, as some hosting servers do.
-    drop_after/drop_match/drops: while storing a file whose name contains `drop_match`, cut the data
-    and control connections once `drop_after` bytes arrived — `drops` times, then behave.
-    tls: explicit FTPS (AUTH TLS) with TLS required on control and data; `cafile` trusts the cert.
-    """
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import DTPHandler, FTPHandler
-    from pyftpdlib.servers import FTPServer
-
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    info = ServerInfo("127.0.0.1", 0, root, user, password, drops_left=drops if drop_after is not None else 0)
-    authorizer = DummyAuthorizer()
-    authorizer.add_user(user, password, str(root), perm="elradfmwMT")
-
-    base_handler: Any = FTPHandler
-    base_dtp: Any = DTPHandler
-    if tls:
-        from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
-
-        base_handler, base_dtp = TLS_FTPHandler, TLS_DTPHandler
+def _faulty_dtp(
+    base_dtp: Any,
+    info: ServerInfo,
+    drop_after: int | None,
+    drop_match: str,
+    cut_after: int | None,
+    cut_match: str,
+    cut_reply: str,
+) -> Any:
+    """The data-channel handler of `ftp_server`, with its drop and cut faults (see there)."""
 
     class DroppingDTP(base_dtp):  # type: ignore[misc, valid-type]
+        cut = False
+
+        def _cutting(self) -> bool:
+            name = os.path.basename(str(getattr(self.file_obj, "name", "") or ""))
+            if not self.cut and cut_after is not None and info.cuts_left > 0 and cut_match in name:
+                info.cuts_left -= 1
+                self.cut = True
+            return self.cut
+
+        def _read_cut(self) -> None:
+            from pyftpdlib.exceptions import _RetryError as RetryError
+
+            try:
+                chunk = self.recv(self.ac_in_buffer_size)
+            except RetryError:
+                return
+            except OSError:
+                self.handle_error()
+                return
+            assert cut_after is not None
+            keep = max(0, cut_after - self.tot_bytes_received)
+            if keep:
+                self.file_obj.write(chunk[:keep])
+            self.tot_bytes_received += len(chunk)
+
+        def handle_close(self) -> None:
+            if self.cut and not self._closed:
+                # The bytes past the cut never reached the file: answer as the server was told to.
+                self.transfer_finished = cut_reply.startswith("2")
+                self._resp = (cut_reply, logging.getLogger("pyftpdlib").debug)
+                self.close()
+                return
+            super().handle_close()
+
         def handle_read(self) -> None:
+            if self.receive and self._cutting():
+                self._read_cut()
+                return
             super().handle_read()
             name = getattr(self.file_obj, "name", "") or ""
             if (
@@ -143,6 +159,13 @@ def ftp_server(
 
         handle_read_event = handle_read  # pyftpdlib aliases the base method; point it at ours
 
+    return DroppingDTP
+
+
+def _handler(base_handler: Any, info: ServerInfo, *, refuse_overwrite: bool, no_size: bool) -> Any:
+    """The control-channel handler of `ftp_server`: records commands and uploads; its faults."""
+    root = info.root
+
     class Handler(base_handler):  # type: ignore[misc, valid-type]
         def pre_process_command(self, line: str, cmd: str, arg: str) -> Any:
             info.commands.append(cmd)
@@ -151,13 +174,71 @@ def ftp_server(
         def on_file_received(self, file: str) -> None:
             info.uploads.append(os.path.relpath(file, root))
 
+        def ftp_SIZE(self, path: str) -> Any:
+            if no_size:
+                self.respond("502 Command not implemented.")
+                return None
+            return super().ftp_SIZE(path)
+
         def ftp_RNTO(self, path: str) -> Any:
-            if refuse_overwrite and self._rnfr and self.fs.lexists(path):
+            if refuse_overwrite and self._rnfr and self.fs.lexists(path):  # type: ignore[has-type]
                 self._rnfr = None
                 self.respond("550 Destination file exists.")
                 return None
             return super().ftp_RNTO(path)
 
+    return Handler
+
+
+@contextlib.contextmanager
+def ftp_server(
+    root: Path,
+    user: str = "user",
+    password: str = "secret",
+    *,
+    refuse_overwrite: bool = False,
+    tls: bool = False,
+    drop_after: int | None = None,
+    drop_match: str = "",
+    drops: int = 1,
+    cut_after: int | None = None,
+    cut_match: str = "",
+    cuts: int = 1,
+    cut_reply: str = "426 Connection closed; transfer aborted.",
+    no_size: bool = False,
+    cert_dir: Path | None = None,
+) -> Iterator[ServerInfo]:
+    """A pyftpdlib server for `root` on 127.0.0.1, run in a thread.
+
+    refuse_overwrite: RNTO onto an existing file answers 550, as some hosting servers do.
+    drop_after/drop_match/drops: while storing a file whose name contains `drop_match`, cut the data
+    and control connections once `drop_after` bytes arrived — `drops` times, then behave.
+    cut_after/cut_match/cuts/cut_reply: while storing a file whose name contains `cut_match`, keep
+    only the first `cut_after` bytes (the data channel is cut there; the rest is drained unseen) and
+    answer `cut_reply` on the control channel, which stays open — `cuts` times (`info.cuts_left`).
+    no_size: SIZE is not implemented (502), so a client must list the folder to learn a size.
+    tls: explicit FTPS (AUTH TLS) with TLS required on control and data; `cafile` trusts the cert.
+    """
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import DTPHandler, FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    info = ServerInfo("127.0.0.1", 0, root, user, password, drops_left=drops if drop_after is not None else 0)
+    info.cuts_left = cuts if cut_after is not None else 0
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(user, password, str(root), perm="elradfmwMT")
+
+    base_handler: Any = FTPHandler
+    base_dtp: Any = DTPHandler
+    if tls:
+        from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+
+        base_handler, base_dtp = TLS_FTPHandler, TLS_DTPHandler
+
+    DroppingDTP = _faulty_dtp(base_dtp, info, drop_after, drop_match, cut_after, cut_match, cut_reply)
+    Handler = _handler(base_handler, info, refuse_overwrite=refuse_overwrite, no_size=no_size)
     Handler.authorizer = authorizer
     Handler.dtp_handler = DroppingDTP
     Handler.banner = "test ftp ready"

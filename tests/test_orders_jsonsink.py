@@ -120,3 +120,58 @@ def test_json_sink_ftp_down_leaves_files_for_later(demo_env, monkeypatch):
         _run(s)
     assert "FTP" in str(info.value)
     assert path.exists()  # not taken, not lost
+
+
+def test_json_sink_local_files_are_private(demo_env):
+    out = Path(demo_env.base_dir) / "private-orders"
+    s = _settings(demo_env, json_dir=str(out))
+    write_order(s.orders.inbox, satu_order(811, lines=[{"external_id": "3", "quantity": 1}]))
+    assert _run(s).imported == 1
+    (written,) = out.iterdir()
+    assert written.stat().st_mode & 0o777 == 0o600  # names, phones, addresses
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+
+def test_json_sink_over_ftps_checks_the_certificate(demo_env, tmp_path, monkeypatch):
+    from servers import ftp_server as real_ftp_server
+
+    monkeypatch.setenv("ORDERS_FTP_PASSWORD", "s3cret")
+    with real_ftp_server(tmp_path / "ftps", "torg", "s3cret", tls=True) as srv:
+        url = f"ftps://torg@127.0.0.1:{srv.port}/in"
+        s = _settings(demo_env, json_dir=url, json_tls_ca_file=srv.cafile)
+        write_order(s.orders.inbox, satu_order(812, lines=[{"external_id": "4", "quantity": 1}]))
+        assert _run(s).imported == 1
+        assert "AUTH" in srv.commands and "PROT" in srv.commands
+        assert (
+            json.loads((srv.root / "in" / "satu-order-812.json").read_text())["Options"]["OrderNumber"]
+            == "812"
+        )
+        # Without the CA the server's certificate is refused, naming the setting; the order file stays.
+        untrusted = _settings(demo_env, json_dir=url)
+        path = write_order(untrusted.orders.inbox, satu_order(813))
+        with pytest.raises(Exception) as info:
+            _run(untrusted)
+        assert "certificate" in str(info.value) and "orders.json_tls_ca_file" in str(info.value)
+        assert path.exists() and not (srv.root / "in" / "satu-order-813.json").exists()
+
+
+def test_json_sink_cut_upload_is_not_recorded_and_goes_again(demo_env, tmp_path, monkeypatch):
+    from servers import ftp_server as real_ftp_server
+
+    monkeypatch.setenv("ORDERS_FTP_PASSWORD", "s3cret")
+    with real_ftp_server(
+        tmp_path / "ftp", "torg", "s3cret", cut_after=40, cut_match="satu-order-814", cuts=1
+    ) as srv:
+        s = _settings(demo_env, json_dir=f"ftp://torg@127.0.0.1:{srv.port}/in")
+        path = write_order(s.orders.inbox, satu_order(814, lines=[{"external_id": "4", "quantity": 1}]))
+        assert _run(s).imported == 0  # the file is given back to the inbox for a retry
+        assert path.exists() and not (srv.root / "in" / "satu-order-814.json").exists()
+        told = [e.message for e in Journal.from_settings(s).search(order_id=814)]
+        assert any("left in the inbox to retry" in m and "426" in m for m in told), told
+        assert State.from_settings(s).get("orders.json_sink", "814") is None
+        assert _run(s).imported == 1
+        doc = json.loads((srv.root / "in" / "satu-order-814.json").read_text())
+        assert doc["Goods"] == [{"GoodID": "4", "Price": "100.00", "Count": "1"}]
+        warned = [e.message for e in Journal.from_settings(s).search(level="warning")]
+        assert any("plain ftp://" in m and "ftps://" in m for m in warned)

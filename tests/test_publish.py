@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import photos, publish
+from pipeline.contracts.feed_files import FeedFiles, record
 from pipeline.journal import Journal
 from pipeline.photo_urls import PUBLISHED_NS
+from pipeline.publish.stage import photo_items
 from pipeline.settings import Settings
 from pipeline.state import State
 from servers import ftp_server, http_server, sftp_server
@@ -86,13 +88,19 @@ def test_local_target_uploads_only_what_changed_and_checks_urls(env: Settings, t
     assert not list(public.glob(".*uploading"))
     second = run(s)
     assert (second.uploaded, second.photos_uploaded) == (0, 0) and second.ok
-    # A changed feed and a companion file: both go out, nothing else.
+    # A changed feed and the companion file the feed stage reports: both go out, nothing else —
+    # not a stray `satu*.csv`/`satu*.xlsx` lying next to the feed (issue 15).
     write_feed(s, "v2")
-    (Path(s.feed.output).parent / "satu-groups.csv").write_text("id;name\n1;x\n")
-    (Path(s.feed.output).parent / "other.csv").write_text("not ours\n")
+    folder = Path(s.feed.output).parent
+    (folder / "satu-groups.csv").write_text("id;name\n1;x\n")
+    (folder / "satu-private.csv").write_text("phone;name\n+7701;someone\n")
+    (folder / "satu-export.xlsx").write_bytes(b"PK stray")
+    (folder / "other.csv").write_text("not ours\n")
+    record(State.from_settings(s), FeedFiles("satu.yml", ("satu-groups.csv",)))
     third = run(s)
     assert (third.photos_uploaded, third.feed_files_uploaded) == (0, 2)
     assert (public / "satu-groups.csv").exists() and not (public / "other.csv").exists()
+    assert not (public / "satu-private.csv").exists() and not (public / "satu-export.xlsx").exists()
     assert_mirror(s, public)
     with http_server(public) as base:
         good = run(with_publish(s, public_base_url=base, check_urls=True), verify=True)
@@ -163,7 +171,7 @@ def test_connection_dropped_mid_feed_keeps_the_live_feed_whole(env: Settings, tm
 
 
 def test_connection_dropped_mid_photos_then_only_missing_ones_go(env: Settings, tmp_path: Path):
-    order = list(publish._photo_items(env, State.from_settings(env))[0])
+    order = list(photo_items(env, State.from_settings(env))[0])
     victim = order[4].rsplit("/", 1)[1]
     with ftp_server(tmp_path / "ftp", "shop", PASSWORD, drop_after=1, drop_match=victim, drops=1) as srv:
         s = ftp(env, srv)

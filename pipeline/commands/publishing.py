@@ -56,7 +56,15 @@ def publish_cmd(app: AppContext, verify: bool, dry_run: bool, force: bool, as_js
     from pipeline import publish
 
     s, journal, state = _stage_tools(app)
-    r = publish.run(s, journal=journal, state=state, verify=verify, dry_run=dry_run, force=force)
+    r = publish.run(
+        s,
+        journal=journal,
+        state=state,
+        verify=verify,
+        dry_run=dry_run,
+        force=force,
+        on_retry=lambda line: click.echo(f"  … {line}", err=True),
+    )
     if as_json:
         click.echo(json.dumps(vars(r), ensure_ascii=False, default=str))
     else:
@@ -70,7 +78,10 @@ def publish_cmd(app: AppContext, verify: bool, dry_run: bool, force: bool, as_js
             click.echo(f"  ! {e}")
         for u in r.unreachable:
             click.echo(f"  ! does not answer: {u}")
-        click.echo(f"Feed URL: {r.feed_url}")
+        if r.feed_published:  # only a live feed has a URL worth giving to Satu
+            click.echo(f"Feed URL: {r.feed_url}")
+        elif not dry_run:
+            click.echo("The feed was not published: the previous one (if any) stays live.")
     if not r.ok:
         raise SystemExit(1)
 

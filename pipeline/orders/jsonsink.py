@@ -2,7 +2,11 @@
 
 With `[orders] sink = "torgsoft-json"` orders are not written to the database: each new Satu order
 becomes one JSON file (values as strings, ReserveDate DDMMYYYY) named `<json_prefix><order id>.json` in
-`[orders] json_dir`, which Torgsoft's "synchronization with an online store" option imports.
+`[orders] json_dir`, which Torgsoft's "synchronization with an online store" option imports. The
+folder may be local (files 0600, folder 0700: they hold names, phones and addresses) or on an FTP
+server: `ftps://` is explicit TLS (certificate checked, `[orders] json_tls_ca_file` for a private CA),
+`ftp://` is plain and journaled as a warning. FTP goes through the one FTP module,
+`pipeline.publish.targets.ftp`, so a cut upload is never taken for a written file.
 
 Exactly once: the file name is fixed by the order id and the content by the order, and the state
 namespace `orders.json_sink` records each order after its file is durable (written under a temporary
@@ -15,18 +19,27 @@ act on in Torgsoft.
 from __future__ import annotations
 
 import json
-import os
 import posixpath
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pipeline.errors import Problem, RetryableError, SettingsError
+from pipeline.errors import Problem, SettingsError
+from pipeline.fsutil import make_dirs, write_atomic
 from pipeline.model import Order
 from pipeline.orders.importer import CANCELLED, ImportOutcome, order_hash, reserve_until, torgsoft_status
 from pipeline.orders.parse import SATU_TZ
+from pipeline.publish.targets.ftp import FtpTarget, SettingNames
+
+SINK_SETTINGS = SettingNames(
+    host="orders.json_dir",
+    port="orders.json_dir",
+    ca_file="orders.json_tls_ca_file",
+    login="the user in orders.json_dir and the password in orders.json_password_env",
+)
 
 STATE_NS = "orders.json_sink"
 
@@ -90,74 +103,59 @@ def order_document(
     return doc, unmatched
 
 
-class _LocalTarget:
+class _LocalFolder:
+    """Order files in a folder: written atomically and privately (0600, folder 0700) — personal data."""
+
     def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = make_dirs(folder, private=True)
 
     def write(self, name: str, data: bytes) -> str:
-        tmp = self.folder / f".{name}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.folder / name)
-        fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return str(self.folder / name)
+        return str(write_atomic(self.folder / name, data, private=True))
 
     def close(self) -> None:
         pass
 
 
-class _FtpTarget:
-    def __init__(self, url: str, password: str, timeout: float):
-        import ftplib
+class _FtpFolder:
+    """Order files in an FTP/FTPS folder, through the one FTP module (pipeline.publish.targets.ftp):
+    each file is stored under a temporary name, checked (reply code and size), then renamed."""
 
-        import ftputil
-
+    def __init__(self, url: str, password: str, *, timeout: float, ca_file: Path | None):
         parts = urlsplit(url)
-        self.dir = unquote(parts.path) or "/"
-        port = parts.port or 21
+        self.ftp = FtpTarget(
+            parts.hostname or "",
+            parts.port or 21,
+            unquote(parts.username or "anonymous"),
+            password,
+            unquote(parts.path) or "/",
+            tls=parts.scheme.lower() == "ftps",
+            timeout=timeout,
+            ca_file=ca_file,
+            names=SINK_SETTINGS,
+        )
+        self._call("connecting", self.ftp.connect)
 
-        class Session(ftplib.FTP):
-            def __init__(self, host: str, user: str, passwd: str):
-                super().__init__(timeout=timeout, encoding="utf-8")
-                self.connect(host, port)
-                self.login(user, passwd)
-
+    def _call(self, what: str, op: Callable[[], None]) -> None:
         try:
-            self.host = ftputil.FTPHost(
-                parts.hostname, unquote(parts.username or "anonymous"), password, session_factory=Session
-            )
-            self.host.makedirs(self.dir, exist_ok=True)
-        except (ftputil.error.FTPError, OSError) as exc:
-            raise RetryableError(f"FTP {parts.hostname}:{parts.port or 21}: {exc}") from None
-        self.url = url
+            op()
+        except Exception as exc:
+            err = self.ftp.translate(exc, f"{what} ({self.ftp.label})")
+            if err is exc:
+                raise
+            raise err from exc
 
     def write(self, name: str, data: bytes) -> str:
-        import ftputil
+        tmp = f".{name}.tmp"
 
-        tmp = posixpath.join(self.dir, f".{name}.tmp")
-        final = posixpath.join(self.dir, name)
-        try:
-            with self.host.open(tmp, "wb") as fh:
-                fh.write(data)
-            if self.host.path.exists(final):
-                self.host.remove(final)  # the same order's file from an interrupted run (same content)
-            self.host.rename(tmp, final)
-        except (ftputil.error.FTPError, OSError) as exc:
-            raise RetryableError(f"FTP upload of {name}: {exc}") from None
-        return final
+        def upload() -> None:
+            self.ftp.put_bytes(data, tmp)
+            self.ftp.replace(tmp, name)  # the same order's file from an interrupted run has the same content
+
+        self._call(f"FTP upload of {name}", upload)
+        return posixpath.join(self.ftp.root, name)
 
     def close(self) -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self.host.close()
+        self.ftp.close()
 
 
 class JsonSink:
@@ -169,21 +167,30 @@ class JsonSink:
         self.journal = journal
         self.state = state
         target = self.cfg.json_dir
-        if target.startswith(("ftp://", "FTP://")):
-            var = self.cfg.json_password_env
-            password = os.environ.get(var, "") if var else ""
-            self.target: Any = _FtpTarget(target, password, settings.publish.timeout)
-        elif "://" in target:
+        scheme = target.split("://", 1)[0].lower() if "://" in target else ""
+        if scheme in ("ftp", "ftps"):
+            if scheme == "ftp":
+                journal.event(
+                    "orders",
+                    "orders.json_dir is a plain ftp:// URL: the password and the customers' personal data "
+                    "cross the network unencrypted — use ftps:// (explicit TLS) if the server offers it",
+                    "warning",
+                )
+            password = settings.secret("orders.json_password_env", required=False)
+            self.target: _LocalFolder | _FtpFolder = _FtpFolder(
+                target, password, timeout=settings.publish.timeout, ca_file=self.cfg.json_tls_ca_file
+            )
+        elif scheme:
             raise SettingsError(
                 Problem(
                     "orders.json_dir",
-                    f"{target!r}: only a folder or an ftp:// URL is supported",
-                    "write a folder path or ftp://user@host:port/dir",
+                    f"{target!r}: only a folder or an ftps:// (or ftp://) URL is supported",
+                    "write a folder path or ftps://user@host:port/dir",
                 )
             )
         else:
             path = Path(target)
-            self.target = _LocalTarget(path if path.is_absolute() else Path(settings.base_dir) / path)
+            self.target = _LocalFolder(path if path.is_absolute() else Path(settings.base_dir) / path)
 
     def import_order(self, order: Order) -> ImportOutcome:
         """Write the order's file once; later versions are reported, not re-sent."""
