@@ -25,7 +25,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.errors import RetryableError
-from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.satu.client import (
     MAX_BATCH,
     SatuApiError,
@@ -34,6 +33,7 @@ from pipeline.satu.client import (
     import_finished,
     parse_price,
 )
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "push"
 FEED_NS = "feed.offers"
