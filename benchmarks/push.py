@@ -32,7 +32,7 @@ from pipeline.state import State  # noqa: E402
 
 _SERVER = """
 import sys
-from pipeline.satu.sandbox import SandboxServer
+from pipeline.devtools.sandbox import SandboxServer
 s = SandboxServer(sys.argv[1], port=0).start()
 print(s.url, s.token, flush=True)
 s.serve_forever()

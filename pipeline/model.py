@@ -128,6 +128,8 @@ class OrderLine:
     name: str
     quantity: Decimal
     price: Decimal
+    #: Satu's own product id (`products[].id`): the only id of a product made in the cabinet
+    satu_id: str = ""
 
 
 @dataclass
@@ -151,3 +153,24 @@ class Order:
     reserve_until: date | None = None
     source: str = "satu"
     raw: dict = field(default_factory=dict)
+    # --- Satu as it really is (issue 13); filled by `pipeline.orders.parse` ---
+    #: `payment_data.status` (paid, paid_out, unpaid, refunded) or "" when Satu sent none
+    payment_status: str = ""
+    #: the buyer got the money back (`payment_data.status = refunded`): not paid; journal it
+    refunded: bool = False
+    #: the currency mark of the order total as written (`₸`, `USD`, `грн`; "" when none)
+    currency: str = ""
+    #: promo code and its discount (`special_offer_promocode`, `special_offer_discount`); the total is
+    #: then `price_with_special_offer`, what the buyer pays
+    promo_code: str = ""
+    promo_discount: Decimal | None = None
+    #: the person the courier calls (`delivery_recipient`), when Satu names one
+    recipient_name: str = ""
+    recipient_phone: str = ""
+    #: the buyer asked not to be called back (`dont_call_customer_back`)
+    dont_call: bool = False
+    #: `cancellation{title, initiator}` of a cancelled order
+    cancellation_title: str = ""
+    cancellation_initiator: str = ""
+    #: things to journal as warnings (a foreign currency mark, a refund); never a reason to quarantine
+    warnings: list[str] = field(default_factory=list)

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
+from pipeline.satu.api import query_zone
 
 
 def opt(
@@ -95,7 +96,7 @@ class FeedSettings:
     keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
     long_name: str = opt(
         "truncate",
-        "a name longer than 100 chars: cut it at a word boundary, or skip the offer",
+        "a name longer than 110 chars (Satu's limit): cut it at a word boundary, or skip the offer",
         choices=("truncate", "skip"),
     )
     product_url: str = opt(
@@ -123,6 +124,21 @@ class FeedSettings:
     )
     history_dir: Path = opt(
         Path("feeds/history"), "previous feeds, their offer snapshots and per-run diff reports"
+    )
+    category_map: Path | None = opt(
+        None,
+        "CSV (';', UTF-8, header section_id;portal_id[;portal_name]) mapping sections to Satu portal "
+        "categories; a section without a row inherits its nearest mapped ancestor; empty = none",
+    )
+    in_stock_flag: bool = opt(False, 'write in_stock="true" ("ready to ship") on offers with stock')
+    vendor: str = opt(
+        "emit",
+        "<vendor> (brand): emit every producer, omit the tag, or emit only brands in vendor_allowlist "
+        "(Satu imports only brands it knows; unknown ones cause import errors)",
+        choices=("emit", "omit", "allowlist"),
+    )
+    vendor_allowlist: Path | None = opt(
+        None, 'file with the brands to emit (one a line) when vendor = "allowlist"'
     )
 
 
@@ -174,7 +190,17 @@ class SatuSettings:
     full_push_hours: float = opt(6.0, "re-send stock for every product this often; 0 = never", min=0)
     import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
     available_value: str = opt("true", "value of offer available= for an item in stock")
-    unavailable_value: str = opt("false", "value of offer available= for an item out of stock")
+    unavailable_value: str = opt(
+        "", 'value of offer available= for an item out of stock ("" = not in stock; "false" = made to order)'
+    )
+    query_timezone: str = opt(
+        "UTC",
+        "time zone of the dates sent in order queries: UTC (what the evidence says), +05:00, or an IANA name",
+    )
+    language: str = opt("ru", "X-LANGUAGE header: the language of Satu's texts in replies (ru, kk)")
+    import_wait_minutes: float = opt(
+        15.0, "how long to wait for a feed import to become final (a live one took ~9.5 min)", min=15
+    )
 
 
 @dataclass(frozen=True)
@@ -188,6 +214,11 @@ class OrdersSettings:
         "folder (or ftps://… URL, explicit TLS; ftp://… is plain) for Torgsoft order files",
     )
     reserve_days: int = opt(3, "reserve goods for this many days when the customer gave no date", min=0)
+    fetch_overlap_hours: float = opt(
+        6.0,
+        "each order download re-reads this many hours before its cursor (versions already there are skipped)",
+        min=0,
+    )
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
     accounting_center: int = opt(1, "accounting center the order is served from", min=1)
     price_kind: str = opt(
@@ -549,6 +580,16 @@ def cross_check(settings: Settings) -> list[Problem]:
                 "torgsoft.tsgoods_file",
                 'is empty while torgsoft.source = "tsgoods"',
                 "set it to the path of your TSGoods.trs export",
+            )
+        )
+    try:
+        query_zone(settings.satu.query_timezone)
+    except ValueError as exc:
+        problems.append(
+            Problem(
+                "satu.query_timezone",
+                str(exc),
+                'write "UTC", an offset like "+05:00" or a name like "Asia/Almaty"',
             )
         )
     p = settings.publish

@@ -78,7 +78,7 @@ def test_demo_end_to_end(tmp_path: Path):
         for pair in re.search(r"changed in Torgsoft\s*4 order\(s\): (.+)", out).group(1).split(", ")
     )
     assert sorted(changed.values()) == ["accepted", "cancelled", "paid", "shipped"]
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
 
     sandbox = SandboxServer(tmp_path / "var" / "demo" / "satu-sandbox")  # not started: read its state
     try:

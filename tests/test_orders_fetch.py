@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.sandbox import SandboxServer
 from pipeline.journal import Journal
 from pipeline.orders import fetch, inbox
-from pipeline.satu.sandbox import SandboxServer
 from pipeline.settings import Settings
 from pipeline.state import State
 from pipeline.torgsoft.connection import connect
@@ -91,7 +91,7 @@ def test_fetch_interrupted_keeps_the_cursor_and_loses_nothing(demo_env, sandbox,
     # A crash after the files were durable but before the cursor was saved: the re-run writes nothing twice.
     State.from_settings(s).delete("orders.fetch")
     rerun = _fetch(s)
-    assert rerun.ok and (rerun.written, rerun.unchanged) == (0, 150) and len(_inbox_files(s)) == 150
+    assert rerun.ok and (rerun.written, rerun.already) == (0, 150) and len(_inbox_files(s)) == 150
 
 
 def test_fetch_cli_with_a_bad_token_exits_nonzero(demo_env, sandbox, monkeypatch, tmp_path):
@@ -109,3 +109,32 @@ def test_fetch_cli_with_a_bad_token_exits_nonzero(demo_env, sandbox, monkeypatch
     )
     out = CliRunner().invoke(cli, ["--settings", str(settings_file), "orders", "fetch"])
     assert out.exit_code == 1 and "token" in out.output.lower()
+
+
+def test_orders_behind_the_cursor_within_the_overlap_are_still_downloaded(demo_env, sandbox, monkeypatch):
+    """Issue 13: an order Satu dates before the cursor (a late write, a clock or zone mix-up) is not
+    lost while it is inside `[orders] fetch_overlap_hours`; the versions already there stay single."""
+    from datetime import datetime, timedelta
+
+    from pipeline.satu.api import SATU_TZ, format_response_date
+
+    s = _settings(demo_env, sandbox, monkeypatch)
+    first = sandbox.create_orders(4, seed=5)
+    assert _fetch(s).written == 4
+    late = format_response_date(datetime.now(SATU_TZ) - timedelta(hours=3))
+    sandbox.create_orders(orders=[{**first[0], "date_created": late, "date_modified": late}])
+    again = _fetch(s)
+    assert (again.written, again.already) == (1, 4)
+    narrow = s.replace(orders=replace(s.orders, fetch_overlap_hours=1))
+    later = format_response_date(datetime.now(SATU_TZ) - timedelta(hours=2))
+    sandbox.create_orders(orders=[{**first[1], "date_created": later, "date_modified": later}])
+    assert _fetch(narrow).written == 0  # outside a 1-hour overlap: this is what the wide default prevents
+
+
+def test_new_sandbox_orders_are_dated_now_so_every_run_downloads_all_of_them(demo_env, sandbox, monkeypatch):
+    """Issue 13: the second `make demo` downloaded 1 of the 6 orders its sandbox had just made."""
+    s = _settings(demo_env, sandbox, monkeypatch)
+    for run in range(3):
+        sandbox.create_orders(6, seed=20 + run)
+        result = _fetch(s)
+        assert result.written == 6, f"run {run + 1}: {result.summary()}"

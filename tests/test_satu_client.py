@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,17 +13,10 @@ import httpx
 import pytest
 
 from conftest import make_settings
+from pipeline.devtools.sandbox import SandboxServer
 from pipeline.errors import RetryableError
-from pipeline.satu.client import (
-    SatuApiError,
-    SatuAuthError,
-    SatuClient,
-    format_date,
-    import_finished,
-    parse_date,
-    parse_price,
-)
-from pipeline.satu.sandbox import SandboxServer
+from pipeline.satu.api import format_date, import_finished, parse_date, parse_price, query_zone
+from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 
 TOKEN = "sekret-token-Zq81xx-never-print-me"
 
@@ -79,21 +73,46 @@ def test_parse_price_refuses_garbage():
 
 def test_format_date_is_exactly_the_accepted_form():
     assert format_date("2026-11-27T10:00:00") == "2026-11-27T10:00:00"
-    assert format_date("2026-11-27T05:00:00Z") == "2026-11-27T10:00:00"  # UTC → Satu time (UTC+5)
-    assert format_date("2026-11-27T10:00:00.123+05:00") == "2026-11-27T10:00:00"
+    # issue 13: Satu reads query dates as UTC, so UTC is the default zone
+    assert format_date("2026-11-27T05:00:00Z") == "2026-11-27T05:00:00"
+    assert format_date("2026-11-27T10:00:00.123+05:00") == "2026-11-27T05:00:00"
     assert format_date(datetime(2026, 11, 27, 10, 0, 0, 999999)) == "2026-11-27T10:00:00"
-    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC)) == "2026-11-27T10:00:00"
+    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC)) == "2026-11-27T05:00:00"
+    # a shop whose first live run shows local time sets [satu] query_timezone = "+05:00"
+    plus5 = query_zone("+05:00")
+    assert format_date("2026-11-27T05:00:00Z", plus5) == "2026-11-27T10:00:00"
+    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC), plus5) == "2026-11-27T10:00:00"
+    assert format_date(datetime(2026, 11, 27, 5, 0, tzinfo=UTC), query_zone("Asia/Almaty")) in (
+        "2026-11-27T10:00:00",
+        "2026-11-27T11:00:00",
+    )
     assert parse_date("2026-11-27T12:34:56.588791+05:00") == datetime(
         2026, 11, 27, 7, 34, 56, 588791, tzinfo=UTC
     )
 
 
 def test_import_status_case_varies():
-    assert import_finished({"status": "success"}) == "SUCCESS"
-    assert import_finished({"status": "Partial"}) == "PARTIAL"
+    assert import_finished({"status": "success", "total": 3, "created": 3}) == "SUCCESS"
+    assert import_finished({"status": "Partial", "total": 2, "with_errors_count": 1}) == "PARTIAL"
     assert import_finished({"status": "FATAL"}) == "FATAL"
     assert import_finished({"status": "PROCESSING"}) is None
     assert import_finished({}) is None
+
+
+def test_import_status_sequence_as_satu_plays_it():
+    """Issue 13: SUCCESS with all counters 0 comes first and is not final; PARTIAL with zeros neither;
+    FAIL (Satu) and FATAL (docs) are final at once, in any case."""
+    zeros = dict.fromkeys(("total", "created", "updated", "not_changed", "with_errors_count"), 0)
+    assert import_finished({"status": "SUCCESS", **zeros}) is None
+    assert import_finished({"status": "success", **zeros}) is None
+    assert import_finished({"status": "PARTIAL", **zeros}) is None
+    assert import_finished({"status": "PARTIAL", **zeros, "not_in_file": 4}) == "PARTIAL"
+    assert import_finished({"status": "SUCCESS", **zeros, "not_in_fle": 1}) == "SUCCESS"
+    assert import_finished({"status": "SUCCESS", **zeros, "updated": "7"}) == "SUCCESS"
+    errors = [{"download_images": {"code": 2004, "extra": {"status_code": 404}}}]
+    assert import_finished({"status": "PARTIAL", **zeros, "errors": errors}) == "PARTIAL"
+    assert import_finished({"status": "fail"}) == "FAIL"
+    assert import_finished({"status": "Fatal", **zeros}) == "FATAL"
 
 
 def test_from_settings_reads_url_token_timeout_retries(tmp_path: Path, monkeypatch):
@@ -155,7 +174,12 @@ def test_400_with_error_message(sandbox: SandboxServer, client: SatuClient):
         client.set_status([order["id"]], "canceled", cancellation_reason="another")
     assert client.set_status([order["id"]], "canceled", cancellation_reason="buyers_request") == [order["id"]]
     got = client.get_order(order["id"])
-    assert got["status"] == "canceled" and got["cancellation"]["reason"] == "buyers_request"
+    # issue 13: the order shows cancellation{title, initiator}; the reason code is not in it
+    assert got["status"] == "canceled" and got["cancellation"] == {
+        "title": "По просьбе покупателя",
+        "initiator": "seller",
+    }
+    assert sandbox.cancellation_reasons[order["id"]] == "buyers_request"
     with pytest.raises(SatuApiError) as exc:
         client.get_order(999)
     assert exc.value.status == 404
@@ -294,7 +318,9 @@ def test_date_format_quirk(sandbox: SandboxServer, client: SatuClient):
     # the client turns any form into the exact one
     assert len(list(client.iter_orders(last_modified_from=old.isoformat()))) == 20
     assert len(list(client.iter_orders(last_modified_from=old.strftime("%Y-%m-%dT%H:%M:%S.123Z")))) == 20
-    # a modified order shows up after a cursor set before the change
+    # a modified order shows up after a cursor set before the change (new orders are dated now:
+    # let their second pass first, the API's resolution is one second)
+    time.sleep(1.1)
     mark = datetime.now(UTC)
     time.sleep(1.1)  # the API's resolution is one second
     changed = sandbox.modify_order(made[3]["id"], client_notes="Позвоните после 18:00")
@@ -347,3 +373,44 @@ def test_token_never_appears_in_logs_or_errors(sandbox: SandboxServer, caplog: p
     text = "\n".join(messages + [r.getMessage() for r in caplog.records])
     assert "retry" in text and "HTTP 500" in text
     assert TOKEN not in text
+
+
+def test_query_dates_go_in_the_query_zone_and_the_language_header(sandbox: SandboxServer, client: SatuClient):
+    """Issue 13: Satu reads query dates as UTC. A client that sent Satu's local time (UTC+5) would
+    ask for orders five hours in the future and miss every order of those hours, silently."""
+    sandbox.create_orders(3, seed=4)
+    since = datetime.now(UTC) - timedelta(hours=2)
+    assert len(list(client.iter_orders(last_modified_from=since))) == 3
+    assert sandbox.last_language == "ru"
+    wrong = SatuClient(sandbox.url, sandbox.token, query_timezone=query_zone("+05:00"), language="kk")
+    try:
+        assert list(wrong.iter_orders(last_modified_from=since)) == []  # the five lost hours
+        assert sandbox.last_language == "kk"
+    finally:
+        wrong.close()
+
+
+def test_query_timezone_setting_is_checked(tmp_path: Path, monkeypatch):
+    from pipeline.errors import SettingsError
+    from pipeline.settings import cross_check
+
+    monkeypatch.setenv("SATU_TEST_TOKEN", TOKEN)
+    good = make_settings(tmp_path, satu={"token_env": "SATU_TEST_TOKEN", "query_timezone": "+05:00"})
+    with SatuClient.from_settings(good) as c:
+        assert c.query_timezone.utcoffset(None) == timedelta(hours=5)
+    with pytest.raises(SettingsError, match="satu.query_timezone"):
+        make_settings(tmp_path, satu={"token_env": "SATU_TEST_TOKEN", "query_timezone": "Mars/Olympus"})
+    bad = dataclasses.replace(good, satu=dataclasses.replace(good.satu, query_timezone="Mars/Olympus"))
+    assert [p.key for p in cross_check(bad)] == ["satu.query_timezone"]
+    with pytest.raises(SettingsError, match="satu.query_timezone"):
+        SatuClient.from_settings(bad)
+
+
+def test_set_status_result_tells_already_there_from_processed(sandbox: SandboxServer, client: SatuClient):
+    """Issue 13: an empty processed_ids without an error means "already at this status" on Satu."""
+    a, b = (sandbox.modify_order(o["id"], status="pending") for o in sandbox.create_orders(2, seed=6))
+    first = client.set_status_result([a["id"]], "received")
+    assert (first.processed, first.already) == ([a["id"]], [])
+    again = client.set_status_result([a["id"], b["id"]], "received")
+    assert (again.processed, again.already) == ([b["id"]], [a["id"]])
+    assert client.get_order(a["id"])["status"] == "received"

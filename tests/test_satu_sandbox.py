@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline.satu.client import SatuApiError, SatuClient, parse_price, parse_quantity
-from pipeline.satu.sandbox import SandboxServer, format_price, generate_orders
+from pipeline.devtools.sandbox import SandboxServer, format_price, generate_orders
+from pipeline.satu.api import import_finished, parse_price, parse_quantity
+from pipeline.satu.client import SatuApiError, SatuClient
 from satu_helpers import feed_xml, offer_xml, serve_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +69,14 @@ def test_generated_orders_are_realistic_and_deterministic():
     assert len(spellings) >= 5
     statuses = {o["status"] for o in orders}
     assert {"pending", "received", "paid", "delivered", "canceled"} <= statuses
-    assert any(o["payment_data"]["status"] == "paid" for o in orders)
+    assert any((o["payment_data"] or {}).get("status") in ("paid", "paid_out") for o in orders)
     assert any((o["delivery_provider_data"] or {}).get("declaration_number") for o in orders)
-    assert all(o["cancellation"]["reason"] for o in orders if o["status"] == "canceled")
+    # issue 13: cancellation is {title, initiator}; the `reason` key was only ever in the sandbox
+    assert all(
+        o["cancellation"]["title"] and o["cancellation"]["initiator"]
+        for o in orders
+        if o["status"] == "canceled"
+    )
     for field in ("client_last_name", "phone", "email", "client_first_name"):
         assert any(not o[field] for o in orders), field
     names = " ".join(o["client_first_name"] + o["client_last_name"] for o in orders)
@@ -196,7 +202,7 @@ def test_import_fatal_and_refusals(sandbox: SandboxServer, client: SatuClient, t
     )
     with serve_dir(site) as base:
         for name in ("broken.yml", "cp1251.yml", "absent.yml"):
-            assert _poll(client, client.import_url(f"{base}/{name}"))["status"] == "FATAL", name
+            assert _poll(client, client.import_url(f"{base}/{name}"))["status"] == "FAIL", name  # Satu's word
     with pytest.raises(SatuApiError, match="loopback"):
         client.import_url("https://example.com/satu.yml")
     with pytest.raises(SatuApiError, match="loopback"):
@@ -263,3 +269,25 @@ def test_satu_sandbox_command(tmp_path: Path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_import_status_plays_the_live_sequence(tmp_path: Path):
+    """Issue 13: SUCCESS with zero counters, then PARTIAL with zeros, then the real result."""
+    server = SandboxServer(tmp_path / "slow", import_delay=1.2).start()
+    try:
+        site = tmp_path / "site-slow"
+        site.mkdir()
+        (site / "satu.yml").write_text(feed_xml([offer_xml("1"), offer_xml("2")]), encoding="utf-8")
+        with serve_dir(site) as base, SatuClient(server.url, server.token) as c:
+            import_id = c.import_url(f"{base}/satu.yml")
+            seen = []
+            while True:
+                reply = c.import_status(import_id)
+                seen.append((reply["status"].upper(), reply["total"]))
+                if import_finished(reply):
+                    break
+                time.sleep(0.05)
+        assert seen[0] == ("SUCCESS", 0) and ("PARTIAL", 0) in seen
+        assert seen[-1] == ("SUCCESS", 2)
+    finally:
+        server.stop()

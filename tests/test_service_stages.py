@@ -117,7 +117,7 @@ def test_notifier_reads_a_real_sync_run(demo_env: Settings, tmp_path: Path, monk
     import dataclasses
 
     from pipeline import sync
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
 
     # Pictures are not served in this test: the sandbox must not refuse offers for them.
     sandbox = SandboxServer(tmp_path / "sandbox", check_pictures=False).start()
@@ -252,8 +252,8 @@ def test_token_alert_fires_from_the_order_download_and_the_import_by_url(
     import dataclasses
 
     from pipeline import sync
+    from pipeline.devtools.sandbox import SandboxServer
     from pipeline.errors import AuthError
-    from pipeline.satu.sandbox import SandboxServer
     from pipeline.service import Job, Service, Step, _fetch
 
     sandbox = SandboxServer(tmp_path / "sandbox", check_pictures=False).start()

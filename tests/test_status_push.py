@@ -39,7 +39,7 @@ ORDER_COLUMNS = (
 
 @pytest.fixture()
 def sandbox(tmp_path: Path):
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
 
     server = SandboxServer(tmp_path / "sandbox").start()
     yield server
@@ -61,7 +61,7 @@ class Env:
 
     def satu_orders(self, n: int) -> list[int]:
         """Create n pending orders on the sandbox; return their ids."""
-        from pipeline.satu.sandbox import generate_orders
+        from pipeline.devtools.sandbox import generate_orders
 
         orders = generate_orders(n, seed=self._next_id)
         for o in orders:
@@ -181,7 +181,8 @@ def test_changes_are_pushed_confirmed_journaled_and_not_resent(env: Env):
     result = env.run()
     assert (result.changed, result.pushed, result.failed, result.pending, result.ok) == (4, 4, 0, 0, True)
     assert [env.satu_status(i) for i in ids] == ["received", "paid", "delivered", "canceled", "pending"]
-    assert env.sandbox.order(d)["cancellation"] == {"reason": "another", "title": "Заказ отменён магазином"}
+    assert env.sandbox.order(d)["cancellation"] == {"title": "Заказ отменён магазином", "initiator": "seller"}
+    assert env.sandbox.cancellation_reasons[d] == "another"
     # one call per distinct status (batched), and every confirmation journaled with the order id
     assert env.calls(SET_STATUS) == 4
     for oid in (a, b, c, d):
@@ -204,13 +205,14 @@ def test_cancellation_reason_and_text_from_settings(env: Env):
     env.configure(cancellation_reason="buyers_request")
     env.update(a, STATUS=4)
     assert env.run().pushed == 1
-    assert env.sandbox.order(a)["cancellation"]["reason"] == "buyers_request"
+    assert env.sandbox.cancellation_reasons[a] == "buyers_request"
     env.configure(cancellation_reason="price_changed", cancellation_text="Цена изменилась у поставщика")
     env.update(b, STATUS=4)
     assert env.run().pushed == 1
+    assert env.sandbox.cancellation_reasons[b] == "price_changed"
     assert env.sandbox.order(b)["cancellation"] == {
-        "reason": "price_changed",
         "title": "Цена изменилась у поставщика",
+        "initiator": "seller",
     }
 
 

@@ -104,7 +104,7 @@ def test_sync_end_to_end_feed_photos_publish_import_push(demo_env: Settings, tmp
 
     pytest.importorskip("pipeline.feed")
     pytest.importorskip("pipeline.satu.push")
-    from pipeline.satu.sandbox import SandboxServer
+    from pipeline.devtools.sandbox import SandboxServer
     from servers import http_server
 
     public = tmp_path / "public"
@@ -157,7 +157,7 @@ def test_a_stop_request_ends_the_photos_stage_early_and_starts_no_further_stage(
     recorded, and no later stage starts."""
     import dataclasses
 
-    from pipeline.photo_urls import PUBLISHED_NS
+    from pipeline.contracts.photo_urls import PUBLISHED_NS
     from pipeline.stage import Status
 
     s = demo_env.replace(photos=dataclasses.replace(demo_env.photos, max_size=160, workers=1))

@@ -63,7 +63,7 @@ def satu_sandbox(
     appear_delay: float,
 ) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
-    from pipeline.satu.sandbox import SandboxServer, is_loopback_url
+    from pipeline.devtools.sandbox import SandboxServer, is_loopback_url
 
     s = app.settings
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")

@@ -5,7 +5,7 @@ What it sets up (all on 127.0.0.1, under `<var>/demo/`, where `<var>` is the jou
 - the embedded demo Torgsoft database (created with demo goods and photos when missing);
 - a local FTP server (pyftpdlib) that receives the published feed and photos, and an HTTP server
   (http.server) that serves the same folder — the "public URL" Satu pulls from;
-- the Satu sandbox (`pipeline.satu.sandbox`), an emulator of the seller API.
+- the Satu sandbox (`pipeline.devtools.sandbox`), an emulator of the seller API.
 
 What it runs, through the same stage entry points the service uses: photos → feed → publish (FTP)
 → Satu import by URL → stock/price push; then the sandbox creates orders, which are downloaded into
@@ -266,9 +266,9 @@ def run(
 ) -> DemoReport:
     """Run the demo end to end; see the module doc. `keep_running` is called with the report while
     the servers are still up (the CLI waits there for Ctrl+C)."""
+    from pipeline.devtools.sandbox import SandboxServer
     from pipeline.journal import Journal
     from pipeline.lock import run_lock
-    from pipeline.satu.sandbox import SandboxServer
     from pipeline.state import State
 
     started = time.monotonic()
@@ -320,7 +320,7 @@ def run(
 def new_orders(sandbox: Any, n: int, seed: int) -> list[dict]:
     """`n` realistic orders over the sandbox's products; the first few are new ("pending"), so the
     manager actions of the demo (accept, mark paid, ship, cancel) are all meaningful."""
-    from pipeline.satu.sandbox import generate_orders
+    from pipeline.devtools.sandbox import generate_orders
 
     products = [p for p in sandbox.products() if p.get("status") != "deleted"]
     # A new seed per run (the sandbox keeps its orders): each demo run brings new customers too.

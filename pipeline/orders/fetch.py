@@ -2,10 +2,11 @@
 
 The cursor (state `orders.fetch` / `cursor`: the newest `date_modified` seen, and its order id) says
 where the next poll starts; it is saved only after a complete pass, when every file of the pass is
-durable (written under a temporary name, fsynced, renamed, folder fsynced). The poll starts a little
-before the cursor (OVERLAP) because Satu filters by whole seconds and a just-saved order may show up
-late; versions already written are recognised by state `orders.fetched` ({order id: date_modified})
-and skipped. A re-fetched order that changed on Satu gets a new file: the name carries the id and
+durable (written under a temporary name, fsynced, renamed, folder fsynced). The poll starts
+`[orders] fetch_overlap_hours` (default 6) before the cursor: Satu filters by whole seconds, a
+just-saved order may show up late, and the zone Satu reads query dates in is not proven (issue 13).
+The wide overlap costs nothing: versions already written are recognised by state `orders.fetched`
+({order id: date_modified}) and skipped. A re-fetched order that changed on Satu gets a new file: the name carries the id and
 the modification time (`satu-order-<id>-<YYYYmmddTHHMMSSffffff>.json`).
 """
 
@@ -13,20 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import RetryableError, StopError
+from pipeline.fsutil import write_atomic
 from pipeline.orders.parse import SATU_TZ, parse_satu_datetime
 from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "orders"
 NS = "orders.fetch"
 SEEN_NS = "orders.fetched"
-OVERLAP = timedelta(minutes=10)
 PREFIX = "satu-order-"
 BATCH = 100  # files per folder fsync and state write
 
@@ -37,7 +37,7 @@ class FetchResult(ResultBase):
 
     listed: int = 0
     written: int = 0
-    unchanged: int = 0  # versions already in the inbox
+    already: int = 0  # versions already in the inbox
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -46,10 +46,15 @@ class FetchResult(ResultBase):
         """True when the pass completed."""
         return not self.errors
 
+    @property
+    def problems(self) -> list[str]:  # type: ignore[override]
+        """What went wrong (the pass was interrupted)."""
+        return list(self.errors)
+
     def summary(self) -> str:
         """One line for the CLI."""
         return (
-            f"listed {self.listed}, written {self.written}, already there {self.unchanged}"
+            f"listed {self.listed}, written {self.written}, already there {self.already}"
             + (f", cursor {self.cursor}" if self.cursor else "")
             + (f", errors {len(self.errors)}" if self.errors else "")
         )
@@ -67,29 +72,9 @@ def file_name(order: dict[str, Any]) -> str:
     return f"{PREFIX}{safe_id}-{tag}.json"
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make the renames done in a folder durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durable(folder: Path, name: str, data: bytes, *, sync_dir: bool = True) -> Path:
-    """Write a file so that a reader never sees half of it: temp name, fsync, rename, fsync the folder
-    (or leave the folder fsync to the caller, who does it once for a batch)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    final = folder / name
-    os.replace(tmp, final)
-    if sync_dir:
-        fsync_dir(folder)
-    return final
+def overlap(settings: Any) -> timedelta:
+    """How far before the cursor a poll starts (`[orders] fetch_overlap_hours`)."""
+    return timedelta(hours=float(settings.orders.fetch_overlap_hours))
 
 
 def _advance(
@@ -115,7 +100,7 @@ def run(
     cursor = state.get(NS, "cursor")
     since: datetime | None = None
     if cursor:
-        since = parse_satu_datetime(cursor["modified"]) - OVERLAP
+        since = parse_satu_datetime(cursor["modified"]) - overlap(settings)
     own = client is None
     client = client or SatuClient.from_settings(settings)
     newest: tuple[datetime, int] | None = None
@@ -123,10 +108,8 @@ def run(
     pending: list[tuple[str, str]] = []
 
     def flush() -> None:
-        # The files of the batch are fsynced; one folder fsync makes their names durable, and only
-        # then are they recorded as written.
+        # Each file of the batch is durable (write_atomic); only then is the batch recorded as written.
         if pending:
-            fsync_dir(inbox)
             state.put_many(SEEN_NS, pending)
             pending.clear()
 
@@ -139,11 +122,11 @@ def run(
             oid = raw.get("id")
             stamp = str(raw.get("date_modified") or raw.get("date_created") or "")
             if isinstance(oid, int) and stamp and state.get(SEEN_NS, str(oid)) == stamp:
-                result.unchanged += 1
+                result.already += 1
                 continue
             name = file_name(raw)
             data = json.dumps({"order": raw}, ensure_ascii=False, indent=None).encode("utf-8")
-            write_durable(inbox, name, data, sync_dir=False)
+            write_atomic(inbox / name, data, private=True)  # personal data: 0600
             result.written += 1
             if isinstance(oid, int) and stamp:
                 pending.append((str(oid), stamp))

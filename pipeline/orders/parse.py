@@ -8,13 +8,22 @@ quarantines it with the reason given here. Nothing in this module does I/O.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from pipeline.errors import SkipError
 from pipeline.model import Customer, Order, OrderLine
-from pipeline.satu.client import parse_price  # one price parser for the project (issue 5)
+from pipeline.satu.api import (
+    PAID_ORDER_STATUSES,
+    PAID_PAYMENT_STATUSES,
+    SATU_TZ,
+    SHOP_CURRENCY,
+    is_shop_currency,
+    parse_date,
+    parse_price,
+    split_price,
+)
 
 __all__ = [
     "DamagedFile",
@@ -23,11 +32,13 @@ __all__ = [
     "parse_order",
     "order_from_dict",
     "parse_price",
+    "service_notes",
     "version_tag",
+    "SATU_TZ",
 ]
 
-SATU_TZ = timezone(timedelta(hours=5))
-PAID_STATUSES = frozenset({"paid"})
+PAID_STATUSES = PAID_ORDER_STATUSES
+KNOWN_PAYMENT_STATUSES = frozenset({"paid", "paid_out", "unpaid", "refunded"})
 
 
 class DamagedFile(SkipError):
@@ -64,8 +75,10 @@ def normalize_email(raw: Any) -> str:
 
 def parse_satu_datetime(value: str) -> datetime:
     """A Satu date (`2026-11-27T12:34:56.588791+05:00`) as an aware datetime (naive → UTC+5)."""
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=SATU_TZ)
+    dt = parse_date(value)
+    if dt is None:
+        raise ValueError(f"not a date: {value!r}")
+    return dt
 
 
 def parse_customer_date(value: Any) -> date | None:
@@ -182,7 +195,10 @@ def _obj(obj: dict, key: str) -> dict:
     return value
 
 
-def _decimal(obj: dict, key: str, where: str, *, required: bool = False) -> Decimal | None:
+def _decimal(
+    obj: dict, key: str, where: str, *, required: bool = False, marks: list[str] | None = None
+) -> Decimal | None:
+    """A number or money text (`"1 713 грн"`, `"150 USD"`); its currency mark goes into `marks`."""
     value = obj.get(key)
     if value is None or value == "":
         if required:
@@ -191,11 +207,13 @@ def _decimal(obj: dict, key: str, where: str, *, required: bool = False) -> Deci
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise DamagedFile(f"wrong type: {where} field {key!r} is {_type_name(value)}, expected a number")
     try:
-        result = parse_price(value)
+        result, mark = split_price(value)
     except ValueError:
         raise DamagedFile(f"wrong type: {where} field {key!r} = {value!r} is not a number") from None
     if result is None and required:
         raise DamagedFile(f"missing {where} field {key!r}")
+    if marks is not None and mark:
+        marks.append(mark)
     return result
 
 
@@ -228,7 +246,7 @@ def _order_id(order: dict) -> int:
     return value
 
 
-def _lines(order: dict) -> list[OrderLine]:
+def _lines(order: dict, marks: list[str]) -> list[OrderLine]:
     products = order.get("products")
     if products is None:
         raise DamagedFile("missing order lines (field 'products')")
@@ -236,33 +254,80 @@ def _lines(order: dict) -> list[OrderLine]:
         raise DamagedFile(f"wrong type: order field 'products' is {_type_name(products)}, expected a list")
     if not products:
         raise DamagedFile("missing order lines: 'products' is empty")
-    lines = []
-    for n, item in enumerate(products, 1):
-        where = f"line {n}"
-        if not isinstance(item, dict):
-            raise DamagedFile(f"wrong type: {where} of 'products' is {_type_name(item)}, expected an object")
-        qty = _decimal(item, "quantity", where, required=True)
-        assert qty is not None
-        if qty <= 0:
-            raise DamagedFile(f"wrong value: {where} quantity {qty} must be positive")
-        price = _decimal(item, "price", where)
-        if price is None:
-            total = _decimal(item, "total_price", where)
-            price = (total / qty).quantize(Decimal("0.01")) if total is not None else Decimal(0)
-        external_id = _text(item, "external_id", where)
-        sku = _text(item, "sku", where)
-        lines.append(
-            OrderLine(
-                external_id=external_id, sku=sku, name=_text(item, "name", where), quantity=qty, price=price
-            )
-        )
-    return lines
+    return [_line(item, f"line {n}", marks) for n, item in enumerate(products, 1)]
+
+
+def _line(item: Any, where: str, marks: list[str]) -> OrderLine:
+    if not isinstance(item, dict):
+        raise DamagedFile(f"wrong type: {where} of 'products' is {_type_name(item)}, expected an object")
+    qty = _decimal(item, "quantity", where, required=True)
+    assert qty is not None
+    if qty <= 0:
+        raise DamagedFile(f"wrong value: {where} quantity {qty} must be positive")
+    price = _decimal(item, "price", where, marks=marks)
+    if price is None:
+        total = _decimal(item, "total_price", where, marks=marks)
+        price = (total / qty).quantize(Decimal("0.01")) if total is not None else Decimal(0)
+    return OrderLine(
+        external_id=_text(item, "external_id", where),
+        sku=_text(item, "sku", where),
+        name=_text(item, "name", where),
+        quantity=qty,
+        price=price,
+        satu_id=_text(item, "id", where),
+    )
+
+
+def _client(order: dict) -> dict:
+    """The `client{}` object (a fallback for empty `client_*` fields); {} when absent or not an object."""
+    client = order.get("client")
+    return client if isinstance(client, dict) else {}
 
 
 def customer_name(order: dict) -> str:
-    """Full name from Satu's client fields: last, first and second (patronymic) name, as present."""
-    parts = [_text(order, k) for k in ("client_last_name", "client_first_name", "client_second_name")]
+    """Full name from Satu's client fields: last, first and second (patronymic) name, as present.
+
+    Empty flat `client_*` fields fall back to the `client{}` object, field by field.
+    """
+    client = _client(order)
+    parts = [
+        _text(order, f"client_{k}") or _text(client, k, "client")
+        for k in ("last_name", "first_name", "second_name")
+    ]
     return " ".join(p for p in parts if p)
+
+
+def _person(obj: dict, where: str) -> tuple[str, str]:
+    """(name, phone) of a person object such as `delivery_recipient`."""
+    parts = [_text(obj, k, where) for k in ("last_name", "first_name", "second_name")]
+    return " ".join(p for p in parts if p), _text(obj, "phone", where)
+
+
+def _payment_status(order: dict) -> str:
+    """`payment_data.status`: the object, null, or (an older shape) text — a status word or JSON."""
+    payment = order.get("payment_data")
+    if isinstance(payment, str):
+        text = payment.strip()
+        if text.startswith("{"):
+            try:
+                payment = json.loads(text)
+            except ValueError:
+                return ""
+        else:
+            return text.lower() if text.lower() in KNOWN_PAYMENT_STATUSES else ""
+    if not isinstance(payment, dict):
+        return ""  # null: no platform payment was used
+    return _text(payment, "status", "payment_data").lower()
+
+
+def _cancellation(order: dict) -> tuple[str, str]:
+    """(title, initiator) of `cancellation`: an object, or text in an older shape, or null."""
+    value = order.get("cancellation")
+    if isinstance(value, str):
+        return value.strip(), ""
+    if not isinstance(value, dict):
+        return "", ""
+    return _text(value, "title", "cancellation"), _text(value, "initiator", "cancellation")
 
 
 def parse_order(
@@ -284,57 +349,116 @@ def parse_order(
     return order_from_dict(order, customer_date_field=customer_date_field)
 
 
+def _reserve_until(order: dict, field_name: str) -> date | None:
+    if not field_name:
+        return None
+    raw_date = order.get(field_name)
+    if raw_date in (None, ""):
+        return None
+    if not isinstance(raw_date, str):
+        raise DamagedFile(
+            f"wrong type: order field {field_name!r} is {_type_name(raw_date)}, expected a date text"
+        )
+    return parse_customer_date(raw_date)
+
+
+def _total(order: dict, lines: list[OrderLine], marks: list[str]) -> tuple[Decimal, str]:
+    """(what the buyer pays, its currency mark): the promo price when there is one, else `price`."""
+    local: list[str] = []
+    total = _decimal(order, "price_with_special_offer", "order", marks=local)
+    if total is None:
+        total = _decimal(order, "price", "order", marks=local)
+    if total is None:
+        total = sum((ln.price * ln.quantity for ln in lines), Decimal(0)).quantize(Decimal("0.01"))
+    marks.extend(local)
+    return total, (local[0] if local else (marks[0] if marks else ""))
+
+
+def _warnings(order_id: int, marks: list[str], payment_status: str) -> list[str]:
+    notes = []
+    foreign = sorted({m for m in marks if not is_shop_currency(m)})
+    if foreign:
+        notes.append(
+            f"order {order_id}: prices carry the currency mark {', '.join(foreign)}, not the shop's "
+            f"{SHOP_CURRENCY}; the numbers were taken as they are"
+        )
+    if payment_status == "refunded":
+        notes.append(f"order {order_id}: the payment was refunded to the buyer (not paid)")
+    return notes
+
+
 def order_from_dict(order: dict, *, customer_date_field: str = "delivery_date") -> Order:
     """A raw Satu order object → Order (pure; DamagedFile for missing or mistyped fields)."""
     order_id = _order_id(order)
-    lines = _lines(order)
+    marks: list[str] = []
+    lines = _lines(order, marks)
     created = _datetime(order, "date_created", required=True)
     assert created is not None
-    modified = _datetime(order, "date_modified", required=False)
     status = _text(order, "status") or "pending"
-    payment = _obj(order, "payment_data")
-    payment_status = _text(payment, "status", "payment_data")
-    delivery_option = _obj(order, "delivery_option")
+    payment_status = _payment_status(order)
     provider = _obj(order, "delivery_provider_data")
-    payment_option = _obj(order, "payment_option")
-    total = _decimal(order, "price", "order")
-    if total is None:
-        total = sum((ln.price * ln.quantity for ln in lines), Decimal(0)).quantize(Decimal("0.01"))
-    reserve_until = None
-    if customer_date_field:
-        raw_date = order.get(customer_date_field)
-        if raw_date not in (None, ""):
-            if not isinstance(raw_date, str):
-                raise DamagedFile(
-                    f"wrong type: order field {customer_date_field!r} is {_type_name(raw_date)}, "
-                    f"expected a date text"
-                )
-            reserve_until = parse_customer_date(raw_date)
+    total, currency = _total(order, lines, marks)
+    client = _client(order)
+    recipient_name, recipient_phone = _person(_obj(order, "delivery_recipient"), "delivery_recipient")
+    cancel_title, cancel_initiator = _cancellation(order)
     customer = Customer(
         name=customer_name(order),
-        phone=normalize_phone(_text(order, "phone")),
-        email=normalize_email(_text(order, "email")),
+        phone=normalize_phone(_text(order, "phone") or _text(client, "phone", "client")),
+        email=normalize_email(_text(order, "email") or _text(client, "email", "client")),
         address=_text(order, "delivery_address"),
     )
     return Order(
         id=order_id,
         created=created,
-        modified=modified,
+        modified=_datetime(order, "date_modified", required=False),
         status=status,
         customer=customer,
         lines=lines,
         total=total,
-        paid=payment_status == "paid" or status in PAID_STATUSES,
-        payment_method=_text(payment_option, "name", "payment_option"),
-        delivery_method=_text(delivery_option, "name", "delivery_option"),
+        paid=payment_status in PAID_PAYMENT_STATUSES or status in PAID_STATUSES,
+        payment_method=_text(_obj(order, "payment_option"), "name", "payment_option"),
+        delivery_method=_text(_obj(order, "delivery_option"), "name", "delivery_option"),
         delivery_address=_text(order, "delivery_address"),
         delivery_cost=_decimal(order, "delivery_cost", "order") or Decimal(0),
         waybill=_text(provider, "declaration_number", "delivery_provider_data"),
         comment=_text(order, "client_notes"),
-        reserve_until=reserve_until,
+        reserve_until=_reserve_until(order, customer_date_field),
         source="satu",
         raw=order,
+        payment_status=payment_status,
+        refunded=payment_status == "refunded",
+        currency=currency,
+        promo_code=_text(order, "special_offer_promocode"),
+        promo_discount=_decimal(order, "special_offer_discount", "order"),
+        recipient_name=recipient_name,
+        recipient_phone=normalize_phone(recipient_phone),
+        dont_call=order.get("dont_call_customer_back") is True,
+        cancellation_title=cancel_title,
+        cancellation_initiator=cancel_initiator,
+        warnings=_warnings(order_id, marks, payment_status),
     )
+
+
+def service_notes(order: Order) -> list[str]:
+    """Lines the importer adds to the order comment: promo, recipient (when not the buyer), "don't
+    call", cancellation."""
+    notes = []
+    if order.promo_code or order.promo_discount:
+        discount = f", скидка {order.promo_discount}" if order.promo_discount else ""
+        notes.append(f"Промокод: {order.promo_code or '—'}{discount}")
+    buyer = (order.customer.name, order.customer.phone)
+    if (order.recipient_name or order.recipient_phone) and (
+        order.recipient_name,
+        order.recipient_phone,
+    ) != buyer:
+        who = ", ".join(p for p in (order.recipient_name, order.recipient_phone) if p)
+        notes.append(f"Получатель: {who}")
+    if order.dont_call:
+        notes.append("Покупатель просит не перезванивать")
+    if order.cancellation_title or order.cancellation_initiator:
+        by = f" ({order.cancellation_initiator})" if order.cancellation_initiator else ""
+        notes.append(f"Отмена: {order.cancellation_title or '—'}{by}")
+    return notes
 
 
 def version_tag(order: Order) -> str:

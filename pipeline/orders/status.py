@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
+from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT
 from pipeline.settings import Settings, StatusSettings
 from pipeline.stage import ResultBase, StopCheck, never_stop
 
@@ -57,8 +58,8 @@ KIND_TTN = "status.ttn"
 
 BATCH = 100  # ids per set_status call
 FULL_READ_SINCE = datetime(1900, 1, 1)
-SETTABLE = ("received", "paid", "delivered", "canceled")
-NEEDS_TEXT = ("price_changed", "not_enough_fields", "another")
+SETTABLE = ORDER_STATUSES_SETTABLE
+NEEDS_TEXT = REASONS_WITH_TEXT
 
 # Torgsoft CUSTOMER_ORDER.STATUS values (reference schema).
 NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4

@@ -1,1 +1,1 @@
-"""Satu.kz: the seller API client (`client`), the local sandbox (`sandbox`) and fast pushes (`push`)."""
+"""Satu.kz: the pure API vocabulary (`api`), the seller API client (`client`) and fast pushes (`push`)."""

@@ -8,7 +8,8 @@ Every quirk of the API (see SATU.md) is absorbed here so the stages see plain Py
 - 429, 5xx, timeouts and dropped connections are retried with exponential backoff and jitter,
   honouring `Retry-After`, at most `max_retries` times, then `RetryableError`;
 - date parameters are sent exactly as `YYYY-MM-DDTHH:MM:SS` (a `Z` or milliseconds make Satu
-  silently return nothing);
+  silently return nothing), in `[satu] query_timezone` (UTC by default);
+- `X-LANGUAGE` (`[satu] language`) asks for Satu's texts in one language;
 - the `last_id` cursor is inclusive, so pages overlap by one and are de-duplicated by id;
 - writes go in batches of at most 100.
 
@@ -21,43 +22,19 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from pipeline.errors import AuthError, PipelineError, RetryableError, StopError
-from pipeline.numbers import parse_decimal
+from pipeline.errors import AuthError, PipelineError, Problem, RetryableError, SettingsError, StopError
+from pipeline.satu.api import MAX_BATCH, format_date, import_finished, query_zone
 
 log = logging.getLogger("pipeline.satu")
-
-#: Satu's own clock: Kazakhstan (UTC+5). Naive query dates are read in it; aware ones are converted.
-SATU_TZ = timezone(timedelta(hours=5))
-#: The largest page and batch Satu accepts.
-MAX_BATCH = 100
-#: Statuses that end an import (compared case-insensitively; anything else = still running).
-IMPORT_FINAL = ("SUCCESS", "PARTIAL", "FATAL")
-ORDER_STATUSES_SETTABLE = ("received", "paid", "delivered", "canceled")
-CANCELLATION_REASONS = (
-    "not_available",
-    "price_changed",
-    "buyers_request",
-    "not_enough_fields",
-    "duplicate",
-    "invalid_phone_number",
-    "less_than_minimal_price",
-    "another",
-)
-#: Reasons that need a free-text explanation.
-REASONS_WITH_TEXT = ("price_changed", "not_enough_fields", "another")
-
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 
 
 class SatuError(PipelineError):
@@ -99,60 +76,17 @@ class EditResult:
         return not self.errors
 
 
+@dataclass
+class StatusResult:
+    """The outcome of `orders/set_status`: `processed` = ids Satu changed; `already` = ids it left
+    alone without an error, which on Satu means "already at this or a later status" (seen live):
+    re-read such an order and confirm it rather than retrying and parking it."""
+
+    processed: list[int] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+
+
 # --- pure helpers -------------------------------------------------------------------------------------
-
-
-def parse_price(value: Any) -> Decimal | None:
-    """A Satu price (`"1 950 ₸"`, `"1\u00a0950,50 ₸"`, `650`, `"650.5"`) as Decimal; None when empty.
-
-    The currency mark is dropped, the rest is read by `pipeline.numbers.parse_decimal`. Raises
-    ValueError for text that is not a price.
-    """
-    if isinstance(value, str):
-        value = re.sub(r"(₸|тг\.?|тенге|KZT|kzt)\s*$", "", value.strip()).strip()
-    try:
-        return parse_decimal(value)
-    except ValueError:
-        raise ValueError(f"not a price: {value!r}") from None
-
-
-def parse_quantity(value: Any) -> Decimal | None:
-    """An order-line quantity (may be fractional: `1.5`, `"0,75"`) as Decimal; None when empty."""
-    return parse_price(value)
-
-
-def format_date(value: datetime | str) -> str:
-    """A query date exactly as Satu accepts it: `YYYY-MM-DDTHH:MM:SS` in Satu's time zone.
-
-    Aware datetimes are converted to UTC+5; naive ones are taken as already in it. Strings in any
-    ISO form (`…Z`, milliseconds, offsets) are normalised, because Satu silently returns zero orders
-    for anything but the exact form.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if _DATE_RE.match(text):
-            return text
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
-        except ValueError:
-            raise ValueError(f"not a date: {value!r}") from None
-    if value.tzinfo is not None:
-        value = value.astimezone(SATU_TZ).replace(tzinfo=None)
-    return value.replace(microsecond=0).isoformat(timespec="seconds")
-
-
-def parse_date(value: str | None) -> datetime | None:
-    """A Satu response date (`2026-11-27T12:34:56.588791+05:00`) as an aware datetime (naive → UTC+5)."""
-    if not value:
-        return None
-    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=SATU_TZ)
-
-
-def import_finished(status: dict[str, Any]) -> str | None:
-    """The final state of an import status reply (`SUCCESS`, `PARTIAL`, `FATAL`), or None while running."""
-    value = str(status.get("status") or "").strip().upper()
-    return value if value in IMPORT_FINAL else None
 
 
 def _chunks(seq: list[Any], size: int = MAX_BATCH) -> Iterator[list[Any]]:
@@ -206,6 +140,9 @@ class SatuClient:
         backoff_max: float = 30.0,
         retry_after_max: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        query_timezone: tzinfo = UTC,
+        language: str = "ru",
+        import_wait: float = 900.0,
     ):
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
@@ -213,6 +150,10 @@ class SatuClient:
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self._token = token
+        #: the zone Satu reads query dates in (`[satu] query_timezone`)
+        self.query_timezone = query_timezone
+        #: how long `wait_import` polls by default, seconds (`[satu] import_wait_minutes`)
+        self.import_wait = import_wait
         #: requests actually sent (each retry counts); handy for benchmarks and tests
         self.requests = 0
         self._http = httpx.Client(
@@ -223,6 +164,7 @@ class SatuClient:
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "User-Agent": "torgsoft-satu/0.1",
+                "X-LANGUAGE": language,
             },
         )
 
@@ -230,11 +172,20 @@ class SatuClient:
     def from_settings(cls, settings: Any, **kwargs: Any) -> SatuClient:
         """A client for `[satu] base_url` with the token from the env var named by `satu.token_env`."""
         s = settings.satu
+        try:
+            zone = query_zone(s.query_timezone)
+        except ValueError as exc:
+            raise SettingsError(
+                Problem("satu.query_timezone", str(exc), 'write "UTC", "+05:00" or a name like "Asia/Almaty"')
+            ) from None
         return cls(
             s.base_url,
             settings.secret("satu.token_env"),
             timeout=s.timeout,
             max_retries=s.max_retries,
+            query_timezone=zone,
+            language=s.language,
+            import_wait=s.import_wait_minutes * 60,
             **kwargs,
         )
 
@@ -371,14 +322,15 @@ class SatuClient:
         limit: int = MAX_BATCH,
     ) -> Iterator[dict]:
         """Every order (raw dicts, newest first, each once), modified at or after `last_modified_from`
-        if given. Dates may be datetimes (aware ones are converted to Satu time) or ISO strings."""
+        if given. Dates may be datetimes (aware ones are converted to the query zone, naive ones are
+        taken as in it) or ISO strings."""
         dates = {
             "last_modified_from": last_modified_from,
             "last_modified_to": last_modified_to,
             "date_from": date_from,
             "date_to": date_to,
         }
-        params: dict[str, Any] = {k: format_date(v) for k, v in dates.items() if v}
+        params: dict[str, Any] = {k: format_date(v, self.query_timezone) for k, v in dates.items() if v}
         params["status"] = status
         yield from self._paged("/orders/list", "orders", params, min(limit, MAX_BATCH))
 
@@ -395,17 +347,30 @@ class SatuClient:
         cancellation_text: str | None = None,
     ) -> list[int]:
         """Set an order status; returns the ids Satu processed (only those count as done)."""
-        ids = [int(i) for i in ids]
-        done: list[int] = []
-        for chunk in _chunks(ids):
+        return self.set_status_result(ids, status, cancellation_reason, cancellation_text).processed
+
+    def set_status_result(
+        self,
+        ids: Iterable[int],
+        status: str,
+        cancellation_reason: str | None = None,
+        cancellation_text: str | None = None,
+    ) -> StatusResult:
+        """Set an order status, in batches of ≤ 100; the typed result separates the ids Satu changed
+        from those it left alone without an error (already at this or a later status). A refusal
+        (HTTP 200/400 with an error) raises SatuApiError as before."""
+        result = StatusResult()
+        for chunk in _chunks([int(i) for i in ids]):
             body: dict[str, Any] = {"ids": chunk, "status": status}
             if cancellation_reason is not None:
                 body["cancellation_reason"] = cancellation_reason
             if cancellation_text is not None:
                 body["cancellation_text"] = cancellation_text
             data = self._request("POST", "/orders/set_status", json_body=body)
-            done += [int(i) for i in data.get("processed_ids") or []]
-        return done
+            done = {int(i) for i in data.get("processed_ids") or []}
+            result.processed += [i for i in chunk if i in done]
+            result.already += [i for i in chunk if i not in done]
+        return result
 
     def save_declaration(self, order_id: int | str, declaration_id: str, delivery_type: str) -> bool:
         """Attach a waybill (TTN) number to an order; True when Satu confirms."""
@@ -494,15 +459,18 @@ class SatuClient:
         """The status reply of an import (`import_finished(reply)` says whether it is final)."""
         return self._request("GET", f"/products/import/status/{import_id}")
 
-    def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float = 900.0) -> dict:
-        """Poll an import until it is final and return the reply with `status` upper-cased
-        (`SUCCESS`, `PARTIAL`, `FATAL`); RetryableError when it is still running after `timeout`."""
-        deadline = time.monotonic() + timeout
+    def wait_import(self, import_id: str, *, poll: float = 2.0, timeout: float | None = None) -> dict:
+        """Poll an import until it is really final (see `import_finished`: a first SUCCESS with zero
+        counters is not) and return the reply with `status` upper-cased (`SUCCESS`, `PARTIAL`,
+        `FATAL`, `FAIL`); RetryableError when it is still running after `timeout` seconds (default:
+        `import_wait`, at least 15 minutes from the settings: a live import took ~9.5)."""
+        limit = self.import_wait if timeout is None else timeout
+        deadline = time.monotonic() + limit
         while True:
             status = self.import_status(import_id)
             final = import_finished(status)
             if final:
                 return {**status, "status": final}
             if time.monotonic() > deadline:
-                raise RetryableError(f"Satu import {import_id} still running after {timeout:.0f} s")
+                raise RetryableError(f"Satu import {import_id} still running after {limit:.0f} s")
             time.sleep(poll)
