@@ -30,7 +30,6 @@ The schedule's clock comes from `pipeline._testing` (`minute_seconds()`, 60 norm
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import socket
@@ -377,11 +376,8 @@ class Service:
         if not pending:
             return None
         total = InboxResult()
-        for f in dataclasses.fields(InboxResult):
-            values = [getattr(r, f.name) for r in pending]
-            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-                setattr(total, f.name, sum(values))
-        total.errors = [e for r in pending for e in r.errors]
+        for r in pending:
+            total.add(r)
         return total
 
     def _watch(self) -> None:
