@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
-from pipeline.satu.api import query_zone
+from pipeline.satu.api import CANCELLATION_REASONS, query_zone
 from pipeline.settings_values import _check, _convert, opt, parse_override
 
 
@@ -246,16 +246,7 @@ class StatusSettings:
     cancellation_reason: str = opt(
         "another",
         "reason sent with a cancellation",
-        choices=(
-            "not_available",
-            "price_changed",
-            "buyers_request",
-            "not_enough_fields",
-            "duplicate",
-            "invalid_phone_number",
-            "less_than_minimal_price",
-            "another",
-        ),
+        choices=CANCELLATION_REASONS,
     )
     cancellation_text: str = opt("Заказ отменён магазином", "text sent where the reason requires one")
     carrier: str = opt("", "delivery_type sent with a waybill number (carrier code); empty = don't send TTNs")
