@@ -13,30 +13,15 @@ import dataclasses
 import difflib
 import os
 import tomllib
-import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
-from pipeline.satu.api import query_zone
-
-
-def opt(
-    default: Any,
-    doc: str,
-    *,
-    choices: tuple | None = None,
-    min: float | None = None,
-    max: float | None = None,
-    factory: Any = None,
-) -> Any:
-    """Declare a setting: its default, a one-line doc, and optional checks."""
-    meta = {"doc": doc, "choices": choices, "min": min, "max": max}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+from pipeline.satu.api import CANCELLATION_REASONS, query_zone
+from pipeline.settings_values import _check, _convert, opt, parse_override
 
 
 @dataclass(frozen=True)
@@ -261,16 +246,7 @@ class StatusSettings:
     cancellation_reason: str = opt(
         "another",
         "reason sent with a cancellation",
-        choices=(
-            "not_available",
-            "price_changed",
-            "buyers_request",
-            "not_enough_fields",
-            "duplicate",
-            "invalid_phone_number",
-            "less_than_minimal_price",
-            "another",
-        ),
+        choices=CANCELLATION_REASONS,
     )
     cancellation_text: str = opt("Заказ отменён магазином", "text sent where the reason requires one")
     carrier: str = opt("", "delivery_type sent with a waybill number (carrier code); empty = don't send TTNs")
@@ -409,85 +385,6 @@ class Settings:
         return dataclasses.replace(self, **sections)
 
 
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """Split `section.key=value`; the value is read as TOML when it parses, else taken as a string."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise SettingsError(
-            Problem(
-                "--set", f"{text!r} is not section.key=value", "write e.g. --set feed.zero_stock=awaiting"
-            )
-        )
-    dotted, raw = text.split("=", 1)
-    section, key = dotted.strip().split(".", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return section, key, value
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
-    """Convert a TOML value to the field type; raise ValueError with a readable message."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or value == "":
-            return None
-        return _convert(value, args[0], base_dir)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise ValueError(f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            return str(value)
-        raise ValueError(f"expected text, got {value!r}")
-    if tp is Path:
-        if not isinstance(value, str):
-            raise ValueError(f"expected a path (text), got {value!r}")
-        path = Path(os.path.expanduser(value))
-        return path if path.is_absolute() else (base_dir / path)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {value!r}")
-        return [_convert(v, item_tp, base_dir) for v in value]
-    raise ValueError(f"unsupported type {_type_name(tp)}")
-
-
-def _check(value: Any, meta: dict) -> str | None:
-    choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
-    if choices and value not in choices:
-        return f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
-    if lo is not None and value is not None and value < lo:
-        return f"must be at least {lo}, got {value!r}"
-    if hi is not None and value is not None and value > hi:
-        return f"must be at most {hi}, got {value!r}"
-    return None
-
-
 def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> Settings:
     """Validate a settings mapping (as read from TOML) and return Settings, or raise SettingsError."""
     problems: list[Problem] = []
@@ -603,10 +500,10 @@ def cross_check(settings: Settings) -> list[Problem]:
                 "set the URL at which publish.remote_dir is served",
             )
         )
-    floor = 1 if os.environ.get("TORGSOFT_SATU_TEST_SHORT_INTERVALS") == "1" else 10
+    floor = f"{_testing.interval_floor_minutes():g}"  # 10, unless a test lowered it
     s = settings.schedule
     for key in ("interval_minutes", "orders_minutes"):
-        if getattr(s, key) < floor:
+        if getattr(s, key) < float(floor):
             problems.append(
                 Problem(
                     f"schedule.{key}",
@@ -647,6 +544,15 @@ def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] 
     return build(data, path.resolve().parent, source=path.resolve() if path.exists() else None)
 
 
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (made by its factory when it has one)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
 def describe() -> dict[str, dict[str, dict[str, Any]]]:
     """Every section, key, default and doc (for the README check and `settings.toml` tests)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -654,7 +560,7 @@ def describe() -> dict[str, dict[str, dict[str, Any]]]:
         out[name] = {
             f.name: {
                 "doc": f.metadata.get("doc", ""),
-                "default": f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+                "default": _default_of(f),
             }
             for f in dataclasses.fields(cls)
         }

@@ -1,4 +1,4 @@
-"""The vendor's export file `TSGoods.trs` as a catalog source (see TORGSOFT.md).
+"""The vendor's export file `TSGoods.trs` as a catalog source (see docs/setup.md).
 
 The file is CSV with `;` between fields, fields in double quotes with `""` inside, windows-1251 by
 default, an optional header row (else a positional column map from settings, or the vendor's default
@@ -34,7 +34,7 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The vendor's default column order (TORGSOFT.md), used when the file has no header row and
+# The vendor's default column order (docs/setup.md), used when the file has no header row and
 # `[torgsoft] tsgoods_columns` is empty.
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "GoodID",
@@ -471,20 +471,20 @@ class TSGoodsCatalog:
         seen: dict[int, Category] = {}
         for _, row in self._rows():
             path = parse_section_path(row.get("synchronizationsectionfull", ""))
-            parent = None
+            parent: int | None = None
             for sid, name in path:
                 if sid not in seen:
                     seen[sid] = Category(id=sid, parent_id=parent, name=name or f"Раздел {sid}")
                 parent = sid
             if not path:
                 try:
-                    number = parse_int(row.get("category", ""), "Category")
+                    cat_id = parse_int(row.get("category", ""), "Category")
                 except RowError:
                     continue
-                if number is not None and number > 0 and number not in seen:
+                if cat_id is not None and cat_id > 0 and cat_id not in seen:
                     sync = row.get("synchronizationsection", "").strip()
-                    name = sync if sync and not sync.isdigit() else f"Раздел {number}"
-                    seen[number] = Category(id=number, parent_id=None, name=name)
+                    name = sync if sync and not sync.isdigit() else f"Раздел {cat_id}"
+                    seen[cat_id] = Category(id=cat_id, parent_id=None, name=name)
         return list(seen.values())
 
     def products(self) -> Iterator[Product]:
