@@ -29,6 +29,7 @@ from pipeline.orders.order_rows import (
     NEW,
     SOURCE,
     ImportOutcome,
+    ResolvedLine,
     order_hash,
     order_header,
     torgsoft_status,
@@ -88,7 +89,12 @@ class OrderImporter:
         return w.save_customer(order, self.binder.customer(w, order))
 
     def _header(
-        self, order: Order, resolved: list, status: int, client_id: int | None, unmatched: list[str]
+        self,
+        order: Order,
+        resolved: list[ResolvedLine],
+        status: int,
+        client_id: int | None,
+        unmatched: list[str],
     ) -> dict[str, Any]:
         return order_header(
             order,
