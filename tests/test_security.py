@@ -238,7 +238,6 @@ def sandbox(tmp_path):
         yield sb
 
 
-@FIXME
 def test_sandbox_control_refuses_a_browser_form_post(sandbox):
     # What a web page can send cross-site without a preflight: a form (text/plain body shaped as JSON).
     r = httpx.post(
@@ -264,7 +263,6 @@ def test_sandbox_control_accepts_the_token_or_the_custom_header(sandbox):
     assert len(sandbox.orders()) == 2
 
 
-@FIXME
 def test_sandbox_caps_request_bodies(sandbox):
     big = b'{"count": 1, "pad": "' + b"x" * (9 * 1024 * 1024) + b'"}'
     r = httpx.post(
@@ -309,7 +307,6 @@ def test_state_journal_and_sandbox_db_are_private(tmp_path):
     assert _mode(tmp_path / "sandbox") == 0o700
 
 
-@FIXME
 @pytest.mark.skipif(not POSIX, reason="file modes are POSIX")
 def test_fetched_order_files_and_the_inbox_are_private(tmp_path, sandbox, monkeypatch):
     from pipeline.orders import fetch
