@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import tomllib
 import types
@@ -18,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline.errors import Problem, SettingsError
 from pipeline.satu.api import query_zone
@@ -223,6 +225,11 @@ class OrdersSettings:
     json_prefix: str = opt(
         "satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)"
     )
+    keep_done_days: int = opt(
+        90,
+        "imported order files (personal data) in inbox/done are deleted after this many days; 0 = kept",
+        min=0,
+    )
     import_workers: int = opt(
         2,
         "orders imported in parallel, each over its own connection (each order is still one transaction)",
@@ -297,7 +304,11 @@ class NotifySettings:
     channels: list[str] = opt(None, 'any of "email", "telegram", "webhook"', factory=list)
     smtp_host: str = opt("", "SMTP server")
     smtp_port: int = opt(25, "SMTP port", min=1, max=65535)
-    smtp_starttls: bool = opt(False, "use STARTTLS")
+    smtp_tls: str = opt(
+        "none",
+        'TLS to the SMTP server: "starttls" (port 587), "implicit" (port 465) or "none" (no login then)',
+        choices=("starttls", "implicit", "none"),
+    )
     smtp_user: str = opt("", "SMTP user; empty = no login")
     smtp_password_env: str = opt("SMTP_PASSWORD", "env var holding the SMTP password")
     email_from: str = opt("", "sender address")
@@ -309,7 +320,7 @@ class NotifySettings:
     unreachable_runs: int = opt(3, "alert when a server is unreachable this many runs in a row", min=1)
     stale_feed_hours: float = opt(24.0, "alert when the feed was not refreshed for this long", min=1)
     repeat_hours: float = opt(24.0, "repeat an alert that is still open at most this often", min=0)
-    smtp_cafile: Path | None = opt(None, "CA certificates (PEM) to trust for STARTTLS; empty = the system's")
+    smtp_cafile: Path | None = opt(None, "CA certificates (PEM) to trust for SMTP TLS; empty = the system's")
     timeout: float = opt(20.0, "network timeout of a notification channel, seconds", min=1)
 
 
@@ -530,10 +541,11 @@ def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> S
             ):
                 values[fname] = base_dir / f.default
         sections[name] = cls(**values)
-    if problems:
-        raise SettingsError(problems)
     settings = Settings(base_dir=base_dir, source=source, **sections)
-    problems = cross_check(settings)
+    # Rules over two keys are checked too (a key that failed its own check has its default here), so
+    # every problem shows at once; a key already reported is not reported twice.
+    reported = {p.key for p in problems}
+    problems += [p for p in cross_check(settings) if p.key not in reported]
     if problems:
         raise SettingsError(problems)
     return settings
@@ -597,6 +609,15 @@ def cross_check(settings: Settings) -> list[Problem]:
                     f"set it to {floor} or more",
                 )
             )
+    n = settings.notify
+    if n.smtp_user and n.smtp_tls == "none":
+        problems.append(
+            Problem(
+                "notify.smtp_tls",
+                f'is "none" while notify.smtp_user = "{n.smtp_user}": the password would cross the network in clear text',
+                'set smtp_tls = "starttls" (port 587) or "implicit" (port 465), or leave smtp_user empty',
+            )
+        )
     bad = [c for c in settings.notify.channels if c not in ("email", "telegram", "webhook")]
     if bad:
         problems.append(
@@ -607,27 +628,91 @@ def cross_check(settings: Settings) -> list[Problem]:
     return problems
 
 
-def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
-    """Load settings from a TOML file (default ./settings.toml) with `section.key=value` overrides."""
-    path = Path(path) if path else Path("settings.toml")
+def warnings(settings: Settings) -> list[Problem]:
+    """Settings that work but put a secret at risk: said at the top of every run, never fatal."""
+    out: list[Problem] = []
+    url = urlsplit(settings.satu.base_url)
+    if url.scheme == "http" and not _is_loopback(url.hostname or ""):
+        out.append(
+            Problem(
+                "satu.base_url",
+                f"{settings.satu.base_url} is plain http: the API token and the orders cross the network unencrypted",
+                "use the https:// URL (plain http is meant for the local sandbox on 127.0.0.1)",
+            )
+        )
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+#: the environment variable naming the settings file when --settings is not given (cron, services)
+SETTINGS_ENV = "TORGSOFT_SATU_SETTINGS"
+
+
+def find_settings(path: Path | str | None = None) -> Path | None:
+    """The settings file of this run, found deliberately: `path` (--settings), else the file named by
+    $TORGSOFT_SATU_SETTINGS, else ./settings.toml; None when there is none. A named file that does not
+    exist is a SettingsError (never a silent fall back to the defaults)."""
+    if path:
+        named = Path(path).expanduser()
+        if not named.is_file():
+            raise SettingsError(
+                Problem(str(named), "settings file not found", "give an existing file with --settings")
+            )
+        return named.resolve()
+    env = os.environ.get(SETTINGS_ENV, "")
+    if env:
+        named = Path(env).expanduser()
+        if not named.is_file():
+            raise SettingsError(
+                Problem(SETTINGS_ENV, f"names {env}, which is not a file", f"fix or unset {SETTINGS_ENV}")
+            )
+        return named.resolve()
+    here = Path("settings.toml")
+    return here.resolve() if here.is_file() else None
+
+
+def load(
+    path: Path | str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    defaults_ok: bool = False,
+) -> Settings:
+    """Load the settings file (see `find_settings`) with `section.key=value` overrides. Without a file
+    only `defaults_ok` callers (the demo) run on the built-in defaults, rooted at the current folder."""
+    found = find_settings(path)
+    if found is None and not defaults_ok:
+        raise SettingsError(
+            Problem(
+                "--settings",
+                f"no settings file: none given with --settings, {SETTINGS_ENV} is not set, "
+                f"and {Path.cwd()} has no settings.toml",
+                f"pass --settings /path/to/settings.toml or export {SETTINGS_ENV}=/path/to/settings.toml "
+                "(only `demo` runs on the built-in defaults)",
+            )
+        )
     data: dict[str, Any] = {}
-    if path.exists():
+    if found is not None:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(found.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(
-                Problem(str(path), f"is not valid TOML: {exc}", "fix the syntax at the line shown")
+                Problem(str(found), f"is not valid TOML: {exc}", "fix the syntax at the line shown")
             ) from None
-    elif path.name != "settings.toml" or path.parent != Path("."):
-        raise SettingsError(
-            Problem(str(path), "settings file not found", "give an existing file with --settings")
-        )
     for text in overrides:
         section, key, value = parse_override(text)
         data.setdefault(section, {})
         if isinstance(data[section], dict):
             data[section][key] = value
-    return build(data, path.resolve().parent, source=path.resolve() if path.exists() else None)
+    base = found.parent if found is not None else Path.cwd().resolve()
+    return build(data, base, source=found)
 
 
 def describe() -> dict[str, dict[str, dict[str, Any]]]:

@@ -115,7 +115,6 @@ def test_the_current_folder_settings_file_is_named_too(tmp_path):
 # --- all problems at once ------------------------------------------------------------------------------
 
 
-@FIXME
 def test_single_key_and_two_key_problems_are_reported_together(tmp_path):
     s = _settings_file(
         tmp_path, '[feed]\nzero_stok = "hide"\n\n[publish]\ntarget = "ftp"\n'
