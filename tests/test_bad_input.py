@@ -83,7 +83,6 @@ def test_a_missing_inbox_is_created_and_journaled(tmp_path):
 # --- finding the settings file --------------------------------------------------------------------------
 
 
-@FIXME
 def test_no_settings_file_outside_the_demo_is_refused(tmp_path):
     r = run_cli(tmp_path, "catalog")
     assert r.returncode == 2, r.stdout + r.stderr
@@ -91,7 +90,6 @@ def test_no_settings_file_outside_the_demo_is_refused(tmp_path):
     assert "init-db" not in r.stdout + r.stderr  # no demo suggestion for a missing settings file
 
 
-@FIXME
 def test_the_settings_file_from_the_environment_is_used_and_named(tmp_path):
     shop = tmp_path / "shop"
     shop.mkdir()
@@ -104,7 +102,6 @@ def test_the_settings_file_from_the_environment_is_used_and_named(tmp_path):
     assert (shop / "inbox").is_dir() and not (elsewhere / "inbox").exists()
 
 
-@FIXME
 def test_the_current_folder_settings_file_is_named_too(tmp_path):
     _settings_file(tmp_path, '[orders]\ninbox = "inbox"\n')
     r = run_cli(tmp_path, "orders", "import")

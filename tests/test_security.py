@@ -350,7 +350,6 @@ def test_keep_done_days_prunes_old_files_from_done(tmp_path):
 # --- token-bearing URLs over plain http ------------------------------------------------------------------
 
 
-@FIXME
 def test_plain_http_satu_url_warns_at_the_top_of_the_run(tmp_path):
     settings = tmp_path / "settings.toml"
     settings.write_text('[satu]\nbase_url = "http://my.satu.kz/api/v1"\n', encoding="utf-8")
