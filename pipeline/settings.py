@@ -97,7 +97,7 @@ class FeedSettings:
     keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
     long_name: str = opt(
         "truncate",
-        "a name longer than 100 chars: cut it at a word boundary, or skip the offer",
+        "a name longer than 110 chars (Satu's limit): cut it at a word boundary, or skip the offer",
         choices=("truncate", "skip"),
     )
     product_url: str = opt(
@@ -125,6 +125,21 @@ class FeedSettings:
     )
     history_dir: Path = opt(
         Path("feeds/history"), "previous feeds, their offer snapshots and per-run diff reports"
+    )
+    category_map: Path | None = opt(
+        None,
+        "CSV (';', UTF-8, header section_id;portal_id[;portal_name]) mapping sections to Satu portal "
+        "categories; a section without a row inherits its nearest mapped ancestor; empty = none",
+    )
+    in_stock_flag: bool = opt(False, 'write in_stock="true" ("ready to ship") on offers with stock')
+    vendor: str = opt(
+        "emit",
+        "<vendor> (brand): emit every producer, omit the tag, or emit only brands in vendor_allowlist "
+        "(Satu imports only brands it knows; unknown ones cause import errors)",
+        choices=("emit", "omit", "allowlist"),
+    )
+    vendor_allowlist: Path | None = opt(
+        None, 'file with the brands to emit (one a line) when vendor = "allowlist"'
     )
 
 
@@ -176,7 +191,9 @@ class SatuSettings:
     full_push_hours: float = opt(6.0, "re-send stock for every product this often; 0 = never", min=0)
     import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
     available_value: str = opt("true", "value of offer available= for an item in stock")
-    unavailable_value: str = opt("false", "value of offer available= for an item out of stock")
+    unavailable_value: str = opt(
+        "", 'value of offer available= for an item out of stock ("" = not in stock; "false" = made to order)'
+    )
     query_timezone: str = opt(
         "UTC",
         "time zone of the dates sent in order queries: UTC (what the evidence says), +05:00, or an IANA name",
