@@ -61,7 +61,6 @@ def test_a_bad_database_path_is_a_settings_problem(tmp_path, kind):
 # --- the inbox path ------------------------------------------------------------------------------------
 
 
-@FIXME
 def test_an_inbox_that_is_a_file_is_a_settings_problem(tmp_path):
     (tmp_path / "afile").write_text("x")
     s = _settings_file(tmp_path, '[orders]\ninbox = "afile"\n')
@@ -70,7 +69,6 @@ def test_an_inbox_that_is_a_file_is_a_settings_problem(tmp_path):
     assert "orders.inbox" in r.stderr and "not a folder" in r.stderr
 
 
-@FIXME
 def test_a_missing_inbox_is_created_and_journaled(tmp_path):
     s = _settings_file(tmp_path, '[orders]\ninbox = "new/inbox"\n')
     r = run_cli(tmp_path, "--settings", str(s), "orders", "import")

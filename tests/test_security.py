@@ -141,7 +141,6 @@ def _check_feed(path: Path) -> subprocess.CompletedProcess:
     )
 
 
-@FIXME
 @pytest.mark.parametrize("kind", ["external", "internal"])
 def test_check_feed_refuses_a_doctype_and_prints_no_entity_content(tmp_path, kind):
     secret = tmp_path / "secret.txt"
@@ -182,7 +181,6 @@ def _settle0(env):
     return env.replace(orders=replace(env.orders, settle_seconds=0))
 
 
-@FIXME
 @pytest.mark.skipif(not POSIX, reason="symlinks need POSIX")
 def test_a_symlink_planted_in_processing_is_not_followed(demo_env, tmp_path):
     s = _settle0(demo_env)
@@ -197,14 +195,30 @@ def test_a_symlink_planted_in_processing_is_not_followed(demo_env, tmp_path):
     result, journal = _inbox_run(s)
     assert result.imported == 0
     assert target.read_text(encoding="utf-8") == body  # untouched, still where it was
-    for sub in ("done", "quarantine", "processing", "."):
+    for sub in ("done", "processing", "."):  # set aside in quarantine/, moved as a link, never opened
         folder = s.orders.inbox / sub
         assert not [p for p in folder.iterdir() if p.is_symlink()], sub
+    (kept,) = [p for p in (s.orders.inbox / "quarantine").iterdir() if p.is_symlink()]
+    assert os.readlink(kept) == str(target)
+    assert "not a regular file" in Path(str(kept) + ".reason.txt").read_text(encoding="utf-8")
     events = list(journal.search(grep="planted.json"))
     assert any("not a regular file" in e.message for e in events), [e.message for e in events]
 
 
-@FIXME
+@pytest.mark.skipif(not POSIX, reason="symlinks need POSIX")
+def test_a_symlink_in_the_inbox_folder_is_skipped_and_journaled(demo_env, tmp_path):
+    s = _settle0(demo_env)
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps({"order": satu_order(702)}), encoding="utf-8")
+    s.orders.inbox.mkdir(parents=True)
+    (s.orders.inbox / "link.json").symlink_to(target)
+    result, journal = _inbox_run(s)
+    assert result.imported == 0 and (s.orders.inbox / "link.json").is_symlink()
+    events = list(journal.search(grep="link.json"))
+    assert [e.level for e in events] == ["warning"]
+    assert "not a regular file (symbolic link)" in events[0].message
+
+
 @pytest.mark.skipif(not POSIX, reason="FIFOs need POSIX")
 def test_a_fifo_in_processing_does_not_hang_the_importer(demo_env):
     s = _settle0(demo_env)
@@ -328,9 +342,8 @@ def test_fetched_order_files_and_the_inbox_are_private(tmp_path, sandbox, monkey
     assert _mode(s.orders.inbox) == 0o700
 
 
-@FIXME
 def test_keep_done_days_prunes_old_files_from_done(tmp_path):
-    from pipeline.orders.inbox import prune_done
+    from pipeline.orders.claims import prune_done
 
     s = build(_base(tmp_path), tmp_path)
     assert s.orders.keep_done_days == 90
