@@ -27,6 +27,8 @@ class AppContext:
         self.overrides = overrides
         #: set by the demo: it may run on the built-in defaults when no settings file is found
         self.defaults_ok = False
+        #: set by commands that only read the journal: no `Settings:` line above their output
+        self.quiet = False
         self._settings: Settings | None = None
 
     @property
@@ -35,11 +37,19 @@ class AppContext:
         (and any risky setting) is said first, on stderr, so a cron mail shows which shop ran."""
         if self._settings is None:
             self._settings = load(self.settings_path, self.overrides, defaults_ok=self.defaults_ok)
-            source = self._settings.source
-            click.echo(f"Settings: {source if source else '(built-in defaults, demo)'}", err=True)
-            for problem in settings_warnings(self._settings):
-                click.echo(f"Warning: {problem}", err=True)
+            self._announce(self._settings)
         return self._settings
+
+    def _announce(self, settings: Settings) -> None:
+        """`Settings: FILE` and the warnings, on stderr; not for machine-readable (`--json`) output and
+        not for the commands that only read the journal (`quiet`)."""
+        ctx = click.get_current_context(silent=True)
+        if self.quiet or (ctx is not None and ctx.params.get("as_json")):
+            return
+        source = settings.source
+        click.echo(f"Settings: {source if source else '(built-in defaults, demo)'}", err=True)
+        for problem in settings_warnings(settings):
+            click.echo(f"Warning: {problem}", err=True)
 
 
 pass_app = click.make_pass_decorator(AppContext)

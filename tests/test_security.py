@@ -296,7 +296,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@FIXME
 @pytest.mark.skipif(not POSIX, reason="file modes are POSIX")
 def test_state_journal_and_sandbox_db_are_private(tmp_path):
     from pipeline.devtools.sandbox import SandboxServer
@@ -367,7 +366,7 @@ def test_plain_http_satu_url_warns_at_the_top_of_the_run(tmp_path):
     settings = tmp_path / "settings.toml"
     settings.write_text('[satu]\nbase_url = "http://my.satu.kz/api/v1"\n', encoding="utf-8")
     r = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "log"],
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "orders", "import"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -378,7 +377,7 @@ def test_plain_http_satu_url_warns_at_the_top_of_the_run(tmp_path):
     # a loopback sandbox is fine over http
     settings.write_text('[satu]\nbase_url = "http://127.0.0.1:9/api/v1"\n', encoding="utf-8")
     r = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "log"],
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "orders", "import"],
         capture_output=True,
         text=True,
         timeout=120,
