@@ -161,7 +161,6 @@ def _shop(tmp_path: Path, demo_db_template: Path, satu: str) -> Path:
     )
 
 
-@FIXME
 def test_push_with_satu_unreachable_names_the_reason_and_the_setting(tmp_path, demo_db_template):
     url = f"http://127.0.0.1:{_closed_port()}/api/v1"
     s = _shop(tmp_path, demo_db_template, f'base_url = "{url}"\ntoken_env = "TEST_SATU_TOKEN"')
@@ -172,7 +171,6 @@ def test_push_with_satu_unreachable_names_the_reason_and_the_setting(tmp_path, d
     assert "satu.base_url" in out and "127.0.0.1" in out
 
 
-@FIXME
 def test_push_with_a_wrong_base_url_says_404_and_the_setting(tmp_path, demo_db_template):
     from pipeline.devtools.sandbox import SandboxServer
 

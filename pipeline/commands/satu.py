@@ -136,6 +136,8 @@ def push(app: AppContext, full: bool) -> None:
         f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "
         f"{r.unsent} unsent; {r.outbox} queued for the next run"
     )
+    for problem in r.problems:
+        click.echo(f"Problem: {problem}", err=True)
     if not r.ok:
         raise SystemExit(1)
 
