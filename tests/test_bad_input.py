@@ -185,7 +185,6 @@ def test_push_with_a_wrong_base_url_says_404_and_the_setting(tmp_path, demo_db_t
     assert "404" in out and "satu.base_url" in out
 
 
-@FIXME
 def test_sync_without_a_token_says_so(tmp_path, demo_db_template):
     s = _shop(tmp_path, demo_db_template, 'token_env = "TEST_SATU_TOKEN_UNSET"')
     r = run_cli(tmp_path, "--settings", str(s), "sync")
