@@ -384,3 +384,20 @@ def test_plain_http_satu_url_warns_at_the_top_of_the_run(tmp_path):
         cwd=tmp_path,
     )
     assert "satu.base_url" not in r.stderr
+
+
+def test_the_service_prune_job_removes_old_order_files(tmp_path):
+    from pipeline.service import StepContext, jobs_from_settings
+
+    s = build(_base(tmp_path, orders={"keep_done_days": 30}), tmp_path)
+    done = s.orders.inbox / "done"
+    done.mkdir(parents=True)
+    old = done / "satu-1.json"
+    old.write_text("{}")
+    forty_days_ago = time.time() - 40 * 86400
+    os.utime(old, (forty_days_ago, forty_days_ago))
+    (job,) = [j for j in jobs_from_settings(s) if j.name == "prune"]
+    ctx = StepContext(s, Journal.from_settings(s), State.from_settings(s))
+    results = [step.func(ctx) for step in job.steps]
+    assert [r.order_files for r in results] == [1]
+    assert not old.exists()
