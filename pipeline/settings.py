@@ -662,15 +662,19 @@ def cross_check(settings: Settings) -> list[Problem]:
 def warnings(settings: Settings) -> list[Problem]:
     """Settings that work but put a secret at risk: said at the top of every run, never fatal."""
     out: list[Problem] = []
-    url = urlsplit(settings.satu.base_url)
-    if url.scheme == "http" and not _is_loopback(url.hostname or ""):
-        out.append(
-            Problem(
-                "satu.base_url",
-                f"{settings.satu.base_url} is plain http: the API token and the orders cross the network unencrypted",
-                "use the https:// URL (plain http is meant for the local sandbox on 127.0.0.1)",
+    for key, value in (
+        ("satu.base_url", settings.satu.base_url),
+        ("notify.telegram_api", settings.notify.telegram_api),
+    ):
+        url = urlsplit(value)
+        if url.scheme == "http" and not _is_loopback(url.hostname or ""):
+            out.append(
+                Problem(
+                    key,
+                    f"{value} is plain http: the token (and what is sent) crosses the network unencrypted",
+                    "use the https:// URL (plain http is meant for a local test server on 127.0.0.1)",
+                )
             )
-        )
     return out
 
 

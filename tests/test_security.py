@@ -401,3 +401,12 @@ def test_the_service_prune_job_removes_old_order_files(tmp_path):
     results = [step.func(ctx) for step in job.steps]
     assert [r.order_files for r in results] == [1]
     assert not old.exists()
+
+
+def test_the_web_settings_page_lists_the_plain_http_warning(tmp_path):
+    from pipeline.web.settings_check import settings_report
+
+    s = build(_base(tmp_path, notify={"telegram_api": "http://tg.example.kz"}), tmp_path)
+    problems = settings_report(s)["problems"]
+    assert [p for p in problems if "notify.telegram_api" in p and "plain http" in p]
+    assert not [p for p in problems if "satu.base_url" in p]  # the https default is fine
