@@ -410,3 +410,20 @@ def test_the_web_settings_page_lists_the_plain_http_warning(tmp_path):
     problems = settings_report(s)["problems"]
     assert [p for p in problems if "notify.telegram_api" in p and "plain http" in p]
     assert not [p for p in problems if "satu.base_url" in p]  # the https default is fine
+
+
+@pytest.mark.skipif(not POSIX, reason="symlinks need POSIX")
+def test_the_web_quarantine_page_never_shows_what_a_symlink_points_at(tmp_path):
+    from pipeline.web.quarantine import listing
+
+    s = build(_base(tmp_path), tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT", encoding="utf-8")
+    quarantine = s.orders.inbox / "quarantine"
+    quarantine.mkdir(parents=True)
+    (quarantine / "planted.json").symlink_to(secret)
+    (quarantine / "planted.json.reason.txt").write_text("not a regular file (symbolic link)\n")
+    (quarantine / "bad.json").write_text('{"order": ', encoding="utf-8")
+    shown = {q.name: q.preview for q in listing(s)}
+    assert shown["planted.json"] == "(symbolic link: not shown)"
+    assert shown["bad.json"] == '{"order": '
