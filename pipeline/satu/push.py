@@ -310,9 +310,9 @@ def _send_batch(
                     base_delay=0 if res.retryable else 60,
                 )
     result.accepted += len(accepted)
-    for exc in res.batch_errors:
-        hint = f" — no API at {client.base_url}: check satu.base_url" if exc.status == 404 else ""
-        result.problem(f"Satu refused a whole batch (HTTP {exc.status}): {exc.message}{hint}")
+    for refusal in res.batch_errors:
+        hint = f" — no API at {client.base_url}: check satu.base_url" if refusal.status == 404 else ""
+        result.problem(f"Satu refused a whole batch (HTTP {refusal.status}): {refusal.message}{hint}")
     refused = {k: e for k, e in res.errors.items() if not res.retryable}
     result.rejected += len(refused)
     _journal_refusals(journal, refused)
