@@ -145,6 +145,12 @@ def keep_signal_handlers() -> Iterator[None]:
                     libc.sigaction(number, buf, None)
 
 
+class DatabaseSettingsError(SettingsError, DatabaseError):
+    """The database the settings name is not there or not a database: a settings problem (exit code 2,
+    naming the key) that code reading the database still sees as a `DatabaseError` (a file that
+    vanished while the service runs is reported by the stage like any other database failure)."""
+
+
 #: the engine's "file … is not a valid database" (isc_bad_db_format)
 BAD_DB_FORMAT = 335544323
 
@@ -164,9 +170,11 @@ def _check_database_file(path: Path) -> None:
         "`.venv/bin/python run.py init-db` creates a demo database at torgsoft.database"
     )
     if path.is_dir():
-        raise SettingsError(Problem("torgsoft.database", f"{path} is a folder, not a database file", fix))
+        raise DatabaseSettingsError(
+            Problem("torgsoft.database", f"{path} is a folder, not a database file", fix)
+        )
     if not path.exists():
-        raise SettingsError(Problem("torgsoft.database", f"{path} does not exist", fix))
+        raise DatabaseSettingsError(Problem("torgsoft.database", f"{path} does not exist", fix))
 
 
 def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> Any:
@@ -197,7 +205,7 @@ def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> An
     except fdb.Error as exc:
         if db.gdscode(exc) == BAD_DB_FORMAT:  # a settings problem, not a database one: say which key
             key = "torgsoft.dsn" if t.dsn else "torgsoft.database"
-            raise SettingsError(
+            raise DatabaseSettingsError(
                 Problem(key, f"{target} is not a Firebird database", f"set {key} to your Torgsoft database")
             ) from None
         raise db.translate(exc, f"cannot connect to {target}") from None
