@@ -16,7 +16,7 @@ import click
 
 from pipeline.errors import PipelineError, SettingsError
 from pipeline.settings import SETTINGS_ENV, Settings, load
-from pipeline.settings import warnings as settings_warnings
+from pipeline.settings_checks import warnings as settings_warnings
 
 
 class AppContext:

@@ -12,7 +12,8 @@ from pipeline.errors import PipelineError, SettingsError
 
 def settings_report(settings: Any) -> dict[str, Any]:
     """{file, problems: [text], secrets: [(setting, variable, present)]}."""
-    from pipeline.settings import SECTIONS, load, warnings
+    from pipeline.settings import SECTIONS, load
+    from pipeline.settings_checks import warnings
 
     problems: list[str] = []
     if settings.source is not None:
