@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.fsutil import create_private
 from pipeline.state import open_sqlite
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -121,23 +122,38 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     return value.astimezone(UTC)
 
 
+def one_line(text: str) -> str:
+    """One event, one line: a message's own line breaks (a library's second "Debugging info" line, a
+    server's multi-line reply) are folded, so `log`, the log file and cron mails stay line-oriented."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file and every file it rotates into are created 0600 (they name orders and customers)."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        create_private(Path(self.baseFilename))
+        return super()._open()
+
+
 class Journal:
     """Append and search events. Safe to share between threads; one connection per thread."""
 
     def __init__(self, path: Path | str, log_file: Path | str | None = None, run_id: str | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._local = threading.local()
         self._logger: logging.Logger | None = None
         con = self._con()
         con.executescript(_SCHEMA)
         if log_file:
-            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(log_file))
             logger = logging.getLogger(f"torgsoft_satu.journal.{os.getpid()}.{id(self)}")
             logger.propagate = False
             logger.setLevel(logging.DEBUG)
-            handler = logging.handlers.RotatingFileHandler(
+            handler = _PrivateRotatingFileHandler(
                 log_file, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
             )
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -171,6 +187,7 @@ class Journal:
     ) -> None:
         """Record one event. Extra keyword arguments are stored as JSON data."""
         level = level.lower()
+        message = one_line(message)
         self._con().execute(
             "INSERT INTO events (ts, run_id, stage, level, levelno, message, order_id, product_id, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

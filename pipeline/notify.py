@@ -421,11 +421,16 @@ class Notifier:
         email["From"] = n.email_from or f"torgsoft-satu@{socket.gethostname()}"
         email["To"] = ", ".join(n.email_to)
         email.set_content(msg.text)
-        with smtplib.SMTP(n.smtp_host, n.smtp_port, timeout=n.timeout) as smtp:
-            if n.smtp_starttls:
-                context = ssl.create_default_context(cafile=str(n.smtp_cafile) if n.smtp_cafile else None)
+        context = ssl.create_default_context(cafile=str(n.smtp_cafile) if n.smtp_cafile else None)
+        smtp: smtplib.SMTP
+        if n.smtp_tls == "implicit":
+            smtp = smtplib.SMTP_SSL(n.smtp_host, n.smtp_port, timeout=n.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(n.smtp_host, n.smtp_port, timeout=n.timeout)
+        with smtp:
+            if n.smtp_tls == "starttls":
                 smtp.starttls(context=context)
-            if n.smtp_user:
+            if n.smtp_user:  # settings refuse a login with smtp_tls = "none": never a password in clear
                 smtp.login(n.smtp_user, self.settings.secret("notify.smtp_password_env"))
             smtp.send_message(email)
 

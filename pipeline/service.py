@@ -8,7 +8,8 @@ Jobs (built from `[schedule]` by `jobs_from_settings`):
 - **orders**, every `orders_minutes` (not in partial mode): download new orders into the inbox
   (`pipeline.orders.fetch`), import the inbox (`pipeline.orders.inbox`), push order statuses back
   (`pipeline.orders.status`).
-- **prune**, daily: drop journal entries older than `[journal] retention_days`.
+- **prune**, daily: drop journal entries older than `[journal] retention_days` and imported order
+  files in inbox/done older than `[orders] keep_done_days`.
 
 Every job runs under the run lock (`pipeline.lock`), so a manual run and the service never overlap;
 a job that finds the lock taken waits `lock_wait_seconds`, then skips this tick. A job (or a step)
@@ -136,21 +137,25 @@ def _status(ctx: StepContext) -> StageResult:
 
 @dataclass
 class PruneResult(ResultBase):
-    """What the daily journal clean-up removed."""
+    """What the daily clean-up removed."""
 
     removed: int = 0
+    order_files: int = 0  # imported order files deleted from inbox/done ([orders] keep_done_days)
     ok: bool = True
 
 
 def prune_step(ctx: StepContext) -> PruneResult:
-    """Drop journal entries older than the retention."""
+    """Drop journal entries older than the retention, and imported order files (personal data) in
+    inbox/done older than `[orders] keep_done_days`."""
+    from pipeline.orders.claims import prune_done
+
     removed = ctx.journal.prune(ctx.settings.journal.retention_days)
     ctx.journal.event(
         "service",
         f"journal pruned: {removed} entries older than {ctx.settings.journal.retention_days} days",
         removed=removed,
     )
-    return PruneResult(removed)
+    return PruneResult(removed, prune_done(ctx.settings, journal=ctx.journal))
 
 
 def jobs_from_settings(settings: Any) -> list[Job]:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.fsutil import create_private
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     ns TEXT NOT NULL,
@@ -43,6 +45,9 @@ def open_sqlite(path: Path, timeout: float, synchronous: str) -> sqlite3.Connect
     Switching a new file to WAL needs a moment of exclusive access, and SQLite may answer "database is
     locked" at once (without its busy timeout) when two processes open the file together: retry that.
     """
+    # Orders, customers' names and phones end up in these files: 0600 from the first byte (SQLite gives
+    # its -wal and -shm files the same mode), their folder 0700 when created here.
+    create_private(path)
     deadline = time.monotonic() + timeout
     while True:
         con = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -62,7 +67,6 @@ class State:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._con().executescript(_SCHEMA)
 

@@ -298,8 +298,10 @@ def test_named_parameters_compile_outside_strings_and_comments():
 def test_missing_database_file_is_a_clear_error(tmp_path: Path):
     from tests.conftest import make_settings
 
-    with pytest.raises(DatabaseError, match="init-db"):
+    # a settings problem naming the key (exit code 2), still a DatabaseError for the code reading it
+    with pytest.raises(SettingsError, match="torgsoft.database.*init-db") as err:
         connect(make_settings(tmp_path))
+    assert isinstance(err.value, DatabaseError)
 
 
 def test_long_and_short_descriptions_both_arrive_whole(empty_db: Settings):

@@ -95,7 +95,8 @@ def satu_sandbox(
     click.echo(f"Point the exchange at it: --set satu.base_url={server.url}")
     click.echo(
         'Control: POST /_sandbox/fail {"count": K, "mode": "429|500|200-error|timeout"}, '
-        'POST /_sandbox/orders {"count": N}, GET /_sandbox/state.  Ctrl-C stops.'
+        'POST /_sandbox/orders {"count": N}, GET /_sandbox/state (with the header X-Sandbox: 1 '
+        "or the token).  Ctrl-C stops."
     )
     try:
         server.serve_forever()
@@ -135,6 +136,8 @@ def push(app: AppContext, full: bool) -> None:
         f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "
         f"{r.unsent} unsent; {r.outbox} queued for the next run"
     )
+    for problem in r.problems:
+        click.echo(f"Problem: {problem}", err=True)
     if not r.ok:
         raise SystemExit(1)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, SettingsError
 from pipeline.feed.result import FeedResult
 from pipeline.fsutil import is_stale_temp
 from pipeline.stage import StopCheck, never_stop
@@ -141,6 +141,9 @@ def run(
     except Interrupted:
         result.interrupted = True
         journal.event("feed", "feed run stopped on request; the last good feed stays in place")
+    except SettingsError as exc:  # (a missing database file): exit code 2 naming the key, not a data problem
+        journal.event("feed", f"feed not built: {exc}; the last good feed stays in place", level="error")
+        raise
     except PipelineError as exc:
         result.problems.append(str(exc))
         journal.event("feed", f"feed not built: {exc}; the last good feed stays in place", level="error")

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
-from pipeline.orders.claims import Inbox
+from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
 from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.stage import ResultBase, StopCheck, never_stop
@@ -227,14 +227,15 @@ def _import_claim(
     name = inbox.original_name(claim)
     order_id = None
     try:
-        size = claim.stat().st_size
-        if size > cfg.max_file_bytes:  # not even read: it could be gigabytes
+        try:  # a regular file only: a planted symlink or FIFO is never followed or opened for reading
+            data = read_regular(claim, cfg.max_file_bytes)
+        except NotRegularFile as exc:
+            raise DamagedFile(str(exc)) from None
+        except ValueError as exc:  # not even read: it could be gigabytes
             raise DamagedFile(
-                f"absurdly large: {size} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})"
-            )
-        order = parse_order(
-            claim.read_bytes(), max_bytes=cfg.max_file_bytes, customer_date_field=cfg.reserve_date_field
-        )
+                f"absurdly large: {exc.args[0]} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})"
+            ) from None
+        order = parse_order(data, max_bytes=cfg.max_file_bytes, customer_date_field=cfg.reserve_date_field)
         order_id = order.id
         outcome = sink.import_order(order)
     except (DamagedFile, SkipError) as exc:
@@ -381,7 +382,9 @@ def _pass(
         return []
     ready: list[Path] = []
     waiting: list[Path] = []
-    for path in inbox.candidates():
+    candidates = inbox.candidates()
+    _journal_odd(inbox, journal)
+    for path in candidates:
         state = inbox.settled(path, settings.orders.settle_seconds)
         if state is None:
             continue
@@ -413,6 +416,28 @@ def _pass(
     if errors:
         raise errors[0]
     return waiting
+
+
+def _journal_odd(inbox: Inbox, journal: Any) -> None:
+    """Say once per run which entries of the inbox folder are skipped as not order files."""
+    for name, kind in sorted(inbox.odd.items()):
+        if name not in inbox.odd_said:
+            inbox.odd_said.add(name)
+            journal.event(
+                STAGE,
+                f"skipped {name} in the inbox: not a regular file ({kind}), not read",
+                "warning",
+                file=name,
+            )
+
+
+def open_inbox(settings: Any, journal: Any) -> Inbox:
+    """The inbox of `[orders] inbox`, its folders created (and journaled) when missing; an unusable
+    path is a SettingsError naming orders.inbox."""
+    inbox = Inbox(settings.orders.inbox)
+    for folder in inbox.created:
+        journal.event(STAGE, f"created the inbox folder {folder}", "info", folder=str(folder))
+    return inbox
 
 
 def open_sinks(settings: Any, *, journal: Any, state: Any) -> list[Sink]:
@@ -449,10 +474,11 @@ def run(
     (`interrupted` in the result)."""
     started = time.monotonic()
     result = InboxResult()
-    inbox = Inbox(settings.orders.inbox)
+    inbox = open_inbox(settings, journal)
     sinks: list[Sink] = []
     try:
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
+            _journal_odd(inbox, journal)
             result.skipped = True
             return result
         sinks = open_sinks(settings, journal=journal, state=state)
@@ -495,7 +521,7 @@ def watch(
     from watchdog.observers import Observer
 
     total = InboxResult()
-    inbox = Inbox(settings.orders.inbox)
+    inbox = open_inbox(settings, journal)
     kick = threading.Event()
 
     class Handler(FileSystemEventHandler):

@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
+from pipeline.errors import DatabaseError, PipelineError, Problem, RetryableError, SettingsError
 from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT
 from pipeline.settings import Settings, StatusSettings
 from pipeline.stage import ResultBase, StopCheck, never_stop
@@ -662,9 +662,9 @@ def run(
             return result
         try:
             job.detect()
-        except SettingsError:
-            raise
         except PipelineError as exc:
+            if isinstance(exc, SettingsError) and not isinstance(exc, DatabaseError):
+                raise  # (a missing database file is both: it is pushed around like an unreachable one)
             # The database is unreachable: still push what is already queued.
             result.ok = False
             job.event(f"cannot read Torgsoft orders: {exc}", "error")

@@ -69,6 +69,8 @@ class EditResult:
     errors: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     retryable: bool = False
+    #: the refusals of whole batches (HTTP 404, 400 …), kept by type for the caller's console line
+    batch_errors: list[SatuApiError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -427,6 +429,7 @@ class SatuClient:
                 return result
             except SatuApiError as exc:
                 result.requests += self.requests - before
+                result.batch_errors.append(exc)
                 for ext in sent:
                     result.errors[ext] = exc.message
                 continue

@@ -63,6 +63,13 @@ class PushResult(ResultBase):
     skipped: bool = False
     interrupted: bool = False
     ok: bool = True
+    #: why items were not accepted, each reason once, with the setting to check (for the console)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        """Note a reason once."""
+        if text not in self.problems:
+            self.problems.append(text)
 
 
 @dataclass
@@ -262,6 +269,11 @@ def _send_all(
         res = _send_batch(client, ordered[start : start + MAX_BATCH], state, journal, result, now)
         if res.retryable:
             _queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            error = next(iter(res.errors.values()), "no answer")
+            result.problem(
+                f"Satu unreachable at {client.base_url}: {error} — check satu.base_url and the network "
+                "(the updates are queued for the next run)"
+            )
             return True
     return False
 
@@ -298,6 +310,9 @@ def _send_batch(
                     base_delay=0 if res.retryable else 60,
                 )
     result.accepted += len(accepted)
+    for refusal in res.batch_errors:
+        hint = f" — no API at {client.base_url}: check satu.base_url" if refusal.status == 404 else ""
+        result.problem(f"Satu refused a whole batch (HTTP {refusal.status}): {refusal.message}{hint}")
     refused = {k: e for k, e in res.errors.items() if not res.retryable}
     result.rejected += len(refused)
     _journal_refusals(journal, refused)
