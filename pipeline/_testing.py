@@ -94,4 +94,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Run `main` of the imported module, not of `__main__`: production code reaches the points there.
+    from pipeline._testing import main as _main
+
+    _main(sys.argv[1:])

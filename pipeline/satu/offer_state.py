@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.contracts.feed_offers import FeedOffer
-from pipeline.satu.client import parse_price
+from pipeline.satu.api import parse_price
 
 _CENT = Decimal("0.01")
 
