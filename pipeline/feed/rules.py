@@ -12,14 +12,14 @@ import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from pipeline.feed import portal
 from pipeline.feed.sanitize import clean_html, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
-from pipeline.stock.levels import HIDDEN, available_units, zero_stock_presence
 from pipeline.model import Category, Product
+from pipeline.stock.levels import HIDDEN, available_units, zero_stock_presence
 
 NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 VENDOR_CODE_MAX = 25

@@ -19,8 +19,8 @@ Rules that keep it safe:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.contracts import feed_offers

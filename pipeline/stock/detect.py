@@ -3,10 +3,10 @@
 Two ways, chosen by `[torgsoft] change_query`:
 
 - **change query** (`stock_changes.sql`): the goods whose stock or price row changed at or after a
-  cursor in the database's own clock (`CHANGED_AT`, kept current by triggers). The cursor is the latest
-  change seen, minus an overlap (`OVERLAP`) for transactions that commit later than their timestamp:
-  goods re-read in the overlap are compared with the feed record, so they are pushed only once. An idle
-  tick reads a few index entries.
+  cursor in the database's own clock (`CHANGED_AT`, kept current by triggers). The cursor is the
+  database's time when the last read began, minus an overlap (`OVERLAP`) for transactions that commit
+  later than their timestamp: goods re-read in the overlap are compared with the feed record, so they
+  are pushed only once. An idle tick reads a few index entries.
 - **hash** (`stock_levels.sql`): a stock-only read of every good (stock rows and retail price, never the
   full catalog), each good reduced to a compact 64-bit digest of what a push depends on and compared
   with the previous read. The digests live in memory; the first tick of a process (or after `reset`)
@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.errors import DatabaseError
 from pipeline.stock.levels import GoodLevel, levels_from_rows
-from pipeline.torgsoft.connection import translate
+from pipeline.torgsoft import db
 from pipeline.torgsoft.mapping import Mapping
 
 CHANGES_QUERY = "stock_changes"
@@ -52,21 +51,24 @@ class Detection:
 
 
 def _rows(con: Any, sql: str, args: tuple[Any, ...], what: str) -> Iterator[dict[str, Any]]:
-    """Stream a query's rows as dicts keyed by lower-case column name; fdb errors translated."""
-    import fdb
-
-    cur = con.cursor()
+    """Stream a query's rows as dicts keyed by lower-case column name, in a read-only read-committed
+    transaction (it sees every commit and holds back no garbage); driver errors translated."""
+    tr = db.read_only_transaction(con)
     try:
+        cur = tr.cursor()
         cur.execute(sql, args)
         names = [d[0].lower() for d in cur.description]
         while batch := cur.fetchmany(FETCH_SIZE):
             for values in batch:
                 yield dict(zip(names, values, strict=True))
-    except fdb.DatabaseError as exc:
-        raise translate(exc, f"query {what} failed") from None
+        tr.commit()
+    except db.driver_errors() as exc:
+        raise db.translate(exc, f"query {what} failed") from None
     finally:
-        with contextlib.suppress(DatabaseError, fdb.DatabaseError):
-            cur.close()
+        with contextlib.suppress(*db.driver_errors()):
+            if tr.active:
+                tr.rollback()
+            tr.close()
 
 
 class ChangeDetector:
@@ -109,14 +111,16 @@ class ChangeDetector:
         yield from levels_from_rows(rows, self.centers)
 
     def _by_query(self, con: Any, cursor: datetime | None) -> Detection:
+        # The cursor is the database's clock when a read began: the next read goes back OVERLAP from it.
+        now = list(
+            _rows(con, "SELECT CAST(LOCALTIMESTAMP AS TIMESTAMP) AS now FROM RDB$DATABASE", (), "clock")
+        )[0]["now"]
         since = EPOCH if cursor is None else cursor - OVERLAP
-        det = Detection("query", full=cursor is None, cursor=cursor)
+        det = Detection("query", full=cursor is None, cursor=now)
         values = {"changed_since": since, "price_center": self.price_center}
         for level in self._read(con, CHANGES_QUERY, values):
             det.read += 1
             det.levels.append(level)
-            if isinstance(level.changed_at, datetime) and (det.cursor is None or level.changed_at > det.cursor):
-                det.cursor = level.changed_at
         return det
 
     def _by_hash(self, con: Any) -> Detection:

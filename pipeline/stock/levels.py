@@ -74,7 +74,11 @@ def _flag(value: Any, default: bool) -> bool:
 
 def _level(good_id: int, rows: list[dict[str, Any]], centers: frozenset[int]) -> GoodLevel:
     stocks = [
-        Stock(int(r["accounting_center_id"]), _dec(r.get("qty")) or Decimal(0), _dec(r.get("reserved_qty")) or Decimal(0))
+        Stock(
+            int(r["accounting_center_id"]),
+            _dec(r.get("qty")) or Decimal(0),
+            _dec(r.get("reserved_qty")) or Decimal(0),
+        )
         for r in rows
         if r.get("accounting_center_id") is not None
     ]
@@ -87,7 +91,9 @@ def _level(good_id: int, rows: list[dict[str, Any]], centers: frozenset[int]) ->
         and price > 0
     )
     changed = [r["changed_at"] for r in rows if r.get("changed_at") is not None]
-    return GoodLevel(good_id, available_units(stocks, centers), price, listed, max(changed) if changed else None)
+    return GoodLevel(
+        good_id, available_units(stocks, centers), price, listed, max(changed) if changed else None
+    )
 
 
 def levels_from_rows(rows: Iterable[dict[str, Any]], centers: Iterable[int] = ()) -> Iterator[GoodLevel]:
