@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
 from pipeline.satu.api import query_zone
 
@@ -440,6 +441,41 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.lower() in ("true", "yes", "on", "1")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected text, got {value!r}")
+
+
+_SCALARS: dict[Any, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
 def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
     """Convert a TOML value to the field type; raise ValueError with a readable message."""
     origin = typing.get_origin(tp)
@@ -448,30 +484,8 @@ def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
         if value is None or value == "":
             return None
         return _convert(value, args[0], base_dir)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise ValueError(f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            return str(value)
-        raise ValueError(f"expected text, got {value!r}")
+    if tp in _SCALARS:
+        return _SCALARS[tp](value)
     if tp is Path:
         if not isinstance(value, str):
             raise ValueError(f"expected a path (text), got {value!r}")
@@ -487,7 +501,7 @@ def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
     raise ValueError(f"unsupported type {_type_name(tp)}")
 
 
-def _check(value: Any, meta: dict) -> str | None:
+def _check(value: Any, meta: typing.Mapping[str, Any]) -> str | None:
     choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
     if choices and value not in choices:
         return f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
@@ -613,10 +627,10 @@ def cross_check(settings: Settings) -> list[Problem]:
                 "set the URL at which publish.remote_dir is served",
             )
         )
-    floor = 1 if os.environ.get("TORGSOFT_SATU_TEST_SHORT_INTERVALS") == "1" else 10
+    floor = f"{_testing.interval_floor_minutes():g}"  # 10, unless a test lowered it
     s = settings.schedule
     for key in ("interval_minutes", "orders_minutes"):
-        if getattr(s, key) < floor:
+        if getattr(s, key) < float(floor):
             problems.append(
                 Problem(
                     f"schedule.{key}",
@@ -665,6 +679,15 @@ def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] 
     return build(data, path.resolve().parent, source=path.resolve() if path.exists() else None)
 
 
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (made by its factory when it has one)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
 def describe() -> dict[str, dict[str, dict[str, Any]]]:
     """Every section, key, default and doc (for the README check and `settings.toml` tests)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -672,7 +695,7 @@ def describe() -> dict[str, dict[str, dict[str, Any]]]:
         out[name] = {
             f.name: {
                 "doc": f.metadata.get("doc", ""),
-                "default": f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+                "default": _default_of(f),
             }
             for f in dataclasses.fields(cls)
         }
