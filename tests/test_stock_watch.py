@@ -254,3 +254,52 @@ def test_a_feed_that_read_earlier_keeps_the_watchers_newer_record(tmp_path: Path
     assert offers["1"].quantity == 4 and "2" not in offers  # no flip-flop back to the older stock
     update_offers(state, None, None, snap, started=time.time())  # a feed that read later wins
     assert feed_offers.read_all(state)["1"].quantity == 5
+
+
+# --- in the service: an order that reserves the last units is pushed at once ---------------------------------
+
+
+def test_serve_pushes_the_stock_an_imported_order_reserved(demo_env, sandbox, monkeypatch):
+    import dataclasses
+    import threading
+
+    from order_factory import satu_order, write_order
+    from pipeline.service import Service
+
+    settings, journal, state, client = _setup(demo_env, sandbox, monkeypatch, accounting_centers=[1])
+    client.close()
+    con = connect(settings)
+    try:
+        cur = con.cursor()
+        cur.execute(
+            "SELECT s.GOOD_ID, s.QTY - s.RESERVED_QTY, g.ARTICUL FROM GOOD_STOCK s "
+            "JOIN GOOD g ON g.GOOD_ID = s.GOOD_ID WHERE s.ACCOUNTING_CENTER_ID = 1 AND s.QTY - s.RESERVED_QTY >= 1 "
+            "ORDER BY s.GOOD_ID"
+        )
+        rows = [r for r in cur.fetchall() if str(r[0]) in feed_offers.read_all(state)]
+    finally:
+        con.close()
+    assert rows, "the demo feed has goods in stock at center 1"
+    good, available, articul = str(rows[0][0]), int(rows[0][1]), rows[0][2]
+    assert sandbox.product(good)["quantity_in_stock"] == available
+    # An hour between ticks: only the order's import can make the watcher push within the test.
+    settings = settings.replace(schedule=dataclasses.replace(settings.schedule, stock_seconds=3600))
+    service = Service(settings, [], watcher=True, echo=None)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and state.get("stock.watch", "last") is None:
+            time.sleep(0.2)
+        assert state.get("stock.watch", "last") is not None  # the first tick ran at start
+        line = {"external_id": good, "sku": articul or "", "quantity": available, "price": "1000 ₸"}
+        write_order(Path(settings.orders.inbox), satu_order(91001, lines=[line]))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sandbox.product(good)["presence"] != "not_available":
+            time.sleep(0.3)
+        p = sandbox.product(good)
+        assert (p["quantity_in_stock"], p["presence"]) == (0, "not_available")  # the last units are sold
+    finally:
+        service.stop()
+        thread.join(timeout=60)
+    assert any(e.message.startswith("stock watcher:") for e in journal.search(stage="stock"))

@@ -255,3 +255,48 @@ class StockWatcher:
             mode=det.mode,
             read=result.read,
         )
+
+
+def watch_loop(
+    settings: Any,
+    *,
+    interval: float,
+    stop_event: Any,
+    wake_event: Any,
+    should_stop: StopCheck = never_stop,
+) -> None:
+    """The watcher in the service: a tick at once, then every `interval` seconds (sooner when
+    `wake_event` is set: an imported order reserved stock), until `stop_event` is set.
+
+    A failing tick is journaled once per streak (not every minute) and the loop goes on; a recovered
+    tick says so. The loop takes no run lock: a long exchange or a manual run never delays it.
+    """
+    from pipeline.journal import Journal
+    from pipeline.state import State
+
+    journal, state = Journal.from_settings(settings), State.from_settings(settings)
+    watcher = StockWatcher(settings)
+    failing = ""
+    try:
+        while not stop_event.is_set():
+            wake_event.clear()
+            try:
+                watcher.tick(journal=journal, state=state, should_stop=should_stop)
+                if failing:
+                    journal.event(STAGE, "stock watcher works again")
+                failing = ""
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad tick; journaled by type
+                text = f"{type(exc).__name__}: {exc}"
+                if text != failing:
+                    journal.event(STAGE, f"stock watcher tick failed: {text}", "error")
+                failing = text
+            deadline = time.monotonic() + interval
+            while not stop_event.is_set() and not wake_event.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                stop_event.wait(min(left, 0.5))
+    finally:
+        watcher.close()
+        journal.close()
+        state.close()
