@@ -119,6 +119,26 @@ def test_budget_is_shared_with_another_process(tmp_path: Path):
     assert time.monotonic() - t0 > 8
 
 
+def test_the_full_push_draws_on_the_budget(tmp_path: Path, sandbox, monkeypatch):
+    from conftest import make_settings
+
+    monkeypatch.setenv(TOKEN_ENV, sandbox.token)
+    settings = make_settings(tmp_path, satu={"base_url": sandbox.url, "token_env": TOKEN_ENV})
+    journal, state = Journal.from_settings(settings), State.from_settings(settings)
+    offers = {str(i): {"price": "1000", "quantity": i % 5, "presence": "available"} for i in range(1, 251)}
+    sandbox.put_products([{"external_id": k, "name": f"Товар {k}", "price": 1} for k in offers])
+    state.put_many(push.FEED_NS, offers.items())
+    clock = FakeClock()
+    client = SatuClient(sandbox.url, sandbox.token, timeout=5, max_retries=1)
+    client.budget = RequestBudget(state, 2, clock=clock.time, sleep=clock.sleep)  # 2 a minute
+    try:
+        r = push.run(settings, journal=journal, state=state, client=client)
+    finally:
+        client.close()
+    assert (r.requests, r.accepted) == (3, 250)
+    assert sum(clock.slept) == pytest.approx(30, abs=0.5)  # the third request waited for its token
+
+
 # --- the watcher against the demo database and the sandbox ---------------------------------------------------
 
 
