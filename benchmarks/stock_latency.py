@@ -184,7 +184,13 @@ def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, 
         )
         assert changer.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=lambda: [lines.put(ln) for ln in changer.stdout], daemon=True)
+        out = changer.stdout
+
+        def read_lines() -> None:
+            for ln in out:
+                lines.put(ln)
+
+        reader = threading.Thread(target=read_lines, daemon=True)
         reader.start()
         pending: list[dict[str, Any]] = []
         seen: list[float] = []
