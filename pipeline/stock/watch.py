@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -254,6 +255,11 @@ class StockWatcher:
             level="info" if result.ok else "warning",
             mode=det.mode,
             read=result.read,
+            updated=result.updated,
+            hidden=result.hidden,
+            sent=result.sent,
+            accepted=result.accepted,
+            latency_s=result.latency_s,
         )
 
 
@@ -280,6 +286,9 @@ def watch_loop(
     try:
         while not stop_event.is_set():
             wake_event.clear()
+            # A run id per tick (the control room shows the last one), on the one journal: a Journal per
+            # tick would register a logger per minute for the life of the process.
+            journal.run_id = uuid.uuid4().hex[:12]
             try:
                 watcher.tick(journal=journal, state=state, should_stop=should_stop)
                 if failing:
