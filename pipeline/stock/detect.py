@@ -7,10 +7,11 @@ Two ways, chosen by `[torgsoft] change_query`:
   database's time when the last read began, minus an overlap (`OVERLAP`) for transactions that commit
   later than their timestamp: goods re-read in the overlap are compared with the feed record, so they
   are pushed only once. An idle tick reads a few index entries.
-- **hash** (`stock_levels.sql`): a stock-only read of every good (stock rows and retail price, never the
-  full catalog), each good reduced to a compact 64-bit digest of what a push depends on and compared
-  with the previous read. The digests live in memory; the first tick of a process (or after `reset`)
-  hands every good over for comparison with the feed record.
+- **hash** (`stock_digests.sql`): a stock-only read of every good, one row each — its id and a digest
+  the database computes over its stock and price rows (never the full catalog) — compared with the
+  previous read; the goods whose digest changed are read in full (`stock_of_good.sql`, or
+  `stock_levels.sql` in one pass when there are many). The digests live in memory; the first tick of a
+  process (or after `reset`) reads every good in full for comparison with the feed record.
 
 `detect` returns the candidates and what to remember; `commit` remembers it, and the caller calls it
 only after the effect (the feed record written) is durable.
@@ -29,7 +30,12 @@ from pipeline.torgsoft import db
 from pipeline.torgsoft.mapping import Mapping
 
 CHANGES_QUERY = "stock_changes"
+DIGESTS_QUERY = "stock_digests"
 LEVELS_QUERY = "stock_levels"
+GOOD_QUERY = "stock_of_good"
+#: More changed goods than this (a revaluation, a stock-taking) are read in one pass of stock_levels.sql
+#: rather than one stock_of_good.sql each.
+MANY = 500
 #: Re-read changes this long before the latest one seen: a sale's transaction may commit a few
 #: seconds after the CHANGED_AT it wrote, and must not be missed.
 OVERLAP = timedelta(seconds=120)
@@ -84,13 +90,13 @@ class ChangeDetector:
         self._digests: dict[int, int] | None = None
 
     @property
-    def query_name(self) -> str:
-        """The mapping query this detector reads."""
-        return CHANGES_QUERY if self.mode == "query" else LEVELS_QUERY
+    def query_names(self) -> list[str]:
+        """The mapping queries this detector reads."""
+        return [CHANGES_QUERY] if self.mode == "query" else [DIGESTS_QUERY, LEVELS_QUERY, GOOD_QUERY]
 
     def check(self, con: Any) -> None:
-        """Prepare the query against the database; a SettingsError names the file and the column."""
-        self.mapping.check(con, [self.query_name])
+        """Prepare the queries against the database; a SettingsError names the file and the column."""
+        self.mapping.check(con, self.query_names)
 
     def reset(self) -> None:
         """Forget the last read: the next hash-mode tick hands every good over again."""
@@ -128,10 +134,20 @@ class ChangeDetector:
         det = Detection("hash", full=previous is None, _digests={})
         digests = det._digests
         assert digests is not None
-        for level in self._read(con, LEVELS_QUERY, {"price_center": self.price_center}):
+        q = self.mapping.query(DIGESTS_QUERY)
+        for row in _rows(con, q.sql, q.args({}), q.path.name):
             det.read += 1
-            digest = level.digest()
-            digests[level.good_id] = digest
-            if previous is None or previous.get(level.good_id) != digest:
-                det.levels.append(level)
+            digests[int(row["good_id"])] = int(row["digest"] or 0)
+        changed = (
+            [gid for gid, d in digests.items() if previous.get(gid) != d] if previous is not None else None
+        )
+        values = {"price_center": self.price_center}
+        if changed is None or len(changed) > MANY:
+            wanted = None if changed is None else set(changed)
+            det.levels = [
+                lv for lv in self._read(con, LEVELS_QUERY, values) if wanted is None or lv.good_id in wanted
+            ]
+        else:
+            for gid in sorted(changed):
+                det.levels.extend(self._read(con, GOOD_QUERY, {**values, "good_id": gid}))
         return det

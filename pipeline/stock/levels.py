@@ -7,7 +7,6 @@ zero-stock rule (`[feed] zero_stock`): a product with nothing to sell is hidden 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -51,11 +50,6 @@ class GoodLevel:
     def offer_id(self) -> str:
         """The Satu external id (the GoodID as text, as in the feed)."""
         return str(self.good_id)
-
-    def digest(self) -> int:
-        """A compact, process-independent hash of what a push depends on (units, price, listed)."""
-        text = f"{self.units}|{'' if self.price is None else format(self.price.normalize(), 'f')}|{self.listed:d}"
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 def _dec(value: Any) -> Decimal | None:

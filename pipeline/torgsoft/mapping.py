@@ -52,6 +52,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     # The stock watcher (pipeline.stock); deleted / display_on_site are optional there.
     "stock_levels": ("good_id", "accounting_center_id", "qty", "reserved_qty", "retail_price"),
     "stock_changes": ("good_id", "accounting_center_id", "qty", "reserved_qty", "retail_price", "changed_at"),
+    "stock_digests": ("good_id", "digest"),
+    "stock_of_good": ("good_id", "accounting_center_id", "qty", "reserved_qty", "retail_price"),
     "photos": ("good_id", "pos", "file_name"),
     "characteristics": ("good_id", "name", "unit", "dynamic", "value"),
     # changed_at is optional here: without it the status push compares every order by a local hash.

@@ -1,6 +1,7 @@
--- The stock watcher's read when there is no change query (`[torgsoft] change_query = false`): stock and
--- retail price of every good, one row per good and accounting center, ordered by good_id. Only the few
--- columns a stock push needs: never descriptions, photos or characteristics.
+-- The stock watcher without a change query (`[torgsoft] change_query = false`): stock and retail price of
+-- every good, one row per good and accounting center, ordered by good_id — its first read, and the read
+-- after a change of many goods at once (see stock_digests.sql). Only the few columns a stock push needs:
+-- never descriptions, photos or characteristics.
 -- Columns: good_id, accounting_center_id, qty, reserved_qty, retail_price (as products.sql picks it),
 -- and optionally deleted, display_on_site. Parameter :price_center as in products.sql.
 SELECT g.GOOD_ID AS good_id,
