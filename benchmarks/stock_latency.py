@@ -60,7 +60,7 @@ from pipeline.settings import load
 from pipeline.torgsoft.connection import connect
 settings = load(sys.argv[2])
 goods, changes, gap = json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-rng = random.Random(17)
+rng = random.Random(sys.argv[6])
 con = connect(settings)
 cur = con.cursor()
 for _ in range(changes):
@@ -153,6 +153,10 @@ def _idle_tick_cpu(settings_path: Path) -> float:
 
 def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, client: SatuClient) -> dict:
     """serve + the changer process; per change the seconds until the sandbox shows it."""
+    state = State(load(settings_path).journal.state_path)
+    state.delete("stock.watch", "last")  # (the previous mode's) so the wait below sees this serve's jobs
+    state.delete("service.jobs", "exchange")
+    state.close()
     serve = subprocess.Popen(
         [sys.executable, "run.py", "--settings", str(settings_path), "serve"],
         cwd=ROOT,
@@ -177,6 +181,7 @@ def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, 
                 json.dumps(goods),
                 str(changes),
                 str(gap),
+                str(time.time_ns()),  # a seed of its own per mode: not the values the last mode left
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
