@@ -323,3 +323,18 @@ def test_serve_pushes_the_stock_an_imported_order_reserved(demo_env, sandbox, mo
         service.stop()
         thread.join(timeout=60)
     assert any(e.message.startswith("stock watcher:") for e in journal.search(stage="stock"))
+
+
+def test_a_long_push_sends_each_batch_with_the_record_of_that_moment(tmp_path: Path):
+    """A full re-assertion under the budget may take minutes: a batch sends what the record says when it
+    goes out (the watcher's newer stock, or gone), never the plan made at the start."""
+    state = State(tmp_path / "state.sqlite")
+    planned = [
+        ("1", {"price": "100.00", "quantity_in_stock": 5, "presence": "available"}),
+        ("2", {"price": "200.00", "quantity_in_stock": 5, "presence": "available"}),
+    ]
+    feed_offers.put_watched(state, [("1", FeedOffer("100", 2))], ["2"], at=time.time())
+    assert push.current(state, planned) == [
+        ("1", {"price": "100.00", "quantity_in_stock": 2, "presence": "available"}),
+        ("2", {"price": "200.00", "quantity_in_stock": 0, "presence": "not_available", "gone": True}),
+    ]

@@ -19,7 +19,6 @@ Rules that keep it safe:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,58 +181,6 @@ def run(
     return result
 
 
-def push_offers(
-    settings: Any,
-    keys: Iterable[str],
-    *,
-    journal: Any,
-    state: Any,
-    client: SatuClient,
-    stage: str = "stock",
-    should_stop: StopCheck = never_stop,
-) -> PushResult:
-    """Push the current record of these offers (and the due outbox items) through the acknowledged path.
-
-    The stock watcher's push: only `keys` are compared (record vs `satu.acked`; an offer no longer in
-    the record is pushed as gone), in batches of 100 under the shared request budget, one journal
-    event per batch. Raises SatuAuthError like `run`.
-    """
-    result = PushResult()
-    to_send: dict[str, dict[str, Any]] = {}
-    due = [k for k, _payload, _attempts in state.outbox_due(OUTBOX_KIND, limit=1000)]
-    for key in dict.fromkeys([*keys, *due]):
-        raw = state.get(FEED_NS, key)
-        offer = feed_offers.FeedOffer.from_record(raw) if isinstance(raw, dict) else None
-        acked = state.get(ACKED_NS, key)
-        want = desired_state(offer) if offer is not None else gone_state(acked) if acked else None
-        if want is not None and (key in due or not _same(acked, want)):
-            to_send[key] = want
-    result.changed = len(to_send)
-    ordered = sorted(to_send.items(), key=_sold_out_first)
-    client.budget = client.budget or RequestBudget.from_settings(settings, state)
-    now = time.time()
-    for start in range(0, len(ordered), MAX_BATCH):
-        if should_stop():
-            result.interrupted = True
-            break
-        batch = ordered[start : start + MAX_BATCH]
-        before = result.accepted
-        res = _send_batch(client, batch, state, journal, result, now)
-        journal.event(
-            stage,
-            f"pushed {result.accepted - before}/{len(batch)} stock updates in {res.requests} requests",
-            level="info" if res.ok else "warning",
-            product_ids=[k for k, _ in batch][:200],
-        )
-        if res.retryable:
-            _queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
-            result.ok = False
-            break
-    result.outbox = state.outbox_count(OUTBOX_KIND)
-    result.ok = result.ok and result.rejected == 0
-    return result
-
-
 def _desired_or_skip(
     settings: Any, journal: Any, state: Any, client: SatuClient | None
 ) -> dict[str, dict[str, Any]] | None:
@@ -314,14 +261,27 @@ def _send_all(
         if should_stop():
             result.interrupted = True
             return False
-        res = _send_batch(client, ordered[start : start + MAX_BATCH], state, journal, result, now)
+        res = send_batch(
+            client, current(state, ordered[start : start + MAX_BATCH]), state, journal, result, now
+        )
         if res.retryable:
-            _queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
             return True
     return False
 
 
-def _send_batch(
+def current(state: Any, batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The batch with each offer's state as the record has it now (gone when it left the record): a long
+    push (a full re-assertion under the request budget) never sends what the stock watcher changed since."""
+    fresh = []
+    for key, planned in batch:
+        raw = state.get(FEED_NS, key)
+        offer = feed_offers.FeedOffer.from_record(raw) if isinstance(raw, dict) else None
+        fresh.append((key, desired_state(offer) if offer is not None else gone_state(planned)))
+    return fresh
+
+
+def send_batch(
     client: SatuClient,
     batch: list[tuple[str, dict[str, Any]]],
     state: Any,
@@ -359,7 +319,7 @@ def _send_batch(
     return res
 
 
-def _queue_unreachable(
+def queue_unreachable(
     rest: list[tuple[str, dict[str, Any]]], res: Any, state: Any, journal: Any, result: PushResult
 ) -> None:
     """Satu stayed unreachable through every retry: queue the rest and stop for this run."""

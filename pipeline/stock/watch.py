@@ -223,7 +223,7 @@ class StockWatcher:
         should_stop: StopCheck,
     ) -> None:
         from pipeline.satu.client import SatuClient
-        from pipeline.satu.push import push_offers
+        from pipeline.satu.push_offers import push_offers
 
         own = client is None
         client = client or SatuClient.from_settings(self.settings)
