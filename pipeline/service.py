@@ -442,6 +442,23 @@ class Service:
 
     # --- the loop ---------------------------------------------------------------------------------
 
+    def _start_web(self) -> Any:
+        """The control room beside the service when `[web] enabled`; a busy port is a warning, not a stop
+        (the exchange matters more than its page)."""
+        if not self.settings.web.enabled:
+            return None
+        from pipeline.web import start_in_thread
+
+        try:
+            handle = start_in_thread(self.settings)
+        except OSError as exc:
+            self.journal.event("service", f"web page not started: {exc}", "warning")
+            self.echo(f"{_clock()} web page not started: {exc} (set [web] port, or run `run.py web` apart)")
+            return None
+        self.journal.event("service", f"web page at {handle.url}", url=handle.url)
+        self.echo(f"{_clock()} control room: {handle.url}")
+        return handle
+
     def run(self, once: bool = False) -> int:
         """Run until stopped (or, with `once`, run each job once). Returns the exit code: 0, or with
         `once` 1 when a job failed (so cron can tell)."""
@@ -475,6 +492,7 @@ class Service:
             self._thread.start()
         if not once:
             self._start_stock_watcher()
+        web = None if once else self._start_web()
         reason = "finished" if once else "stopped"
         try:
             for job in self.jobs:
@@ -495,6 +513,8 @@ class Service:
                 reason = f"stopped by {signal.Signals(_stop_signal).name}"
         finally:
             self.stop_event.set()
+            if web is not None:
+                web.stop()
             if self._thread is not None:
                 self._thread.join(timeout=60)
             if self._stock_thread is not None:

@@ -303,7 +303,10 @@ def test_serve_pushes_the_stock_an_imported_order_reserved(demo_env, sandbox, mo
     good, available, articul = str(rows[0][0]), int(rows[0][1]), rows[0][2]
     assert sandbox.product(good)["quantity_in_stock"] == available
     # An hour between ticks: only the order's import can make the watcher push within the test.
-    settings = settings.replace(schedule=dataclasses.replace(settings.schedule, stock_seconds=3600))
+    settings = settings.replace(
+        schedule=dataclasses.replace(settings.schedule, stock_seconds=3600),
+        web=dataclasses.replace(settings.web, enabled=False),
+    )
     service = Service(settings, [], watcher=True, echo=None)
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
