@@ -150,8 +150,10 @@ class StockWatcher:
         push; an unreachable database is raised as DatabaseUnavailable (the next tick reconnects)."""
         started = time.monotonic()
         result = StockResult(mode=self.detector.mode)
-        if not self.settings.satu.push or (
-            client is None and not self.settings.secret("satu.token_env", required=False)
+        if (
+            not self.settings.satu.push
+            or self.settings.torgsoft.source != "database"  # a TSGoods.trs export: no database to watch
+            or (client is None and not self.settings.secret("satu.token_env", required=False))
         ):
             result.skipped = True  # the exchange's push journals why; a minute's tick stays quiet
             return result
