@@ -10,6 +10,9 @@ Jobs (built from `[schedule]` by `jobs_from_settings`):
   (`pipeline.orders.status`).
 - **prune**, daily: drop journal entries older than `[journal] retention_days` and imported order
   files in inbox/done older than `[orders] keep_done_days`.
+- **stock**, every `[schedule] stock_seconds` (0 = off): the stock watcher (`pipeline.stock.watch`) in
+  a thread of its own, outside the run lock, so neither a long exchange nor a manual run delays it;
+  an import that brought orders (which reserve stock) wakes it at once.
 
 Every job runs under the run lock (`pipeline.lock`), so a manual run and the service never overlap;
 a job that finds the lock taken waits `lock_wait_seconds`, then skips this tick. A job (or a step)
@@ -204,6 +207,8 @@ class Service:
         self._thread: threading.Thread | None = None
         self._pending: list[InboxResult] = []
         self._pending_lock = threading.Lock()
+        self._stock_thread: threading.Thread | None = None
+        self._stock_wake = threading.Event()
         self.runs = 0
         self.failed_runs = 0
 
@@ -359,6 +364,7 @@ class Service:
             return
         if outcome.result is not None:
             report.results[step.name] = outcome.result
+            self._orders_imported(outcome.result)
         journal.event(
             "service",
             f"{job.name}/{step.name} done in {outcome.seconds:.1f} s",
@@ -373,6 +379,32 @@ class Service:
         """A watcher pass imported something: keep it for the next job's notification."""
         with self._pending_lock:
             self._pending.append(result)
+        self._orders_imported(result)
+
+    def _orders_imported(self, result: Any) -> None:
+        """Orders imported (and so stock reserved): the stock watcher pushes the new stock now."""
+        if isinstance(result, InboxResult) and result.imported + result.updated + result.invoices:
+            self._stock_wake.set()
+
+    def _start_stock_watcher(self) -> None:
+        seconds = self.settings.schedule.stock_seconds
+        if seconds <= 0:
+            return
+        from pipeline.stock.watch import watch_loop
+
+        self._stock_thread = threading.Thread(
+            target=watch_loop,
+            args=(self.settings,),
+            kwargs={
+                "interval": seconds * minute_seconds() / 60,
+                "stop_event": self.stop_event,
+                "wake_event": self._stock_wake,
+                "should_stop": self.stopping,
+            },
+            name="stock-watcher",
+            daemon=True,
+        )
+        self._stock_thread.start()
 
     def _take_watched(self) -> InboxResult | None:
         """The watcher's passes since the last job, summed (None when it did nothing)."""
@@ -447,6 +479,8 @@ class Service:
         )
         minute = minute_seconds()
         plan = ", ".join(f"{j.name} every {_every(j.every_seconds)}" for j in self.jobs)
+        if self.settings.schedule.stock_seconds > 0 and not once:
+            plan += f", stock every {_every(self.settings.schedule.stock_seconds * minute / 60)}"
         self.journal.event(
             "service",
             f"service started ({plan})",
@@ -461,6 +495,8 @@ class Service:
         if self.watcher and not once:  # order files dropped by hand are taken in partial mode too
             self._thread = threading.Thread(target=self._watch, name="inbox-watcher", daemon=True)
             self._thread.start()
+        if not once:
+            self._start_stock_watcher()
         web = None if once else self._start_web()
         reason = "finished" if once else "stopped"
         try:
@@ -486,6 +522,8 @@ class Service:
                 web.stop()
             if self._thread is not None:
                 self._thread.join(timeout=60)
+            if self._stock_thread is not None:
+                self._stock_thread.join(timeout=60)
             self.state.put(
                 "service",
                 "last_stop",

@@ -42,6 +42,10 @@ class TorgsoftSettings:
     )
     price_center: int = opt(0, "accounting center whose prices are used (0 = common prices)", min=0)
     mapping_dir: Path | None = opt(None, "folder with your own copies of the .sql mapping; empty = built-in")
+    change_query: bool = opt(
+        True,
+        "stock watcher reads changes by CHANGED_AT (stock_changes.sql); false = compare a stock-only read",
+    )
     tsgoods_file: Path | None = opt(None, 'TSGoods.trs export file (when source = "tsgoods")')
     tsgoods_encoding: str = opt("cp1251", "encoding of the TSGoods.trs file")
     tsgoods_header: bool = opt(True, "the TSGoods.trs file starts with a header row")
@@ -172,6 +176,9 @@ class SatuSettings:
     max_retries: int = opt(5, "retries on 429/5xx/timeouts", min=0, max=20)
     push: bool = opt(True, "push stock/price/presence changes through the API after each catalog run")
     full_push_hours: float = opt(6.0, "re-send stock for every product this often; 0 = never", min=0)
+    max_requests_per_minute: int = opt(
+        30, "requests to Satu per minute, shared by every push and the stock watcher; 0 = no limit", min=0
+    )
     import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
     available_value: str = opt("true", "value of offer available= for an item in stock")
     unavailable_value: str = opt(
@@ -282,6 +289,9 @@ class ScheduleSettings:
     partial: bool = opt(False, "timer runs prices and stock only (no order download)")
     orders_minutes: int = opt(
         10, "order download/import and status push every N minutes (at least 10)", min=1
+    )
+    stock_seconds: int = opt(
+        60, "stock watcher: push stock and price changes every N seconds (at least 15); 0 = off", min=0
     )
     lock_wait_seconds: float = opt(
         120.0, "a run that finds another one going waits this long, then gives up", min=0

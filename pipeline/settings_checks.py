@@ -73,6 +73,14 @@ def cross_check(settings: Settings) -> list[Problem]:
                     f"set it to {floor} or more",
                 )
             )
+    if 0 < s.stock_seconds < 15:
+        problems.append(
+            Problem(
+                "schedule.stock_seconds",
+                f"{s.stock_seconds} is more often than every 15 seconds",
+                "set it to 15 or more, or 0 to switch the stock watcher off",
+            )
+        )
     n = settings.notify
     if n.smtp_user and n.smtp_tls == "none":
         problems.append(

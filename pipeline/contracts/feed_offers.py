@@ -16,6 +16,9 @@ from typing import Any
 
 NAMESPACE = "feed.offers"
 SCHEMA = 1
+#: When the stock watcher last changed an offer's record (offer id → wall-clock time): a feed run that
+#: read the catalog before that keeps the watcher's newer record (no flip-flop back to older stock).
+WATCHED_NS = "feed.offers.watched"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,32 @@ def remove(state: Any, offer_ids: Iterable[str]) -> None:
     """Forget offers that left the feed."""
     for oid in offer_ids:
         state.delete(NAMESPACE, oid)
+
+
+# --- writer (the stock watcher, pipeline.stock) ---------------------------------------------------------------
+
+
+def put_watched(
+    state: Any, offers: Iterable[tuple[str, FeedOffer]], removed: Iterable[str], *, at: float
+) -> None:
+    """The stock watcher's changes: records rewritten or removed at `at` (one transaction)."""
+    offers, removed = list(offers), list(removed)
+    with state.atomic():
+        put_many(state, offers)
+        remove(state, removed)
+        state.put_many(WATCHED_NS, ((oid, at) for oid in [*(o for o, _ in offers), *removed]))
+
+
+def watched_since(state: Any, since: float) -> set[str]:
+    """Offers the stock watcher changed at or after `since` (a feed that read earlier leaves them)."""
+    return {oid for oid, at in state.items(WATCHED_NS) if isinstance(at, int | float) and at >= since}
+
+
+def forget_watched(state: Any, before: float) -> None:
+    """Drop the watcher's marks older than `before` (a feed that read the catalog later is newer)."""
+    stale = [oid for oid, at in state.items(WATCHED_NS) if not isinstance(at, int | float) or at < before]
+    for oid in stale:
+        state.delete(WATCHED_NS, oid)
 
 
 # --- reader (the API push) -----------------------------------------------------------------------------------

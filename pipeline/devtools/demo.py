@@ -442,6 +442,7 @@ def _exchange(
             f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, {r.quarantined} quarantined"
         ),
     )
+    _stock_tick(s, report, kw, echo)
     _step(
         report,
         "status baseline",
@@ -477,6 +478,26 @@ def _exchange(
         st = on_satu.get(oid, {}).get("status", "?")
         report.satu_statuses[st] = report.satu_statuses.get(st, 0) + 1
     report.torgsoft = torgsoft_counts(s)
+
+
+def _stock_tick(s: Any, report: DemoReport, kw: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """The stock watcher's tick, as `serve` runs it every `[schedule] stock_seconds`: the units the
+    imported orders reserved reach Satu now, not with the next exchange."""
+    from pipeline.stock.watch import StockWatcher
+
+    watcher = StockWatcher(s)
+    try:
+        _step(
+            report,
+            "stock watcher",
+            echo,
+            lambda: watcher.tick(**kw),
+            lambda r: (
+                f"{r.updated + r.hidden} offer(s) changed by the reservations, {r.accepted} acknowledged by Satu"
+            ),
+        )
+    finally:
+        watcher.close()
 
 
 def format_report(report: DemoReport, settings: Any) -> str:

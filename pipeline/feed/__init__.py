@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ class RunPaths:
     groups_kind: str
     previous: Path | None = None
     prev_stamp: str | None = None
+    #: wall-clock time the run began reading the catalog (the stock watcher's newer records win)
+    started: float = field(default_factory=time.time)
 
     @property
     def tmp(self) -> Path:

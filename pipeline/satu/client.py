@@ -158,6 +158,8 @@ class SatuClient:
         self.import_wait = import_wait
         #: requests actually sent (each retry counts); handy for benchmarks and tests
         self.requests = 0
+        #: an optional shared request budget (`pipeline.satu.budget`): one token per request sent
+        self.budget: Any = None
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -235,6 +237,8 @@ class SatuClient:
             response: httpx.Response | None = None
             problem = ""
             try:
+                if self.budget is not None:
+                    self.budget.take()
                 self.requests += 1
                 response = self._http.request(method, path, params=params or None, json=json_body)
             except httpx.TimeoutException as exc:

@@ -25,6 +25,7 @@ from typing import Any
 from pipeline.contracts import feed_offers
 from pipeline.errors import RetryableError
 from pipeline.satu.api import MAX_BATCH, import_finished
+from pipeline.satu.budget import RequestBudget
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 from pipeline.satu.offer_state import (  # noqa: F401 (desired_state, to_item: public here too)
     _price,
@@ -164,6 +165,7 @@ def run(
     ordered = _plan(settings, journal, state, desired, acked, full=full, result=result)
     own_client = client is None
     client = client or SatuClient.from_settings(settings)
+    client.budget = client.budget or RequestBudget.from_settings(settings, state)
     try:
         aborted = _send_all(client, ordered, state, journal, result, now, should_stop)
     finally:
@@ -266,9 +268,11 @@ def _send_all(
         if should_stop():
             result.interrupted = True
             return False
-        res = _send_batch(client, ordered[start : start + MAX_BATCH], state, journal, result, now)
+        res = send_batch(
+            client, current(state, ordered[start : start + MAX_BATCH]), state, journal, result, now
+        )
         if res.retryable:
-            _queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
             error = next(iter(res.errors.values()), "no answer")
             result.problem(
                 f"Satu unreachable at {client.base_url}: {error} — check satu.base_url and the network "
@@ -278,7 +282,18 @@ def _send_all(
     return False
 
 
-def _send_batch(
+def current(state: Any, batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The batch with each offer's state as the record has it now (gone when it left the record): a long
+    push (a full re-assertion under the request budget) never sends what the stock watcher changed since."""
+    fresh = []
+    for key, planned in batch:
+        raw = state.get(FEED_NS, key)
+        offer = feed_offers.FeedOffer.from_record(raw) if isinstance(raw, dict) else None
+        fresh.append((key, desired_state(offer) if offer is not None else gone_state(planned)))
+    return fresh
+
+
+def send_batch(
     client: SatuClient,
     batch: list[tuple[str, dict[str, Any]]],
     state: Any,
@@ -319,7 +334,7 @@ def _send_batch(
     return res
 
 
-def _queue_unreachable(
+def queue_unreachable(
     rest: list[tuple[str, dict[str, Any]]], res: Any, state: Any, journal: Any, result: PushResult
 ) -> None:
     """Satu stayed unreachable through every retry: queue the rest and stop for this run."""
