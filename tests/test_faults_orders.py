@@ -52,3 +52,65 @@ def test_a_customer_known_only_by_name_is_not_duplicated_by_updates(demo_env):
     assert _scalar(s, "SELECT COUNT(*) FROM CLIENT") == clients + 1
     client_id = _scalar(s, "SELECT CLIENT_ID FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '811'")
     assert _scalar(s, "SELECT NAME FROM CLIENT WHERE ID = ?", client_id) == "Сейтқали Айгерим"
+
+
+def _messages(settings: Settings) -> list[str]:
+    return [e.message for e in Journal.from_settings(settings).search()]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: entries that are not regular files are skipped silently")
+def test_symlinks_fifos_and_folders_named_json_are_journaled(demo_env, tmp_path):
+    import os
+
+    s = _settings(demo_env)
+    box = s.orders.inbox
+    box.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}", encoding="utf-8")
+    (box / "link.json").symlink_to(target)
+    os.mkfifo(box / "pipe.json")
+    (box / "folder.json").mkdir()
+    write_order(box, satu_order(812))
+    result = _run(s)
+    assert result.imported == 1, result
+    text = "\n".join(_messages(s))
+    for name in ("link.json", "pipe.json", "folder.json"):
+        assert name in text, text
+    assert (box / "link.json").is_symlink() and target.read_text(encoding="utf-8") == "{}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: NaN/Infinity give 'internal error (please report)'")
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400"])
+def test_nan_infinity_and_absurd_numbers_are_data_problems(demo_env, value):
+    s = _settings(demo_env)
+    box = s.orders.inbox
+    order = satu_order(813, lines=[{"external_id": "5", "quantity": 1}])
+    import json
+
+    text = json.dumps({"order": order}, ensure_ascii=False).replace('"quantity": 1', f'"quantity": {value}')
+    box.mkdir(parents=True, exist_ok=True)
+    (box / "weird.json").write_text(text, encoding="utf-8")
+    result = _run(s)
+    assert result.quarantined == 1, result
+    reason = (box / "quarantine" / "weird.json.reason.txt").read_text(encoding="utf-8")
+    assert "internal error" not in reason and "quantity" in reason, reason
+
+
+@pytest.mark.xfail(strict=True, reason="issue 12: a quarantined file that later parses is never retried")
+def test_a_slow_writer_loses_nothing_its_file_is_retried_once_complete(demo_env):
+    import json
+
+    s = _settings(demo_env)
+    box = s.orders.inbox
+    box.mkdir(parents=True, exist_ok=True)
+    data = json.dumps({"order": satu_order(814)}, ensure_ascii=False).encode("utf-8")
+    with open(box / "slow.json", "wb") as writer:  # the writer keeps its file open and pauses
+        writer.write(data[:100])
+        writer.flush()
+        first = _run(s)  # settle_seconds elapsed: the half-written file is taken
+        assert first.imported == 0, first
+        writer.write(data[100:])
+    second = _run(s)
+    assert first.imported + second.imported == 1, (first, second)
+    assert _scalar(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '814'") == 1
+    assert not list((box / "quarantine").glob("slow.json*"))
