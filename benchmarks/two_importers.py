@@ -238,7 +238,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-two-importers-"))
     try:
         template = work / "template"
-        build_demo_database(template / "torgsoft.fdb", template / "photos", products=300, seed=7, image_pool=5)
+        build_demo_database(
+            template / "torgsoft.fdb", template / "photos", products=300, seed=7, image_pool=5
+        )
         base = [one_round(template, work / "round", args, 1, False) for _ in range(args.baseline_rounds)]
         rounds = []
         for n in range(args.rounds):

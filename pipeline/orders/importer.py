@@ -19,6 +19,7 @@ import os
 import signal
 import time
 import unicodedata
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -28,6 +29,7 @@ from pipeline.errors import DatabaseError, DatabaseUnavailable, SkipError
 from pipeline.model import Order, OrderLine
 from pipeline.orders.parse import SATU_TZ
 from pipeline.torgsoft.mapping import Mapping
+from pipeline.torgsoft.writegate import WriteGate
 
 SOURCE = "satu"
 # Torgsoft order states (reference schema): 0 new, 1 accepted, 2 shipped, 3 delivered, 4 cancelled.
@@ -203,6 +205,8 @@ class OrderImporter:
         self._ro_cur: Any = None
         self._ro_find: Any = None
         self._prepared: dict[str, Any] = {}
+        t = settings.torgsoft
+        self._gate = WriteGate(None if t.dsn else Path(t.database), max(30.0, 2.0 * t.lock_timeout))
 
     # --- statements ---------------------------------------------------------------------------------
 
@@ -699,14 +703,20 @@ class OrderImporter:
             self._ro = self._ro_cur = self._ro_find = None
         self._prepared.clear()
         self._cur = None
+        self._gate.close()
 
     def import_order(self, order: Order) -> ImportOutcome:
-        """Import (or update) one order in one transaction; retried when another importer won a race."""
+        """Import (or update) one order in one transaction; retried when another importer won a race.
+        Importers of one embedded file take turns (see pipeline/torgsoft/writegate.py)."""
+        self._order = order
+        with self._gate.held(f"order {order.id}"):
+            return self._import_gated(order)
+
+    def _import_gated(self, order: Order) -> ImportOutcome:
         import fdb
 
         from pipeline.torgsoft.connection import translate
 
-        self._order = order
         unchanged = self._unchanged(order)
         if unchanged is not None:
             return unchanged
