@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from order_factory import satu_order  # noqa: E402
-
 from pipeline.torgsoft.demo import build_demo_database  # noqa: E402
 
 

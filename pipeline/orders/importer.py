@@ -19,10 +19,10 @@ import os
 import signal
 import time
 import unicodedata
-from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DatabaseError, DatabaseUnavailable, SkipError
