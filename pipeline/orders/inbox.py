@@ -40,6 +40,7 @@ from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, R
 from pipeline.orders.claims import Inbox
 from pipeline.orders.importer import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
+from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
 
@@ -65,6 +66,7 @@ class InboxResult(ResultBase):
     interrupted: bool = False  # a stop was requested: the rest waits in the inbox
     unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
     skipped: bool = False  # the inbox held nothing at all
+    stalled: int = 0  # imports the watchdog found stuck (no progress for stall_limit seconds)
     problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
 
     @property
@@ -90,6 +92,7 @@ class InboxResult(ResultBase):
             "failed",
             "waiting",
             "recovered",
+            "stalled",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted
@@ -457,11 +460,12 @@ def run(
     result = InboxResult()
     inbox = Inbox(settings.orders.inbox)
     sinks: list[Sink] = []
+    dog = Watchdog(journal, limit_seconds=stall_limit(settings))
     try:
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
             result.skipped = True
             return result
-        sinks = open_sinks(settings, journal=journal, state=state)
+        sinks = watched_sinks(open_sinks(settings, journal=journal, state=state), dog.start())
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
         waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
@@ -473,6 +477,8 @@ def run(
     finally:
         _close_all(sinks)
         inbox.close()
+        dog.stop()
+        result.stalled = dog.reported
         result.seconds = time.monotonic() - started
     journal.event(
         STAGE,
@@ -494,9 +500,12 @@ def watch(
     stop_event: threading.Event,
     on_pass: Callable[[InboxResult], None] | None = None,
     rescan_seconds: float = RESCAN_SECONDS,
+    stall_seconds: float | None = None,
 ) -> InboxResult:
     """Import files as they arrive until stop_event is set: watchdog events wake the loop early, a
-    rescan every `rescan_seconds` (and after settle_seconds while files settle) is the truth."""
+    rescan every `rescan_seconds` (and after settle_seconds while files settle) is the truth.
+    An order that takes longer than `stall_seconds` (default `stall_limit`) is journaled as stuck and
+    reported through `on_pass` at once (a pass of its own with `stalled=1`), even while it hangs."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -512,6 +521,13 @@ def watch(
     observer.schedule(Handler(), str(inbox.root), recursive=False)
     observer.start()
     sinks: list[Sink] = []
+
+    def alert(text: str) -> None:
+        if on_pass is not None:
+            on_pass(InboxResult(stalled=1, problems=[text]))
+
+    limit = stall_limit(settings) if stall_seconds is None else stall_seconds
+    dog = Watchdog(journal, limit_seconds=limit, alert=alert).start()
     journal.event(STAGE, f"watching {inbox.root}")
     try:
         while not stop_event.is_set():
@@ -524,7 +540,7 @@ def watch(
                     or inbox.mine()
                     or any("~" in p.name for p in inbox.processing.iterdir())
                 ):
-                    sinks = open_sinks(settings, journal=journal, state=state)
+                    sinks = watched_sinks(open_sinks(settings, journal=journal, state=state), dog)
                 if sinks:
                     waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
             except (RetryableError, DatabaseUnavailable) as exc:
@@ -552,4 +568,6 @@ def watch(
         observer.join(5)
         _close_all(sinks)
         inbox.close()
+        dog.stop()
+        total.stalled = dog.reported
     return total

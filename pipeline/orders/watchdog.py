@@ -50,6 +50,7 @@ class Watchdog:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.reported = 0  # how many stuck imports were reported
 
     def begin(self, what: str) -> None:
         """The calling worker starts on `what` (a claimed file's name)."""
@@ -91,6 +92,7 @@ class Watchdog:
                     w.reported = True
                     fresh.append((w, now - w.started))
         messages = []
+        self.reported += len(fresh)
         for w, seconds in fresh:
             text = (
                 f"{w.what}: claimed by {w.worker} {seconds:.0f} s ago and no progress since (limit "
@@ -120,3 +122,34 @@ class Watchdog:
         if self._thread is not None:
             self._thread.join(self.interval + 1)
             self._thread = None
+
+
+class WatchedSink:
+    """A sink whose every order is watched: an import that hangs is journaled and alerted."""
+
+    def __init__(self, inner: Any, dog: Watchdog):
+        self.inner = inner
+        self.dog = dog
+
+    def import_order(self, order: Any) -> Any:
+        """The inner sink's import, between the watchdog's begin and end."""
+        self.dog.begin(f"order {order.id}")
+        try:
+            return self.inner.import_order(order)
+        finally:
+            self.dog.end()
+
+    def close(self) -> None:
+        """Close the inner sink."""
+        self.inner.close()
+
+
+def watched_sinks(sinks: list[Any], dog: Watchdog) -> list[Any]:
+    """Each sink wrapped so that the watchdog sees every order it imports."""
+    return [WatchedSink(s, dog) for s in sinks]
+
+
+def stall_limit(settings: Any) -> float:
+    """Seconds one order may take before it is called stuck: far beyond every bounded wait (each of
+    the importer's attempts waits at most lock_timeout for a row, the write gate 2 × that)."""
+    return max(120.0, 10.0 * settings.torgsoft.lock_timeout)

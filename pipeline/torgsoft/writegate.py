@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.errors import DatabaseUnavailable
+from pipeline.torgsoft.db import RaceError
 
 try:
     import fcntl
@@ -62,7 +62,8 @@ class WriteGate:
 
     @contextlib.contextmanager
     def held(self, what: str) -> Iterator[None]:
-        """Hold the gate for one order; DatabaseUnavailable when another writer keeps it too long."""
+        """Hold the gate for one order; RaceError (a DatabaseUnavailable: the file is given back and
+        retried, the next file is tried) when another writer keeps it too long."""
         if self.path is None:
             yield
             return
@@ -75,7 +76,7 @@ class WriteGate:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise DatabaseUnavailable(
+                    raise RaceError(
                         f"{what}: another importer of {self.database} has been writing for over "
                         f"{self.wait_seconds:.0f} s (write gate {self.path}); retried later"
                     ) from None
