@@ -32,7 +32,6 @@ def _scalar(settings: Settings, sql: str, *args):
         con.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: the update path inserts a new client")
 def test_a_customer_known_only_by_name_is_not_duplicated_by_updates(demo_env):
     s = _settings(demo_env)
     clients = _scalar(s, "SELECT COUNT(*) FROM CLIENT")

@@ -200,14 +200,17 @@ class OrderImporter:
             out.append(ResolvedLine(no, line, int(good[0]) if good else None, price.quantize(Q2)))
         return out
 
-    def _customer(self, cur: Any, order: Order) -> int | None:
-        """Find the customer by normalised phone, then e-mail; update it, or create it (claiming its keys)."""
+    def _customer(self, cur: Any, order: Order, known: int | None = None) -> int | None:
+        """Find the customer by normalised phone, then e-mail; update it, or create it (claiming its keys).
+        A customer known only by name has no key to be found by: an update keeps the order's `known` one."""
         c = order.customer
         if not (c.phone or c.email or c.name):
             return None
         row = self._one(cur, "client_find_by_phone", {"phone": c.phone}) if c.phone else None
         if row is None and c.email:
             row = self._one(cur, "client_find_by_email", {"email": c.email})
+        if row is None and known is not None and not (c.phone or c.email):
+            return int(known)
         values = {
             "name": c.name[: LIMITS["name"]],
             "phone": c.phone[: LIMITS["phone"]],
@@ -465,7 +468,7 @@ class OrderImporter:
             )
         resolved = self._resolve(cur, order)
         unmatched = self._unmatched(resolved)
-        client_id = self._customer(cur, order) or found.get("client_id")
+        client_id = self._customer(cur, order, found.get("client_id")) or found.get("client_id")
         current = int(found["status"])
         mapped = torgsoft_status(order.status)
         if mapped == CANCELLED:
