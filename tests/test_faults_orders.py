@@ -78,7 +78,6 @@ def test_symlinks_fifos_and_folders_named_json_are_journaled(demo_env, tmp_path)
     assert (box / "link.json").is_symlink() and target.read_text(encoding="utf-8") == "{}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: NaN/Infinity give 'internal error (please report)'")
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400"])
 def test_nan_infinity_and_absurd_numbers_are_data_problems(demo_env, value):
     s = _settings(demo_env)

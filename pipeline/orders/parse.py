@@ -195,6 +195,9 @@ def _obj(obj: dict, key: str) -> dict:
     return value
 
 
+ABSURD = Decimal(10) ** 12  # no quantity, price or total of a shop order comes near this
+
+
 def _decimal(
     obj: dict, key: str, where: str, *, required: bool = False, marks: list[str] | None = None
 ) -> Decimal | None:
@@ -212,6 +215,9 @@ def _decimal(
         raise DamagedFile(f"wrong type: {where} field {key!r} = {value!r} is not a number") from None
     if result is None and required:
         raise DamagedFile(f"missing {where} field {key!r}")
+    if result is not None and (not result.is_finite() or abs(result) >= ABSURD):
+        # NaN and ±Infinity (JSON extensions Python accepts), 1e400: data problems, not our bugs.
+        raise DamagedFile(f"wrong value: {where} field {key!r} = {value!r} is not a usable number")
     if marks is not None and mark:
         marks.append(mark)
     return result
