@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     ns TEXT NOT NULL,
@@ -57,6 +59,20 @@ def open_sqlite(path: Path, timeout: float, synchronous: str) -> sqlite3.Connect
             time.sleep(0.05)
 
 
+class StateFileError(PipelineError):
+    """The state (or journal) file cannot be read: damaged, or left half-replaced. Names the file."""
+
+
+def damaged_file_message(path: Path, what: str, exc: BaseException) -> str:
+    """What is wrong with a damaged SQLite file of ours, and the way out."""
+    return (
+        f"the {what} file {path} cannot be used ({exc}). Stop the service, move {path.name} and its "
+        f"{path.name}-wal / {path.name}-shm files aside and restore them from the last backup (see "
+        f"docs/service.md, backup and restore); without a backup a new, empty file is started: then run "
+        f"`photos` before `feed`, and check statuses before `status push --baseline`"
+    )
+
+
 class State:
     """Key/value namespaces and an outbox, in one SQLite file shared by all stages."""
 
@@ -64,7 +80,12 @@ class State:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._con().executescript(_SCHEMA)
+        try:
+            con = self._con()
+            con.executescript(_SCHEMA)
+            con.execute("SELECT 1 FROM kv LIMIT 1").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(damaged_file_message(self.path, "state", exc)) from None
 
     @classmethod
     def from_settings(cls, settings: Any) -> State:
