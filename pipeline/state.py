@@ -205,3 +205,22 @@ class State:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def lost_state(journal: Any, state_path: Path, stage: str, marker: str) -> str | None:
+    """A message when the journal shows `stage` once recorded `marker` (e.g. its baseline) in a state
+    that no longer holds it — the state file was deleted, emptied or replaced; None when it never did.
+
+    The journal is the independent witness: a stage must not take a lost state for a first run and
+    start afresh silently. A journal that cannot be read is no witness (None)."""
+    try:
+        seen = next(iter(journal.search(stage=stage, grep=marker, limit=1)), None)
+    except (PipelineError, sqlite3.DatabaseError):
+        return None
+    if seen is None:
+        return None
+    return (
+        f"the state file {state_path} has lost what {stage} recorded on {seen.ts} ({marker}): it was "
+        f"deleted, emptied or replaced. Restore it from the last backup (docs/service.md), or, knowing "
+        f"that changes made meanwhile are then never sent, start afresh explicitly"
+    )

@@ -8,7 +8,6 @@ from pipeline.state import State
 from test_status_push import SET_STATUS, Env, env, sandbox  # noqa: F401 - fixtures
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a lost state re-baselines silently")
 def test_a_lost_state_does_not_silently_rebaseline_and_drop_pending_changes(env: Env):  # noqa: F811
     a, b = env.satu_orders(2)
     env.add(a)
