@@ -8,7 +8,6 @@ from pipeline.satu.push import ACKED_NS, FEED_NS
 from test_satu_push import _catalog, _matches, _push, _seed, env, sandbox  # noqa: F401 - fixtures
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: one 200-with-error reply refuses the whole batch")
 def test_a_transient_200_with_error_reply_is_retried_in_the_same_run(env, sandbox):  # noqa: F811
     settings, journal, state, client = env
     catalog = _catalog(120)
