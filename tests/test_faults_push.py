@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from pipeline.satu.push import ACKED_NS, FEED_NS
+from pipeline.contracts import feed_offers
+from pipeline.satu.push import ACKED_NS
 from test_satu_push import _catalog, _matches, _push, _seed, env, sandbox  # noqa: F401 - fixtures
 
 
@@ -19,15 +18,16 @@ def test_a_transient_200_with_error_reply_is_retried_in_the_same_run(env, sandbo
     assert _matches(sandbox, catalog)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: only acknowledged keys can be marked gone")
 def test_products_that_sell_out_before_the_first_push_do_not_stay_available(env, sandbox):  # noqa: F811
     settings, journal, state, client = env
     catalog = _catalog(40)
     _seed(sandbox, state, catalog)  # Satu imported the published feed: it holds all 40
-    for key in ("12", "13", "14"):  # … then they left the catalog before any push was acknowledged
-        state.delete(FEED_NS, key)
+    # … then they left the feed (the feed stage's commit) before any push was acknowledged
+    feed_offers.remove(state, ["12", "13", "14"])
     for _ in range(2):
         _push(env)
     for key in ("12", "13", "14"):
         product = sandbox.product(key)
         assert (product["presence"], product["quantity_in_stock"]) == ("not_available", 0), product
+    assert list(feed_offers.left_items(state)) == []  # acknowledged as gone: nothing left to do
+    assert dict(state.items(ACKED_NS))["12"]["gone"] is True
