@@ -57,7 +57,6 @@ def _messages(settings: Settings) -> list[str]:
     return [e.message for e in Journal.from_settings(settings).search()]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: entries that are not regular files are skipped silently")
 def test_symlinks_fifos_and_folders_named_json_are_journaled(demo_env, tmp_path):
     import os
 

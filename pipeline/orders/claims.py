@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -102,6 +103,8 @@ class Inbox:
         if fcntl is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._seen: dict[str, tuple[tuple[int, int], float]] = {}
+        self._odd: list[tuple[str, str]] = []
+        self._odd_seen: set[str] = set()
 
     def close(self) -> None:
         """Give up the owner lock (claims still held would then be recovered by the next importer)."""
@@ -124,7 +127,16 @@ class Inbox:
                 with contextlib.suppress(OSError):
                     if entry.is_file(follow_symlinks=False):
                         out.append(Path(entry.path))
+                    elif name not in self._odd_seen:
+                        self._odd_seen.add(name)
+                        self._odd.append((name, _kind(entry)))
         return sorted(out, key=lambda p: p.name)
+
+    def take_odd(self) -> list[tuple[str, str]]:
+        """Entries found since the last call that are not regular files (a symlink, a folder, a FIFO
+        named like an order file), each once: (name, what it is). They are never read or moved."""
+        odd, self._odd = self._odd, []
+        return odd
 
     def settled(self, path: Path, settle_seconds: float) -> bool | None:
         """True when the file has not changed for settle_seconds (by its mtime, or by our own
@@ -268,3 +280,17 @@ class Inbox:
         target = _move_no_clobber(claim, self.root, self.original_name(claim))
         self._forget_name(claim)
         return target
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """What a directory entry that is not a regular file is, in words."""
+    if entry.is_symlink():
+        return "symbolic link"
+    if entry.is_dir(follow_symlinks=False):
+        return "folder"
+    mode = entry.stat(follow_symlinks=False).st_mode
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device or special file"

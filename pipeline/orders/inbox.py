@@ -390,7 +390,12 @@ def _pass(
         return []
     ready: list[Path] = []
     waiting: list[Path] = []
-    for path in inbox.candidates():
+    candidates = inbox.candidates()
+    for name, kind in inbox.take_odd():
+        journal.event(
+            STAGE, f"{name} in the inbox is a {kind}, not an order file: left as it is", "warning", file=name
+        )
+    for path in candidates:
         state = inbox.settled(path, settings.orders.settle_seconds)
         if state is None:
             continue
