@@ -93,7 +93,6 @@ def test_nan_infinity_and_absurd_numbers_are_data_problems(demo_env, value):
     assert "internal error" not in reason and "quantity" in reason, reason
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a quarantined file that later parses is never retried")
 def test_a_slow_writer_loses_nothing_its_file_is_retried_once_complete(demo_env):
     import json
 

@@ -275,6 +275,30 @@ class Inbox:
         _fsync_dir(self.quarantine)
         return target
 
+    def retry_changed(self) -> list[tuple[str, str]]:
+        """Quarantined files written to after they were set aside (a slow writer that paused longer
+        than settle_seconds and then finished its file) go back to the inbox to be read again; their
+        reason file goes. Returns (name, old reason) of each."""
+        back = []
+        with os.scandir(self.quarantine) as it:
+            names = [
+                e.name for e in it if e.is_file(follow_symlinks=False) and not e.name.endswith(".reason.txt")
+            ]
+        for name in names:
+            path = self.quarantine / name
+            reason = self.quarantine / f"{name}.reason.txt"
+            try:
+                if path.stat().st_mtime_ns <= reason.stat().st_mtime_ns:
+                    continue
+                old = reason.read_text(encoding="utf-8", errors="replace").strip()
+                _move_no_clobber(path, self.root, name)
+            except OSError:  # no reason file (not ours), or another importer was faster
+                continue
+            with contextlib.suppress(OSError):
+                reason.unlink()
+            back.append((name, old))
+        return back
+
     def give_back(self, claim: Path) -> Path:
         """Return a claim to the inbox (import to be retried later)."""
         target = _move_no_clobber(claim, self.root, self.original_name(claim))

@@ -236,7 +236,8 @@ def _import_claim(
     name = inbox.original_name(claim)
     order_id = None
     try:
-        size = claim.stat().st_size
+        taken = claim.stat()
+        size = taken.st_size
         if size > cfg.max_file_bytes:  # not even read: it could be gigabytes
             raise DamagedFile(
                 f"absurdly large: {size} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})"
@@ -248,6 +249,11 @@ def _import_claim(
         outcome = sink.import_order(order)
     except (DamagedFile, SkipError) as exc:
         reason = exc.reason if isinstance(exc, DamagedFile) else str(exc)
+        if isinstance(exc, DamagedFile) and _still_written(claim, taken):
+            # The writer paused longer than settle_seconds and goes on: not damaged, not finished yet.
+            msg = f"{name} is still being written ({reason}); left in the inbox"
+            _give_back(inbox, claim, exc, msg, "warning", name, order_id, journal, result)
+            return True
         _set_aside(inbox, claim, reason, name, order_id, journal, result)
         return True
     except (RetryableError, DatabaseUnavailable) as exc:
@@ -374,6 +380,19 @@ def _work(
     return local
 
 
+def _still_written(claim: Path, taken: Any) -> bool:
+    try:
+        now = claim.stat()
+    except OSError:
+        return False
+    return (now.st_size, now.st_mtime_ns) != (taken.st_size, taken.st_mtime_ns)
+
+
+def _retry_changed(inbox: Inbox, journal: Any) -> None:
+    for name, old in inbox.retry_changed():
+        journal.event(STAGE, f"{name} changed after quarantine ({old}); read again", "warning", file=name)
+
+
 def _pass(
     inbox: Inbox,
     sinks: list[Sink],
@@ -390,6 +409,7 @@ def _pass(
         return []
     ready: list[Path] = []
     waiting: list[Path] = []
+    _retry_changed(inbox, journal)
     candidates = inbox.candidates()
     for name, kind in inbox.take_odd():
         journal.event(
@@ -467,6 +487,7 @@ def run(
     sinks: list[Sink] = []
     dog = Watchdog(journal, limit_seconds=stall_limit(settings))
     try:
+        _retry_changed(inbox, journal)
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
             result.skipped = True
             return result
