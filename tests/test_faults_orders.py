@@ -110,3 +110,21 @@ def test_a_slow_writer_loses_nothing_its_file_is_retried_once_complete(demo_env)
     assert first.imported + second.imported == 1, (first, second)
     assert _scalar(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '814'") == 1
     assert not list((box / "quarantine").glob("slow.json*"))
+
+
+def test_lock_files_of_killed_importers_without_claims_are_cleared(demo_env):
+    import os
+    import time
+
+    s = _settings(demo_env)
+    processing = s.orders.inbox / "processing"
+    processing.mkdir(parents=True, exist_ok=True)
+    litter = processing / ".owner-0123456789ab.lock"  # a killed importer's: nobody holds it
+    litter.write_bytes(b"")
+    young = processing / ".owner-ba9876543210.lock"  # one that is just starting: left alone
+    young.write_bytes(b"")
+    old = time.time() - 3600
+    os.utime(litter, (old, old))
+    write_order(s.orders.inbox, satu_order(841))
+    assert _run(s).imported == 1
+    assert not litter.exists() and young.exists()

@@ -243,10 +243,23 @@ class Inbox:
             except FileNotFoundError:
                 continue  # another importer took it over first
             taken.append(target)
-        for owner in dead:
+        for owner in dead | self._dead_without_claims():
             with contextlib.suppress(OSError):
                 (self.processing / f".owner-{owner}.lock").unlink()
         return taken
+
+    def _dead_without_claims(self) -> set[str]:
+        """Owners whose lock is free and older than a minute (killed importers that held no claim):
+        their lock files are only litter. Young ones are left alone: an importer that is starting
+        creates its file a moment before it takes the lock on it."""
+        dead = set()
+        old = time.time() - 60
+        for lock in self.processing.glob(".owner-*.lock"):
+            owner = lock.name[len(".owner-") : -len(".lock")]
+            with contextlib.suppress(OSError):
+                if owner != self.owner and lock.stat().st_mtime < old and not self._owner_alive(owner):
+                    dead.add(owner)
+        return dead
 
     def mine(self) -> list[Path]:
         """Claims this process holds (left over by an interrupted pass of this process)."""
