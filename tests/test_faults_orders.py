@@ -128,3 +128,24 @@ def test_lock_files_of_killed_importers_without_claims_are_cleared(demo_env):
     write_order(s.orders.inbox, satu_order(841))
     assert _run(s).imported == 1
     assert not litter.exists() and young.exists()
+
+
+def test_a_move_to_done_cut_between_link_and_unlink_leaves_one_file(demo_env):
+    import os
+
+    from pipeline.orders.claims import Inbox
+
+    s = _settings(demo_env)
+    path = write_order(s.orders.inbox, satu_order(842))
+    assert _run(s).imported == 1  # the order is in the database …
+    done = s.orders.inbox / "done"
+    (done / path.name).rename(path)  # … and its file comes again, e.g. from a second fetch
+    dead = Inbox(s.orders.inbox)
+    claim = dead.claim(path)
+    assert claim is not None
+    os.link(claim, done / path.name)  # killed right after the link of the move to done/ …
+    dead.close()  # … its owner lock is gone with it
+    result = _run(s)
+    assert (result.recovered, result.unchanged) == (1, 1), result
+    assert sorted(p.name for p in done.iterdir()) == [path.name]
+    assert [p for p in (s.orders.inbox / "processing").iterdir() if not p.name.startswith(".")] == []

@@ -45,8 +45,25 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
+def _already_there(src: Path, folder: Path, name: str) -> Path | None:
+    """`folder/name` (or a suffixed one) when it is src itself: a move killed between link and unlink."""
+    target, n = folder / name, 0
+    while target.exists():
+        with contextlib.suppress(OSError):
+            if os.path.samefile(src, target):
+                return target
+        n += 1
+        target = folder / f"{name}.{n}"
+    return None
+
+
 def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
-    """Move src into folder under name (suffixing when taken) without ever replacing a file."""
+    """Move src into folder under name (suffixing when taken) without ever replacing a file; a move
+    that was cut between its link and its unlink is finished, not made twice (no `name.1` copy)."""
+    there = _already_there(src, folder, name)
+    if there is not None:
+        os.unlink(src)
+        return there
     for _ in range(1000):
         target = _free_name(folder, name)
         try:
