@@ -14,6 +14,12 @@ waiting (in the inbox or claimed) and no file finished. The baseline is the same
 (no cron run), measured in the same invocation.
 
 Prints ONE JSON line.
+
+Measured (2 shared cores, 250 orders = 362 files per round, 60 s round cap):
+- without the write gate (pipeline/torgsoft/writegate.py): 4 of 50 rounds stalled until killed
+  (no file finished for 54–117 s, every watcher needing SIGKILL); the others' longest gap 0.5–2.3 s;
+- with it: 0 of 60 rounds stalled; longest gap median 1.2 s, max 3.3 s (under heavy machine load);
+  a round takes ~7 s instead of ~6 s (orders are written one at a time per database file).
 """
 
 from __future__ import annotations
