@@ -77,7 +77,7 @@ def test_symlinks_fifos_and_folders_named_json_are_journaled(demo_env, tmp_path)
     assert (box / "link.json").is_symlink() and target.read_text(encoding="utf-8") == "{}"
 
 
-@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "1e400", "1e24"])
 def test_nan_infinity_and_absurd_numbers_are_data_problems(demo_env, value):
     s = _settings(demo_env)
     box = s.orders.inbox

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pipeline.state import State
 from test_status_push import SET_STATUS, Env, env, sandbox  # noqa: F401 - fixtures
 
