@@ -240,9 +240,10 @@ def _quarantine_message(outs: dict[str, StageOutcome], settings: Any, state: Any
 
 def _stall_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
     """An order import the watchdog found stuck (no progress far beyond every bounded wait)."""
-    stuck = sum(r.stalled for r in _inbox_results(outs))
-    if not stuck:
-        return [], {"inbox-stall"}
+    found = _inbox_results(outs)
+    stuck = sum(r.stalled for r in found)
+    if not stuck:  # cleared by an import that ran without a stall, not by a run without one
+        return [], {"inbox-stall"} if found else set()
     return [
         Message(
             "alert",

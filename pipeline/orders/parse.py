@@ -195,7 +195,9 @@ def _obj(obj: dict, key: str) -> dict:
     return value
 
 
-ABSURD = Decimal(10) ** 12  # no quantity, price or total of a shop order comes near this
+# Far beyond any shop order, and below where two-decimal arithmetic (28 digits) breaks down; what lies
+# between the database's own limits and this is refused by the database (quarantined as such).
+ABSURD = Decimal(10) ** 20
 
 
 def _decimal(
