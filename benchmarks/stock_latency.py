@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pipeline.torgsoft.demo import build_demo_database  # noqa: E402
+
 from pipeline.contracts import feed_offers  # noqa: E402
 from pipeline.journal import Journal  # noqa: E402
 from pipeline.satu.client import SatuClient  # noqa: E402
@@ -42,7 +44,6 @@ from pipeline.settings import load  # noqa: E402
 from pipeline.state import State  # noqa: E402
 from pipeline.stock.watch import StockWatcher  # noqa: E402
 from pipeline.torgsoft.connection import connect  # noqa: E402
-from pipeline.torgsoft.demo import build_demo_database  # noqa: E402
 
 TOKEN_ENV = "SATU_STOCK_BENCH_TOKEN"
 _SERVER = """

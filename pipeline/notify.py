@@ -238,6 +238,25 @@ def _quarantine_message(outs: dict[str, StageOutcome], settings: Any, state: Any
     ]  # no key: each file is reported once (notify.quarantine)
 
 
+def _stall_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
+    """An order import the watchdog found stuck (no progress far beyond every bounded wait)."""
+    found = _inbox_results(outs)
+    stuck = sum(r.stalled for r in found)
+    if not stuck:  # cleared by an import that ran without a stall, not by a run without one
+        return [], {"inbox-stall"} if found else set()
+    return [
+        Message(
+            "alert",
+            "order import stuck",
+            f"{stuck} order import(s) made no progress (most likely waiting inside the database). "
+            "Restart the service: its claims are taken over. "
+            "See: run.py log --stage orders --level error",
+            key="inbox-stall",
+            data={"stalled": stuck},
+        )
+    ], set()
+
+
 def assess(
     report: RunReport, *, settings: Any, state: Any, now: float | None = None
 ) -> tuple[list[Message], set[str]]:
@@ -254,6 +273,7 @@ def assess(
         _auth(outs, settings),
         _unreachable(outs, settings, state),
         _feed_and_import(outs, report.run_id),
+        _stall_message(outs),
     ):
         messages += found
         cleared |= done

@@ -170,7 +170,7 @@ def _build(
     from pipeline.feed.check import reject, render_and_check
     from pipeline.feed.commit import commit
     from pipeline.feed.extract import Extractor, build_tree, report_portal_gaps
-    from pipeline.feed.guard import compute_diff, guard, previous_snapshot
+    from pipeline.feed.guard import compute_diff, guard, picture_guard, previous_snapshot
     from pipeline.feed.render import load_template
     from pipeline.feed.rules import RuleSettings
     from pipeline.torgsoft.catalog import open_catalog
@@ -209,7 +209,10 @@ def _build(
         paths.history, paths.output, paths.prev_tmp, settings.satu.available_value
     )
     diff = compute_diff(paths.previous, paths.snap_tmp, None if dry_run else paths.diff_tmp)
-    if not guard(diff, result, journal, max_drop=f.max_drop_percent, dry_run=dry_run, force=force):
+    kw = {"max_drop": f.max_drop_percent, "dry_run": dry_run, "force": force}
+    if not guard(diff, result, journal, **kw) or not picture_guard(
+        paths.output, paths.tmp, result, journal, **kw
+    ):
         return
     if dry_run:
         result.ok = True

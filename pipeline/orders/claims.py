@@ -48,8 +48,25 @@ def _free_name(folder: Path, name: str) -> Path:
     return target
 
 
+def _already_there(src: Path, folder: Path, name: str) -> Path | None:
+    """`folder/name` (or a suffixed one) when it is src itself: a move killed between link and unlink."""
+    target, n = folder / name, 0
+    while target.exists():
+        with contextlib.suppress(OSError):
+            if os.path.samefile(src, target):
+                return target
+        n += 1
+        target = folder / f"{name}.{n}"
+    return None
+
+
 def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
-    """Move src into folder under name (suffixing when taken) without ever replacing a file."""
+    """Move src into folder under name (suffixing when taken) without ever replacing a file; a move
+    that was cut between its link and its unlink is finished, not made twice (no `name.1` copy)."""
+    there = _already_there(src, folder, name)
+    if there is not None:
+        os.unlink(src)
+        return there
     for _ in range(1000):
         target = _free_name(folder, name)
         try:
@@ -321,10 +338,23 @@ class Inbox:
             except FileNotFoundError:
                 continue  # another importer took it over first
             taken.append(target)
-        for owner in dead:
+        for owner in dead | self._dead_without_claims():
             with contextlib.suppress(OSError):
                 (self.processing / f".owner-{owner}.lock").unlink()
         return taken
+
+    def _dead_without_claims(self) -> set[str]:
+        """Owners whose lock is free and older than a minute (killed importers that held no claim):
+        their lock files are only litter. Young ones are left alone: an importer that is starting
+        creates its file a moment before it takes the lock on it."""
+        dead = set()
+        old = time.time() - 60
+        for lock in self.processing.glob(".owner-*.lock"):
+            owner = lock.name[len(".owner-") : -len(".lock")]
+            with contextlib.suppress(OSError):
+                if owner != self.owner and lock.stat().st_mtime < old and not self._owner_alive(owner):
+                    dead.add(owner)
+        return dead
 
     def mine(self) -> list[Path]:
         """Claims this process holds (left over by an interrupted pass of this process)."""
@@ -352,6 +382,30 @@ class Inbox:
         os.replace(tmp, reason_file)
         _fsync_dir(self.quarantine)
         return target
+
+    def retry_changed(self) -> list[tuple[str, str]]:
+        """Quarantined files written to after they were set aside (a slow writer that paused longer
+        than settle_seconds and then finished its file) go back to the inbox to be read again; their
+        reason file goes. Returns (name, old reason) of each."""
+        back = []
+        with os.scandir(self.quarantine) as it:
+            names = [
+                e.name for e in it if e.is_file(follow_symlinks=False) and not e.name.endswith(".reason.txt")
+            ]
+        for name in names:
+            path = self.quarantine / name
+            reason = self.quarantine / f"{name}.reason.txt"
+            try:
+                if path.stat().st_mtime_ns <= reason.stat().st_mtime_ns:
+                    continue
+                old = reason.read_text(encoding="utf-8", errors="replace").strip()
+                _move_no_clobber(path, self.root, name)
+            except OSError:  # no reason file (not ours), or another importer was faster
+                continue
+            with contextlib.suppress(OSError):
+                reason.unlink()
+            back.append((name, old))
+        return back
 
     def give_back(self, claim: Path) -> Path:
         """Return a claim to the inbox (import to be retried later)."""

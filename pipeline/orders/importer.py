@@ -81,12 +81,16 @@ class OrderImporter:
             return self._insert(w, order)
         return self._update(w, order, found)
 
-    def _customer(self, w: OrderWriter, order: Order) -> int | None:
-        """The customer's id: found (and refreshed) or created; None for an order without one."""
+    def _customer(self, w: OrderWriter, order: Order, known: int | None = None) -> int | None:
+        """The customer's id: found (and refreshed) or created; None for an order without one. A customer
+        known only by name has no key to be found by: an update keeps the order's `known` one."""
         c = order.customer
         if not (c.phone or c.email or c.name):
             return None
-        return w.save_customer(order, self.binder.customer(w, order))
+        row = self.binder.customer(w, order)
+        if row is None and known is not None and not (c.phone or c.email):
+            return int(known)
+        return w.save_customer(order, row)
 
     def _header(
         self,
@@ -151,7 +155,7 @@ class OrderImporter:
         order_id = int(found["id"])
         resolved = self.binder.lines(w, order)
         unmatched = unmatched_notes(resolved)
-        client_id = self._customer(w, order) or found.get("client_id")
+        client_id = self._customer(w, order, found.get("client_id")) or found.get("client_id")
         status = updated_status(int(found["status"]), torgsoft_status(order.status))
         header = self._header(order, resolved, status, client_id, unmatched)
         outcome = ImportOutcome("updated", order_id, unmatched=unmatched)

@@ -45,12 +45,14 @@ from pipeline.errors import DatabaseError, PipelineError, Problem, RetryableErro
 from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT
 from pipeline.settings import Settings, StatusSettings
 from pipeline.stage import ResultBase, StopCheck, never_stop
+from pipeline.state import lost_state
 
 STAGE = "status"
 SOURCE = "satu"  # CUSTOMER_ORDER.EXTERNAL_SOURCE of orders that came from Satu
 QUERY = "orders_for_status"
 
 NS_ORDERS = "status.orders"  # Satu order id -> {"hash", "status" (confirmed), "ttn" (confirmed)}
+BASELINE_MARK = "baseline taken"  # the journal's witness that a baseline existed (see state.lost_state)
 NS_META = "status.meta"  # "baseline" -> {...}, "cursor" -> ISO timestamp (database clock)
 NS_PARKED = "status.parked"  # "<kind>:<order id>" -> {"payload", "error", "attempts", "at"}
 KIND_STATUS = "status.set"
@@ -339,7 +341,7 @@ class _Run:
         )
         self.result.checked = self.result.baseline = len(records)
         self.event(
-            f"baseline taken: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
+            f"{BASELINE_MARK}: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
             orders=len(records),
         )
 
@@ -658,6 +660,13 @@ def run(
     result = job.result
     try:
         if baseline or state.get(NS_META, "baseline") is None:
+            lost = (
+                None if baseline else lost_state(journal, settings.journal.state_path, STAGE, BASELINE_MARK)
+            )
+            if lost:  # never re-baseline silently: the changes since the lost baseline would be dropped
+                result.ok = False
+                job.event(lost + " with `status push --baseline`", "error")
+                return result
             job.baseline()
             return result
         try:

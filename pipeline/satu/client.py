@@ -423,7 +423,7 @@ class SatuClient:
             sent = [str(it["id"]) for it in chunk]
             before = self.requests
             try:
-                data = self._request("POST", "/products/edit_by_external_id", json_body=chunk)
+                data = self._edit_chunk(chunk)
             except RetryableError as exc:
                 result.requests += self.requests - before
                 result.retryable = True
@@ -449,6 +449,17 @@ class SatuClient:
                     err = errors.get(ext)
                     result.errors[ext] = _error_message(err) if err else "not in processed_ids"
         return result
+
+    def _edit_chunk(self, chunk: list[dict]) -> Any:
+        """One edit call. A whole batch refused with HTTP 200 and an error is often Satu's transient
+        "try later": sent once more before its items count as refused (a second refusal stands)."""
+        try:
+            return self._request("POST", "/products/edit_by_external_id", json_body=chunk)
+        except SatuApiError as exc:
+            if exc.status not in (None, 200):
+                raise
+        time.sleep(self.backoff_base)
+        return self._request("POST", "/products/edit_by_external_id", json_body=chunk)
 
     def import_url(self, url: str, **opts: Any) -> str:
         """Start an import of a feed by URL; returns the import id.

@@ -209,14 +209,22 @@ def _desired_or_skip(
     return desired
 
 
-def _gone(settings: Any, journal: Any, desired: dict, acked: dict, *, full: bool, result: PushResult) -> dict:
-    """Offers that left the catalog, to push as not available (none when too many left at once)."""
+def _gone(
+    settings: Any, journal: Any, state: Any, desired: dict, acked: dict, *, full: bool, result: PushResult
+) -> dict:
+    """Offers that left the catalog, to push as not available (none when too many left at once): those
+    Satu acknowledged, and those that left the feed before any push of theirs was acknowledged (Satu
+    imported them with the feed and would keep them on sale)."""
     gone = {k: gone_state(v) for k, v in acked.items() if k not in desired and not v.get("gone")}
-    limit = settings.feed.max_drop_percent / 100 * len(acked)
-    if gone and len(gone) > limit and len(acked) >= 20:
+    for key, offer in feed_offers.left_items(state):
+        if key not in desired and key not in acked:
+            gone[key] = gone_state(desired_state(offer))
+    known = max(len(acked), len(desired) + len(gone))
+    limit = settings.feed.max_drop_percent / 100 * known
+    if gone and len(gone) > limit and known >= 20:
         journal.event(
             STAGE,
-            f"{len(gone)} of {len(acked)} products left the catalog at once; not marking them "
+            f"{len(gone)} of {known} products left the catalog at once; not marking them "
             "unavailable (check the catalog run; `push --full` after a deliberate clean-up)",
             level="error",
             gone=len(gone),
@@ -234,7 +242,7 @@ def _plan(
     sold-out first."""
     to_send = {key: want for key, want in desired.items() if not _same(acked.get(key), want)}
     result.changed = len(to_send)
-    gone = _gone(settings, journal, desired, acked, full=full, result=result)
+    gone = _gone(settings, journal, state, desired, acked, full=full, result=result)
     to_send.update(gone)
     result.gone = len(gone)
     # Items that failed before are retried with the catalog's current values.
@@ -315,6 +323,7 @@ def send_batch(
             if key in accepted:
                 state.put(ACKED_NS, key, {**st, "ts": now})
         state.outbox_done(OUTBOX_KIND, [k for k, _ in batch if k in accepted])
+        feed_offers.forget_left(state, [k for k, st in batch if k in accepted and st.get("gone")])
         for key, st in batch:
             if key not in accepted:
                 state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
