@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from pipeline.torgsoft.demo import build_demo_database  # noqa: E402
-
 from order_factory import satu_order  # noqa: E402
+from pipeline.devtools.demo_data import build_demo_database  # noqa: E402
 
 
 def _settings_file(base: Path) -> Path:
