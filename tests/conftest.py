@@ -31,6 +31,7 @@ def make_settings(base: Path, **sections: dict) -> Settings:
             "template": str(ROOT / "templates" / "satu.yml.j2"),
         },
         "orders": {"inbox": str(base / "inbox")},
+        "web": {"enabled": False},  # a service under test serves no page unless the test asks for one
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

@@ -78,6 +78,8 @@ def main() -> int:
             },
             "feed": {"output": str(base / "feeds" / "satu.yml")},
             "orders": {"inbox": str(base / "inbox")},
+            "web": {"enabled": False},
+            "schedule": {"stock_seconds": 0},
         },
         base,
     )
