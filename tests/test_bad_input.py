@@ -16,8 +16,6 @@ from pipeline.journal import Journal
 from pipeline.settings import load
 
 ROOT = Path(__file__).resolve().parent.parent
-# Reproduced on main; each mark goes with the fix that turns its test green.
-FIXME = pytest.mark.xfail(strict=True, reason="issue 15: not fixed yet")
 
 
 def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

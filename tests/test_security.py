@@ -24,8 +24,6 @@ from pipeline.settings import build
 from pipeline.state import State
 
 ROOT = Path(__file__).resolve().parent.parent
-# Reproduced on main; each mark goes with the fix that turns its test green.
-FIXME = pytest.mark.xfail(strict=True, reason="issue 15: not fixed yet")
 POSIX = os.name == "posix"
 
 
