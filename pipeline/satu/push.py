@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.errors import RetryableError
-from pipeline.satu.api import MAX_BATCH, import_finished, parse_price
+from pipeline.satu.api import MAX_BATCH, import_errors, import_finished, parse_price
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 
 STAGE = "push"
@@ -462,16 +462,17 @@ def request_import(
     result.status = import_finished(status) or ""
     result.created = int(status.get("created") or 0)
     result.updated = int(status.get("updated") or 0)
-    errors = status.get("errors") or []
-    result.errors = int(status.get("with_errors_count") or len(errors))
-    for err in errors:
-        if isinstance(err, dict):
-            pid = err.get("external_id") or err.get("offer_id") or err.get("id")
-            msg = err.get("message") or str(err)
-        else:
-            pid, msg = None, str(err)
+    problems = import_errors(status.get("errors"))
+    result.errors = max(int(status.get("with_errors_count") or 0), len(problems))
+    for p in problems:
         journal.event(
-            "import", f"import error: {msg}", level="warning", product_id=pid, import_id=result.import_id
+            "import",
+            f"import error: {p.message}",
+            level="warning",
+            product_id=p.product_id,
+            import_id=result.import_id,
+            kind=p.kind,
+            code=p.code,
         )
     result.ok = result.status == "SUCCESS"
     level = {"SUCCESS": "info", "PARTIAL": "warning"}.get(result.status, "error")
