@@ -273,7 +273,8 @@ def import_errors(errors: Any) -> list[ImportProblem]:
             out.append(ImportProblem("", None, _product_of(entry), str(entry.get("message") or entry)))
             continue
         for kind, body in nested:
-            extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
+            raw_extra = body.get("extra")
+            extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
             raw_code = body.get("code")
             code = int(raw_code) if isinstance(raw_code, int | str) and str(raw_code).isdigit() else None
             pid = _product_of(extra) or _product_of(body)
