@@ -95,7 +95,7 @@ def child_floor(base: Path, out_dir: Path) -> dict:
     """Reader + lxml xmlfile serialisation of the same offers (same filters and fields, no rules/template)."""
     from lxml import etree
 
-    from pipeline.photo_urls import PhotoIndex
+    from pipeline.contracts.photo_urls import PhotoIndex
     from pipeline.state import State
     from pipeline.torgsoft.catalog import open_catalog
 
@@ -164,7 +164,7 @@ def child_feed(base: Path, out_dir: Path) -> dict:
     return {
         "offers": result.offers,
         "hidden": result.hidden,
-        "skipped": result.skipped,
+        "skip_reasons": result.skip_reasons,
         "pictures_dropped": result.pictures_dropped,
         "bytes": Path(result.output).stat().st_size,
     }

@@ -74,15 +74,19 @@ def interval_floor_minutes() -> float:
 
 def main(argv: list[str]) -> None:
     """Start the CLI with fault points and the clock set from test arguments (see the module docstring)."""
+    # Run as `python -m pipeline._testing` this file is `__main__`; the program imports it as
+    # `pipeline._testing`, a second module object: set the seam on that one.
+    from pipeline import _testing as seam
+
     args = list(argv)
     while args and args[0] != "--":
         flag = args.pop(0)
         value = args.pop(0)
         if flag == "--kill-at":
             point, _, nth = value.partition("#")
-            kill_at(point, int(nth or 1))
+            seam.kill_at(point, int(nth or 1))
         elif flag == "--minute-seconds":
-            set_clock(minute_seconds=float(value))
+            seam.set_clock(minute_seconds=float(value))
         else:
             raise SystemExit(f"unknown test flag {flag}")
     if args:
@@ -94,4 +98,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # Run `main` of the imported module, not of `__main__`: production code reaches the points there.
+    from pipeline._testing import main as _main
+
+    _main(sys.argv[1:])

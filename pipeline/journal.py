@@ -77,12 +77,14 @@ def _as_ts(value: str | datetime) -> str:
     """A bound for `ts` comparisons in the stored form (UTC, ISO, milliseconds)."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.astimezone()  # naive = the machine's local time
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
+            return value  # not a date: compared as given
+    else:
+        moment = value
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # naive = the machine's local time
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\w*\s*(?:ago)?\s*$", re.IGNORECASE)
@@ -210,7 +212,8 @@ class Journal:
         the data; `since`/`until` are datetimes or ISO strings (naive = local time); `limit` keeps
         the newest N matches; `after_id` only events recorded after that one (for following).
         """
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if grep:
             where.append("(ts_contains(message, ?) OR ts_contains(data, ?))")
             args += [grep, grep]
@@ -245,7 +248,18 @@ class Journal:
         if limit:
             sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
         for row in self._con().execute(sql, args):
-            yield Event(*row[:8], json.loads(row[8]) if row[8] else None)
+            ident, ts, run_id_, stage_, level_, message, order, product, data = row
+            yield Event(
+                ident,
+                ts,
+                run_id_,
+                stage_,
+                level_,
+                message,
+                order,
+                product,
+                json.loads(data) if data else None,
+            )
 
     def prune(self, retention_days: int) -> int:
         """Delete events older than the retention; returns how many went."""

@@ -9,13 +9,14 @@ then again only every `repeat_hours` while the condition lasts; when the conditi
 "resolved" message follows. A channel that fails is logged and never stops the caller. Secrets (the
 bot token, the SMTP password) never reach a log: they are masked in every error text.
 
-`assess(report, …)` turns one timer run (its stage results and errors) into messages; the service
-calls `Notifier.after_run(report)` after each job.
+`assess(report, …)` turns one timer run (its stage results and errors) into messages, classifying
+errors by type only: an `AuthError` from any stage that calls Satu (push, import, orders fetch, status
+push) raises the token alert; a `RetryableError` (`DatabaseUnavailable` included) or a network error
+counts towards "unreachable". The service calls `Notifier.after_run(report)` after each job.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import smtplib
 import socket
@@ -28,7 +29,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import LockedError, RetryableError
+from pipeline.errors import AuthError, LockedError, RetryableError
+from pipeline.feed import FeedResult
+from pipeline.orders.inbox import InboxResult
+from pipeline.satu.push import ImportResult
+from pipeline.stage import StageOutcome, StageResult, Status, outcome_of
+from pipeline.sync import SyncResult
 
 PREFIX = "Torgsoft⇄Satu"
 
@@ -46,139 +52,190 @@ class Message:
 
 @dataclass
 class RunReport:
-    """What one timer run did: each stage's result object and each stage's exception."""
+    """What one timer run did: each stage's result and each stage's exception, by stage name."""
 
     job: str
     started: float
     finished: float = 0.0
-    results: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, StageResult] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
     run_id: str = ""
     partial: bool = False
 
     @property
     def ok(self) -> bool:
-        """No stage raised and no stage reported ok = False."""
-        return not self.errors and all(getattr(r, "ok", True) is not False for r in self.results.values())
+        """No stage raised and every stage did its job (or had nothing to do)."""
+        return not self.errors and all(r.ok or r.skipped for r in self.results.values())
 
 
 # --- what needs a person --------------------------------------------------------------------------
 
-
-def is_auth_error(exc: BaseException) -> bool:
-    """An expired or insufficient API token (matched by name so this module needs no Satu import)."""
-    if getattr(exc, "alert", None) == "auth":
-        return True
-    return any(cls.__name__ in ("SatuAuthError", "AuthError") for cls in type(exc).__mro__)
+#: Stages that talk to the Satu API: one of them running without a refused token clears the alert.
+API_STAGES = ("push", "fetch", "status", "import", "orders.fetch", "sync.push", "sync.import")
+#: Stages whose results are order imports (the service's inbox step and the live watcher).
+INBOX_STAGES = ("inbox", "watch", "orders.inbox")
 
 
-def is_unreachable(exc: BaseException) -> bool:
-    """A server that did not answer: network errors and transient failures (not our own lock)."""
+def is_auth_error(exc: BaseException | None) -> bool:
+    """Credentials refused (an expired or insufficient Satu token, whichever stage met it)."""
+    return isinstance(exc, AuthError)
+
+
+def is_unreachable(exc: BaseException | None) -> bool:
+    """A server that did not answer: transient failures and network errors (not our own lock)."""
     if isinstance(exc, LockedError):
         return False
-    if getattr(exc, "alert", None) == "unreachable":
-        return True
     return isinstance(exc, RetryableError | ConnectionError | TimeoutError | socket.gaierror)
 
 
-def _count(result: Any, *names: str) -> int:
-    """The first integer count a result carries under one of `names` (0 when none)."""
-    for name in names:
-        value = result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 0
+def outcomes(report: RunReport) -> dict[str, StageOutcome]:
+    """Every stage of the run as an outcome, with a sync run's stages as `sync.<name>` entries."""
+    out: dict[str, StageOutcome] = {}
+    for name, result in report.results.items():
+        out[name] = outcome_of(name, result)
+        if isinstance(result, SyncResult):
+            for o in result.stages:
+                out[f"{name}.{o.name}"] = o
+    for name, exc in report.errors.items():
+        out[name] = StageOutcome(name, Status.FAILED, str(exc), error=exc)
+    return out
 
 
-def _attr(result: Any, name: str) -> Any:
-    return result.get(name) if isinstance(result, dict) else getattr(result, name, None)
-
-
-def import_outcome(result: Any, depth: int = 0) -> tuple[str | None, int]:
-    """(Satu import status in upper case, error count) carried by a stage result, if any.
-
-    Understands the push stage's ImportResult (`import_id` + `status` + `errors`), an `import_status`
-    field, and an orchestrating result holding one of those in a field (one level down).
-    """
-    status = _attr(result, "import_status")
-    if isinstance(status, str) and status:
-        return status.upper(), _count(result, "import_errors", "with_errors_count")
-    if _attr(result, "import_id") is not None and isinstance(_attr(result, "status"), str):
-        return (_attr(result, "status") or "").upper() or None, _count(result, "errors", "with_errors_count")
-    if depth == 0 and dataclasses.is_dataclass(result) and not isinstance(result, type):
-        for f in dataclasses.fields(result):
-            found = import_outcome(getattr(result, f.name), 1)
-            if found[0]:
-                return found
-    return None, 0
+def _inbox_results(outs: dict[str, StageOutcome]) -> list[InboxResult]:
+    return [
+        o.result for s, o in outs.items() if s.startswith(INBOX_STAGES) and isinstance(o.result, InboxResult)
+    ]
 
 
 def new_orders_and_invoices(report: RunReport) -> tuple[int, int]:
     """Exact numbers of orders newly imported and invoices created by the run's inbox stages."""
-    orders = invoices = 0
-    for stage, result in report.results.items():
-        if stage.startswith(("inbox", "watch", "orders.inbox", "import")):
-            orders += _count(result, "imported", "new_orders")
-            invoices += _count(result, "invoices", "new_invoices")
-    return orders, invoices
+    found = _inbox_results(outcomes(report))
+    return sum(r.imported for r in found), sum(r.invoices for r in found)
 
 
-class StageFailure(Exception):
-    """A failure an orchestrating stage (sync) reported as text; `alert` is inferred from the text."""
-
-    def __init__(self, text: str):
-        super().__init__(text)
-        low = text.lower()
-        if "token expired or lacks rights" in low or "http 401" in low or "http 403" in low:
-            self.alert = "auth"
-        elif any(hint in low for hint in UNREACHABLE_HINTS):
-            self.alert = "unreachable"
-        else:
-            self.alert = ""
-
-
-# Words in the messages of the adapters' RetryableError/DatabaseUnavailable (Satu client, publish,
-# Firebird) that mean "the other side did not answer".
-UNREACHABLE_HINTS = (
-    "connection failed",
-    "connection refused",
-    "connection lost",
-    "connection reset",
-    "timed out",
-    "timeout",
-    "unreachable",
-    "gave up after",
-    "unable to complete network request",
-    "name or service not known",
-    "no route to host",
-    "temporary failure in name resolution",
-)
+def _orders_message(report: RunReport) -> list[Message]:
+    orders, invoices = new_orders_and_invoices(report)
+    if not (orders or invoices):
+        return []
+    return [
+        Message(
+            "orders",
+            f"{orders} new order{'s' if orders != 1 else ''}, {invoices} new invoice"
+            f"{'s' if invoices != 1 else ''}",
+            f"New from Satu: {orders} order(s) imported into Torgsoft, {invoices} invoice(s) created.",
+            data={"new_orders": orders, "new_invoices": invoices},
+        )
+    ]
 
 
-def expand(report: RunReport) -> tuple[dict[str, Any], dict[str, BaseException]]:
-    """The run's results and errors, with an orchestrating stage's sub-stages as `sync.<name>` entries.
+def _ran(outcome: StageOutcome) -> bool:
+    """The stage ran without raising (whatever it found)."""
+    return outcome.status not in (Status.FAILED, Status.SKIPPED)
 
-    `pipeline.sync` catches each stage's error and reports it as an outcome (name, status, detail,
-    counts): a "failed" outcome becomes a StageFailure, an "ok"/"problems" one a result (its counts).
-    Skipped and missing stages are neither.
-    """
-    results: dict[str, Any] = dict(report.results)
-    errors: dict[str, BaseException] = dict(report.errors)
-    for stage, result in report.results.items():
-        for outcome in _attr(result, "stages") or ():
-            name, status = getattr(outcome, "name", None), getattr(outcome, "status", None)
-            if not name:
-                continue
-            key = f"{stage}.{name}"
-            if status == "failed":
-                errors[key] = StageFailure(getattr(outcome, "detail", "") or "failed")
-            elif status in ("ok", "problems"):
-                counts = dict(getattr(outcome, "counts", None) or {})
-                counts.setdefault("ok", status == "ok")
-                if status == "problems" and getattr(outcome, "detail", ""):
-                    counts.setdefault("reason", outcome.detail)
-                results[key] = counts
-    return results, errors
+
+def _auth(outs: dict[str, StageOutcome], settings: Any) -> tuple[list[Message], set[str]]:
+    """One alert for the whole API, cleared by an API stage running without a refused token."""
+    refused = [(stage, o) for stage, o in outs.items() if is_auth_error(o.error)]
+    if refused:
+        stage, o = refused[0]
+        text = (
+            f"The Satu API refused the token during {stage}: {o.error}\n"
+            f"Make a new token in the Satu cabinet (Settings → API tokens, read/write for products and "
+            f"orders), put it into the environment variable {settings.satu.token_env} and restart the service."
+        )
+        msg = Message(
+            "alert", "Satu API token expired or lacks rights", text, key="auth", data={"stage": stage}
+        )
+        return [msg], set()
+    if any(s.startswith(API_STAGES) and _ran(o) for s, o in outs.items()):
+        return [], {"auth"}
+    return [], set()
+
+
+def _unreachable(outs: dict[str, StageOutcome], settings: Any, state: Any) -> tuple[list[Message], set[str]]:
+    """Count consecutive runs a stage found its server unreachable; alert at `unreachable_runs`."""
+    messages: list[Message] = []
+    cleared: set[str] = set()
+    for stage, o in outs.items():
+        key = f"unreachable:{stage}"
+        if is_unreachable(o.error):
+            runs = int(state.get("notify.unreachable", stage, 0)) + 1
+            state.put("notify.unreachable", stage, runs)
+            if runs >= settings.notify.unreachable_runs:
+                messages.append(
+                    Message(
+                        "alert",
+                        f"{stage}: server unreachable for {runs} runs in a row",
+                        f"{stage} failed {runs} runs in a row: {o.error}\nCheck the network, the server and "
+                        f"the settings; the service keeps trying.",
+                        key=key,
+                        data={"stage": stage, "runs": runs},
+                    )
+                )
+        elif _ran(o):
+            if state.get("notify.unreachable", stage) is not None:
+                state.delete("notify.unreachable", stage)
+            cleared.add(key)
+    return messages, cleared
+
+
+def _feed_rejected(stage: str, o: StageOutcome, run_id: str) -> Message:
+    why = (o.result.stopped if isinstance(o.result, FeedResult) else "") or o.detail or "validation failed"
+    return Message(
+        "alert",
+        "feed rejected",
+        f"The feed was not published ({why}); Satu keeps the previous one. "
+        f"See: run.py log --run {run_id} --level warning",
+        key="feed",
+        data={"stage": stage, "reason": str(why)[:300]},
+    )
+
+
+def _feed_and_import(outs: dict[str, StageOutcome], run_id: str) -> tuple[list[Message], set[str]]:
+    """The feed refused by our checks; Satu's import of it coming back PARTIAL or FATAL."""
+    messages: list[Message] = []
+    cleared: set[str] = set()
+    for stage, o in outs.items():
+        if stage.rsplit(".", 1)[-1] == "feed" and _ran(o):
+            if o.status == Status.PROBLEMS:
+                messages.append(_feed_rejected(stage, o, run_id))
+            else:
+                cleared.add("feed")
+        if not isinstance(o.result, ImportResult):
+            continue
+        status = (o.result.status or "").upper()
+        if status in ("PARTIAL", "FATAL"):
+            messages.append(
+                Message(
+                    "alert",
+                    f"Satu feed import {status}",
+                    f"Satu imported the feed with status {status} ({o.result.errors} error(s)). "
+                    f"See: run.py log --stage import --level warning",
+                    key="import",
+                    data={"status": status, "errors": o.result.errors},
+                )
+            )
+        elif status == "SUCCESS":
+            cleared.add("import")
+    return messages, cleared
+
+
+def _quarantine_message(outs: dict[str, StageOutcome], settings: Any, state: Any) -> list[Message]:
+    """Order files that could not be read were moved aside (each file is reported once)."""
+    quarantined = sum(r.quarantined for r in _inbox_results(outs))
+    new_files = new_quarantined_files(settings, state)
+    if not (quarantined or new_files):
+        return []
+    names = ", ".join(new_files[:10]) + (" …" if len(new_files) > 10 else "")
+    return [
+        Message(
+            "alert",
+            f"{max(quarantined, len(new_files))} order file(s) quarantined",
+            f"Order file(s) could not be imported and were moved to {quarantine_dir(settings)}: "
+            f"{names or '(see the journal)'}\nSee: run.py log --stage inbox --level warning",
+            data={"files": new_files},
+        )
+    ]  # no key: each file is reported once (notify.quarantine)
 
 
 def assess(
@@ -186,128 +243,21 @@ def assess(
 ) -> tuple[list[Message], set[str]]:
     """Messages one run calls for, and the alert keys whose condition is over (to resolve).
 
-    Counters for "unreachable N runs in a row" live in the state (namespace `notify.unreachable`).
+    Errors are classified by type only (`AuthError`, `RetryableError`, …); counters for "unreachable
+    N runs in a row" live in the state (namespace `notify.unreachable`).
     """
     now = time.time() if now is None else now
-    n = settings.notify
-    messages: list[Message] = []
+    outs = outcomes(report)
+    messages = _orders_message(report)
     cleared: set[str] = set()
-    results, errors = expand(report)
-
-    orders, invoices = new_orders_and_invoices(report)
-    if orders or invoices:
-        messages.append(
-            Message(
-                "orders",
-                f"{orders} new order{'s' if orders != 1 else ''}, {invoices} new invoice"
-                f"{'s' if invoices != 1 else ''}",
-                f"New from Satu: {orders} order(s) imported into Torgsoft, {invoices} invoice(s) created.",
-                data={"new_orders": orders, "new_invoices": invoices},
-            )
-        )
-
-    # Expired or insufficient token: one alert for the whole API, cleared by an API stage succeeding.
-    auth = [(s, e) for s, e in errors.items() if is_auth_error(e)]
-    api_stages = ("push", "fetch", "status", "import", "orders.fetch", "sync.push")
-    if auth:
-        stage, exc = auth[0]
-        messages.append(
-            Message(
-                "alert",
-                "Satu API token expired or lacks rights",
-                f"The Satu API refused the token during {stage}: {exc}\n"
-                f"Make a new token in the Satu cabinet (Settings → API tokens, read/write for products and "
-                f"orders), put it into the environment variable {settings.satu.token_env} and restart the service.",
-                key="auth",
-                data={"stage": stage},
-            )
-        )
-    elif any(s.startswith(api_stages) for s in results):
-        cleared.add("auth")
-
-    # Unreachable servers: count consecutive failed runs per stage.
-    for stage in set(results) | set(errors):
-        exc = errors.get(stage)
-        key = f"unreachable:{stage}"
-        if exc is not None and is_unreachable(exc):
-            runs = int(state.get("notify.unreachable", stage, 0)) + 1
-            state.put("notify.unreachable", stage, runs)
-            if runs >= n.unreachable_runs:
-                messages.append(
-                    Message(
-                        "alert",
-                        f"{stage}: server unreachable for {runs} runs in a row",
-                        f"{stage} failed {runs} runs in a row: {exc}\nCheck the network, the server and "
-                        f"the settings; the service keeps trying.",
-                        key=key,
-                        data={"stage": stage, "runs": runs},
-                    )
-                )
-        elif stage in results:
-            if state.get("notify.unreachable", stage) is not None:
-                state.delete("notify.unreachable", stage)
-            cleared.add(key)
-
-    # The feed: rejected by our validation, or Satu's import came back PARTIAL/FATAL.
-    for stage, result in results.items():
-        leaf = stage.rsplit(".", 1)[-1]
-        rejected = _attr(result, "feed_rejected")
-        if leaf == "feed" and rejected is None:
-            rejected = _attr(result, "ok") is False
-        if rejected:
-            problems = _attr(result, "problems")
-            why = (
-                _attr(result, "stopped")
-                or _attr(result, "reason")
-                or (problems[0] if isinstance(problems, list) and problems else "")
-                or "validation failed"
-            )
-            messages.append(
-                Message(
-                    "alert",
-                    "feed rejected",
-                    f"The feed was not published ({why}); Satu keeps the previous one. "
-                    f"See: run.py log --run {report.run_id} --level warning",
-                    key="feed",
-                    data={"stage": stage, "reason": str(why)[:300]},
-                )
-            )
-        elif leaf == "feed":
-            cleared.add("feed")
-        status, count = import_outcome(result)
-        if status in ("PARTIAL", "FATAL"):
-            messages.append(
-                Message(
-                    "alert",
-                    f"Satu feed import {status}",
-                    f"Satu imported the feed with status {status} ({count} error(s)). "
-                    f"See: run.py log --stage import --level warning",
-                    key="import",
-                    data={"status": status, "errors": count},
-                )
-            )
-        elif status == "SUCCESS":
-            cleared.add("import")
-
-    # Orders that could not be read were moved aside.
-    quarantined = sum(
-        _count(r, "quarantined")
-        for s, r in report.results.items()
-        if s.startswith(("inbox", "watch", "orders.inbox", "import"))
-    )
-    new_files = new_quarantined_files(settings, state)
-    if quarantined or new_files:
-        names = ", ".join(new_files[:10]) + (" …" if len(new_files) > 10 else "")
-        messages.append(
-            Message(
-                "alert",
-                f"{max(quarantined, len(new_files))} order file(s) quarantined",
-                f"Order file(s) could not be imported and were moved to {quarantine_dir(settings)}: "
-                f"{names or '(see the journal)'}\nSee: run.py log --stage inbox --level warning",
-                data={"files": new_files},
-            )
-        )  # no key: each file is reported once (notify.quarantine)
-
+    for found, done in (
+        _auth(outs, settings),
+        _unreachable(outs, settings, state),
+        _feed_and_import(outs, report.run_id),
+    ):
+        messages += found
+        cleared |= done
+    messages += _quarantine_message(outs, settings, state)
     # The feed on disk has not been refreshed for too long (not in partial mode: it does not render).
     if not report.partial:
         msg = stale_feed_message(settings, now)

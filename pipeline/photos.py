@@ -10,7 +10,7 @@ Processing (Pillow): JPEG draft mode (decode at a reduced scale — the biggest 
 orientation applied, CMYK / palette / alpha turned into RGB on white, longest side limited to
 `max_size`, saved as JPEG or WebP at `quality` with no metadata (no EXIF, no ICC, no comments).
 
-Results go to local state namespace `photos.published` (the contract in `pipeline.photo_urls`):
+Results go to local state namespace `photos.published` (the contract in `pipeline.contracts.photo_urls`):
 that is what the feed reads and what `publish` uploads. A missing, empty, truncated, non-image or
 oversized (decompression bomb) file is recorded `ok: false` with the reason and logged with the
 product; a file name reaching outside the photo folder is refused. Nothing here stops the run.
@@ -19,21 +19,21 @@ product; a file name reaching outside the photo folder is refused. Nothing here 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import hashlib
 import io
 import multiprocessing
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.photo_urls import PUBLISHED_NS
+from pipeline.contracts.photo_urls import PUBLISHED_NS
+from pipeline.fsutil import write_atomic
 from pipeline.progress import Progress
 from pipeline.settings import Settings
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "photos"
 CACHE_NS = "photos.cache"
@@ -48,8 +48,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass
-class PhotosResult:
-    """What the photos stage did."""
+class PhotosResult(ResultBase):
+    """What the photos stage did (`interrupted`: a stop was asked; what was processed is recorded)."""
 
     processed: int = 0
     unchanged: int = 0
@@ -57,6 +57,7 @@ class PhotosResult:
     refused: int = 0
     referenced: int = 0
     ok: bool = True
+    interrupted: bool = False
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -203,19 +204,6 @@ def _failure_reason(exc: BaseException) -> str:
     return f"unreadable image: {type(exc).__name__}: {text}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def process_job(job: _Job) -> dict[str, Any]:
     """Worker: hash the source, and process it unless an identical output already exists."""
     try:
@@ -244,7 +232,7 @@ def process_job(job: _Job) -> dict[str, Any]:
         result = render(data, job.max_size, job.fmt, job.quality)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError… for broken files
         return {**base, "status": "failed", "reason": _failure_reason(exc)}
-    _write_atomic(out, result)
+    write_atomic(out, result)  # durable before the stage records its name
     return {**base, "status": "processed"}
 
 
@@ -284,28 +272,50 @@ def _workers(settings: Settings) -> int:
     return settings.photos.workers or os.cpu_count() or 1
 
 
-def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) -> PhotosResult:
-    """Process every referenced photo that changed; record the published names in state."""
-    result = PhotosResult()
+def run(
+    settings: Settings,
+    *,
+    journal: Any,
+    state: Any,
+    progress: bool = True,
+    should_stop: StopCheck = never_stop,
+) -> PhotosResult:
+    """Process every referenced photo that changed; record the published names in state.
+
+    `should_stop` is asked between batches; a stop ends the run with every finished photo recorded."""
     refs, _ = collect(settings)
-    result.referenced = len(refs)
-    key = settings_key(settings)
-    p = settings.photos
-    cache_dir = Path(p.cache_dir)
-    cache: dict[str, dict[str, Any]] = dict(state.items(CACHE_NS))
-    published: dict[str, dict[str, Any]] = dict(state.items(PUBLISHED_NS))
-
-    jobs: list[_Job] = []
-    quick_published: list[tuple[str, Any]] = []
-
-    def fail(name: str, reason: str, *, refused: bool = False) -> None:
-        ref = refs[name]
-        if refused:
-            result.refused += 1
+    photo_run = _PhotoRun(settings, journal, state, refs)
+    jobs = photo_run.plan()
+    with Progress(len(jobs), "photos", enabled=progress) as bar:
+        workers = min(_workers(settings), len(jobs))
+        if workers <= 1 or len(jobs) < INLINE_BELOW:
+            photo_run.process_inline(jobs, bar, should_stop)
         else:
-            result.failed += 1
-        result.failures.append({"file": name, "product_id": ref["product_id"], "reason": reason})
-        journal.event(
+            photo_run.process_pool(jobs, workers, bar, should_stop)
+    photo_run.forget_unreferenced()
+    return photo_run.finish()
+
+
+class _PhotoRun:
+    """One run of the stage: what is cached, what to process, and recording outcomes as they come."""
+
+    def __init__(self, settings: Settings, journal: Any, state: Any, refs: dict[str, dict[str, Any]]):
+        self.settings, self.journal, self.state, self.refs = settings, journal, state, refs
+        self.result = PhotosResult(referenced=len(refs))
+        self.key = settings_key(settings)
+        self.cache_dir = Path(settings.photos.cache_dir)
+        self.cache: dict[str, dict[str, Any]] = dict(state.items(CACHE_NS))
+        self.published: dict[str, dict[str, Any]] = dict(state.items(PUBLISHED_NS))
+
+    def fail(self, name: str, reason: str, *, refused: bool = False) -> None:
+        """Count and journal an unusable (or refused) photo."""
+        ref = self.refs[name]
+        if refused:
+            self.result.refused += 1
+        else:
+            self.result.failed += 1
+        self.result.failures.append({"file": name, "product_id": ref["product_id"], "reason": reason})
+        self.journal.event(
             STAGE,
             f"photo {'refused' if refused else 'unusable'}: {name}: {reason}",
             "warning",
@@ -315,153 +325,168 @@ def run(settings: Settings, *, journal: Any, state: Any, progress: bool = True) 
             section_id=ref["section_id"],
         )
 
-    resolve = SourceResolver(p.source_dir)
-    for name in sorted(refs):
-        real, why = resolve(name)
-        if real is None:
-            fail(name, why, refused=True)
-            entry = {"ok": False, "reason": f"refused: {why}"}
-            if published.get(name) != entry:
-                quick_published.append((name, entry))
-            continue
-        cached = cache.get(name)
+    def plan(self) -> list[_Job]:
+        """The photos to (re)process; cached and refused ones are recorded right away."""
+        jobs: list[_Job] = []
+        quick: list[tuple[str, Any]] = []
+        resolve = SourceResolver(self.settings.photos.source_dir)
+        for name in sorted(self.refs):
+            real, why = resolve(name)
+            if real is None:
+                self.fail(name, why, refused=True)
+                entry: dict[str, Any] | None = {"ok": False, "reason": f"refused: {why}"}
+            else:
+                entry = self._from_cache(name, real)
+                if entry is None:
+                    jobs.append(self._job(name, real))
+                    continue
+            if self.published.get(name) != entry:
+                quick.append((name, entry))
+        if quick:
+            self.state.put_many(PUBLISHED_NS, quick)
+        return jobs
+
+    def _from_cache(self, name: str, real: Path) -> dict[str, Any] | None:
+        """The published entry when the cache still describes this exact file, else None (process it)."""
+        cached = self.cache.get(name)
         try:
             st = real.stat()
         except OSError:
-            st = None
-        if (
-            cached
-            and st is not None
-            and cached.get("settings") == key
-            and cached.get("size") == st.st_size
-            and cached.get("mtime_ns") == st.st_mtime_ns
-        ):
-            if cached.get("ok") and (cache_dir / cached["name"]).exists():
-                result.unchanged += 1
-                entry = {"name": cached["name"], "ok": True}
-                if published.get(name) != entry:
-                    quick_published.append((name, entry))
-                continue
-            if not cached.get("ok"):
-                # Same bytes failed before: don't decode them again, but keep saying so.
-                fail(name, cached.get("reason", "unusable"))
-                entry = {"ok": False, "reason": cached.get("reason", "unusable")}
-                if published.get(name) != entry:
-                    quick_published.append((name, entry))
-                continue
-        jobs.append(
-            _Job(
-                name,
-                str(real),
-                cached.get("hash") if cached else None,
-                p.max_size,
-                p.format,
-                p.quality,
-                key,
-                str(cache_dir),
-            )
-        )
-    if quick_published:
-        state.put_many(PUBLISHED_NS, quick_published)
+            return None
+        if not cached or cached.get("settings") != self.key:
+            return None
+        if cached.get("size") != st.st_size or cached.get("mtime_ns") != st.st_mtime_ns:
+            return None
+        if cached.get("ok") and (self.cache_dir / cached["name"]).exists():
+            self.result.unchanged += 1
+            return {"name": cached["name"], "ok": True}
+        if not cached.get("ok"):
+            # Same bytes failed before: don't decode them again, but keep saying so.
+            self.fail(name, cached.get("reason", "unusable"))
+            return {"ok": False, "reason": cached.get("reason", "unusable")}
+        return None
 
-    def record(outcomes: list[dict[str, Any]]) -> None:
+    def _job(self, name: str, real: Path) -> _Job:
+        p = self.settings.photos
+        cached = self.cache.get(name)
+        return _Job(
+            name,
+            str(real),
+            cached.get("hash") if cached else None,
+            p.max_size,
+            p.format,
+            p.quality,
+            self.key,
+            str(self.cache_dir),
+        )
+
+    def record(self, outcomes: list[dict[str, Any]]) -> None:
+        """Save the outcomes of processed photos (their output files are already durable)."""
         cache_rows: list[tuple[str, Any]] = []
         pub_rows: list[tuple[str, Any]] = []
         for o in outcomes:
             name = o["file_name"]
-            status = o["status"]
-            if status == "failed":
-                fail(name, o["reason"])
+            if o["status"] == "failed":
+                self.fail(name, o["reason"])
                 pub_rows.append((name, {"ok": False, "reason": o["reason"]}))
                 if "size" in o:  # the file exists: remember the failure until it changes
-                    cache_rows.append(
-                        (
-                            name,
-                            {
-                                "ok": False,
-                                "reason": o["reason"],
-                                "size": o["size"],
-                                "mtime_ns": o["mtime_ns"],
-                                "hash": o.get("hash"),
-                                "settings": key,
-                            },
-                        )
-                    )
+                    cache_rows.append((name, self._failed_entry(o)))
                 else:
-                    state.delete(CACHE_NS, name)
+                    self.state.delete(CACHE_NS, name)
                 continue
-            if status == "processed":
-                result.processed += 1
+            if o["status"] == "processed":
+                self.result.processed += 1
             else:
-                result.unchanged += 1
-            cache_rows.append(
-                (
-                    name,
-                    {
-                        "ok": True,
-                        "name": o["name"],
-                        "hash": o["hash"],
-                        "size": o["size"],
-                        "mtime_ns": o["mtime_ns"],
-                        "settings": key,
-                    },
-                )
-            )
+                self.result.unchanged += 1
+            cache_rows.append((name, self._ok_entry(o)))
             pub_rows.append((name, {"name": o["name"], "ok": True}))
-        # The output files are on disk (written atomically) before their names are recorded.
-        state.put_many(CACHE_NS, cache_rows)
-        state.put_many(PUBLISHED_NS, pub_rows)
+        self.state.put_many(CACHE_NS, cache_rows)
+        self.state.put_many(PUBLISHED_NS, pub_rows)
 
-    with Progress(len(jobs), "photos", enabled=progress) as bar:
-        workers = min(_workers(settings), len(jobs))
-        if workers <= 1 or len(jobs) < INLINE_BELOW:
-            batch: list[dict[str, Any]] = []
-            for job in jobs:
-                batch.append(process_job(job))
-                bar.update()
-                if len(batch) >= 50:
-                    record(batch)
-                    batch = []
-            record(batch)
-        else:
-            size = max(1, min(25, -(-len(jobs) // (workers * 4))))
-            chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-            # spawn: the parent may hold database-engine threads; forking those is unsafe.
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_process_chunk, c): c for c in chunks}
-                for fut in cf.as_completed(futures):
-                    chunk = futures[fut]
-                    try:
-                        outcomes = fut.result()
-                    except Exception as exc:  # a worker died (out of memory, killed): retry next run
-                        outcomes = [
-                            {
-                                "file_name": j.file_name,
-                                "status": "failed",
-                                "reason": f"photo worker crashed: {type(exc).__name__}",
-                            }
-                            for j in chunk
-                        ]
-                    record(outcomes)
-                    bar.update(len(chunk))
+    def _failed_entry(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": False,
+            "reason": o["reason"],
+            "size": o["size"],
+            "mtime_ns": o["mtime_ns"],
+            "hash": o.get("hash"),
+            "settings": self.key,
+        }
 
-    # Forget photos no product or section refers to any more, so publish stops treating them as wanted.
-    for name in set(published) - set(refs):
-        state.delete(PUBLISHED_NS, name)
-    for name in set(cache) - set(refs):
-        state.delete(CACHE_NS, name)
-    journal.event(
-        STAGE,
-        f"photos: {result.processed} processed, {result.unchanged} unchanged, "
-        f"{result.failed} unusable, {result.refused} refused",
-        "warning" if result.failed or result.refused else "info",
-        processed=result.processed,
-        unchanged=result.unchanged,
-        failed=result.failed,
-        refused=result.refused,
-        referenced=result.referenced,
-    )
-    # The stage always finishes; `ok` says whether it found photos the operator should look at.
-    result.ok = not (result.failed or result.refused)
-    return result
+    def _ok_entry(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "name": o["name"],
+            "hash": o["hash"],
+            "size": o["size"],
+            "mtime_ns": o["mtime_ns"],
+            "settings": self.key,
+        }
+
+    def process_inline(self, jobs: list[_Job], bar: Any, should_stop: StopCheck) -> None:
+        """Few photos (or one worker): process in this process, recording every 50."""
+        batch: list[dict[str, Any]] = []
+        for job in jobs:
+            if should_stop():
+                self.result.interrupted = True
+                break
+            batch.append(process_job(job))
+            bar.update()
+            if len(batch) >= 50:
+                self.record(batch)
+                batch = []
+        self.record(batch)
+
+    def process_pool(self, jobs: list[_Job], workers: int, bar: Any, should_stop: StopCheck) -> None:
+        """Many photos: chunks in worker processes, each chunk recorded as it completes."""
+        size = max(1, min(25, -(-len(jobs) // (workers * 4))))
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        # spawn: the parent may hold database-engine threads; forking those is unsafe.
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_process_chunk, c): c for c in chunks}
+            recorded: set[cf.Future] = set()
+            for fut in cf.as_completed(futures):
+                self.record(_chunk_outcomes(fut, futures[fut]))
+                recorded.add(fut)
+                bar.update(len(futures[fut]))
+                if should_stop():
+                    self.result.interrupted = True
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    break
+        # After a stop: chunks that still completed have their files written; record them too.
+        for fut, chunk in futures.items():
+            if fut not in recorded and fut.done() and not fut.cancelled():
+                self.record(_chunk_outcomes(fut, chunk))
+
+    def forget_unreferenced(self) -> None:
+        """Forget photos no product or section refers to any more, so publish stops treating them as wanted."""
+        for name in set(self.published) - set(self.refs):
+            self.state.delete(PUBLISHED_NS, name)
+        for name in set(self.cache) - set(self.refs):
+            self.state.delete(CACHE_NS, name)
+
+    def finish(self) -> PhotosResult:
+        """Journal the run; `ok` says whether it found photos the operator should look at."""
+        r = self.result
+        self.journal.event(
+            STAGE,
+            f"photos: {r.processed} processed, {r.unchanged} unchanged, "
+            f"{r.failed} unusable, {r.refused} refused" + ("; stopped on request" if r.interrupted else ""),
+            "warning" if r.failed or r.refused else "info",
+            processed=r.processed,
+            unchanged=r.unchanged,
+            failed=r.failed,
+            refused=r.refused,
+            referenced=r.referenced,
+        )
+        r.ok = not (r.failed or r.refused)
+        return r
+
+
+def _chunk_outcomes(fut: cf.Future, chunk: list[_Job]) -> list[dict[str, Any]]:
+    try:
+        return fut.result()
+    except Exception as exc:  # a worker died (out of memory, killed): retry next run
+        reason = f"photo worker crashed: {type(exc).__name__}"
+        return [{"file_name": j.file_name, "status": "failed", "reason": reason} for j in chunk]

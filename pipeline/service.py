@@ -17,23 +17,19 @@ notifier reports new orders and invoices and raises alerts (`pipeline.notify`).
 
 SIGTERM/SIGINT (Ctrl+C; Ctrl+Break and the NSSM console stop on Windows) ask for a clean stop: the
 step that is running finishes (the current file or upload included), no further step starts, the
-state is saved and the process exits with code 0. A second signal stops at once. Long-running
-stages may poll `stop_requested()` to stop sooner between items.
+state is saved and the process exits with code 0. A second signal stops at once. Every stage gets
+`should_stop` (the service's `stopping`): long loops (feed offers, photos, uploads, pushes, order
+files) ask it between items, so a stop ends even a long feed within seconds, with its state saved.
 
 The service talks only to the database server and to files and HTTP/FTP servers: Torgsoft itself may
 be closed.
 
-Test-only: with `TORGSOFT_SATU_TEST_SHORT_INTERVALS=1` the 10-minute floor drops to 1 minute, and
-`TORGSOFT_SATU_TEST_MINUTE_SECONDS=S` (honoured only together with that switch) makes one configured
-"minute" last S seconds, so tests can watch several ticks in a few seconds. Never set these in
-production.
+The schedule's clock comes from `pipeline._testing` (`minute_seconds()`, 60 normally): a test starts
+`python -m pipeline._testing --minute-seconds S -- serve …` to watch several ticks in a few seconds.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import inspect
 import os
 import signal
 import socket
@@ -45,14 +41,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.errors import LockedError, PipelineError
+from pipeline import _testing, sync
+from pipeline.errors import LockedError
 from pipeline.journal import Journal
 from pipeline.lock import run_lock
 from pipeline.notify import Notifier, RunReport, channels_summary
+from pipeline.orders import fetch, inbox, status
+from pipeline.orders.inbox import InboxResult
+from pipeline.stage import (
+    ResultBase,
+    StageOutcome,
+    StageResult,
+    Status,
+    StopCheck,
+    never_stop,
+    run_step,
+    summarise_counts,
+)
 from pipeline.state import State
-
-TEST_SWITCH = "TORGSOFT_SATU_TEST_SHORT_INTERVALS"
-TEST_MINUTE_SECONDS = "TORGSOFT_SATU_TEST_MINUTE_SECONDS"
 
 # Set by a signal handler (plain assignment is safe there; taking a lock is not) and by stop().
 _stop_signal: int | None = None
@@ -60,31 +66,27 @@ _stop_event = threading.Event()
 
 
 def stop_requested() -> bool:
-    """True once the service was asked to stop: long stages may poll this between items."""
+    """True once the service was asked to stop (a signal or `Service.stop`): the stages' `should_stop`."""
     return _stop_signal is not None or _stop_event.is_set()
 
 
 def minute_seconds() -> float:
-    """Seconds in one configured minute: 60, or the test-only override (see the module doc)."""
-    if os.environ.get(TEST_SWITCH) == "1":
-        raw = os.environ.get(TEST_MINUTE_SECONDS, "")
-        try:
-            value = float(raw)
-        except ValueError:
-            return 60.0
-        if value > 0:
-            return value
-    return 60.0
+    """Seconds in one configured minute of the schedule: 60 (a test may change it, `pipeline._testing`)."""
+    return _testing.minute_seconds()
 
 
 @dataclass
 class StepContext:
-    """What a step gets: the settings and this run's journal and state."""
+    """What a step gets: the settings, this run's journal and state, and how it is asked to stop."""
 
     settings: Any
     journal: Journal
     state: State
-    results: dict[str, Any] = field(default_factory=dict)  # earlier steps of this run, by step name
+    results: dict[str, StageResult] = field(default_factory=dict)  # earlier steps of this run, by name
+    should_stop: StopCheck = never_stop
+
+
+StepFunc = Callable[[StepContext], StageResult | None]
 
 
 @dataclass
@@ -92,7 +94,7 @@ class Step:
     """One stage call inside a job."""
 
     name: str
-    func: Callable[[StepContext], Any]
+    func: StepFunc
     module: str = ""  # for stage steps: the stage module and the keyword arguments it gets
     kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -109,22 +111,38 @@ class Job:
     run_at_start: bool = True
 
 
-def stage_step(name: str, module: str, **kwargs: Any) -> Step:
-    """A step calling `module.run(settings, journal=…, state=…, **kwargs)`, imported when it runs."""
+def sync_step(partial: bool = False) -> Step:
+    """The exchange: `pipeline.sync.run` (photos → feed → publish → import → push)."""
 
-    def call(ctx: StepContext) -> Any:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                raise PipelineError(f"stage {module} is not installed in this build") from exc
-            raise
-        return mod.run(ctx.settings, journal=ctx.journal, state=ctx.state, **kwargs)
+    def call(ctx: StepContext) -> StageResult:
+        return sync.run(
+            ctx.settings, journal=ctx.journal, state=ctx.state, partial=partial, should_stop=ctx.should_stop
+        )
 
-    return Step(name, call, module, dict(kwargs))
+    return Step("sync", call, "pipeline.sync", {"partial": True} if partial else {})
 
 
-def prune_step(ctx: StepContext) -> dict[str, int]:
+def _fetch(ctx: StepContext) -> StageResult:
+    return fetch.run(ctx.settings, journal=ctx.journal, state=ctx.state, should_stop=ctx.should_stop)
+
+
+def _inbox(ctx: StepContext) -> StageResult:
+    return inbox.run(ctx.settings, journal=ctx.journal, state=ctx.state, should_stop=ctx.should_stop)
+
+
+def _status(ctx: StepContext) -> StageResult:
+    return status.run(ctx.settings, journal=ctx.journal, state=ctx.state, should_stop=ctx.should_stop)
+
+
+@dataclass
+class PruneResult(ResultBase):
+    """What the daily journal clean-up removed."""
+
+    removed: int = 0
+    ok: bool = True
+
+
+def prune_step(ctx: StepContext) -> PruneResult:
     """Drop journal entries older than the retention."""
     removed = ctx.journal.prune(ctx.settings.journal.retention_days)
     ctx.journal.event(
@@ -132,7 +150,7 @@ def prune_step(ctx: StepContext) -> dict[str, int]:
         f"journal pruned: {removed} entries older than {ctx.settings.journal.retention_days} days",
         removed=removed,
     )
-    return {"removed": removed}
+    return PruneResult(removed)
 
 
 def jobs_from_settings(settings: Any) -> list[Job]:
@@ -141,43 +159,23 @@ def jobs_from_settings(settings: Any) -> list[Job]:
     minute = minute_seconds()
     jobs: list[Job] = []
     if sch.partial:
-        jobs.append(
-            Job(
-                "exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync", partial=True)]
-            )
-        )
+        jobs.append(Job("exchange", sch.interval_minutes * minute, [sync_step(partial=True)]))
     else:
         # sync runs photos → feed → publish → (import by URL when [satu] import_after_publish) → push.
-        jobs.append(Job("exchange", sch.interval_minutes * minute, [stage_step("sync", "pipeline.sync")]))
+        jobs.append(Job("exchange", sch.interval_minutes * minute, [sync_step()]))
         jobs.append(
             Job(
                 "orders",
                 sch.orders_minutes * minute,
                 [
-                    stage_step("orders.fetch", "pipeline.orders.fetch"),
-                    stage_step("orders.inbox", "pipeline.orders.inbox"),
-                    stage_step("status", "pipeline.orders.status"),
+                    Step("orders.fetch", _fetch, "pipeline.orders.fetch"),
+                    Step("orders.inbox", _inbox, "pipeline.orders.inbox"),
+                    Step("status", _status, "pipeline.orders.status"),
                 ],
             )
         )
     jobs.append(Job("prune", 24 * 60 * minute, [Step("prune", prune_step)], locked=False, notify=False))
     return jobs
-
-
-def _counts(result: Any) -> dict[str, Any]:
-    """The integer/bool fields of a stage result, for the journal."""
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        items = ((f.name, getattr(result, f.name)) for f in dataclasses.fields(result))
-    elif isinstance(result, dict):
-        items = result.items()
-    else:
-        return {}
-    out = {k: v for k, v in items if isinstance(v, int | float | bool | str) and len(str(v)) < 200}
-    for outcome in getattr(result, "stages", None) or ():  # an orchestrating result: each stage's status
-        name, status = getattr(outcome, "name", None), getattr(outcome, "status", None)
-        if isinstance(name, str) and isinstance(status, str):
-            out[name] = status
-    return out
 
 
 class Service:
@@ -199,7 +197,7 @@ class Service:
         self.journal = Journal.from_settings(settings)  # the service's own run id
         self.state = State.from_settings(settings)
         self._thread: threading.Thread | None = None
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[InboxResult] = []
         self._pending_lock = threading.Lock()
         self.runs = 0
         self.failed_runs = 0
@@ -207,14 +205,15 @@ class Service:
     # --- stopping ---------------------------------------------------------------------------------
 
     def stopping(self) -> bool:
-        """True once a stop was asked for (turns a pending signal into the stop event)."""
+        """True once a stop was asked for (turns a pending signal into the stop event). This is the
+        `should_stop` every stage gets, so a long stage ends at its next item."""
         if _stop_signal is not None and not self.stop_event.is_set():
             self.stop_event.set()
             self.journal.event(
                 "service",
-                f"signal {signal.Signals(_stop_signal).name} received: stopping after the current step",
+                f"signal {signal.Signals(_stop_signal).name} received: stopping the current step at its next item",
             )
-        return self.stop_event.is_set()
+        return stop_requested()
 
     def stop(self) -> None:
         """Ask for a clean stop (from another thread)."""
@@ -254,7 +253,7 @@ class Service:
         report = RunReport(
             job.name, time.time(), run_id=journal.run_id, partial=self.settings.schedule.partial
         )
-        ctx = StepContext(self.settings, journal, self.state, report.results)
+        ctx = StepContext(self.settings, journal, self.state, report.results, self.stopping)
         try:
             if job.locked:
                 with run_lock(
@@ -293,7 +292,7 @@ class Service:
                 "ok": report.ok,
                 "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
                 "seconds": round(report.finished - report.started, 3),
-                "results": {k: _counts(v) for k, v in report.results.items()},
+                "results": {k: v.counts() for k, v in report.results.items()},
                 "errors": {k: f"{type(e).__name__}: {e}" for k, e in report.errors.items()},
             },
         )
@@ -316,32 +315,7 @@ class Service:
                     "warning",
                 )
                 break
-            t0 = time.monotonic()
-            try:
-                result = step.func(ctx)
-            except Exception as exc:  # noqa: BLE001 - one failing stage must not hide the others
-                report.errors[step.name] = exc
-                # Our own errors say what happened; anything else gets its traceback for the developer.
-                extra = (
-                    {} if isinstance(exc, PipelineError) else {"traceback": traceback.format_exc(limit=20)}
-                )
-                journal.event(
-                    step.name.split(".")[0],
-                    f"{step.name} failed: {type(exc).__name__}: {exc}",
-                    "error",
-                    **extra,
-                )
-                self.echo(f"{_clock()} {job.name}/{step.name}: FAILED {type(exc).__name__}: {exc}")
-                continue
-            report.results[step.name] = result
-            counts = _counts(result)
-            journal.event(
-                "service",
-                f"{job.name}/{step.name} done in {time.monotonic() - t0:.1f} s",
-                "info" if getattr(result, "ok", True) is not False else "warning",
-                **counts,
-            )
-            self.echo(f"{_clock()} {job.name}/{step.name}: {_summary(result, counts)}")
+            self._step(job, step, ctx, report)
         journal.event(
             "service",
             f"{job.name}: run finished",
@@ -351,24 +325,59 @@ class Service:
             failed=sorted(report.errors),
         )
 
+    def _step(self, job: Job, step: Step, ctx: StepContext, report: RunReport) -> None:
+        """Run one step; its error (by type) or result goes into the report, never further."""
+        journal = ctx.journal
+        try:
+            outcome = run_step(step.name, lambda: step.func(ctx))
+        except Exception as exc:  # noqa: BLE001 - a bug in one stage must not hide the others
+            # Not one of our own errors: a bug, with its traceback for the developer.
+            outcome = StageOutcome(step.name, Status.FAILED, f"{type(exc).__name__}: {exc}", error=exc)
+            journal.event(
+                step.name.split(".")[0],
+                f"{step.name} failed: {outcome.detail}",
+                "error",
+                traceback=traceback.format_exc(limit=20),
+            )
+        else:
+            if outcome.error is not None:
+                journal.event(
+                    step.name.split(".")[0],
+                    f"{step.name} failed: {type(outcome.error).__name__}: {outcome.error}",
+                    "error",
+                )
+        if outcome.error is not None:
+            report.errors[step.name] = outcome.error
+            self.echo(
+                f"{_clock()} {job.name}/{step.name}: FAILED {type(outcome.error).__name__}: {outcome.error}"
+            )
+            return
+        if outcome.result is not None:
+            report.results[step.name] = outcome.result
+        journal.event(
+            "service",
+            f"{job.name}/{step.name} done in {outcome.seconds:.1f} s",
+            "info" if outcome.done else "warning",
+            **{k: v for k, v in outcome.counts.items() if not isinstance(v, dict)},
+        )
+        self.echo(f"{_clock()} {job.name}/{step.name}: {_summary(outcome)}")
+
     # --- the inbox watcher ------------------------------------------------------------------------
 
-    def _watched(self, result: Any) -> None:
-        """A watcher pass imported something: keep its counts for the next job's notification."""
+    def _watched(self, result: InboxResult) -> None:
+        """A watcher pass imported something: keep it for the next job's notification."""
         with self._pending_lock:
-            self._pending.append(_counts(result))
+            self._pending.append(result)
 
-    def _take_watched(self) -> dict[str, int] | None:
-        """The watcher's counts since the last job, summed (None when it did nothing)."""
+    def _take_watched(self) -> InboxResult | None:
+        """The watcher's passes since the last job, summed (None when it did nothing)."""
         with self._pending_lock:
             pending, self._pending = self._pending, []
         if not pending:
             return None
-        total: dict[str, int] = {}
-        for counts in pending:
-            for k, v in counts.items():
-                if isinstance(v, int) and not isinstance(v, bool):
-                    total[k] = total.get(k, 0) + v
+        total = InboxResult()
+        for r in pending:
+            total.add(r)
         return total
 
     def _watch(self) -> None:
@@ -377,22 +386,16 @@ class Service:
             journal = Journal.from_settings(self.settings)
             state = State.from_settings(self.settings)
             try:
-                from pipeline.orders import inbox
-
-                kwargs: dict[str, Any] = {"journal": journal, "state": state}
-                params = inspect.signature(inbox.watch).parameters
-                for name in ("stop", "stop_event"):
-                    if name in params:
-                        kwargs[name] = self.stop_event
-                if "on_pass" in params:
-                    kwargs["on_pass"] = self._watched
                 journal.event("service", "inbox watcher started", inbox=str(self.settings.orders.inbox))
-                inbox.watch(self.settings, **kwargs)
+                inbox.watch(
+                    self.settings,
+                    journal=journal,
+                    state=state,
+                    stop_event=self.stop_event,
+                    on_pass=self._watched,
+                )
                 if not self.stop_event.is_set():
                     journal.event("service", "inbox watcher returned; restarting in 30 s", "warning")
-            except ImportError as exc:
-                journal.event("service", f"inbox watcher not available in this build: {exc}", "warning")
-                return
             except Exception as exc:  # noqa: BLE001 - restart the watcher rather than lose it
                 journal.event(
                     "service",
@@ -444,7 +447,7 @@ class Service:
             if not once:
                 scheduler = schedule.Scheduler()
                 for job in self.jobs:
-                    scheduler.every(job.every_seconds).seconds.do(self.run_job, job)
+                    scheduler.every(job.every_seconds).seconds.do(self.run_job, job)  # type: ignore[arg-type]  # floats work
                 while not self.stopping():
                     try:
                         scheduler.run_pending()
@@ -477,13 +480,15 @@ class Service:
         return 1 if once and self.failed_runs else 0
 
 
-def _summary(result: Any, counts: dict[str, Any]) -> str:
-    """One console line: the non-zero counts, each sub-stage's status, and whether it went well."""
-    parts = [f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool) and v]
-    for outcome in getattr(result, "stages", None) or ():
-        parts.append(f"{getattr(outcome, 'name', '?')} {getattr(outcome, 'status', '?')}")
-    if getattr(result, "ok", True) is False:
+def _summary(outcome: StageOutcome) -> str:
+    """One console line: the non-zero counts, a sync's stages, and whether it went well."""
+    parts = [summarise_counts(outcome.counts)] if summarise_counts(outcome.counts) else []
+    if isinstance(outcome.result, sync.SyncResult):
+        parts += [f"{s.name} {s.status}" for s in outcome.result.stages]
+    if outcome.status is Status.PROBLEMS:
         parts.append("FINISHED WITH PROBLEMS (see log)")
+    elif outcome.status is Status.STOPPED:
+        parts.append("stopped on request (what was done is saved)")
     return ", ".join(parts) or "nothing to do"
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
 from pipeline.satu.api import query_zone
 
@@ -95,7 +96,7 @@ class FeedSettings:
     keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
     long_name: str = opt(
         "truncate",
-        "a name longer than 100 chars: cut it at a word boundary, or skip the offer",
+        "a name longer than 110 chars (Satu's limit): cut it at a word boundary, or skip the offer",
         choices=("truncate", "skip"),
     )
     product_url: str = opt(
@@ -123,6 +124,21 @@ class FeedSettings:
     )
     history_dir: Path = opt(
         Path("feeds/history"), "previous feeds, their offer snapshots and per-run diff reports"
+    )
+    category_map: Path | None = opt(
+        None,
+        "CSV (';', UTF-8, header section_id;portal_id[;portal_name]) mapping sections to Satu portal "
+        "categories; a section without a row inherits its nearest mapped ancestor; empty = none",
+    )
+    in_stock_flag: bool = opt(False, 'write in_stock="true" ("ready to ship") on offers with stock')
+    vendor: str = opt(
+        "emit",
+        "<vendor> (brand): emit every producer, omit the tag, or emit only brands in vendor_allowlist "
+        "(Satu imports only brands it knows; unknown ones cause import errors)",
+        choices=("emit", "omit", "allowlist"),
+    )
+    vendor_allowlist: Path | None = opt(
+        None, 'file with the brands to emit (one a line) when vendor = "allowlist"'
     )
 
 
@@ -174,7 +190,9 @@ class SatuSettings:
     full_push_hours: float = opt(6.0, "re-send stock for every product this often; 0 = never", min=0)
     import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
     available_value: str = opt("true", "value of offer available= for an item in stock")
-    unavailable_value: str = opt("false", "value of offer available= for an item out of stock")
+    unavailable_value: str = opt(
+        "", 'value of offer available= for an item out of stock ("" = not in stock; "false" = made to order)'
+    )
     query_timezone: str = opt(
         "UTC",
         "time zone of the dates sent in order queries: UTC (what the evidence says), +05:00, or an IANA name",
@@ -426,6 +444,41 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.lower() in ("true", "yes", "on", "1")
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {value!r}") from None
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected text, got {value!r}")
+
+
+_SCALARS: dict[Any, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
 def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
     """Convert a TOML value to the field type; raise ValueError with a readable message."""
     origin = typing.get_origin(tp)
@@ -434,30 +487,8 @@ def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
         if value is None or value == "":
             return None
         return _convert(value, args[0], base_dir)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise ValueError(f"expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError(f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            return str(value)
-        raise ValueError(f"expected text, got {value!r}")
+    if tp in _SCALARS:
+        return _SCALARS[tp](value)
     if tp is Path:
         if not isinstance(value, str):
             raise ValueError(f"expected a path (text), got {value!r}")
@@ -473,7 +504,7 @@ def _convert(value: Any, tp: Any, base_dir: Path) -> Any:
     raise ValueError(f"unsupported type {_type_name(tp)}")
 
 
-def _check(value: Any, meta: dict) -> str | None:
+def _check(value: Any, meta: typing.Mapping[str, Any]) -> str | None:
     choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
     if choices and value not in choices:
         return f"must be one of {', '.join(map(repr, choices))}, got {value!r}"
@@ -599,10 +630,10 @@ def cross_check(settings: Settings) -> list[Problem]:
                 "set the URL at which publish.remote_dir is served",
             )
         )
-    floor = 1 if os.environ.get("TORGSOFT_SATU_TEST_SHORT_INTERVALS") == "1" else 10
+    floor = f"{_testing.interval_floor_minutes():g}"  # 10, unless a test lowered it
     s = settings.schedule
     for key in ("interval_minutes", "orders_minutes"):
-        if getattr(s, key) < floor:
+        if getattr(s, key) < float(floor):
             problems.append(
                 Problem(
                     f"schedule.{key}",
@@ -643,6 +674,15 @@ def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] 
     return build(data, path.resolve().parent, source=path.resolve() if path.exists() else None)
 
 
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    """A field's default value (made by its factory when it has one)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
 def describe() -> dict[str, dict[str, dict[str, Any]]]:
     """Every section, key, default and doc (for the README check and `settings.toml` tests)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -650,7 +690,7 @@ def describe() -> dict[str, dict[str, dict[str, Any]]]:
         out[name] = {
             f.name: {
                 "doc": f.metadata.get("doc", ""),
-                "default": f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+                "default": _default_of(f),
             }
             for f in dataclasses.fields(cls)
         }

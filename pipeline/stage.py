@@ -166,7 +166,7 @@ def summarise_counts(counts: Mapping[str, Any], *, limit: int = 8) -> str:
     """`a 1, b 2` from a counts dict: numbers that are not zero, then true flags; at most `limit` items."""
     bits: list[str] = []
     for key, value in counts.items():
-        if isinstance(value, bool):
+        if isinstance(value, bool) or key.endswith("seconds"):  # timings are in the outcome itself
             continue
         if isinstance(value, int | float) and value:
             bits.append(f"{key.replace('_', ' ')} {value}")

@@ -10,7 +10,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,11 +17,18 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from pipeline.errors import DatabaseUnavailable, RetryableError
+from pipeline.errors import AuthError, DatabaseUnavailable, RetryableError
+from pipeline.feed import FeedResult
 from pipeline.journal import Journal
 from pipeline.notify import Message, Notifier, RunReport, assess
+from pipeline.orders.fetch import FetchResult
+from pipeline.orders.inbox import InboxResult
+from pipeline.satu.client import SatuAuthError
+from pipeline.satu.push import ImportResult
 from pipeline.settings import build
+from pipeline.stage import StageOutcome, Status
 from pipeline.state import State
+from pipeline.sync import SyncResult
 
 TOKEN = "123456:SECRET-bot-token-xyz"
 
@@ -152,48 +158,11 @@ def _settings(tmp_path: Path, **notify):
     )
 
 
-@dataclass
-class InboxResult:
-    """Shaped like the inbox stage's result (issue 6): integer counts and ok."""
-
-    imported: int = 0
-    updated: int = 0
-    quarantined: int = 0
-    invoices: int = 0
-    ok: bool = True
-
-
-@dataclass
-class FeedResult:
-    offers: int = 0
-    ok: bool = True
-
-
-@dataclass
-class SyncResult:
-    ok: bool = True
-    import_status: str | None = None
-    import_errors: int = 0
-
-
-@dataclass
-class ImportResult:
-    """Shaped like the push stage's import result (issue 5)."""
-
-    import_id: str | None = None
-    status: str = ""
-    errors: int = 0
-    ok: bool = True
-
-
-@dataclass
-class Wrapper:
-    imported: ImportResult
-    ok: bool = True
-
-
-class SatuAuthError(Exception):
-    """Same class name as the Satu client's; the notifier matches by name."""
+def _sync_with_import(status: str, errors: int) -> SyncResult:
+    """A sync run whose import-by-URL stage came back with `status`."""
+    result = ImportResult("i1", status, errors=errors, ok=status.upper() == "SUCCESS")
+    done = Status.OK if result.ok else Status.PROBLEMS
+    return SyncResult(stages=[StageOutcome("import", done, result=result)], ok=result.ok)
 
 
 def _env_token(monkeypatch):
@@ -365,13 +334,20 @@ def test_expired_token_alerts_once_then_resolves(tmp_path, receiver):
     assert [b["kind"] for _, b in receiver.requests] == ["alert"]
     assert "SATU_TOKEN" in receiver.requests[0][1]["text"]  # says which variable to renew
 
-    class Tagged(Exception):
-        alert = "auth"
+    class RefusedPassword(AuthError):
+        """Any AuthError alerts, whichever adapter raised it."""
 
+    class SatuAuthErrorLookalike(Exception):
+        """Only the type counts: a class merely named like the Satu client's error is not an auth error."""
+
+    SatuAuthErrorLookalike.__name__ = "SatuAuthError"
     assert [
-        m.key for m in assess(RunReport("x", 0, errors={"push": Tagged()}), settings=s, state=state)[0]
+        m.key
+        for m in assess(RunReport("x", 0, errors={"push": RefusedPassword()}), settings=s, state=state)[0]
     ] == ["auth"]
-    n.after_run(RunReport("orders", time.time(), results={"orders.fetch": {"downloaded": 0}}))
+    lookalike = RunReport("x", 0, errors={"push": SatuAuthErrorLookalike("HTTP 401")})
+    assert "auth" not in [m.key for m in assess(lookalike, settings=s, state=state)[0]]
+    n.after_run(RunReport("orders", time.time(), results={"orders.fetch": FetchResult()}))
     assert [b["kind"] for _, b in receiver.requests] == ["alert", "resolved"]
     assert state.get("notify.alerts", "auth") is None
     assert n.after_run(failing)  # a new occurrence alerts again
@@ -396,7 +372,7 @@ def test_unreachable_alerts_after_n_runs_in_a_row(tmp_path):
     assert [m.subject for m in sent] == ["orders.fetch: server unreachable for 3 runs in a row"]
     assert n.after_run(down) == []  # de-duplicated
     # Recovery resets the counter; two failures are not enough again.
-    n.after_run(RunReport("orders", time.time(), results={"orders.fetch": {"downloaded": 1}}))
+    n.after_run(RunReport("orders", time.time(), results={"orders.fetch": FetchResult(written=1)}))
     assert list(journal.search(grep="resolved: orders.fetch: server unreachable"))
     assert n.after_run(down) == [] and n.after_run(down) == []
     db = RunReport("exchange", time.time(), errors={"sync": DatabaseUnavailable("no answer")})
@@ -412,25 +388,29 @@ def test_feed_rejected_partial_import_quarantine_and_stale_feed(tmp_path):
     state = State.from_settings(s)
     rejected = RunReport("exchange", time.time(), results={"feed": FeedResult(ok=False)})
     assert [m.key for m in assess(rejected, settings=s, state=state)[0]] == ["feed"]
-    partial = RunReport(
-        "exchange", time.time(), results={"sync": SyncResult(import_status="partial", import_errors=7)}
-    )
+    partial = RunReport("exchange", time.time(), results={"sync": _sync_with_import("partial", 7)})
     msgs = assess(partial, settings=s, state=state)[0]
     assert [m.subject for m in msgs] == ["Satu feed import PARTIAL"] and "7 error(s)" in msgs[0].text
-    # The push stage's ImportResult shape, alone or inside an orchestrating result.
+    # The push stage's ImportResult, alone or as a stage of a sync.
     msgs = assess(
         RunReport("e", 0, results={"import": ImportResult("i1", "FATAL", errors=1)}), settings=s, state=state
     )[0]
     assert [m.subject for m in msgs] == ["Satu feed import FATAL"]
     msgs = assess(
-        RunReport("e", 0, results={"sync": Wrapper(ImportResult("i2", "PARTIAL", errors=2))}),
+        RunReport("e", 0, results={"sync": _sync_with_import("PARTIAL", 2)}),
         settings=s,
         state=state,
     )[0]
     assert [m.data for m in msgs] == [{"status": "PARTIAL", "errors": 2}]
-    ok = RunReport("exchange", time.time(), results={"sync": SyncResult(import_status="SUCCESS")})
+    ok = RunReport("exchange", time.time(), results={"sync": _sync_with_import("SUCCESS", 0)})
     msgs, cleared = assess(ok, settings=s, state=state)
-    assert msgs == [] and cleared == {"import", "stale-feed", "unreachable:sync"}
+    assert msgs == [] and cleared == {
+        "auth",
+        "import",
+        "stale-feed",
+        "unreachable:sync",
+        "unreachable:sync.import",
+    }
 
     q = tmp_path / "inbox" / "quarantine"
     q.mkdir(parents=True)

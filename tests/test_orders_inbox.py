@@ -128,17 +128,22 @@ lock_file = "{s.journal.lock_file}"
 
 
 def _importer(settings_file: Path, kill_at: str | None = None) -> subprocess.Popen:
+    """`orders import` in a child process; `kill_at` (POINT#N) SIGKILLs it at a fault point."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("TORGSOFT_SATU_TEST_KILL_AT", None)
-    if kill_at:
-        env["TORGSOFT_SATU_TEST_KILL_AT"] = kill_at
+    seam = ["--kill-at", kill_at] if kill_at else []
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings_file), "orders", "import"],
+        [sys.executable, "-m", "pipeline._testing", *seam, "--"]
+        + ["--settings", str(settings_file), "orders", "import"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _claimed_name(box: Path, claim: str) -> str:
+    """The inbox name of a claim (claims are named by a hash; the name is in a side file)."""
+    return (box / "processing" / f".name-{claim.split('~', 1)[1]}").read_text(encoding="utf-8")
 
 
 def _batch(box: Path, n: int, start: int = 700) -> None:
@@ -204,21 +209,21 @@ def test_importer_killed_mid_transaction_and_after_commit_then_rerun(demo_env):
     _batch(box, 12)
     settings_file = _write_settings(s, workers=1)  # one thread: the kill points are deterministic
     # Killed in the middle of the 5th order's transaction (after its first reservation row) …
-    p = _importer(settings_file, "after:reservation_insert#5")
+    p = _importer(settings_file, "importer.after:reservation_insert#5")
     p.wait(120)
     assert p.returncode == -9, p.stdout.read() if p.stdout else ""
     (claim,) = _files(box / "processing")  # the claim of the order being written stays behind …
-    killed_id = claim.split("satu-order-")[1].split("-")[0]
+    killed_id = _claimed_name(box, claim).split("satu-order-")[1].split("-")[0]
     assert (
         _scalar(s, f"SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '{killed_id}'") == 0
     )  # … rolled back
     assert _scalar(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER") == len(_files(box / "done")) > 0
     # … then killed after a commit but before the file moved to done/ (it first took the dead claim over) …
-    p = _importer(settings_file, "before_done#3")
+    p = _importer(settings_file, "inbox.before_done#3")
     p.wait(120)
     assert p.returncode == -9
     (claim,) = _files(box / "processing")
-    killed_id = claim.split("satu-order-")[1].split("-")[0]
+    killed_id = _claimed_name(box, claim).split("satu-order-")[1].split("-")[0]
     assert (
         _scalar(s, f"SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '{killed_id}'") == 1
     )  # committed
@@ -309,7 +314,7 @@ def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
     box = s.orders.inbox
     _batch(box, 24)
     settings_file = _write_settings(s, workers=2)
-    victim = _importer(settings_file, "after:reservation_insert#3")
+    victim = _importer(settings_file, "importer.after:reservation_insert#3")
     # Start the survivor once the victim is at work, so the kill lands mid-batch however loaded the
     # machine is (the victim dies in its second order's reservations).
     deadline = time.time() + 120
@@ -332,3 +337,28 @@ def test_one_of_two_parallel_importers_is_killed_mid_batch(demo_env):
         and _files(box) == ["done", "processing", "quarantine"]
     )
     _assert_exactly_once(s, 24)
+
+
+def test_a_very_long_file_name_is_imported_and_blocks_nothing(demo_env):
+    """Issue 12: a 245-byte Cyrillic name used to fail the claim rename ("File name too long") and, sorted
+    first with one worker, blocked every later file."""
+    s = _settings(demo_env, import_workers=1)
+    box = s.orders.inbox
+    long_name = "0-" + "заказ" * 24 + ".json"  # 122 characters, 244 bytes in UTF-8
+    assert len(long_name.encode()) > 240
+    write_order(box, satu_order(640), name=long_name)
+    broken = "1-" + "битый" * 24 + ".json"
+    (box / broken).write_bytes(b'{"order": {"id": 5 "x": 1}}')
+    for i in range(5):
+        write_order(box, satu_order(641 + i))
+    result = _run(s)
+    assert (result.imported, result.quarantined, result.failed) == (6, 1, 0), result.errors
+    done = _files(box / "done")
+    assert len(done) == 6 and all(len(n.encode()) <= 255 for n in done)
+    (kept,) = [n for n in done if n.startswith("0-")]
+    assert kept.endswith(".json") and len(kept.encode()) <= 200
+    (reason,) = [n for n in _files(box / "quarantine") if n.endswith(".reason.txt")]
+    assert broken in (box / "quarantine" / reason).read_text(encoding="utf-8")  # the original name kept
+    assert _files(box / "processing") == [] and not list((box / "processing").glob(".name-*"))
+    logged = {e.data.get("file") for e in Journal.from_settings(s).search(grep="order 640")}
+    assert long_name in logged

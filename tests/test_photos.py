@@ -10,10 +10,11 @@ from PIL import Image
 
 from photo_helpers import add_photo_rows, sellable_good_ids, write_hostile_files
 from pipeline import photos
+from pipeline.contracts.photo_urls import PUBLISHED_NS, PhotoIndex
 from pipeline.journal import Journal
 from pipeline.model import Photo
-from pipeline.photo_urls import PUBLISHED_NS, PhotoIndex
 from pipeline.settings import Settings
+from pipeline.stage import StageResult, Status, outcome_of
 from pipeline.state import State
 
 
@@ -175,3 +176,27 @@ def test_resolve_source_refuses_escapes(tmp_path: Path):
         "./",
     ):
         assert photos.resolve_source(root, bad)[0] is None, bad
+
+
+def test_stop_request_ends_the_run_with_finished_photos_recorded(demo_env: Settings):
+    """Inline (one worker) and pool modes: a stop keeps every finished photo; the next run does the rest."""
+    for workers in (1, 2):
+        s = _small(demo_env, workers=workers, cache_dir=str(Path(demo_env.base_dir) / f"cache-{workers}"))
+        journal, state = _stage(s)
+        state.delete(PUBLISHED_NS)
+        state.delete(photos.CACHE_NS)
+
+        def stop_soon(asked: list[int] = []) -> bool:  # noqa: B006 (one list per loop turn, on purpose)
+            asked.append(1)
+            return len(asked) > 3
+
+        stopped = photos.run(s, journal=journal, state=state, progress=False, should_stop=stop_soon)
+        assert stopped.interrupted and stopped.processed > 0, workers
+        if workers == 1:  # inline: the stop is asked before each photo, so exactly three were done
+            assert stopped.processed == 3 < stopped.referenced
+        assert isinstance(stopped, StageResult) and outcome_of("photos", stopped).status is Status.STOPPED
+        done = {k for k, v in state.items(PUBLISHED_NS) if v.get("ok")}
+        assert all((Path(s.photos.cache_dir) / v["name"]).exists() for k, v in state.items(PUBLISHED_NS))
+        rest = photos.run(s, journal=journal, state=state, progress=False)
+        assert not rest.interrupted and rest.ok
+        assert rest.unchanged >= len(done) and rest.processed + rest.unchanged == rest.referenced

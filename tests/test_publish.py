@@ -9,8 +9,8 @@ import pytest
 
 from pipeline import photos, publish
 from pipeline.contracts.feed_files import FeedFiles, record
+from pipeline.contracts.photo_urls import PUBLISHED_NS
 from pipeline.journal import Journal
-from pipeline.photo_urls import PUBLISHED_NS
 from pipeline.publish.stage import photo_items
 from pipeline.settings import Settings
 from pipeline.state import State

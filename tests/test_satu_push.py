@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_settings
+from pipeline.devtools.sandbox import SandboxServer
 from pipeline.journal import Journal
 from pipeline.satu.client import SatuAuthError, SatuClient
 from pipeline.satu.push import (
@@ -24,7 +25,7 @@ from pipeline.satu.push import (
     run,
     to_item,
 )
-from pipeline.devtools.sandbox import SandboxServer
+from pipeline.stage import StageResult, Status, outcome_of
 from pipeline.state import State
 from satu_helpers import feed_xml, offer_xml, serve_dir
 
@@ -422,3 +423,23 @@ def test_push_and_reconcile_commands(tmp_path: Path, sandbox: SandboxServer, mon
     out = runner.invoke(cli, ["--settings", str(f), "push", "--full"])
     assert out.exit_code == 0 and "Full re-assertion" in out.output
     state.close()
+
+
+def test_stop_request_ends_the_push_between_batches_with_the_sent_ones_saved(env, sandbox: SandboxServer):
+    """A stop asked after the first batch: that batch stays acknowledged, the rest goes next run."""
+    settings, journal, state, client = env
+    catalog = _catalog(250)
+    _seed(sandbox, state, catalog)
+    asked: list[int] = []
+
+    def stop_after_first_batch() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    r = _push(env, should_stop=stop_after_first_batch)
+    assert r.interrupted and r.sent == 100 and r.accepted == 100
+    assert isinstance(r, StageResult) and outcome_of("push", r).status is Status.STOPPED
+    assert len(dict(state.items(ACKED_NS))) == 100
+    again = _push(env)
+    # the interrupted run did not record its full re-assertion as done: the next one owes it
+    assert again.ok and not again.interrupted and again.full and _matches(sandbox, catalog)

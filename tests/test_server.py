@@ -122,3 +122,19 @@ def test_wrong_password_is_a_clear_error_without_the_password(
     with pytest.raises(DatabaseError) as exc:
         connect(server_settings)
     assert "cannot connect" in str(exc.value) and "wrong-Secret-123" not in str(exc.value)
+
+
+def test_a_signal_leaves_a_server_attachment_alive(server_settings, tmp_path: Path):
+    """SIGTERM during a server connection is the program's to handle (issue 12): the client library's
+    own handler must not shut the attachment down (checked in a fresh process, see signal_probe)."""
+    from test_orders_stop import signal_probe
+
+    settings_file = tmp_path / "settings.toml"
+    t = server_settings.torgsoft
+    settings_file.write_text(
+        f'[torgsoft]\ndsn = "{t.dsn}"\nuser = "{t.user}"\npassword_env = "{t.password_env}"\n'
+        f'[journal]\npath = "{tmp_path / "j.sqlite"}"\nstate_path = "{tmp_path / "s.sqlite"}"\n',
+        encoding="utf-8",
+    )
+    done = signal_probe(settings_file)
+    assert done.returncode == 0 and "received [15]" in done.stdout, done.stdout + done.stderr

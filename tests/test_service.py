@@ -89,6 +89,40 @@ def test_sigterm_finishes_the_current_step_then_stops(tmp_path: Path):
     assert list(j.search(grep="skipping after"))
 
 
+def test_sigterm_during_a_long_stage_ends_it_within_seconds_with_state_saved(tmp_path: Path):
+    """The service passes `should_stop` into its stages: a long loop ends at the next item."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HARNESS), str(tmp_path), "long"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: (_state_value(tmp_path, "harness", "long_items") or 0) >= 5, 40, "the long step")
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert took < 5, f"the stop took {took:.1f} s"
+    items = _state_value(tmp_path, "harness", "long_items")
+    assert 5 <= items < 1200  # ended early, its progress saved
+    assert _state_value(tmp_path, "harness", "after_ran") is None  # nothing new started
+    job = _state_value(tmp_path, "service.jobs", "long")
+    assert job["results"]["long"] == {
+        "ticks": 0,
+        "uploaded": 0,
+        "items": items,
+        "ok": True,
+        "interrupted": True,
+    }
+    assert _state_value(tmp_path, "service", "last_stop")["reason"] == "stopped by SIGTERM"
+    assert "stopped on request" in out
+
+
 def _serve_settings(tmp_path: Path, **extra: str) -> Path:
     """Settings for `run.py serve` whose stages can only reach loopback (a closed port)."""
     text = f"""
@@ -116,18 +150,34 @@ lock_wait_seconds = 0.5
     return path
 
 
-def _short_env(minute: str = "1") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORGSOFT_SATU_TEST")}
+def _short_env() -> dict[str, str]:
+    env = dict(os.environ)
     env.pop("TEST_SERVICE_NO_TOKEN", None)
-    env.update(TORGSOFT_SATU_TEST_SHORT_INTERVALS="1", TORGSOFT_SATU_TEST_MINUTE_SECONDS=minute)
     return env
+
+
+def _serve(settings: Path, *args: str, minute: str = "1") -> list[str]:
+    """`serve` in a child whose schedule minute lasts `minute` seconds (the `pipeline._testing` clock)."""
+    return [
+        sys.executable,
+        "-m",
+        "pipeline._testing",
+        "--minute-seconds",
+        minute,
+        "--",
+        "--settings",
+        str(settings),
+        "serve",
+        *args,
+    ]
 
 
 def test_serve_command_keeps_ticking_through_failing_stages(tmp_path: Path):
     settings = _serve_settings(tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve"],
-        env=_short_env("1"),
+        _serve(settings),
+        env=_short_env(),
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -173,8 +223,9 @@ def test_serve_skips_a_tick_while_a_manual_run_holds_the_lock(tmp_path: Path):
     try:
         _wait_for(marker.exists, 20, "the manual run")
         r = subprocess.run(
-            [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
-            env=_short_env("1"),
+            _serve(settings, "--once"),
+            env=_short_env(),
+            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=120,
@@ -192,24 +243,28 @@ def test_serve_skips_a_tick_while_a_manual_run_holds_the_lock(tmp_path: Path):
     )
 
 
-def test_ten_minute_floor_and_test_only_overrides(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("TORGSOFT_SATU_TEST_SHORT_INTERVALS", raising=False)
+def test_ten_minute_floor_and_the_test_clock(tmp_path: Path, monkeypatch):
+    from pipeline import _testing
+
+    monkeypatch.setenv("TORGSOFT_SATU_TEST_SHORT_INTERVALS", "1")  # the old switch means nothing now
     monkeypatch.setenv("TORGSOFT_SATU_TEST_MINUTE_SECONDS", "1")
     with pytest.raises(SettingsError) as exc:
         build({"schedule": {"interval_minutes": 9}}, tmp_path)
-    assert "schedule.interval_minutes" in str(exc.value)
-    assert minute_seconds() == 60  # the seconds override is ignored without the test switch
+    assert "schedule.interval_minutes" in str(exc.value) and "every 10 minutes" in str(exc.value)
+    assert minute_seconds() == 60
     s = build({"schedule": {"interval_minutes": 10, "orders_minutes": 15}}, tmp_path)
     jobs = {j.name: j for j in jobs_from_settings(s)}
     assert jobs["exchange"].every_seconds == 600 and jobs["orders"].every_seconds == 900
-    monkeypatch.setenv("TORGSOFT_SATU_TEST_SHORT_INTERVALS", "1")
-    s = build({"schedule": {"interval_minutes": 1, "orders_minutes": 1}}, tmp_path)
-    assert minute_seconds() == 1
-    assert {j.name: j.every_seconds for j in jobs_from_settings(s)}["exchange"] == 1
+    _testing.set_clock(minute_seconds=1)
+    try:
+        s = build({"schedule": {"interval_minutes": 1, "orders_minutes": 1}}, tmp_path)
+        assert minute_seconds() == 1
+        assert {j.name: j.every_seconds for j in jobs_from_settings(s)}["exchange"] == 1
+    finally:
+        _testing.clear()
 
 
 def test_partial_mode_runs_prices_and_stock_only(tmp_path: Path, monkeypatch):
-    monkeypatch.delenv("TORGSOFT_SATU_TEST_SHORT_INTERVALS", raising=False)
     s = build({"schedule": {"partial": True}}, tmp_path)
     jobs = jobs_from_settings(s)
     assert [j.name for j in jobs] == ["exchange", "prune"]  # no order download
@@ -226,8 +281,9 @@ def test_partial_mode_runs_prices_and_stock_only(tmp_path: Path, monkeypatch):
 def test_serve_once_runs_each_job_once_and_exits_1_when_one_failed(tmp_path: Path):
     settings = _serve_settings(tmp_path)
     r = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "serve", "--once"],
-        env=_short_env("1"),
+        _serve(settings, "--once"),
+        env=_short_env(),
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,

@@ -62,11 +62,21 @@ def test_watcher_imports_a_dropped_file_and_the_webhook_hears_it(demo_env: Setti
         schedule={"interval_minutes": 30, "orders_minutes": 1},
         notify={"channels": ["webhook"], "webhook_url": receiver.url + "/hook"},
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORGSOFT_SATU_TEST")}
-    env.update(TORGSOFT_SATU_TEST_SHORT_INTERVALS="1", TORGSOFT_SATU_TEST_MINUTE_SECONDS="2", SATU_TOKEN="x")
+    env = {**os.environ, "SATU_TOKEN": "x"}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "--settings", str(cfg), "serve"],
+        [
+            sys.executable,
+            "-m",
+            "pipeline._testing",
+            "--minute-seconds",
+            "2",
+            "--",
+            "--settings",
+            str(cfg),
+            "serve",
+        ],
         env=env,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -141,9 +151,12 @@ def test_notifier_reads_a_real_sync_run(demo_env: Settings, tmp_path: Path, monk
 
 
 def test_notifier_reads_sync_stage_outcomes(tmp_path: Path):
-    """sync reports its stages as outcomes (it catches their errors): feed refused, FTP down N runs."""
+    """sync reports its stages as outcomes keeping their errors: feed refused, FTP down N runs (the
+    error's type says "unreachable", not its text)."""
+    from pipeline.errors import RetryableError, StopError
     from pipeline.settings import build
-    from pipeline.sync import StageOutcome, SyncResult
+    from pipeline.stage import StageOutcome
+    from pipeline.sync import SyncResult
 
     s = build(
         {
@@ -180,7 +193,12 @@ def test_notifier_reads_sync_stage_outcomes(tmp_path: Path):
     ftp_down = SyncResult(
         stages=[
             StageOutcome("feed", "ok", counts={"offers": 90, "ok": True}),
-            StageOutcome("publish", "failed", "FTP 127.0.0.1:21: [Errno 111] Connection refused"),
+            StageOutcome(
+                "publish",
+                "failed",
+                "FTP 127.0.0.1:21: connection refused",
+                error=RetryableError("FTP 127.0.0.1:21: connection refused"),
+            ),
         ],
         ok=False,
     )
@@ -188,6 +206,23 @@ def test_notifier_reads_sync_stage_outcomes(tmp_path: Path):
     assert assess(report, settings=s, state=state)[0] == []
     msgs, cleared = assess(report, settings=s, state=state)
     assert [m.key for m in msgs] == ["unreachable:sync.publish"] and "feed" in cleared
+    # The same words in a refusal that is not transient are not "unreachable".
+    refused = SyncResult(
+        stages=[
+            StageOutcome(
+                "publish",
+                "failed",
+                "connection refused",
+                error=StopError("remote folder refused: connection refused by policy"),
+            )
+        ],
+        ok=False,
+    )
+    for _ in range(3):
+        assert (
+            assess(RunReport("exchange", time.time(), results={"sync": refused}), settings=s, state=state)[0]
+            == []
+        )
 
 
 def test_exchange_job_survives_a_stage_that_finishes_with_problems(demo_env: Settings, tmp_path: Path):
@@ -207,3 +242,52 @@ def test_exchange_job_survives_a_stage_that_finishes_with_problems(demo_env: Set
     assert "sync" in report.results and not report.errors, report.errors
     photos = report.results["sync"].stage("photos")
     assert photos.status == "problems" and report.results["sync"].stage("feed").status == "ok"
+
+
+def test_token_alert_fires_from_the_order_download_and_the_import_by_url(
+    demo_env: Settings, tmp_path: Path, monkeypatch
+):
+    """Every stage that calls Satu raises the refused token as an `AuthError` (the sandbox answers
+    HTTP 401): the order download in the service's orders job, and the import by URL after publish."""
+    import dataclasses
+
+    from pipeline import sync
+    from pipeline.devtools.sandbox import SandboxServer
+    from pipeline.errors import AuthError
+    from pipeline.service import Job, Service, Step, _fetch
+
+    sandbox = SandboxServer(tmp_path / "sandbox", check_pictures=False).start()
+    try:
+        monkeypatch.setenv("TEST_SYNC_TOKEN", "expired-token")
+        s = demo_env.replace(
+            satu=dataclasses.replace(
+                demo_env.satu,
+                base_url=sandbox.url,
+                token_env="TEST_SYNC_TOKEN",
+                max_retries=0,
+                push=False,
+                import_after_publish=True,
+            ),
+            publish=dataclasses.replace(demo_env.publish, local_dir=tmp_path / "public"),
+        )
+        service = Service(s, [Job("orders", 60, [Step("orders.fetch", _fetch)])], watcher=False, echo=None)
+        report = service.run_job(service.jobs[0])
+        assert isinstance(report.errors["orders.fetch"], AuthError)
+        sent = list(service.journal.search(stage="notify", grep="Satu API token expired"))
+        assert [e.data["about_stage"] for e in sent] == ["orders.fetch"]
+
+        journal, state = Journal.from_settings(s), State.from_settings(s)
+        result = sync.run(s, journal=journal, state=state)
+        imported = result.stage("import")
+        assert imported is not None and imported.status == "failed" and isinstance(imported.error, AuthError)
+        messages, _ = assess(
+            RunReport("exchange", time.time(), results={"sync": result}), settings=s, state=state
+        )
+        assert [(m.key, m.data["stage"]) for m in messages if m.key == "auth"] == [("auth", "sync.import")]
+        # With the right token both work again and the alert resolves.
+        monkeypatch.setenv("TEST_SYNC_TOKEN", sandbox.token)
+        report = service.run_job(service.jobs[0])
+        assert not report.errors
+        assert list(service.journal.search(stage="notify", grep="resolved: Satu API token"))
+    finally:
+        sandbox.stop()

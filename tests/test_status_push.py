@@ -353,8 +353,11 @@ def test_bad_token_stops_the_push_without_counting_against_orders(env: Env, monk
     env.run()
     env.update(a, STATUS=1)
     monkeypatch.setenv(TOKEN_ENV, "wrong-token")
-    result = env.run()
-    assert result.ok is False and result.pending == 1
+    from pipeline.errors import AuthError
+
+    with pytest.raises(AuthError):  # raised, not swallowed: the notifier's token alert fires (issue 11)
+        env.run()
+    assert env.state.outbox_count(st.KIND_STATUS) == 1  # still queued, not counted against the order
     assert any("token" in e.message for e in env.events(level="error"))
     monkeypatch.setenv(TOKEN_ENV, env.sandbox.token)
     assert env.run().pushed == 1
@@ -520,3 +523,34 @@ def test_changes_that_came_from_satu_are_not_echoed_back(env: Env):
     # Recorded as Satu's state: a later real change in Torgsoft still goes out.
     env.update(c, STATUS=3)
     assert env.run().pushed == 1 and env.satu_status(c) == "delivered"
+
+
+def test_a_refused_token_is_raised_as_auth_error_and_raises_the_token_alert(env: Env, monkeypatch):
+    """The status push meets an expired token: it keeps the change queued and raises an `AuthError`
+    (not swallowed into its result), so the notifier's one token alert fires for this stage too."""
+    from pipeline.errors import AuthError
+    from pipeline.service import Service, Step, _status
+
+    ids = env.satu_orders(2)
+    for oid in ids:
+        env.add(oid)
+    env.run()  # baseline
+    env.update(ids[0], STATUS=1)
+    monkeypatch.setenv(TOKEN_ENV, "expired-token")
+    with pytest.raises(AuthError):
+        env.run()
+    assert env.satu_status(ids[0]) == "pending" and env.state.outbox_count(st.KIND_STATUS) == 1
+    assert any("refused the token" in e.message for e in env.events(level="error"))
+    # Through the service's orders job: the failure is kept by type and the alert names the stage.
+    from pipeline.service import Job
+
+    service = Service(env.settings, [Job("orders", 60, [Step("status", _status)])], watcher=False, echo=None)
+    report = service.run_job(service.jobs[0])
+    assert isinstance(report.errors["status"], AuthError)
+    alerts = list(service.journal.search(stage="notify", grep="Satu API token expired"))
+    assert alerts and alerts[0].data["about_stage"] == "status"
+    # A new token: the queued change goes out and the alert resolves.
+    monkeypatch.setenv(TOKEN_ENV, env.sandbox.token)
+    report = service.run_job(service.jobs[0])
+    assert not report.errors and env.satu_status(ids[0]) == "received"
+    assert list(service.journal.search(stage="notify", grep="resolved: Satu API token"))

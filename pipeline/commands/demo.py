@@ -1,4 +1,4 @@
-"""`demo`: the whole exchange end to end on one machine, with no accounts (see pipeline/demo.py)."""
+"""`demo`: the whole exchange end to end on one machine, with no accounts (see pipeline/devtools/demo.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def demo(app: AppContext, products: int, orders: int, seed: int, keep_running: b
     """Run the demo: embedded database, local FTP + HTTP servers and the Satu sandbox on 127.0.0.1;
     photos, feed, publish, import by URL, stock push; orders from the sandbox into Torgsoft; order
     states changed in the database and pushed back; then a short report."""
-    from pipeline.demo import format_report, run
+    from pipeline.devtools.demo import format_report, run
 
     s = app.settings
 

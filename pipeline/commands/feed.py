@@ -8,54 +8,81 @@ from pathlib import Path
 import click
 
 from pipeline.cli import AppContext, pass_app
+from pipeline.feed.result import FeedResult
+from pipeline.feed.rules import NAME_MAX
 from pipeline.lock import locked
 
 
-def _print_summary(result) -> None:
-    r = result
+def _print_counts(r: FeedResult) -> None:
     click.echo(
         f"Offers: {r.offers}   hidden (no stock): {r.hidden}   awaiting: {r.awaiting}   "
         f"sections: {r.categories}   products read: {r.products}"
     )
-    if r.skipped:
-        click.echo("Skipped: " + ", ".join(f"{k} {v}" for k, v in r.skipped.items()))
-    else:
-        click.echo("Skipped: none")
-    if r.pictures_dropped or r.pictures_missing:
+    reasons = ", ".join(f"{k} {v}" for k, v in r.skip_reasons.items())
+    click.echo("Skipped: " + (reasons or "none"))
+    if r.pictures_dropped or r.pictures_missing or r.without_photos:
         click.echo(
             f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
-            f"{r.pictures_missing} without a published URL left out"
+            f"{r.pictures_missing} without a published URL left out; {r.without_photos} offers without any photo"
         )
     if r.names_truncated or r.articles_changed:
         click.echo(
-            f"Names cut to 100 chars: {r.names_truncated}; long articles cut/omitted: {r.articles_changed}"
+            f"Names cut to {NAME_MAX} chars: {r.names_truncated}; "
+            f"long articles cut/omitted: {r.articles_changed}"
+        )
+    if r.params_cut or r.group_ids_dropped:
+        click.echo(
+            f"Param values cut to 255 chars: {r.params_cut}; "
+            f"group ids outside 1..999999999 left out: {r.group_ids_dropped}"
+        )
+    if r.vendors_omitted:
+        click.echo(f"Brands left out ([feed] vendor): {r.vendors_omitted} offers without <vendor>")
+    if r.without_portal_category:
+        click.echo(
+            f"Without a Satu category: {r.without_portal_category} offers "
+            "(Satu guesses them from the name; see [feed] category_map and `categories list`)"
         )
     for p in r.section_problems:
         click.echo(f"Section problem: {p}")
-    if r.diff is not None:
-        d = r.diff
-        if r.diff.get("previous") or r.dry_run:
-            click.echo(
-                f"Compared with the last feed ({d['previous']} offers): +{d['added']} added, "
-                f"-{d['removed']} removed, {d['price_changed']} price changed, "
-                f"{d['stock_changed']} stock changed"
-            )
-        if r.dry_run:
-            for kind, ids in d["samples"].items():
-                if ids:
-                    click.echo(f"  {kind}: {', '.join(ids)}{' …' if len(ids) >= 20 else ''}")
+
+
+def _print_diff(r: FeedResult) -> None:
+    d = r.diff
+    if d is None:
+        return
+    if d.get("previous") or r.dry_run:
+        click.echo(
+            f"Compared with the last feed ({d['previous']} offers): +{d['added']} added, "
+            f"-{d['removed']} removed, {d['price_changed']} price changed, "
+            f"{d['stock_changed']} stock changed"
+        )
+    if r.dry_run:
+        for kind, ids in d["samples"].items():
+            if ids:
+                click.echo(f"  {kind}: {', '.join(ids)}{' …' if len(ids) >= 20 else ''}")
+
+
+def _print_outcome(r: FeedResult) -> None:
     for p in r.problems[:50]:
         click.echo(f"Problem: {p}", err=True)
     if len(r.problems) > 50:
         click.echo(f"… and {len(r.problems) - 50} more problems", err=True)
     if r.stopped:
         click.echo(r.stopped, err=True)
+    if r.interrupted:
+        click.echo("Stopped on request; the last good feed stays in place.", err=True)
     if r.written:
         click.echo(f"Written: {r.output}" + (f" (+ {', '.join(r.groups_files)})" if r.groups_files else ""))
     elif r.dry_run and r.ok:
         click.echo("Dry run: nothing written.")
     elif not r.ok:
         click.echo("The feed was NOT replaced; the last good feed stays in place.", err=True)
+
+
+def _print_summary(result: FeedResult) -> None:
+    _print_counts(result)
+    _print_diff(result)
+    _print_outcome(result)
 
 
 @click.command("feed")
@@ -95,37 +122,45 @@ def feed(app: AppContext, out: Path | None, dry_run: bool, force: bool, as_json:
 
 @click.command("check-feed")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="machine-readable list of problems")
-def check_feed_cmd(path: Path, as_json: bool) -> None:
-    """Validate any YML feed against the Satu dialect; list every problem with its line."""
+@click.option("--json", "as_json", is_flag=True, help="machine-readable list of errors and warnings")
+@click.option("--strict", is_flag=True, help="treat warnings as errors (exit 1 on any)")
+def check_feed_cmd(path: Path, as_json: bool, strict: bool) -> None:
+    """Validate any YML feed against the Satu dialect; list every error and warning with its line.
+
+    Exit 1 when Satu would refuse or mangle something (errors); warnings (unknown tags, a missing shop
+    name, …) count only with --strict."""
     from pipeline.feed.validate import check_feed
 
     report = check_feed(path)
-    problems = report.problems or []
+    errors, warnings = report.errors, report.warnings
+    failed = bool(errors) or (strict and bool(warnings))
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "file": str(path),
-                    "ok": report.ok,
+                    "ok": not failed,
                     "offers": report.offers,
                     "categories": report.categories,
                     "truncated": report.truncated,
-                    "problems": [p.as_dict() for p in problems],
+                    "errors": [p.as_dict() for p in errors],
+                    "warnings": [p.as_dict() for p in warnings],
+                    "problems": [p.as_dict() for p in report.problems or []],
                 },
                 ensure_ascii=False,
             )
         )
     else:
-        for p in problems:
+        for p in report.problems or []:
             click.echo(f"{path}:{p}")
         if report.truncated:
             click.echo("… more problems were not listed (limit reached)")
+        verdict = "OK" if not failed else f"{len(errors)} error(s)"
         click.echo(
-            f"{report.offers} offers, {report.categories} categories: "
-            + ("OK" if report.ok else f"{len(problems)} problem(s)")
+            f"{report.offers} offers, {report.categories} categories: {verdict}"
+            + (f", {len(warnings)} warning(s)" if warnings else "")
         )
-    if not report.ok:
+    if failed:
         click.get_current_context().exit(1)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -106,7 +107,7 @@ def log(
             removed = journal.prune(s.journal.retention_days)
             click.echo(f"Pruned {removed} journal entries older than {s.journal.retention_days} days")
             return
-        filters = {
+        filters: dict[str, Any] = {
             "grep": grep,
             "level": level,
             "stage": stage,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -22,6 +26,32 @@ def _stage(app: AppContext):
 
     s = app.settings
     return s, Journal.from_settings(s), State.from_settings(s)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM (and SIGHUP) set `stop`: the current orders are finished or rolled back, every
+    claimed file goes back to the inbox. A second signal stops at once (KeyboardInterrupt; the
+    transaction is rolled back and the claim given back). The database connection keeps these handlers
+    (`torgsoft.connection.keep_signal_handlers`), so the client library cannot shut it down first."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        # Only a flag and a write here: a handler must not take locks the interrupted code may hold.
+        os.write(2, f"\n{signal.Signals(signum).name}: finishing the current order, then stopping\n".encode())
+
+    previous = []
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous.append((sig, signal.signal(sig, handler)))
+    try:
+        yield
+    finally:
+        for sig, old in previous:
+            signal.signal(sig, old)
 
 
 @orders.command("fetch")
@@ -45,7 +75,9 @@ def import_cmd(app: AppContext) -> None:
     from pipeline.orders import inbox
 
     settings, journal, state = _stage(app)
-    result = inbox.run(settings, journal=journal, state=state)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        result = inbox.run(settings, journal=journal, state=state, should_stop=stop.is_set)
     click.echo(f"Orders: {result.summary()}")
     for line in result.errors[:50]:
         click.echo(f"  - {line}", err=True)
@@ -64,12 +96,16 @@ def import_cmd(app: AppContext) -> None:
 @pass_app
 def watch_cmd(app: AppContext, fetch_every: float) -> None:
     """Watch the inbox and import files as they arrive (Ctrl+C to stop)."""
-    from pipeline.orders import inbox
-
     settings, journal, state = _stage(app)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    with _stop_on_signals(stop):
+        _watch(settings, journal, state, stop, fetch_every)
+
+
+def _watch(settings: Any, journal: Any, state: Any, stop: threading.Event, fetch_every: float) -> None:
+    """The watcher (and, with --fetch-every, a downloader thread) until `stop` is set."""
+    from pipeline.orders import inbox
+
     if fetch_every > 0:
 
         def fetcher() -> None:

@@ -9,12 +9,13 @@ rows to the groups the feed created.
 from __future__ import annotations
 
 import csv
-import os
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.feed.rules import Section
 from pipeline.feed.sanitize import clean_html
+from pipeline.fsutil import atomic_writer, write_atomic
 from pipeline.model import Photo
 
 # Satu / Prom group sheet columns (spelling as in the cabinet's export).
@@ -65,22 +66,20 @@ def write_groups(rows: list[dict[str, str]], feed_path: Path, kind: str) -> list
         from openpyxl import Workbook
 
         path = base.with_suffix(".xlsx")
-        tmp = path.with_name(path.name + ".tmp")
         wb = Workbook(write_only=True)
         ws = wb.create_sheet(SHEET)
         ws.append(list(COLUMNS))
         for row in rows:
             ws.append([row[c] for c in COLUMNS])
-        wb.save(tmp)
-        os.replace(tmp, path)
+        with atomic_writer(path) as fh:
+            wb.save(fh)
         written.append(path)
     if kind in ("csv", "both"):
         path = base.with_suffix(".csv")
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:  # BOM: Excel opens it as UTF-8
-            writer = csv.DictWriter(fh, fieldnames=list(COLUMNS + EXTRA), delimiter=";")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(COLUMNS + EXTRA), delimiter=";")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, text.getvalue().encode("utf-8-sig"))  # BOM: Excel opens it as UTF-8
         written.append(path)
     return written

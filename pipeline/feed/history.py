@@ -18,6 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
+from pipeline.contracts.feed_offers import FeedOffer
+from pipeline.fsutil import write_atomic
+
 SAMPLE = 20
 SNAPSHOT_SUFFIX = ".offers.tsv"
 
@@ -43,16 +48,14 @@ class SnapRow:
         parts += [""] * (5 - len(parts))
         return cls(*parts[:5])
 
-    def state_value(self) -> dict[str, Any]:
-        """The per-offer record of state namespace `feed.offers` (what issue 5's push compares)."""
-        qty: Any = self.quantity
-        if qty.isdigit():
-            qty = int(qty)
-        wholesale = []
+    def offer(self) -> FeedOffer:
+        """The per-offer record of the `feed.offers` contract (what the API push compares)."""
+        qty: int | str = int(self.quantity) if self.quantity.isdigit() else self.quantity
+        ladder = []
         for part in filter(None, self.wholesale.split(";")):
             price, _, q = part.partition("@")
-            wholesale.append({"price": price, "quantity": q})
-        return {"price": self.price, "quantity": qty, "presence": self.presence, "wholesale": wholesale}
+            ladder.append((price, q))
+        return FeedOffer(self.price, qty, self.presence, tuple(ladder))
 
 
 def sort_key(offer_id: str) -> tuple[int, int | str]:
@@ -68,10 +71,27 @@ def read_snapshot(path: Path) -> Iterator[SnapRow]:
                 yield SnapRow.parse(line)
 
 
+def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
+    """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
+    it = etree.iterparse(
+        str(path), events=("end",), tag="offer", huge_tree=True, no_network=True, resolve_entities=False
+    )
+    for _, elem in it:
+        yield {
+            "id": elem.get("id") or "",
+            "price": (elem.findtext("price") or "").strip(),
+            "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
+            "available": elem.get("available") or "",
+        }
+        elem.clear(keep_tail=False)
+        parent = elem.getparent()
+        if parent is not None:
+            while elem.getprevious() is not None:
+                del parent[0]
+
+
 def snapshot_from_feed(feed: Path, dest: Path, available_value: str = "true") -> Path:
     """Build a snapshot from a feed file (when history has none, e.g. a feed written by older versions)."""
-    from pipeline.feed.validate import iter_offers
-
     rows = [
         SnapRow(
             o["id"],
@@ -221,9 +241,8 @@ class History:
         os.replace(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
         if diff_report is not None and diff_report.exists():
             os.replace(diff_report, self.path(stamp, ".diff.tsv"))
-        tmp = self.path(stamp, ".json.tmp")
-        tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, self.path(stamp, ".json"))
+        text = json.dumps(summary, ensure_ascii=False, indent=1, default=str)
+        write_atomic(self.path(stamp, ".json"), text.encode("utf-8"), durable=False)
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest `keep` runs; returns the stamps removed."""

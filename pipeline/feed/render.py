@@ -137,13 +137,13 @@ def render_feed(
             for name in ("head", "categories", "middle"):
                 out.writelines(template.blocks[name](ctx))
             out.flush()
-            head_size = out.buffer.tell()
+            head_size = os.fstat(out.fileno()).st_size  # (a new file: its size is the offset)
             with open(spool, "rb") as src:
                 _append(src, out.buffer)
             out.writelines(template.blocks["tail"](ctx))
             out.flush()
             os.fsync(out.fileno())
-            total = out.buffer.tell()
+            total = os.fstat(out.fileno()).st_size
         return Layout(head_size, offers_size, total - head_size - offers_size)
     except jinja2.TemplateError as exc:
         raise PipelineError(f"feed template failed: {exc}") from exc

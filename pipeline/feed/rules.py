@@ -6,22 +6,26 @@ product that does not go out gets exactly one reason, so the summary can say why
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from pipeline.feed import portal
 from pipeline.feed.sanitize import clean_html, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
 from pipeline.model import Category, Product
 
-NAME_MAX = 100
+NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 VENDOR_CODE_MAX = 25
 PICTURES_MAX = 10
 KEYWORDS_MAX = 1024
+PARAM_VALUE_MAX = 255  # Satu's limit for a <param> value
+GROUP_ID_MAX = 999_999_999  # Satu's range for group_id (1..999999999)
 
 # Skip reasons (stable strings: they appear in summaries, JSON output and the journal).
 DELETED = "deleted"
@@ -45,6 +49,7 @@ class Param:
     name: str
     value: str
     unit: str = ""
+    cut: bool = False  # the value was cut to Satu's 255 characters
 
 
 @dataclass(slots=True)
@@ -73,11 +78,16 @@ class Offer:
     keywords: str = ""
     params: list[Param] = field(default_factory=list)
     minimum_order_quantity: str | None = None
+    portal_category_id: int | None = None
+    in_stock_flag: bool = False  # write in_stock="true" ("ready to ship")
     wholesale: list[tuple[str, str]] = field(default_factory=list)  # (price, from quantity)
     pictures_dropped: int = 0
     pictures_missing: int = 0
     name_truncated: bool = False
     articul_changed: bool = False
+    params_cut: int = 0  # <param> values cut to 255 characters
+    vendor_omitted: bool = False  # a producer left out by [feed] vendor
+    group_id_dropped: bool = False  # the model id was outside 1..999999999
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,8 @@ class Section:
     text_before: str = ""
     text_after: str = ""
     image_file: str = ""
+    portal_id: int | None = None  # Satu's category of this section by its own map row (`portal_id=`)
+    portal_category_id: int | None = None  # own row or nearest mapped ancestor (offers' tag)
 
     @property
     def depth(self) -> int:
@@ -170,6 +182,18 @@ class CategoryTree:
                 c.image_file,
             )
         self.used: set[int] = set()
+
+    def apply_portal_map(self, mapping: Mapping[int, portal.PortalCategory]) -> None:
+        """Give every section its Satu portal category: its own map row, else its nearest mapped ancestor."""
+        if not mapping:
+            return
+        for sid, sec in list(self.sections.items()):
+            own = mapping.get(sid)
+            path = sec.path or (sid,)
+            inherited = portal.resolve(path, mapping)
+            self.sections[sid] = dataclasses.replace(
+                sec, portal_id=own.portal_id if own is not None else None, portal_category_id=inherited
+            )
 
     def resolve(self, section_id: int | None) -> Section | Skip:
         """The section an offer goes to, or why it cannot go anywhere."""
@@ -243,10 +267,13 @@ class RuleSettings:
     dimension_unit: str = "см"
     param_weight: str = "Вес"
     weight_unit: str = "кг"
+    in_stock_flag: bool = False
+    vendor: str = "emit"  # emit | omit | allowlist
+    vendor_allowlist: frozenset[str] = frozenset()  # casefolded brand names
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RuleSettings:
-        """Take the relevant keys of `[feed]`."""
+    def from_settings(cls, settings: Any, vendor_allowlist: frozenset[str] = frozenset()) -> RuleSettings:
+        """Take the relevant keys of `[feed]` (the allow-list file is read by the caller)."""
         f = settings.feed
         return cls(
             zero_stock=f.zero_stock,
@@ -266,6 +293,9 @@ class RuleSettings:
             dimension_unit=f.dimension_unit,
             param_weight=f.param_weight,
             weight_unit=f.weight_unit,
+            in_stock_flag=f.in_stock_flag,
+            vendor=f.vendor,
+            vendor_allowlist=vendor_allowlist,
         )
 
 
@@ -280,6 +310,14 @@ def _date_text(day: date, fmt: str) -> str:
     return day.strftime(fmt)
 
 
+def _param(name: str, values: list[str], unit: str) -> Param:
+    """Several values joined with `|`, within Satu's 255 characters (cut at a word, marked `cut`)."""
+    value = "|".join(values)
+    if len(value) <= PARAM_VALUE_MAX:
+        return Param(name, value, unit)
+    return Param(name, cut_words(value, PARAM_VALUE_MAX).rstrip("|"), unit, cut=True)
+
+
 def build_params(product: Product, rs: RuleSettings) -> list[Param]:
     """Characteristics (several values of one joined with `|`) plus dimensions, weight, release date."""
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -289,16 +327,17 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
             values = grouped.setdefault((name, unit), [])
             if value not in values:
                 values.append(value)
-    params = [Param(name, "|".join(values), unit) for (name, unit), values in grouped.items()]
+    params = [_param(name, values, unit) for (name, unit), values in grouped.items()]
     taken = {p.name for p in params}
-    for name, value, unit in (
+    extra: tuple[tuple[str, Decimal | None, str], ...] = (
         (rs.param_length, product.length_cm, rs.dimension_unit),
         (rs.param_width, product.width_cm, rs.dimension_unit),
         (rs.param_height, product.height_cm, rs.dimension_unit),
         (rs.param_weight, product.weight_kg, rs.weight_unit),
-    ):
-        if name and value is not None and value > 0 and name not in taken:
-            params.append(Param(name, fmt_number(value), unit))
+    )
+    for pname, amount, punit in extra:
+        if pname and amount is not None and amount > 0 and pname not in taken:
+            params.append(Param(pname, fmt_number(amount), punit))
     if rs.param_release_date and product.production_date and rs.param_release_date not in taken:
         params.append(
             Param(rs.param_release_date, _date_text(product.production_date, rs.release_date_format))
@@ -306,19 +345,8 @@ def build_params(product: Product, rs: RuleSettings) -> list[Param]:
     return params
 
 
-def build_offer(
-    product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any, fallback: Section | None = None
-) -> Offer | Skip:
-    """Apply every feed rule to one product. `photo_url(photo)` gives a public URL or None."""
-    if product.deleted:
-        return Skip(DELETED)
-    if not product.display_on_site:
-        return Skip(NOT_ON_SITE)
-    section = tree.resolve(product.section_id)
-    if isinstance(section, Skip):
-        if section.reason != NO_SECTION or fallback is None:
-            return section
-        section = fallback
+def _check_identity(product: Product, rs: RuleSettings) -> tuple[str, bool, str, bool] | Skip:
+    """Name and article within Satu's limits: (name, name_truncated, articul, articul_changed) or a Skip."""
     name = xml_text(product.name) or xml_text(product.short_name)
     if not name:
         return Skip(NO_NAME)
@@ -327,28 +355,17 @@ def build_offer(
         if rs.long_name == "skip":
             return Skip(LONG_NAME, f"{len(name)} chars")
         name, truncated = cut_words(name, NAME_MAX), True
-    price = product.retail_price
-    if price is None or price <= 0:
-        return Skip(NO_PRICE)
     articul = xml_text(product.articul)
-    articul_changed = False
-    if len(articul) > VENDOR_CODE_MAX:
-        if rs.long_articul == "skip":
-            return Skip(LONG_ARTICUL, f"article {articul!r} has {len(articul)} chars (Satu allows 25)")
-        articul = "" if rs.long_articul == "omit" else articul[:VENDOR_CODE_MAX]
-        articul_changed = True
+    if len(articul) <= VENDOR_CODE_MAX:
+        return name, truncated, articul, False
+    if rs.long_articul == "skip":
+        return Skip(LONG_ARTICUL, f"article {articul!r} has {len(articul)} chars (Satu allows 25)")
+    articul = "" if rs.long_articul == "omit" else articul[:VENDOR_CODE_MAX]
+    return name, truncated, articul, True
 
-    # Satu counts stock in whole units (the sandbox refuses "64.5", and the API push floors too):
-    # publish the whole units available, never a negative number.
-    qty = max(Decimal(0), product.available_qty.to_integral_value(rounding=ROUND_FLOOR))
-    in_stock = qty > 0
-    if in_stock:
-        presence = "available"
-    elif rs.only_in_stock or rs.zero_stock == "hide":
-        return Skip(OUT_OF_STOCK)
-    else:
-        presence = "waiting"
 
+def _pictures(product: Product, photo_url: Any) -> tuple[list[str], int, int]:
+    """Up to 10 distinct public picture URLs, and how many were missing / dropped over the limit."""
     pictures: list[str] = []
     missing = dropped = 0
     for photo in product.photos:
@@ -361,22 +378,73 @@ def build_offer(
             dropped += 1
         else:
             pictures.append(url)
+    return pictures, missing, dropped
+
+
+def _wholesale(product: Product, rs: RuleSettings) -> list[tuple[str, str]]:
+    wp, wq = product.wholesale_price, product.wholesale_min_qty
+    if rs.wholesale and wq is not None and wq > 0 and wp is not None and wp > 0:
+        return [(fmt_number(wp), fmt_number(wq))]
+    return []
+
+
+def _vendor(product: Product, rs: RuleSettings) -> tuple[str, bool]:
+    """The `<vendor>` to write and whether a producer was left out ([feed] vendor)."""
+    brand = xml_text(product.producer)
+    if not brand or rs.vendor == "emit":
+        return brand, False
+    if rs.vendor == "allowlist" and brand.casefold() in rs.vendor_allowlist:
+        return brand, False
+    return "", True
+
+
+def _section(product: Product, tree: CategoryTree, fallback: Section | None) -> Section | Skip:
+    if product.deleted:
+        return Skip(DELETED)
+    if not product.display_on_site:
+        return Skip(NOT_ON_SITE)
+    section = tree.resolve(product.section_id)
+    if isinstance(section, Skip) and section.reason == NO_SECTION and fallback is not None:
+        return fallback
+    return section
+
+
+def build_offer(
+    product: Product, rs: RuleSettings, tree: CategoryTree, photo_url: Any, fallback: Section | None = None
+) -> Offer | Skip:
+    """Apply every feed rule to one product. `photo_url(photo)` gives a public URL or None."""
+    section = _section(product, tree, fallback)
+    if isinstance(section, Skip):
+        return section
+    identity = _check_identity(product, rs)
+    if isinstance(identity, Skip):
+        return identity
+    name, truncated, articul, articul_changed = identity
+    price = product.retail_price
+    if price is None or price <= 0:
+        return Skip(NO_PRICE)
+
+    # Satu counts stock in whole units (the sandbox refuses "64.5", and the API push floors too):
+    # publish the whole units available, never a negative number.
+    qty = max(Decimal(0), product.available_qty.to_integral_value(rounding=ROUND_FLOOR))
+    in_stock = qty > 0
+    if not in_stock and (rs.only_in_stock or rs.zero_stock == "hide"):
+        return Skip(OUT_OF_STOCK)
+    pictures, missing, dropped = _pictures(product, photo_url)
     if rs.only_with_photos and not pictures:
         return Skip(NO_PHOTO)
 
     description = clean_html(product.description_html) or html.escape(name, quote=False)
-    wholesale: list[tuple[str, str]] = []
-    selling_type = "r"
-    wp, wq = product.wholesale_price, product.wholesale_min_qty
-    if rs.wholesale and wq is not None and wq > 0 and wp is not None and wp > 0:
-        wholesale = [(fmt_number(wp), fmt_number(wq))]
-        selling_type = "u"
+    wholesale = _wholesale(product, rs)
     old = product.old_price
-    oldprice = fmt_number(old) if old is not None and old > price else None
     moq = product.min_order_qty
     offer_id = product.offer_id
     slug = product_slug(name, offer_id)
     tree.use(section)
+    params = build_params(product, rs)
+    vendor, vendor_omitted = _vendor(product, rs)
+    group_id = product.model_id or None
+    group_dropped = group_id is not None and not 0 < group_id <= GROUP_ID_MAX
     return Offer(
         id=offer_id,
         slug=slug,
@@ -386,23 +454,28 @@ def build_offer(
         price=fmt_number(price),
         category_id=section.id,
         available=in_stock,
-        presence=presence,
+        presence="available" if in_stock else "waiting",
         quantity=fmt_number(qty),
-        selling_type=selling_type,
-        group_id=product.model_id or None,
-        oldprice=oldprice,
+        selling_type="u" if wholesale else "r",
+        group_id=None if group_dropped else group_id,
+        oldprice=fmt_number(old) if old is not None and old > price else None,
         currency=rs.currency,
         pictures=pictures,
-        vendor=xml_text(product.producer),
+        vendor=vendor,
         vendor_code=articul,
         barcode=xml_text(product.barcode),
         country=xml_text(product.country),
         keywords=cut_keywords(xml_text(product.keywords)),
-        params=build_params(product, rs),
-        minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 else None,
+        params=params,
+        minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 and wholesale else None,
+        portal_category_id=section.portal_category_id,
+        in_stock_flag=rs.in_stock_flag and in_stock,
         wholesale=wholesale,
         pictures_dropped=dropped,
         pictures_missing=missing,
         name_truncated=truncated,
         articul_changed=articul_changed,
+        params_cut=sum(p.cut for p in params),
+        group_id_dropped=group_dropped,
+        vendor_omitted=vendor_omitted,
     )

@@ -8,6 +8,7 @@ the text `]]>`. nh3 (ammonia, a maintained allow-list sanitizer) keeps the harml
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import nh3
 
@@ -100,7 +101,7 @@ def clean_html(html: str, max_length: int = DESCRIPTION_MAX) -> str:
     return ""
 
 
-_OPTIONS = {
+_OPTIONS: dict[str, Any] = {
     "tags": ALLOWED_TAGS,
     "attributes": ALLOWED_ATTRIBUTES,
     "url_schemes": {"http", "https", "mailto", "tel"},

@@ -17,13 +17,23 @@ import os
 import subprocess
 import sys
 from array import array
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO
 
 from lxml import etree
+
+# The problem types and the tables of tags real feeds carry live in `problems` (re-exported here).
+from pipeline.feed.problems import (  # noqa: F401 (re-exported)
+    ERROR,
+    HINTS,
+    MAX_PROBLEMS,
+    QUIET_OFFER_TAGS,
+    WARNING,
+    FeedProblem,
+    FeedReport,
+)
 
 try:
     import fcntl
@@ -33,41 +43,9 @@ except ImportError:  # not on every OS: the pipe just keeps its default size
 SCHEMA_PATH = Path(__file__).with_name("satu_yml.xsd")
 PICTURES_MAX = 10
 VENDOR_CODE_MAX = 25
-NAME_MAX = 100
+NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 DESCRIPTION_MAX = 12000
-MAX_PROBLEMS = 10000  # a hopeless file should not print a million lines
 SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
-
-
-@dataclass(frozen=True)
-class FeedProblem:
-    """One problem: where (line, and the offer or category id when known) and what."""
-
-    line: int
-    message: str
-    where: str = ""
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.where + ': ' if self.where else ''}{self.message}"
-
-    def as_dict(self) -> dict:
-        """JSON-friendly form."""
-        return {"line": self.line, "where": self.where, "message": self.message}
-
-
-@dataclass
-class FeedReport:
-    """Outcome of a check: counts and every problem found (capped at MAX_PROBLEMS)."""
-
-    offers: int = 0
-    categories: int = 0
-    problems: list[FeedProblem] | None = None
-    truncated: bool = False
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
 
 
 _schemas: dict[bool, etree.XMLSchema] = {}
@@ -77,6 +55,17 @@ _SUMMARY = etree.XPath(
     " string-length(normalize-space(name[1])), '|', string-length(normalize-space(description[1])), '|',"
     " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]))"
 )
+
+
+def _known(path: str) -> frozenset[str]:
+    doc = etree.parse(str(SCHEMA_PATH))
+    return frozenset(doc.xpath(path, namespaces={"xs": "http://www.w3.org/2001/XMLSchema"}))
+
+
+_OFFER = "//xs:element[@name='offer']/xs:complexType"
+OFFER_TAGS = _known(f"{_OFFER}/xs:choice/xs:element/@name | {_OFFER}/xs:choice/xs:element/@ref")
+OFFER_ATTRIBUTES = _known(f"{_OFFER}/xs:attribute/@name")
+CATEGORY_ATTRIBUTES = _known("//xs:element[@name='category']//xs:attribute/@name")
 
 
 def schema(whole: bool = False) -> etree.XMLSchema:
@@ -138,6 +127,37 @@ class _Checker:
             return
         self.problems.append(FeedProblem(line, message, where))
 
+    def warn(self, line: int, message: str, where: str = "") -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.truncated = True
+            return
+        self.problems.append(FeedProblem(line, message, where, WARNING))
+
+    def strip_unknown(
+        self, elem: etree._Element, tags: frozenset[str], attributes: frozenset[str], where: str
+    ) -> None:
+        """Warn about (and take out, so the schema judges the rest) tags and attributes Satu's dialect
+        does not have; real feeds carry several of them and Satu ignores what it does not know."""
+        line = elem.sourceline or 0
+        for name in [a for a in elem.attrib if a not in attributes]:
+            hint = " (Satu's dialect has available=, selling_type=, group_id=, in_stock=)"
+            self.warn(line, f"unknown attribute {name}= (ignored by Satu){hint}", where)
+            del elem.attrib[name]
+        if not tags:
+            return
+        for child in list(elem):
+            tag = child.tag
+            if not isinstance(tag, str) or tag in tags:
+                continue
+            if tag not in QUIET_OFFER_TAGS:
+                tag_hint = HINTS.get(tag) or HINTS.get(tag.lower())
+                self.warn(
+                    child.sourceline or line,
+                    f"unknown tag <{tag}>" + (f": {tag_hint}" if tag_hint else " (ignored by Satu)"),
+                    where,
+                )
+            elem.remove(child)
+
     def validate_schema(self, elem: etree._Element, where: str) -> None:
         if self.per_element and not self.schema.validate(elem):
             for err in self.schema.error_log:
@@ -148,19 +168,24 @@ class _Checker:
         cid = elem.get("id") or ""
         line = elem.sourceline or 0
         where = f"category {cid}"
+        if self.per_element:
+            self.strip_unknown(elem, frozenset(), CATEGORY_ATTRIBUTES, where)
         self.validate_schema(elem, where)
         if not (elem.text or "").strip():
             self.add(line, "category name is empty", where)
         if cid in self.categories:
             self.add(line, f"duplicate category id {cid} (first on line {self.categories[cid][1]})", where)
         else:
-            self.categories[cid] = (elem.get("parentId"), line)
+            parent = elem.get("parentId")
+            self.categories[cid] = (None if parent in ("0", "") else parent, line)  # parentId="0": a root
 
     def offer(self, elem: etree._Element) -> None:
         self.offers += 1
         oid = elem.get("id") or ""
         line = elem.sourceline or 0
         where = f"offer {oid}"
+        if self.per_element:
+            self.strip_unknown(elem, OFFER_TAGS, OFFER_ATTRIBUTES, where)
         self.validate_schema(elem, where)
         if oid and not self.offer_ids.add(oid):
             self.add(line, f"duplicate offer id {oid}", where)
@@ -201,6 +226,18 @@ class _Checker:
                 continue
             counts[tag] = counts.get(tag, 0) + 1
             first.setdefault(tag, child)
+        self._detail_required(counts, first, line, where)
+        self._detail_lengths(counts, first, line, where)
+        self._detail_prices(counts, first, line, where)
+        cat = first.get("categoryId")
+        if cat is not None:
+            cid = (cat.text or "").strip()
+            if cid and cid not in self.categories and cid not in self.unknown_refs:
+                self.unknown_refs[cid] = (cat.sourceline or line, where)
+
+    def _detail_required(
+        self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
+    ) -> None:
         for tag in ("name", "description", "price", "categoryId"):
             if tag not in counts:
                 self.add(line, f"<{tag}> is missing", where)
@@ -209,33 +246,42 @@ class _Checker:
         for tag in ("name", "description"):
             if tag in first and not (first[tag].text or "").strip():
                 self.add(first[tag].sourceline or line, f"<{tag}> is empty", where)
+
+    def _detail_lengths(
+        self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
+    ) -> None:
         name = first.get("name")
         if name is not None and len((name.text or "").strip()) > NAME_MAX:
             self.add(
                 name.sourceline or line,
-                f"<name> has {len(name.text.strip())} chars (keep ≤ {NAME_MAX})",
+                f"<name> has {len((name.text or '').strip())} chars (keep ≤ {NAME_MAX})",
                 where,
             )
         desc = first.get("description")
         if desc is not None and len(desc.text or "") > DESCRIPTION_MAX:
             self.add(
                 desc.sourceline or line,
-                f"<description> has {len(desc.text)} chars (max {DESCRIPTION_MAX})",
+                f"<description> has {len(desc.text or '')} chars (max {DESCRIPTION_MAX})",
                 where,
             )
+        if counts.get("picture", 0) > PICTURES_MAX:
+            self.add(line, f"{counts['picture']} <picture> tags (Satu takes at most {PICTURES_MAX})", where)
+        code = first.get("vendorCode")
+        text = (code.text or "").strip() if code is not None else ""
+        if code is not None and len(text) > VENDOR_CODE_MAX:
+            self.add(
+                code.sourceline or line,
+                f"<vendorCode> {text!r} has {len(text)} chars (max {VENDOR_CODE_MAX})",
+                where,
+            )
+
+    def _detail_prices(
+        self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
+    ) -> None:
         price_el = first.get("price")
         price = _decimal(price_el.text) if price_el is not None else None
         if price_el is not None and price is not None and price <= 0:
             self.add(price_el.sourceline or line, "<price> must be greater than 0", where)
-        if counts.get("picture", 0) > PICTURES_MAX:
-            self.add(line, f"{counts['picture']} <picture> tags (Satu takes at most {PICTURES_MAX})", where)
-        code = first.get("vendorCode")
-        if code is not None and len((code.text or "").strip()) > VENDOR_CODE_MAX:
-            self.add(
-                code.sourceline or line,
-                f"<vendorCode> {code.text.strip()!r} has {len(code.text.strip())} chars (max {VENDOR_CODE_MAX})",
-                where,
-            )
         if "oldprice" in counts and "discount" in counts:
             self.add(
                 first["oldprice"].sourceline or line,
@@ -253,11 +299,6 @@ class _Checker:
         prices = first.get("prices")
         if prices is not None and len(prices) == 0:
             self.add(prices.sourceline or line, "<prices> without <price> puts the product 'on order'", where)
-        cat = first.get("categoryId")
-        if cat is not None:
-            cid = (cat.text or "").strip()
-            if cid and cid not in self.categories and cid not in self.unknown_refs:
-                self.unknown_refs[cid] = (cat.sourceline or line, where)
 
     def finish(self) -> None:
         for cid, (parent, line) in self.categories.items():
@@ -284,6 +325,7 @@ def _first_line(path: Path) -> bytes:
         return fh.read(200).split(b"\n", 1)[0]
 
 
+SHOP_OPTIONAL = frozenset({"name", "company", "url"})  # Satu takes a feed without them
 SHOP_KNOWN = frozenset(SHOP_REQUIRED + ("platform", "version", "agency", "email"))
 
 
@@ -299,36 +341,47 @@ def _scan(
         huge_tree=True,
         remove_comments=True,
         no_network=True,
+        load_dtd=False,  # (`resolve_entities=False` would make lxml drop well-formedness errors here)
         schema=whole_schema,
     )
     for _, elem in it:
-        parent = elem.getparent()
-        parent_tag = parent.tag if parent is not None else None
-        if elem.tag == "offer":
-            if parent_tag == "offers":
-                c.offer(elem)
-            else:
-                c.add(elem.sourceline or 0, "<offer> outside <offers>")
-        elif parent_tag == "categories":
-            c.category(elem)
-        elif parent_tag != "offer":  # <category> inside an offer is checked with the offer
-            c.add(elem.sourceline or 0, "<category> outside <categories>")
-        if parent_tag in ("offers", "categories"):
-            # Free what was checked: the element and the already-handled siblings before it.
-            elem.clear(keep_tail=False)
-            while elem.getprevious() is not None:
-                del parent[0]
+        _scan_element(elem, c)
     root = it.root
-    if root is None or not skeleton:
-        return
+    if root is not None and skeleton:
+        _check_skeleton(root, c)
+
+
+def _scan_element(elem: etree._Element, c: _Checker) -> None:
+    """Check one ended `<offer>`/`<category>`, then free it and the siblings already handled."""
+    parent = elem.getparent()
+    parent_tag = parent.tag if parent is not None else None
+    if elem.tag == "offer":
+        if parent_tag == "offers":
+            c.offer(elem)
+        else:
+            c.add(elem.sourceline or 0, "<offer> outside <offers>")
+    elif parent_tag == "categories":
+        c.category(elem)
+    elif parent_tag != "offer":  # <category> inside an offer is checked with the offer
+        c.add(elem.sourceline or 0, "<category> outside <categories>")
+    if parent is not None and parent_tag in ("offers", "categories"):
+        # Free what was checked: the element and the already-handled siblings before it.
+        elem.clear(keep_tail=False)
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def _check_skeleton(root: etree._Element, c: _Checker) -> None:
+    """The document around the offers and categories: root, date, one shop, its known children."""
+    if root.getroottree().docinfo.doctype:
+        c.add(1, "the feed has a DOCTYPE declaration; Satu's feeds have none (and entities are not read)")
     if root.tag != "yml_catalog":
         c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
         return
     if not root.get("date"):
         c.add(root.sourceline or 1, "<yml_catalog> has no date attribute")
-    shops = [e for e in root if isinstance(e.tag, str)]
-    for e in shops:
-        if e.tag != "shop":
+    for e in root:
+        if isinstance(e.tag, str) and e.tag != "shop":
             c.add(e.sourceline or 0, f"unexpected <{e.tag}> under <yml_catalog> (expected <shop>)")
     shop = root.find("shop")
     if shop is None:
@@ -339,16 +392,41 @@ def _scan(
         if isinstance(e.tag, str):
             present.add(e.tag)
             if e.tag not in SHOP_KNOWN:
-                c.add(e.sourceline or 0, f"unexpected <{e.tag}> in <shop>")
+                c.warn(e.sourceline or 0, f"unknown tag <{e.tag}> in <shop> (ignored by Satu)")
     for tag in SHOP_REQUIRED:
         if tag not in present:
-            c.add(shop.sourceline or 0, f"<shop> has no <{tag}>")
+            report = c.warn if tag in SHOP_OPTIONAL else c.add
+            report(shop.sourceline or 0, f"<shop> has no <{tag}>")
+
+
+DOCTYPE_SCAN = 1 << 16
+
+
+def _doctype_line(path: Path) -> int:
+    """The line of a `<!DOCTYPE` before the root element (0 when there is none), found without parsing,
+    so that no entity it declares is ever expanded and nothing it names is fetched."""
+    with open(path, "rb") as fh:
+        start = fh.read(DOCTYPE_SCAN)
+    at = start.upper().find(b"<!DOCTYPE")
+    if at < 0:
+        return 0
+    before = start[:at]
+    # only the prolog counts: a "<!DOCTYPE" after the root element starts is text, not a declaration
+    tags = [t for t in before.split(b"<")[1:] if not t.startswith((b"?", b"!"))]
+    return 0 if tags else before.count(b"\n") + 1
 
 
 def check_feed(path: Path | str) -> FeedReport:
     """Validate a feed file; every problem comes with its line number."""
     path = Path(path)
     head = _first_line(path) if path.exists() else b""
+    try:
+        doctype = _doctype_line(path)
+    except OSError as exc:
+        return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
+    if doctype:
+        message = "the feed has a DOCTYPE declaration: refused unread (Satu's feeds have none)"
+        return FeedReport(0, 0, [FeedProblem(doctype, message)])
     try:
         c = _check(lambda: path, head)
     except OSError as exc:
@@ -375,25 +453,9 @@ def _check(source: Callable[[], Path | IO[bytes]], head: bytes) -> _Checker:
     if not head.startswith(b"<?xml"):
         c.add(1, 'no XML declaration (<?xml version="1.0" encoding="UTF-8"?>)')
     elif b"utf-8" not in head.lower():
-        c.add(1, "the feed must be UTF-8 and say so in the XML declaration")
+        c.warn(1, "the feed is not UTF-8 (read as declared); UTF-8 avoids mass rejections on import")
     c.finish()
     return c
-
-
-def iter_offers(path: Path | str) -> Iterator[dict[str, str]]:
-    """Stream (id, price, quantity, available) of every offer of a feed (for diffs against old feeds)."""
-    for _, elem in etree.iterparse(str(path), events=("end",), tag="offer", huge_tree=True, no_network=True):
-        yield {
-            "id": elem.get("id") or "",
-            "price": (elem.findtext("price") or "").strip(),
-            "quantity": (elem.findtext("quantity_in_stock") or "").strip(),
-            "available": elem.get("available") or "",
-        }
-        elem.clear(keep_tail=False)
-        parent = elem.getparent()
-        if parent is not None:
-            while elem.getprevious() is not None:
-                del parent[0]
 
 
 # --- Validation while rendering -------------------------------------------------------------------

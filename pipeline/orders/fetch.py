@@ -22,7 +22,7 @@ from typing import Any
 from pipeline.errors import RetryableError, StopError
 from pipeline.fsutil import write_atomic
 from pipeline.orders.parse import SATU_TZ, parse_satu_datetime
-from pipeline.stage import ResultBase
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "orders"
 NS = "orders.fetch"
@@ -77,8 +77,22 @@ def overlap(settings: Any) -> timedelta:
     return timedelta(hours=float(settings.orders.fetch_overlap_hours))
 
 
-def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> FetchResult:
-    """Poll orders/list from the saved cursor and write every new or changed order into the inbox."""
+def _advance(
+    state: Any, cursor: Any, newest: tuple[datetime, int] | None, newest_text: str | None
+) -> str | None:
+    """Move the saved cursor to the newest order seen (never back; kept after a stop). Returns it."""
+    if newest is not None and (cursor is None or newest[0] >= parse_satu_datetime(cursor["modified"])):
+        state.put(NS, "cursor", {"modified": newest_text, "id": newest[1]})
+        return newest_text
+    return cursor["modified"] if cursor else None
+
+
+def run(
+    settings: Any, *, journal: Any, state: Any, client: Any = None, should_stop: StopCheck = never_stop
+) -> FetchResult:
+    """Poll orders/list from the saved cursor and write every new or changed order into the inbox.
+
+    `should_stop` is asked per order: a stop keeps the cursor (what was written stays recorded)."""
     from pipeline.satu.client import SatuClient
 
     result = FetchResult()
@@ -101,6 +115,9 @@ def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> Fetch
 
     try:
         for raw in client.iter_orders(last_modified_from=since):
+            if should_stop():
+                result.interrupted = True
+                break
             result.listed += 1
             oid = raw.get("id")
             stamp = str(raw.get("date_modified") or raw.get("date_created") or "")
@@ -135,10 +152,6 @@ def run(settings: Any, *, journal: Any, state: Any, client: Any = None) -> Fetch
     finally:
         if own:
             client.close()
-    if newest is not None and (cursor is None or newest[0] >= parse_satu_datetime(cursor["modified"])):
-        state.put(NS, "cursor", {"modified": newest_text, "id": newest[1]})
-        result.cursor = newest_text
-    else:
-        result.cursor = cursor["modified"] if cursor else None
+    result.cursor = _advance(state, cursor, None if result.interrupted else newest, newest_text)
     journal.event(STAGE, f"order download: {result.summary()}", listed=result.listed, written=result.written)
     return result

@@ -7,178 +7,48 @@ inside the same transaction as the order (or its update, which first locks the o
 any point rolls the whole order back; a re-run (or a second importer that lost a race and got a unique
 violation) starts again, finds the order and treats the file as an update — usually "unchanged".
 
-Every statement is a named SQL file (pipeline/torgsoft/queries/); no table name appears here.
+Every statement is a named SQL file (pipeline/torgsoft/queries/) run through `torgsoft.db`; no table name
+and no driver appears here. The pure order → row values live in `order_rows`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
-import os
-import signal
 import time
-import unicodedata
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, SkipError
 from pipeline.model import Order, OrderLine
-from pipeline.orders.parse import SATU_TZ
-from pipeline.torgsoft.mapping import Mapping
-
-SOURCE = "satu"
-# Torgsoft order states (reference schema): 0 new, 1 accepted, 2 shipped, 3 delivered, 4 cancelled.
-NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4
-# Reservation states: 0 active, 1 awaiting stock, 2 released, 3 consumed by an invoice.
-ACTIVE, AWAITING, RELEASED, CONSUMED = 0, 1, 2, 3
-SATU_STATUS = {
-    "pending": NEW,
-    "draft": NEW,
-    "received": ACCEPTED,
-    "paid": ACCEPTED,
-    "delivered": DELIVERED,
-    "canceled": CANCELLED,
-    "cancelled": CANCELLED,
-}
-# Lengths of the reference schema's text columns: longer values are cut (a mapping with shorter
-# columns gets a clear "too long" error naming the field instead).
-LIMITS = {
-    "name": 200,
-    "phone": 30,
-    "email": 200,
-    "city": 100,
-    "address": 500,
-    "payment_method": 100,
-    "delivery_condition": 200,
-    "delivery_address": 500,
-    "ttn": 60,
-    "comment": 2000,
-    "doc_number": 30,
-}
-# What each text parameter means to an operator (for error messages).
-FIELD_LABELS = {
-    "name": "customer name",
-    "phone": "customer phone",
-    "email": "customer e-mail",
-    "city": "customer city",
-    "address": "customer address",
-    "payment_method": "payment method",
-    "delivery_condition": "delivery method",
-    "delivery_address": "delivery address",
-    "ttn": "waybill number",
-    "comment": "comment (client notes)",
-    "doc_number": "document number",
-    "articul": "line sku",
-    "key_value": "customer phone/e-mail key",
-}
-MAX_ATTEMPTS = 8
-Q2 = Decimal("0.01")
-
-# Kazakh letters that WIN1251 cannot hold, with the Russian letter a Kazakh reader expects instead.
-KAZAKH_TO_RUSSIAN = str.maketrans(
-    {
-        "Ә": "А",
-        "ә": "а",
-        "Ғ": "Г",
-        "ғ": "г",
-        "Қ": "К",
-        "қ": "к",
-        "Ң": "Н",
-        "ң": "н",
-        "Ө": "О",
-        "ө": "о",
-        "Ұ": "У",
-        "ұ": "у",
-        "Ү": "У",
-        "ү": "у",
-        "Һ": "Х",
-        "һ": "х",
-        "І": "И",
-        "і": "и",
-    }
+from pipeline.orders.order_rows import (
+    ACTIVE,
+    AWAITING,
+    CANCELLED,
+    CONSUMED,
+    FIELD_LABELS,
+    LIMITS,
+    MAX_ATTEMPTS,
+    NEW,
+    Q2,
+    RELEASED,
+    SOURCE,
+    ImportOutcome,
+    ResolvedLine,
+    order_hash,
+    reserve_until,
+    torgsoft_status,
+    transliterate,
 )
-
-
-def transliterate(text: str, level: int = 1) -> str:
-    """Make text storable in a narrow charset: 1 = Kazakh → Russian letters (WIN1251-safe),
-    2 = also anything outside WIN1251 → '?', 3 = plain ASCII (accents dropped, the rest → '?')."""
-    out = text.translate(KAZAKH_TO_RUSSIAN)
-    if level >= 2:
-        out = out.encode("cp1251", "replace").decode("cp1251")
-    if level >= 3:
-        out = unicodedata.normalize("NFKD", out).encode("ascii", "ignore").decode("ascii") or "?"
-    return out
-
-
-def order_hash(order: Order) -> str:
-    """A stable hash of the Satu order's content (an identical re-import changes nothing)."""
-    return hashlib.sha256(
-        json.dumps(order.raw, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
-    ).hexdigest()
-
-
-def torgsoft_status(satu_status: str) -> int | None:
-    """The Torgsoft order state for a Satu status; None for custom statuses (keep what is there)."""
-    return SATU_STATUS.get(satu_status.lower())
-
-
-def reserve_until(order: Order, reserve_days: int) -> date:
-    """The customer's date when given (never before the order day), else the order day + reserve_days."""
-    day = order.created.astimezone(SATU_TZ).date()
-    if order.reserve_until is not None:
-        return max(order.reserve_until, day)
-    return day + timedelta(days=reserve_days)
-
-
-def _utc_naive(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def test_hook(point: str) -> None:
-    """Crash injection for the tests: TORGSOFT_SATU_TEST_KILL_AT=point[#n] kills this process (SIGKILL)
-    the n-th time (default 1st) it passes `point`. Never set in production."""
-    wanted = os.environ.get("TORGSOFT_SATU_TEST_KILL_AT")
-    if not wanted:
-        return
-    name, _, nth = wanted.partition("#")
-    if name != point:
-        return
-    count = _hook_counts.get(point, 0) + 1
-    _hook_counts[point] = count
-    if count >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-_hook_counts: dict[str, int] = {}
+from pipeline.orders.order_rows import utc_naive as _utc_naive
+from pipeline.orders.parse import SATU_TZ
+from pipeline.torgsoft import db
+from pipeline.torgsoft.mapping import Mapping
 
 
 class OrderTextError(SkipError):
     """A text of the order cannot be stored in the database (charset or length); names order and field."""
-
-
-@dataclass
-class ResolvedLine:
-    """An order line with its Torgsoft good (None = unmatched) and the price that will be written."""
-
-    no: int
-    line: OrderLine
-    good_id: int | None
-    price: Decimal
-
-
-@dataclass
-class ImportOutcome:
-    """What importing one order did."""
-
-    kind: str  # "imported" | "updated" | "unchanged"
-    order_id: int  # the Torgsoft order id
-    invoice: bool = False  # an invoice was created now
-    unmatched: list[str] = field(default_factory=list)
-    shortages: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 class _Retry(Exception):
@@ -202,60 +72,50 @@ class OrderImporter:
         self._ro: Any = None
         self._ro_cur: Any = None
         self._ro_find: Any = None
-        self._prepared: dict[str, Any] = {}
+        self._stmts: db.Statements | None = None
 
     # --- statements ---------------------------------------------------------------------------------
 
+    def _statements(self, cur: Any) -> db.Statements:
+        if self._stmts is None or self._stmts.cursor is not cur:
+            self._stmts = db.Statements(
+                cur, self.mapping, what=f"order {self._order.id if self._order else '?'}"
+            )
+        return self._stmts
+
     def _run(self, cur: Any, name: str, values: dict[str, Any]) -> Any:
         """Execute a named query; text the database cannot hold becomes OrderTextError or is transliterated."""
-        import fdb
-
-        q = self.mapping.query(name)
-        prepared = self._prepared.get(name)
-        if prepared is None:
-            # Prepared once per importer: re-preparing every statement of every order costs ~10 %.
-            prepared = self._prepared[name] = cur.prep(q.sql)
+        stmts = self._statements(cur)
         try:
-            cur.execute(prepared, q.args(values))
-        except (fdb.DatabaseError, UnicodeEncodeError) as exc:
-            if not _is_text_problem(exc):
-                raise
-            values = self._fix_text(cur, name, values, exc)
-        test_hook(f"after:{name}")
+            stmts.run(name, values)
+        except db.TextRejected as exc:
+            values = self._fix_text(stmts, name, values, exc)
+        _testing.reach(f"importer.after:{name}")
         return cur
 
     def _one(self, cur: Any, name: str, values: dict[str, Any]) -> dict[str, Any] | None:
-        import fdb
-
         self._run(cur, name, values)
-        row = cur.fetchone()
-        # Close the result set now: the prepared statement is run again later in this transaction.
-        with contextlib.suppress(fdb.DatabaseError):
-            self._prepared[name].close()
-        if row is None:
-            return None
-        return {d[0].lower(): v for d, v in zip(cur.description, row, strict=True)}
+        return self._statements(cur).fetch_one(name)
 
     def _all(self, cur: Any, name: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         self._run(cur, name, values)
-        cols = [d[0].lower() for d in cur.description]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        return self._statements(cur).fetch_all(name)
 
     def _next_id(self, cur: Any, name: str) -> int:
         row = self._one(cur, name, {})
         assert row is not None
         return int(row["id"])
 
-    def _fix_text(self, cur: Any, name: str, values: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    def _fix_text(
+        self, stmts: db.Statements, name: str, values: dict[str, Any], exc: db.TextRejected
+    ) -> dict[str, Any]:
         """Find which text parameter the database refused (probing under a savepoint); transliterate it
         when `[orders] transliterate_unsupported` is on, else raise OrderTextError naming it."""
-        import fdb
-
         q = self.mapping.query(name)
         suspects = [
             p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and not values[p].isascii()
         ]
-        truncation = "truncation" in str(exc).lower() and "transliterate" not in str(exc).lower()
+        truncation = exc.truncation
         if truncation:
             suspects = [p for p in dict.fromkeys(q.params) if isinstance(values.get(p), str) and values[p]]
         culprits = []
@@ -264,14 +124,14 @@ class OrderImporter:
                 k: (transliterate(v, 3)[:8] if isinstance(v, str) and k != p and k in suspects else v)
                 for k, v in values.items()
             }
-            self.con.savepoint("TS_PROBE")
             try:
-                cur.execute(q.sql, q.args(probe))
-            except (fdb.DatabaseError, UnicodeEncodeError) as probe_exc:
-                if _is_text_problem(probe_exc):
-                    culprits.append(p)
-            finally:
-                self.con.rollback(savepoint="TS_PROBE")
+                with db.savepoint(self.con, "TS_PROBE"):
+                    stmts.execute_raw(name, probe)
+            except db.TextRejected:
+                culprits.append(p)
+            except DatabaseError as probe_exc:
+                if db.is_unavailable(probe_exc):
+                    raise
         culprits = culprits or suspects
         order_id = self._order.id if self._order else "?"
         labels = ", ".join(
@@ -291,10 +151,8 @@ class OrderImporter:
                 for k, v in values.items()
             }
             try:
-                cur.execute(q.sql, q.args(fixed))
-            except (fdb.DatabaseError, UnicodeEncodeError) as again:
-                if not _is_text_problem(again):
-                    raise
+                stmts.execute_raw(name, fixed)
+            except db.TextRejected:
                 continue
             if self.journal is not None:
                 self.journal.event(
@@ -530,9 +388,12 @@ class OrderImporter:
             )
         # Lines without a reservation (none was made) still leave the store with the invoice.
         for r in sold:
-            left = r.line.quantity - covered.get(r.good_id, Decimal(0))
+            gid = r.good_id
+            if gid is None:  # pragma: no cover - `sold` holds matched lines only
+                continue
+            left = r.line.quantity - covered.get(gid, Decimal(0))
             if left > 0:
-                covered[r.good_id] = covered.get(r.good_id, Decimal(0)) + left
+                covered[gid] = covered.get(gid, Decimal(0)) + left
                 self._run(
                     cur,
                     "stock_write_off",
@@ -662,171 +523,73 @@ class OrderImporter:
 
     def _unchanged(self, order: Order) -> ImportOutcome | None:
         """The quick path for a duplicate file or an idempotent re-run: a look-up in a long-lived
-        read-only, read-committed transaction finds the same content already there (no write, no sync)."""
-        import fdb
-
-        if self._ro is None:
-            self._ro = self.con.trans(fdb.ISOLATION_LEVEL_READ_COMMITED_RO)
-            self._ro_cur = self._ro.cursor()
-            self._ro_find = self._ro_cur.prep(self.mapping.query("order_find").sql)
-        q = self.mapping.query("order_find")
+        read-only, read-committed transaction finds the same content already there (no write, no sync).
+        The transaction stays open: it sees every commit, holds back no garbage collection, and starting
+        a transaction per file would cost a disk sync each."""
         try:
-            self._ro_cur.execute(self._ro_find, q.args({"source": SOURCE, "external_id": str(order.id)}))
-            row = self._ro_cur.fetchone()
-            with contextlib.suppress(fdb.DatabaseError):
-                self._ro_find.close()
-            # The read-only read-committed transaction stays open: it sees every commit, holds back no
-            # garbage collection, and starting a transaction per file would cost a disk sync each.
-        except fdb.DatabaseError:
-            with contextlib.suppress(fdb.DatabaseError):
-                self._ro.rollback()
-            self._ro = None
+            if self._ro is None:
+                self._ro = db.read_only_transaction(self.con)
+                self._ro_find = db.Statements(self._ro.cursor(), self.mapping, what=f"order {order.id}")
+            found = self._ro_find.one("order_find", {"source": SOURCE, "external_id": str(order.id)})
+        except DatabaseError as exc:
+            if self._ro is not None:
+                db.rollback(self._ro)
+            self._ro = self._ro_find = None
+            if db.is_unavailable(exc) and not db.is_race(exc):
+                raise  # the connection is gone: the full path would fail the same way
             return None  # the full path will tell what is wrong
-        if row is None:
-            return None
-        found = {d[0].lower(): v for d, v in zip(self._ro_find.description, row, strict=True)}
-        if found.get("external_hash") == order_hash(order):
+        if found is not None and found.get("external_hash") == order_hash(order):
             return ImportOutcome("unchanged", int(found["id"]))
         return None
 
     def close(self) -> None:
         """End the read-only look-up transaction (before the connection is closed)."""
         if self._ro is not None:
-            with contextlib.suppress(Exception):
-                self._ro.rollback()
-            with contextlib.suppress(Exception):
+            db.rollback(self._ro)
+            with contextlib.suppress(*db.driver_errors()):
                 self._ro.close()
             self._ro = self._ro_cur = self._ro_find = None
-        self._prepared.clear()
+        self._stmts = None
         self._cur = None
 
     def import_order(self, order: Order) -> ImportOutcome:
-        """Import (or update) one order in one transaction; retried when another importer won a race."""
-        import fdb
+        """Import (or update) one order in one transaction; retried when another importer won a race.
 
-        from pipeline.torgsoft.connection import translate
-
+        Raises `DatabaseUnavailable` when the database (not the order) is the problem — the attachment
+        was shut down, the connection lost, a race lost too often — so the file is given back, never
+        quarantined; `DatabaseError`/`SkipError` when the database refused this order's data."""
         self._order = order
         unchanged = self._unchanged(order)
         if unchanged is not None:
             return unchanged
         delay = 0.05
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            if self._cur is None:
-                self._cur = self.con.cursor()
-            cur = self._cur
             try:
-                outcome = self._import_once(cur, order)
-                test_hook("before_commit")
-                self.con.commit()
-                test_hook("after_commit")
+                if self._cur is None:
+                    self._cur = self.con.cursor()
+                outcome = self._import_once(self._cur, order)
+                _testing.reach("importer.before_commit")
+                db.commit(self.con, f"order {order.id}: commit failed")
+                _testing.reach("importer.after_commit")
                 return outcome
-            except fdb.DatabaseError as exc:
-                self.con.rollback()
-                if _is_race(exc) and attempt < MAX_ATTEMPTS:
+            except DatabaseError as exc:
+                failed_rollback = db.rollback(self.con)
+                if failed_rollback is not None and db.is_unavailable(failed_rollback):
+                    # The attachment is gone (shut down under us): whatever the statement said, the
+                    # order is not at fault. The caller reconnects later.
+                    raise DatabaseUnavailable(f"order {order.id}: {exc} ({failed_rollback})") from None
+                if db.is_race(exc) and attempt < MAX_ATTEMPTS:
                     # Another importer created this order/customer, or holds a row we need: start over.
                     self._goods_by_id.clear()
                     self._goods_by_articul.clear()
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
                     continue
-                error = translate(exc, f"order {order.id}")
-                if _is_race(exc):
-                    raise DatabaseUnavailable(str(error)) from None
-                raise error from None
+                raise
+            except db.driver_errors() as exc:  # from the driver outside a translated call
+                db.rollback(self.con)
+                raise db.translate(exc, f"order {order.id}") from None
             except BaseException:
-                self.con.rollback()
+                db.rollback(self.con)
                 raise
         raise DatabaseError(f"order {order.id}: gave up after {MAX_ATTEMPTS} attempts")  # pragma: no cover
-
-
-# Every query the importer runs, with the result columns it reads (writes have none).
-QUERY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "order_find": ("id", "status", "is_paid", "client_id", "external_modified", "external_hash"),
-    "order_lock": ("id",),
-    "order_next_id": ("id",),
-    "order_insert": (),
-    "order_update": (),
-    "order_items": ("line_no", "good_id", "qty", "price"),
-    "order_items_delete": (),
-    "order_item_insert": (),
-    "client_find_by_phone": ("id", "name", "phone", "email", "city", "address"),
-    "client_find_by_email": ("id", "name", "phone", "email", "city", "address"),
-    "client_next_id": ("id",),
-    "client_insert": (),
-    "client_update": (),
-    "client_key_insert": (),
-    "good_find_by_id": ("good_id", "retail_price", "wholesale_price"),
-    "good_find_by_articul": ("good_id", "retail_price", "wholesale_price"),
-    "stock_lock": ("qty", "reserved"),
-    "stock_reserve": (),
-    "stock_write_off": (),
-    "reservation_next_id": ("id",),
-    "reservation_insert": (),
-    "reservations_of_order": ("id", "good_id", "center_id", "qty", "state"),
-    "reservation_set_state": (),
-    "reservation_set_until": (),
-    "invoice_find": ("id",),
-    "invoice_next_id": ("id",),
-    "invoice_insert": (),
-    "invoice_item_insert": (),
-}
-
-
-def check_mapping(con: Any, mapping: Mapping) -> None:
-    """Prepare every order query against the live database and check the aliases it must deliver;
-    one SettingsError lists every problem (file and column) before any order is touched."""
-    from pipeline.errors import Problem, SettingsError
-
-    problems: list[Problem] = []
-    try:
-        mapping.check(con, list(QUERY_COLUMNS))  # files that are missing or do not prepare
-    except SettingsError as exc:
-        problems += exc.problems
-    broken = {p.key for p in problems}
-    cur = con.cursor()
-    for name, columns in QUERY_COLUMNS.items():
-        if not columns or str(mapping.path(name)) in broken or not mapping.path(name).exists():
-            continue
-        q = mapping.query(name)
-        try:
-            have = {d[0].lower() for d in cur.prep(q.sql).description or ()}
-        except Exception:  # already reported by mapping.check
-            continue
-        problems += [
-            Problem(str(q.path), f"result column {c!r} is missing", f"alias a column AS {c}")
-            for c in columns
-            if c not in have
-        ]
-    con.rollback()
-    if problems:
-        raise SettingsError(problems)
-
-
-def _gds(exc: BaseException) -> int | None:
-    args = getattr(exc, "args", ())
-    return args[2] if len(args) > 2 and isinstance(args[2], int) else None
-
-
-def _is_race(exc: BaseException) -> bool:
-    """A unique-key violation (someone inserted first) or a lock/update conflict (someone holds the row)."""
-    text = str(exc).lower()
-    return (
-        _gds(exc) in (335544665, 335544349, 335544336, 335544345)
-        or "violation of primary or unique key" in text
-        or "deadlock" in text
-        or "update conflicts" in text
-        or "lock conflict" in text
-        or "lock time-out" in text
-        # An engine page lock another process would not hand over in time (embedded engine in
-        # shared mode): nothing is wrong with the order, so it is a race like the others.
-        or "lock denied" in text
-    )
-
-
-def _is_text_problem(exc: BaseException) -> bool:
-    """Text the charset cannot hold, or too long for its column."""
-    if isinstance(exc, UnicodeEncodeError):
-        return True
-    text = str(exc).lower()
-    return "transliterate" in text or "string right truncation" in text or "malformed string" in text

@@ -3,7 +3,8 @@
 Layout under `[orders] inbox`:
 
     inbox/*.json            files waiting (anything not hidden and not *.tmp/*.part counts)
-    inbox/processing/       files claimed by a running importer (name: `<owner>~<file name>`)
+    inbox/processing/       files claimed by a running importer (`<owner hash>~<name hash>`; the file's
+                            name is in `.name-<name hash>`, so no name is too long to claim)
     inbox/done/             imported files
     inbox/quarantine/       damaged files, each with `<name>.reason.txt`
 
@@ -13,6 +14,11 @@ exclusive lock on `processing/.owner-<owner>.lock` while it lives; a claim whose
 belongs to a killed process and is taken over (renamed to the new owner) and imported again — safe,
 because the database import itself is exactly-once. Nothing is ever deleted.
 
+A stop (`should_stop`, or watch's stop event) ends a pass after the orders being written, each committed
+or rolled back, and gives every claim back. A database that goes away (shut down, connection lost) is
+`DatabaseUnavailable`: the file goes back to the inbox, never to quarantine; only a data problem
+quarantines. The folder and claim protocol live in `claims.py`.
+
 `run()` is one pass; `watch()` runs until a stop event: a watchdog observer gives hints, the listing is
 the truth (scan at start and every few seconds).
 """
@@ -20,35 +26,29 @@ the truth (scan at start and every few seconds).
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
-from pipeline.orders.importer import ImportOutcome, test_hook
+from pipeline.orders.claims import Inbox
+from pipeline.orders.importer import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
+from pipeline.stage import ResultBase, StopCheck, never_stop
+from pipeline.torgsoft.db import is_race
 
 STAGE = "orders"
-IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
-SUBDIRS = ("processing", "done", "quarantine")
 RESCAN_SECONDS = 10.0
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: claims of dead owners are recovered after a day
-    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass
-class InboxResult:
+class InboxResult(ResultBase):
     """Counts of one inbox pass."""
 
     scanned: int = 0
@@ -62,12 +62,20 @@ class InboxResult:
     waiting: int = 0  # still being written (not settled)
     recovered: int = 0  # claims of a killed importer taken over
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False  # a stop was requested: the rest waits in the inbox
+    unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
+    skipped: bool = False  # the inbox held nothing at all
+    problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
 
     @property
     def ok(self) -> bool:
-        """True when every settled file was imported (nothing quarantined, nothing failed)."""
-        return self.quarantined == 0 and self.failed == 0
+        """True when every settled file was imported (nothing quarantined, nothing failed, no stop)."""
+        return self.quarantined == 0 and self.failed == 0 and not self.interrupted
+
+    @property
+    def errors(self) -> list[str]:
+        """The problems (the name the CLI and older callers use)."""
+        return self.problems
 
     def add(self, other: InboxResult) -> None:
         """Accumulate another pass (used by watch)."""
@@ -84,7 +92,10 @@ class InboxResult:
             "recovered",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.errors.extend(other.errors)
+        self.interrupted = self.interrupted or other.interrupted
+        self.unavailable = self.unavailable or other.unavailable
+        self.skipped = self.skipped and other.skipped
+        self.problems.extend(other.problems)
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -92,216 +103,31 @@ class InboxResult:
             f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
             f"quarantined {self.quarantined}, invoices {self.invoices}, unmatched lines "
             f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}"
+            + (", stopped on request" if self.interrupted else "")
         )
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    """`folder/name`, or `name.1`, `name.2`… when taken: a same-named file is never overwritten."""
-    target = folder / name
-    n = 0
-    while target.exists():
-        n += 1
-        target = folder / f"{name}.{n}"
-    return target
-
-
-def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
-    """Move src into folder under name (suffixing when taken) without ever replacing a file."""
-    for _ in range(1000):
-        target = _free_name(folder, name)
-        try:
-            os.link(src, target)  # fails if target exists: no silent overwrite, even in a race
-        except FileExistsError:
-            continue
-        except OSError:
-            if target.exists():
-                continue
-            os.replace(src, target)
-            return target
-        os.unlink(src)
-        return target
-    raise PipelineError(f"cannot find a free name for {name} in {folder}")  # pragma: no cover
-
-
-class Inbox:
-    """The folder layout and the claim protocol of one importer process."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self.processing = self.root / "processing"
-        self.done = self.root / "done"
-        self.quarantine = self.root / "quarantine"
-        for d in (self.root, self.processing, self.done, self.quarantine):
-            d.mkdir(parents=True, exist_ok=True)
-        self.owner = f"{socket.gethostname().replace('~', '-')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self._lock_path = self.processing / f".owner-{self.owner}.lock"
-        self._lock_fd: int | None = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-        if fcntl is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._seen: dict[str, tuple[tuple[int, int], float]] = {}
-
-    def close(self) -> None:
-        """Give up the owner lock (claims still held would then be recovered by the next importer)."""
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            with contextlib.suppress(OSError):
-                self._lock_path.unlink()
-
-    # --- listing --------------------------------------------------------------------------------------
-
-    def candidates(self) -> list[Path]:
-        """Order files waiting in the inbox (the listing is the truth)."""
-        out = []
-        with os.scandir(self.root) as it:
-            for entry in it:
-                name = entry.name
-                if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
-                    continue
-                with contextlib.suppress(OSError):
-                    if entry.is_file(follow_symlinks=False):
-                        out.append(Path(entry.path))
-        return sorted(out, key=lambda p: p.name)
-
-    def settled(self, path: Path, settle_seconds: float) -> bool | None:
-        """True when the file has not changed for settle_seconds (by its mtime, or by our own
-        observations when clocks disagree); None when it vanished."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return None
-        sig = (st.st_size, st.st_mtime_ns)
-        now = time.monotonic()
-        prev = self._seen.get(path.name)
-        if prev is None or prev[0] != sig:
-            self._seen[path.name] = (sig, now)
-            first_seen = now
-        else:
-            first_seen = prev[1]
-        if settle_seconds <= 0:
-            return True
-        age = time.time() - st.st_mtime
-        return age >= settle_seconds or now - first_seen >= settle_seconds
-
-    # --- claims ---------------------------------------------------------------------------------------
-
-    def claim(self, path: Path) -> Path | None:
-        """Atomically take a file into processing/; None when another importer was faster."""
-        target = self.processing / f"{self.owner}~{path.name}"
-        try:
-            os.rename(path, target)
-        except FileNotFoundError:
-            return None
-        self._seen.pop(path.name, None)
-        return target
-
-    @staticmethod
-    def original_name(claim: Path) -> str:
-        """The file name a claim had in the inbox."""
-        return claim.name.split("~", 1)[1] if "~" in claim.name else claim.name
-
-    def _owner_alive(self, owner: str) -> bool:
-        if owner == self.owner:
-            return True
-        lock = self.processing / f".owner-{owner}.lock"
-        if fcntl is None:  # pragma: no cover - no flock: trust a claim for a day
-            return lock.exists() and time.time() - lock.stat().st_mtime < 86400
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True  # somebody holds it: the owner lives
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return False
-        finally:
-            os.close(fd)
-
-    def recover(self) -> list[Path]:
-        """Take over the claims of importers that died (their owner lock is free)."""
-        taken = []
-        dead: set[str] = set()
-        with os.scandir(self.processing) as it:
-            entries = sorted(e.name for e in it if not e.name.startswith(".") and "~" in e.name)
-        for name in entries:
-            owner = name.split("~", 1)[0]
-            if owner == self.owner or owner in dead or self._owner_alive(owner):
-                continue
-            dead.add(owner)
-        for name in entries:
-            owner = name.split("~", 1)[0]
-            if owner not in dead:
-                continue
-            src = self.processing / name
-            target = self.processing / f"{self.owner}~{name.split('~', 1)[1]}"
-            try:
-                os.rename(src, target)
-            except FileNotFoundError:
-                continue  # another importer took it over first
-            taken.append(target)
-        for owner in dead:
-            with contextlib.suppress(OSError):
-                (self.processing / f".owner-{owner}.lock").unlink()
-        return taken
-
-    def mine(self) -> list[Path]:
-        """Claims this process holds (left over by an interrupted pass of this process)."""
-        prefix = f"{self.owner}~"
-        return sorted(p for p in self.processing.iterdir() if p.name.startswith(prefix))
-
-    # --- outcomes -------------------------------------------------------------------------------------
-
-    def finish(self, claim: Path) -> Path:
-        """An imported file goes to done/. No fsync: should the move be lost in a crash, the file is
-        imported again and found unchanged (the database, not the folder, keeps exactly-once)."""
-        return _move_no_clobber(claim, self.done, self.original_name(claim))
-
-    def to_quarantine(self, claim: Path, reason: str) -> Path:
-        """A damaged file goes to quarantine/ next to `<name>.reason.txt`."""
-        target = _move_no_clobber(claim, self.quarantine, self.original_name(claim))
-        reason_file = Path(str(target) + ".reason.txt")
-        tmp = reason_file.with_name(f".{reason_file.name}.tmp")
-        tmp.write_text(f"{reason}\n", encoding="utf-8")
-        os.replace(tmp, reason_file)
-        _fsync_dir(self.quarantine)
-        return target
-
-    def give_back(self, claim: Path) -> Path:
-        """Return a claim to the inbox (import to be retried later)."""
-        target = _move_no_clobber(claim, self.root, self.original_name(claim))
-        return target
 
 
 # --- the sink: database or Torgsoft's order files -------------------------------------------------------
 
 
-class Sink:
-    """Where orders go: `import_order(order) -> ImportOutcome`, `close()`."""
+class Sink(Protocol):
+    """Where orders go: `import_order(order) -> ImportOutcome`, `close()` (the database, or JsonSink)."""
 
-    def import_order(self, order: Any) -> ImportOutcome:  # pragma: no cover - interface
-        raise NotImplementedError
+    def import_order(self, order: Any) -> ImportOutcome:
+        """Write one order (one transaction)."""
+        ...
 
-    def close(self) -> None:  # pragma: no cover - interface
-        pass
+    def close(self) -> None:
+        """Release the connection."""
+        ...
 
 
-class DatabaseSink(Sink):
+class DatabaseSink:
     """The Torgsoft database through the SQL mapping."""
 
     def __init__(self, settings: Any, journal: Any):
-        from pipeline.orders.importer import OrderImporter, check_mapping
+        from pipeline.orders.importer import OrderImporter
+        from pipeline.orders.order_sql import check_mapping
         from pipeline.torgsoft.connection import connect
 
         self.con = connect(settings)
@@ -380,8 +206,23 @@ def _give_back(
 
 def _process_claim(
     inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any, result: InboxResult
-) -> None:
-    """Parse and import one claimed file, and count what happened."""
+) -> bool:
+    """Parse and import one claimed file, and count what happened. Returns False when the sink is no
+    longer usable (the database is unavailable): the file was given back and the worker must stop."""
+    try:
+        return _import_claim(inbox, claim, sink, settings, journal, result)
+    except BaseException:
+        # A second Ctrl+C (KeyboardInterrupt) or a bug in the bookkeeping: the transaction was rolled
+        # back by the importer; the file goes back to the inbox rather than waiting for recovery.
+        if claim.exists():
+            with contextlib.suppress(OSError):
+                inbox.give_back(claim)
+        raise
+
+
+def _import_claim(
+    inbox: Inbox, claim: Path, sink: Sink, settings: Any, journal: Any, result: InboxResult
+) -> bool:
     cfg = settings.orders
     name = inbox.original_name(claim)
     order_id = None
@@ -399,7 +240,7 @@ def _process_claim(
     except (DamagedFile, SkipError) as exc:
         reason = exc.reason if isinstance(exc, DamagedFile) else str(exc)
         _set_aside(inbox, claim, reason, name, order_id, journal, result)
-        return
+        return True
     except (RetryableError, DatabaseUnavailable) as exc:
         _give_back(
             inbox,
@@ -412,7 +253,8 @@ def _process_claim(
             journal,
             result,
         )
-        return
+        # A lost race only concerns this order; a shut-down or lost connection concerns every file after.
+        return is_race(exc)
     except (PipelineError, OSError) as exc:
         if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
             # The mapping was checked at start, so a refusal now is about this order's data (a value
@@ -420,10 +262,10 @@ def _process_claim(
             _set_aside(
                 inbox, claim, f"the database refused this order: {exc}", name, order_id, journal, result
             )
-            return
+            return True
         # Anything else (a full disk, a settings problem): keep the file for a retry, report, go on.
         _give_back(inbox, claim, exc, f"{name} not imported: {exc}", "error", name, order_id, journal, result)
-        return
+        return True
     except Exception as exc:  # a bug must not stop the batch: the file is kept aside with the details
         _set_aside(
             inbox,
@@ -435,8 +277,8 @@ def _process_claim(
             result,
             traceback=traceback.format_exc(),
         )
-        return
-    test_hook("before_done")
+        return True
+    _testing.reach("inbox.before_done")
     inbox.finish(claim)
     if outcome.kind == "imported":
         result.imported += 1
@@ -461,20 +303,20 @@ def _process_claim(
         journal.event(STAGE, f"order {order_id}: shortage, {text}", "warning", order_id=order_id, file=name)
     for text in outcome.notes:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
+    return True
 
 
-def _pass(
-    inbox: Inbox,
-    sinks: list[Sink],
-    settings: Any,
-    journal: Any,
-    result: InboxResult,
-    stop: Callable[[], bool] = lambda: False,
-) -> list[Path]:
-    """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
-    returns the files still settling."""
-    for claim in inbox.mine():  # left by an earlier, interrupted pass of this process
-        _process_claim(inbox, claim, sinks[0], settings, journal, result)
+def _leftovers(
+    inbox: Inbox, sink: Sink, settings: Any, journal: Any, result: InboxResult, stop: StopCheck
+) -> bool:
+    """Claims left by an earlier, interrupted pass of this process, then those of importers that died.
+    Returns False when the sink became unusable."""
+    for claim in inbox.mine():
+        if stop():
+            inbox.give_back(claim)
+            continue
+        if not _process_claim(inbox, claim, sink, settings, journal, result):
+            return False
     for claim in inbox.recover():
         result.recovered += 1
         journal.event(
@@ -483,45 +325,83 @@ def _pass(
             "warning",
             file=inbox.original_name(claim),
         )
-        _process_claim(inbox, claim, sinks[0], settings, journal, result)
-    ready, waiting = [], []
+        if stop():
+            inbox.give_back(claim)
+            continue
+        if not _process_claim(inbox, claim, sink, settings, journal, result):
+            return False
+    return True
+
+
+def _work(
+    inbox: Inbox, queue: deque[Path], sink: Sink, settings: Any, journal: Any, stop: StopCheck
+) -> InboxResult:
+    """One worker: claim and import files from the queue until it is empty, a stop is requested, or the
+    database becomes unavailable (then the other files stay in the inbox for a later pass)."""
+    local = InboxResult()
+    while True:
+        if stop():
+            local.interrupted = True
+            break
+        try:
+            path = queue.popleft()
+        except IndexError:
+            break
+        try:
+            claim = inbox.claim(path)
+        except OSError as exc:  # one file the folder will not move must not block the others
+            local.failed += 1
+            local.problems.append(f"{path.name}: cannot claim: {exc}")
+            journal.event(STAGE, f"cannot claim {path.name}: {exc}", "error", file=path.name)
+            continue
+        if claim is None:
+            continue  # another importer took it
+        _testing.reach("inbox.claimed")
+        local.scanned += 1
+        if not _process_claim(inbox, claim, sink, settings, journal, local):
+            local.unavailable = True
+            queue.clear()
+            break
+    return local
+
+
+def _pass(
+    inbox: Inbox,
+    sinks: list[Sink],
+    settings: Any,
+    journal: Any,
+    result: InboxResult,
+    stop: StopCheck = never_stop,
+) -> list[Path]:
+    """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
+    returns the files still settling. A stop ends it after the orders being written (each one committed
+    or rolled back); no claim is kept."""
+    if not _leftovers(inbox, sinks[0], settings, journal, result, stop):
+        result.unavailable = True
+        return []
+    ready: list[Path] = []
+    waiting: list[Path] = []
     for path in inbox.candidates():
         state = inbox.settled(path, settings.orders.settle_seconds)
         if state is None:
             continue
         (ready if state else waiting).append(path)
     queue: deque[Path] = deque(ready)
-    lock = threading.Lock()
-
-    def work(sink: Sink) -> None:
-        local = InboxResult()
-        try:
-            while not stop():
-                try:
-                    path = queue.popleft()
-                except IndexError:
-                    break
-                claim = inbox.claim(path)
-                if claim is None:
-                    continue  # another importer took it
-                test_hook("claimed")
-                local.scanned += 1
-                _process_claim(inbox, claim, sink, settings, journal, local)
-        finally:
-            with lock:
-                result.add(local)
-
     used = sinks[: max(1, min(len(sinks), len(ready)))]
     if len(used) == 1:
-        work(used[0])
+        result.add(_work(inbox, queue, used[0], settings, journal, stop))
         return waiting
+    lock = threading.Lock()
     errors: list[BaseException] = []
 
     def guarded(sink: Sink) -> None:
         try:
-            work(sink)
+            local = _work(inbox, queue, sink, settings, journal, stop)
         except BaseException as exc:  # re-raised in the calling thread below
             errors.append(exc)
+            return
+        with lock:
+            result.add(local)
 
     threads = [
         threading.Thread(target=guarded, args=(s,), name=f"orders-import-{n}") for n, s in enumerate(used)
@@ -554,24 +434,36 @@ def _close_all(sinks: list[Sink]) -> None:
         s.close()
 
 
-def run(settings: Any, *, journal: Any, state: Any, max_wait: float | None = None) -> InboxResult:
+def run(
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    max_wait: float | None = None,
+    should_stop: StopCheck = never_stop,
+) -> InboxResult:
     """One pass over the inbox: import every settled file (waiting a little for files still being
-    written, at most `max_wait` seconds, default 3 × settle_seconds). Returns the counts."""
+    written, at most `max_wait` seconds, default 3 × settle_seconds). Returns the counts.
+
+    When `should_stop` turns true the pass ends after the orders being written, every claim given back
+    (`interrupted` in the result)."""
     started = time.monotonic()
     result = InboxResult()
     inbox = Inbox(settings.orders.inbox)
     sinks: list[Sink] = []
     try:
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
+            result.skipped = True
             return result
         sinks = open_sinks(settings, journal=journal, state=state)
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
-        waiting = _pass(inbox, sinks, settings, journal, result)
-        while waiting and time.monotonic() < deadline:
+        waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
+        while waiting and time.monotonic() < deadline and not should_stop():
             time.sleep(min(0.5, max(0.05, settings.orders.settle_seconds / 4)))
-            waiting = _pass(inbox, sinks, settings, journal, result)
+            waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
         result.waiting = len(waiting)
+        result.interrupted = result.interrupted or should_stop()
     finally:
         _close_all(sinks)
         inbox.close()
@@ -631,6 +523,10 @@ def watch(
                     waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
             except (RetryableError, DatabaseUnavailable) as exc:
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
+                _close_all(sinks)
+                sinks = []
+            if result.unavailable:  # reconnect on the next pass
+                journal.event(STAGE, "inbox paused: the database became unavailable; reconnecting", "warning")
                 _close_all(sinks)
                 sinks = []
             result.waiting = len(waiting)

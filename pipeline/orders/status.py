@@ -44,6 +44,7 @@ from typing import Any
 from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
 from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT
 from pipeline.settings import Settings, StatusSettings
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "status"
 SOURCE = "satu"  # CUSTOMER_ORDER.EXTERNAL_SOURCE of orders that came from Satu
@@ -99,7 +100,7 @@ class Target:
 
 
 @dataclasses.dataclass
-class StatusResult:
+class StatusResult(ResultBase):
     """Counts of one run: orders checked, statuses and waybills confirmed, failures, parked, baseline."""
 
     checked: int = 0
@@ -276,8 +277,9 @@ def _satu_id(external_id: str) -> int | None:
 class _Run:
     """One run of the stage; keeps the counters and the lazily opened Satu client."""
 
-    def __init__(self, settings: Settings, journal: Any, state: Any):
+    def __init__(self, settings: Settings, journal: Any, state: Any, should_stop: StopCheck = never_stop):
         self.settings = settings
+        self.should_stop = should_stop
         self.cfg = settings.status
         self.journal = journal
         self.state = state
@@ -521,6 +523,9 @@ class _Run:
             ).append((key, payload, attempts))
         for (status, reason, text), entries in groups.items():
             for start in range(0, len(entries), BATCH):
+                if self.should_stop():  # the rest stays queued in the outbox for the next run
+                    self.result.interrupted = True
+                    return False
                 chunk = entries[start : start + BATCH]
                 try:
                     processed = self.set_status(chunk, status, reason, text)
@@ -613,24 +618,33 @@ class _Run:
             self.fail(kind, key, payload, attempts, f"Satu unreachable: {exc}", transient=True)
 
     def push(self) -> None:
-        """Push everything due; an auth problem stops the push (nothing is counted against orders)."""
-        from pipeline.satu.client import SatuAuthError
+        """Push everything due. A refused token stops the push (nothing is counted against orders) and
+        is raised (an `AuthError`) after journaling it, so the one token alert fires."""
+        from pipeline.errors import AuthError
 
         if not self.state.outbox_due(KIND_STATUS, limit=1) and not self.state.outbox_due(KIND_TTN, limit=1):
             return
         try:
             if self.push_statuses():
                 self.push_waybills()
-        except SatuAuthError as exc:
+        except AuthError as exc:
             self.result.ok = False
             self.event(
                 f"Satu refused the token, nothing pushed: {exc}",
                 "error",
                 fix="make a new API token with order rights and set it in the env var [satu] token_env names",
             )
+            raise
 
 
-def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False) -> StatusResult:
+def run(
+    settings: Settings,
+    *,
+    journal: Any,
+    state: Any,
+    baseline: bool = False,
+    should_stop: StopCheck = never_stop,
+) -> StatusResult:
     """Detect Torgsoft order changes and push statuses and waybills to Satu (see the module doc).
 
     `baseline=True` (or the first run ever) records the current states as pushed and sends nothing.
@@ -640,7 +654,7 @@ def run(settings: Settings, *, journal: Any, state: Any, baseline: bool = False)
         journal.event(STAGE, "status push is off ([status] enabled = false)")
         return StatusResult()
     validate(settings.status)
-    job = _Run(settings, journal, state)
+    job = _Run(settings, journal, state, should_stop)
     result = job.result
     try:
         if baseline or state.get(NS_META, "baseline") is None:

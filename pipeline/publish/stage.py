@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.contracts import feed_files
+from pipeline.contracts.photo_urls import PUBLISHED_NS, join_url
 from pipeline.errors import PipelineError, SettingsError
-from pipeline.photo_urls import PUBLISHED_NS, join_url
 from pipeline.progress import Progress
 from pipeline.publish.session import STAGE, Session
 from pipeline.publish.targets import make_target, target_identity

@@ -1,9 +1,8 @@
 """Fast stock/price/presence pushes to Satu, periodic full re-assertion, reconciliation, import by URL.
 
 Satu pulls the feed only every few hours; stock that lags behind the shop means overselling. After
-each catalog run this stage compares what the feed stage recorded (state namespace `feed.offers`:
-`{offer_id: {"price": str, "quantity": int|str, "presence": "available|not_available|waiting", …}}`)
-with what Satu last *acknowledged* (namespace `satu.acked`) and sends only the differences through
+each catalog run this stage compares what the feed stage recorded (the `feed.offers` contract,
+`pipeline.contracts.feed_offers`: price, quantity, presence per offer id) with what Satu last *acknowledged* (namespace `satu.acked`) and sends only the differences through
 `products/edit_by_external_id`, 100 per call.
 
 Rules that keep it safe:
@@ -21,26 +20,35 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pipeline.contracts import feed_offers
 from pipeline.errors import RetryableError
-from pipeline.satu.api import MAX_BATCH, import_errors, import_finished, parse_price
+from pipeline.satu.api import MAX_BATCH, import_errors, import_finished
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
+from pipeline.satu.offer_state import (  # noqa: F401 (desired_state, to_item: public here too)
+    _price,
+    _quantity,
+    _same,
+    _sold_out_first,
+    desired_state,
+    gone_state,
+    to_item,
+)
+from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "push"
-FEED_NS = "feed.offers"
+FEED_NS = feed_offers.NAMESPACE  # written by the feed stage (see the contract)
 ACKED_NS = "satu.acked"
 META_NS = "satu.push"
 IMPORT_NS = "satu.import"
 OUTBOX_KIND = "satu.product"
 #: Presence values the push may send (the feed record uses the first three).
 PRESENCES = ("available", "not_available", "order", "waiting")
-_CENT = Decimal("0.01")
 
 
 @dataclass
-class PushResult:
+class PushResult(ResultBase):
     """What one push run did."""
 
     changed: int = 0  # offers whose catalog state differs from what Satu acknowledged
@@ -53,11 +61,12 @@ class PushResult:
     outbox: int = 0  # items waiting in the outbox after the run
     full: bool = False
     skipped: bool = False
+    interrupted: bool = False
     ok: bool = True
 
 
 @dataclass
-class ReconcileResult:
+class ReconcileResult(ResultBase):
     """Differences between Satu's products and the catalog record."""
 
     checked: int = 0
@@ -78,7 +87,7 @@ class ReconcileResult:
 
 
 @dataclass
-class ImportResult:
+class ImportResult(ResultBase):
     """The outcome of an import by URL."""
 
     import_id: str | None = None
@@ -89,64 +98,7 @@ class ImportResult:
     ok: bool = True
 
 
-# --- pure mapping ---------------------------------------------------------------------------------------
-
-
-def _price(value: Any) -> Decimal | None:
-    try:
-        d = parse_price(value)
-    except ValueError:
-        return None
-    return None if d is None else d.quantize(_CENT)
-
-
-def _quantity(value: Any) -> int:
-    """Satu takes whole units: fractional stock is floored, negative stock is zero."""
-    try:
-        d = Decimal(str(value).replace(",", ".")) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return 0
-    return max(0, int(d))
-
-
-def desired_state(record: dict[str, Any]) -> dict[str, Any]:
-    """The comparable state of one offer of the feed record: price (2-decimal text), stock, presence."""
-    price = _price(record.get("price"))
-    presence = record.get("presence") or "available"
-    return {
-        "price": None if price is None else format(price, "f"),
-        "quantity_in_stock": _quantity(record.get("quantity")),
-        "presence": presence,
-    }
-
-
-def gone_state(acked: dict[str, Any]) -> dict[str, Any]:
-    """The state an offer that left the catalog must have on Satu: nothing to sell."""
-    return {"price": acked.get("price"), "quantity_in_stock": 0, "presence": "not_available", "gone": True}
-
-
-def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
-    return a is not None and all(a.get(k) == b.get(k) for k in ("price", "quantity_in_stock", "presence"))
-
-
-def to_item(offer_id: str, state: dict[str, Any]) -> dict[str, Any]:
-    """The `edit_by_external_id` item for a desired state (prices as JSON numbers)."""
-    item: dict[str, Any] = {
-        "id": offer_id,
-        "quantity_in_stock": state["quantity_in_stock"],
-        "presence": state["presence"],
-        "presence_sure": True,
-    }
-    if state.get("price") is not None:
-        d = Decimal(state["price"])
-        item["price"] = int(d) if d == d.to_integral_value() else float(d)
-    return item
-
-
-def _sold_out_first(item: tuple[str, dict[str, Any]]) -> tuple[int, int, str]:
-    key, st = item
-    sold_out = st["quantity_in_stock"] == 0 or st["presence"] != "available"
-    return (0 if sold_out else 1, len(key), key)
+# --- pure mapping: see pipeline.satu.offer_state ------------------------------------------------------
 
 
 def _journal_refusals(journal: Any, refused: dict[str, str]) -> None:
@@ -179,41 +131,77 @@ def _full_due(settings: Any, state: Any, now: float) -> bool:
 
 
 def run(
-    settings: Any, *, journal: Any, state: Any, full: bool = False, client: SatuClient | None = None
+    settings: Any,
+    *,
+    journal: Any,
+    state: Any,
+    full: bool = False,
+    client: SatuClient | None = None,
+    should_stop: StopCheck = never_stop,
 ) -> PushResult:
     """Push stock/price/presence changes (or, when `full` or due, everything) to Satu.
 
     `client` may be given (tests, benchmarks); otherwise one is made from `[satu]`. Raises
     SatuAuthError when the token is refused (after journaling it); Satu being unreachable is not an
-    exception: the unsent items stay queued and `ok` is False.
+    exception: the unsent items stay queued and `ok` is False. `should_stop` is asked before each batch:
+    a stop ends the run with what was acknowledged saved (the rest is computed afresh next run).
     """
     result = PushResult()
-    if not settings.satu.push:
-        journal.event(STAGE, "API push disabled ([satu] push = false)")
+    desired = _desired_or_skip(settings, journal, state, client)
+    if desired is None:
         result.skipped = True
         return result
+    acked = dict(state.items(ACKED_NS))
+    now = time.time()
+    result.full = full or _full_due(settings, state, now)
+    ordered = _plan(settings, journal, state, desired, acked, full=full, result=result)
+    own_client = client is None
+    client = client or SatuClient.from_settings(settings)
+    try:
+        aborted = _send_all(client, ordered, state, journal, result, now, should_stop)
+    finally:
+        if own_client:
+            client.close()
+    if result.full and not aborted and not result.interrupted:
+        state.put(META_NS, "last_full", now)
+    result.outbox = state.outbox_count(OUTBOX_KIND)
+    result.ok = result.ok and not aborted and result.rejected == 0
+    journal.event(
+        STAGE,
+        f"pushed {result.accepted}/{result.sent} updates"
+        f"{' (full re-assertion)' if result.full else ''} in {result.requests} requests; "
+        f"{result.rejected} refused, {result.unsent} unsent, {result.outbox} queued"
+        + ("; stopped on request" if result.interrupted else ""),
+        level="info" if result.ok else "warning",
+        changed=result.changed,
+        gone=result.gone,
+    )
+    return result
+
+
+def _desired_or_skip(
+    settings: Any, journal: Any, state: Any, client: SatuClient | None
+) -> dict[str, dict[str, Any]] | None:
+    """What the catalog wants on Satu, or None (journaled) when there is nothing the push can do."""
+    if not settings.satu.push:
+        journal.event(STAGE, "API push disabled ([satu] push = false)")
+        return None
     if client is None and not settings.secret("satu.token_env", required=False):
         journal.event(
             STAGE,
             f"no Satu API token (environment variable {settings.satu.token_env} is not set); nothing pushed",
             level="warning",
         )
-        result.skipped = True
-        return result
-    desired = {k: desired_state(v) for k, v in state.items(FEED_NS)}
+        return None
+    desired = {k: desired_state(v) for k, v in feed_offers.items(state)}
     if not desired:
         journal.event(STAGE, "no catalog record yet (run the feed first); nothing pushed", level="warning")
-        result.skipped = True
-        return result
-    acked = dict(state.items(ACKED_NS))
-    now = time.time()
-    result.full = full or _full_due(settings, state, now)
+        return None
+    return desired
 
-    to_send: dict[str, dict[str, Any]] = {}
-    for key, want in desired.items():
-        if not _same(acked.get(key), want):
-            to_send[key] = want
-    result.changed = len(to_send)
+
+def _gone(settings: Any, journal: Any, desired: dict, acked: dict, *, full: bool, result: PushResult) -> dict:
+    """Offers that left the catalog, to push as not available (none when too many left at once)."""
     gone = {k: gone_state(v) for k, v in acked.items() if k not in desired and not v.get("gone")}
     limit = settings.feed.max_drop_percent / 100 * len(acked)
     if gone and len(gone) > limit and len(acked) >= 20:
@@ -226,7 +214,18 @@ def run(
         )
         if not full:
             result.ok = False
-            gone = {}
+            return {}
+    return gone
+
+
+def _plan(
+    settings: Any, journal: Any, state: Any, desired: dict, acked: dict, *, full: bool, result: PushResult
+) -> list[tuple[str, dict[str, Any]]]:
+    """Everything to send this run (changes, gone offers, due outbox items, the full re-assertion),
+    sold-out first."""
+    to_send = {key: want for key, want in desired.items() if not _same(acked.get(key), want)}
+    result.changed = len(to_send)
+    gone = _gone(settings, journal, desired, acked, full=full, result=result)
     to_send.update(gone)
     result.gone = len(gone)
     # Items that failed before are retried with the catalog's current values.
@@ -243,74 +242,83 @@ def run(
         for key, was in acked.items():
             if key not in desired and was.get("gone"):
                 to_send.setdefault(key, was)
+    return sorted(to_send.items(), key=_sold_out_first)
 
-    ordered = sorted(to_send.items(), key=_sold_out_first)
-    own_client = client is None
-    client = client or SatuClient.from_settings(settings)
-    aborted = False
+
+def _send_all(
+    client: SatuClient,
+    ordered: list[tuple[str, dict[str, Any]]],
+    state: Any,
+    journal: Any,
+    result: PushResult,
+    now: float,
+    should_stop: StopCheck,
+) -> bool:
+    """Send in batches of 100; True when Satu stayed unreachable (the rest is queued)."""
+    for start in range(0, len(ordered), MAX_BATCH):
+        if should_stop():
+            result.interrupted = True
+            return False
+        res = _send_batch(client, ordered[start : start + MAX_BATCH], state, journal, result, now)
+        if res.retryable:
+            _queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            return True
+    return False
+
+
+def _send_batch(
+    client: SatuClient,
+    batch: list[tuple[str, dict[str, Any]]],
+    state: Any,
+    journal: Any,
+    result: PushResult,
+    now: float,
+) -> Any:
+    """One `edit_by_external_id` call; acknowledged items saved, the others queued, in one transaction."""
     try:
-        for start in range(0, len(ordered), MAX_BATCH):
-            batch = ordered[start : start + MAX_BATCH]
-            items = [to_item(k, st) for k, st in batch]
-            try:
-                res = client.edit_products(items)
-            except SatuAuthError as exc:
-                journal.event(STAGE, str(exc), level="critical")
-                raise
-            result.requests += res.requests
-            result.sent += len(batch)
-            accepted = set(res.processed_ids)
-            with state.atomic():
-                for key, st in batch:
-                    if key in accepted:
-                        state.put(ACKED_NS, key, {**st, "ts": now})
-                state.outbox_done(OUTBOX_KIND, [k for k, _ in batch if k in accepted])
-                for key, st in batch:
-                    if key not in accepted:
-                        state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
-                        state.outbox_failed(
-                            OUTBOX_KIND,
-                            key,
-                            res.errors.get(key, "not processed"),
-                            base_delay=0 if res.retryable else 60,
-                        )
-            result.accepted += len(accepted)
-            refused = {k: e for k, e in res.errors.items() if not res.retryable}
-            result.rejected += len(refused)
-            _journal_refusals(journal, refused)
-            if res.retryable:
-                # Satu stayed unreachable through every retry: queue the rest and stop for this run.
-                rest = ordered[start + MAX_BATCH :]
-                with state.atomic():
-                    for key, st in rest:
-                        state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
-                        state.outbox_failed(OUTBOX_KIND, key, "Satu unreachable", base_delay=0)
-                result.unsent = len(res.errors) + len(rest)
-                journal.event(
-                    STAGE,
-                    f"Satu unreachable; {result.unsent} updates queued for the next run",
-                    level="error",
-                    error=next(iter(res.errors.values()), ""),
+        res = client.edit_products([to_item(k, st) for k, st in batch])
+    except SatuAuthError as exc:
+        journal.event(STAGE, str(exc), level="critical")
+        raise
+    result.requests += res.requests
+    result.sent += len(batch)
+    accepted = set(res.processed_ids)
+    with state.atomic():
+        for key, st in batch:
+            if key in accepted:
+                state.put(ACKED_NS, key, {**st, "ts": now})
+        state.outbox_done(OUTBOX_KIND, [k for k, _ in batch if k in accepted])
+        for key, st in batch:
+            if key not in accepted:
+                state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
+                state.outbox_failed(
+                    OUTBOX_KIND,
+                    key,
+                    res.errors.get(key, "not processed"),
+                    base_delay=0 if res.retryable else 60,
                 )
-                aborted = True
-                break
-    finally:
-        if own_client:
-            client.close()
-    if result.full and not aborted:
-        state.put(META_NS, "last_full", now)
-    result.outbox = state.outbox_count(OUTBOX_KIND)
-    result.ok = result.ok and not aborted and result.rejected == 0
+    result.accepted += len(accepted)
+    refused = {k: e for k, e in res.errors.items() if not res.retryable}
+    result.rejected += len(refused)
+    _journal_refusals(journal, refused)
+    return res
+
+
+def _queue_unreachable(
+    rest: list[tuple[str, dict[str, Any]]], res: Any, state: Any, journal: Any, result: PushResult
+) -> None:
+    """Satu stayed unreachable through every retry: queue the rest and stop for this run."""
+    with state.atomic():
+        for key, st in rest:
+            state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
+            state.outbox_failed(OUTBOX_KIND, key, "Satu unreachable", base_delay=0)
+    result.unsent = len(res.errors) + len(rest)
     journal.event(
         STAGE,
-        f"pushed {result.accepted}/{result.sent} updates"
-        f"{' (full re-assertion)' if result.full else ''} in {result.requests} requests; "
-        f"{result.rejected} refused, {result.unsent} unsent, {result.outbox} queued",
-        level="info" if result.ok else "warning",
-        changed=result.changed,
-        gone=result.gone,
+        f"Satu unreachable; {result.unsent} updates queued for the next run",
+        level="error",
+        error=next(iter(res.errors.values()), ""),
     )
-    return result
 
 
 # --- reconciliation ---------------------------------------------------------------------------------------
@@ -332,74 +340,16 @@ def reconcile(
     products can only come from the feed, so `fix` asks Satu to import it (when `feed_url` is known).
     """
     result = ReconcileResult()
-    desired = {k: desired_state(v) for k, v in state.items(FEED_NS)}
+    desired = {k: desired_state(v) for k, v in feed_offers.items(state)}
     own_client = client is None
     client = client or SatuClient.from_settings(settings)
-    repairs: dict[str, dict[str, Any]] = {}
     try:
-        seen: set[str] = set()
-        for p in client.iter_products():
-            ext = str(p.get("external_id") or "")
-            if not ext or p.get("status") == "deleted":
-                continue
-            seen.add(ext)
-            result.checked += 1
-            want = desired.get(ext)
-            if want is None:
-                if p.get("presence") != "not_available" or (p.get("quantity_in_stock") or 0) > 0:
-                    result.extra.append(ext)
-                    repairs[ext] = {"price": None, "quantity_in_stock": 0, "presence": "not_available"}
-                continue
-            have_price = _price(p.get("price"))
-            bad = False
-            if want["price"] is not None and (have_price is None or format(have_price, "f") != want["price"]):
-                result.price.append(ext)
-                bad = True
-            if (
-                _quantity(p.get("quantity_in_stock")) != want["quantity_in_stock"]
-                or p.get("quantity_in_stock") is None
-            ):
-                result.stock.append(ext)
-                bad = True
-            if p.get("presence") != want["presence"]:
-                result.presence.append(ext)
-                bad = True
-            if bad:
-                repairs[ext] = want
-        result.missing = sorted(set(desired) - seen, key=lambda k: (len(k), k))
-        for kind in ("price", "stock", "presence", "extra", "missing"):
-            ids = getattr(result, kind)
-            if ids:
-                journal.event(
-                    "reconcile",
-                    f"{len(ids)} product(s) differ in {kind}",
-                    level="warning",
-                    kind=kind,
-                    ids=ids[:200],
-                )
+        repairs = _compare(client, desired, result)
+        _journal_differences(journal, result)
         if fix and repairs:
-            res = client.edit_products([to_item(k, st) for k, st in repairs.items()])
-            now = time.time()
-            with state.atomic():
-                for key in res.processed_ids:
-                    st = repairs[key]
-                    if key in desired:
-                        state.put(ACKED_NS, key, {**st, "ts": now})
-                state.outbox_done(OUTBOX_KIND, res.processed_ids)
-            result.fixed = len(res.processed_ids)
-            result.fix_failed = len(res.errors)
-            for key, err in res.errors.items():
-                journal.event("reconcile", f"repair refused: {err}", level="warning", product_id=key)
+            _repair(client, repairs, desired, state, journal, result)
         if fix and result.missing and feed_url:
-            try:
-                result.import_id = client.import_url(feed_url)
-                journal.event(
-                    "reconcile",
-                    f"asked Satu to import the feed for {len(result.missing)} missing product(s)",
-                    import_id=result.import_id,
-                )
-            except SatuApiError as exc:
-                journal.event("reconcile", f"could not start an import: {exc.message}", level="warning")
+            _import_missing(client, feed_url, journal, result)
     finally:
         if own_client:
             client.close()
@@ -413,6 +363,85 @@ def reconcile(
         level="info" if result.ok else "warning",
     )
     return result
+
+
+def _differs(p: dict[str, Any], want: dict[str, Any], ext: str, result: ReconcileResult) -> bool:
+    """Note in `result` how Satu's product `p` differs from the catalog's `want`; True when it does."""
+    bad = False
+    have_price = _price(p.get("price"))
+    if want["price"] is not None and (have_price is None or format(have_price, "f") != want["price"]):
+        result.price.append(ext)
+        bad = True
+    have_qty = p.get("quantity_in_stock")
+    if have_qty is None or _quantity(have_qty) != want["quantity_in_stock"]:
+        result.stock.append(ext)
+        bad = True
+    if p.get("presence") != want["presence"]:
+        result.presence.append(ext)
+        bad = True
+    return bad
+
+
+def _compare(client: SatuClient, desired: dict, result: ReconcileResult) -> dict[str, dict[str, Any]]:
+    """Walk Satu's products; returns the repairs to make (extra products: not available, zero stock)."""
+    repairs: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for p in client.iter_products():
+        ext = str(p.get("external_id") or "")
+        if not ext or p.get("status") == "deleted":
+            continue
+        seen.add(ext)
+        result.checked += 1
+        want = desired.get(ext)
+        if want is None:
+            if p.get("presence") != "not_available" or (p.get("quantity_in_stock") or 0) > 0:
+                result.extra.append(ext)
+                repairs[ext] = {"price": None, "quantity_in_stock": 0, "presence": "not_available"}
+        elif _differs(p, want, ext, result):
+            repairs[ext] = want
+    result.missing = sorted(set(desired) - seen, key=lambda k: (len(k), k))
+    return repairs
+
+
+def _journal_differences(journal: Any, result: ReconcileResult) -> None:
+    for kind in ("price", "stock", "presence", "extra", "missing"):
+        ids = getattr(result, kind)
+        if ids:
+            journal.event(
+                "reconcile",
+                f"{len(ids)} product(s) differ in {kind}",
+                level="warning",
+                kind=kind,
+                ids=ids[:200],
+            )
+
+
+def _repair(
+    client: SatuClient, repairs: dict, desired: dict, state: Any, journal: Any, result: ReconcileResult
+) -> None:
+    res = client.edit_products([to_item(k, st) for k, st in repairs.items()])
+    now = time.time()
+    with state.atomic():
+        for key in res.processed_ids:
+            if key in desired:
+                state.put(ACKED_NS, key, {**repairs[key], "ts": now})
+        state.outbox_done(OUTBOX_KIND, res.processed_ids)
+    result.fixed = len(res.processed_ids)
+    result.fix_failed = len(res.errors)
+    for key, err in res.errors.items():
+        journal.event("reconcile", f"repair refused: {err}", level="warning", product_id=key)
+
+
+def _import_missing(client: SatuClient, url: str, journal: Any, result: ReconcileResult) -> None:
+    try:
+        result.import_id = client.import_url(url)
+        journal.event(
+            "reconcile",
+            f"asked Satu to import the feed for {len(result.missing)} missing product(s)",
+            import_id=result.import_id,
+        )
+    except SatuApiError as exc:
+        journal.event("reconcile", f"could not start an import: {exc.message}", level="warning")
 
 
 # --- import by URL ----------------------------------------------------------------------------------------

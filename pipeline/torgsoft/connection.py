@@ -6,7 +6,14 @@ engine opens a file exclusively. We therefore build a private runtime root (link
 files plus our own firebird.conf with `ServerMode = SuperClassic`), so the service, a manual run and
 a test may open the same demo file at once. A server connection uses the same client library over TCP.
 
-fdb exceptions are translated to `DatabaseError`/`RetryableError` here; nothing above sees fdb.
+Driver exceptions are translated by `pipeline.torgsoft.db` (by type and engine status code); nothing
+above this package sees fdb.
+
+The engine's client library installs its own SIGINT/SIGTERM handlers at the first attachment of a
+process; they shut every attachment down ("connection shutdown"), so a Ctrl+C or a `systemctl stop`
+would fail the order being written and every one after it. Each attachment here is therefore made
+under `keep_signal_handlers()`, which puts the program's own handlers back: a stop is the program's
+decision (finish or roll back the current order, give the claimed files back), not the library's.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DatabaseError, DatabaseUnavailable, Problem, SettingsError
+from pipeline.errors import DatabaseError, Problem, SettingsError
 from pipeline.settings import Settings, TorgsoftSettings
+from pipeline.torgsoft import db
 
 _loaded_root: Path | None = None
 
@@ -93,25 +102,47 @@ def _check_libraries() -> None:
         )
 
 
-def _translate(exc: Exception, what: str) -> DatabaseError:
-    text = str(exc.args[0]) if getattr(exc, "args", None) else str(exc)
-    text = text.replace("\n- ", " ").strip()
-    lowered = text.lower()
-    if any(
-        s in lowered
-        for s in (
-            "unable to complete network request",
-            "connection refused",
-            "connection lost",
-            "deadlock",
-            "lock conflict",
-            "lock time-out",
-            "lock denied",
-            "update conflicts",
-        )
-    ):
-        return DatabaseUnavailable(f"{what}: {text}")
-    return DatabaseError(f"{what}: {text}")
+_signal_lock = threading.Lock()
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+_SIGACTION_BYTES = 512  # more than any platform's struct sigaction: saved and restored as raw bytes
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def keep_signal_handlers() -> Iterator[None]:
+    """Run an attachment (connect, create, service) and put back the signal handlers that were in place
+    before it: the client library's own handlers would shut every attachment down on SIGINT/SIGTERM.
+
+    Works from any thread (the dispositions are process-wide and restored with `sigaction` itself, the
+    exact bytes saved), so a first attachment made by a worker thread is covered too. On Windows the
+    library installs no POSIX handlers and nothing is done.
+    """
+    if os.name == "nt":
+        yield
+        return
+    import ctypes
+    import signal
+
+    libc = _libc()
+    numbers = [int(getattr(signal, n)) for n in _SIGNALS if hasattr(signal, n)]
+    with _signal_lock:
+        saved = {}
+        for number in numbers:
+            buf = ctypes.create_string_buffer(_SIGACTION_BYTES)
+            if libc.sigaction(number, None, buf) == 0:
+                saved[number] = buf
+        try:
+            yield
+        finally:
+            for number, buf in saved.items():
+                now = ctypes.create_string_buffer(_SIGACTION_BYTES)
+                if libc.sigaction(number, None, now) == 0 and now.raw != buf.raw:
+                    libc.sigaction(number, buf, None)
 
 
 def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> Any:
@@ -141,9 +172,10 @@ def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> An
         if password:
             kwargs["password"] = password
     try:
-        con = fdb.connect(charset=t.charset, fb_library_name=client_library(), **kwargs)
-    except fdb.DatabaseError as exc:
-        raise _translate(exc, f"cannot connect to {target}") from None
+        with keep_signal_handlers():
+            con = fdb.connect(charset=t.charset, fb_library_name=client_library(), **kwargs)
+    except fdb.Error as exc:
+        raise db.translate(exc, f"cannot connect to {target}") from None
     _bounded_waits(con, t.lock_timeout)
     return con
 
@@ -208,43 +240,34 @@ def create_database(
         target = str(path)
         sql = f"CREATE DATABASE {_sql_string(str(path))} USER 'SYSDBA' PAGE_SIZE 16384 DEFAULT CHARACTER SET {charset}"
     try:
-        con = fdb.create_database(sql, fb_library_name=client_library())
+        with keep_signal_handlers():
+            con = fdb.create_database(sql, fb_library_name=client_library())
         if not dsn and not forced_writes:
             from fdb import services
 
             # Set through the embedded engine's local service manager (no password is checked there);
             # an attachment keeps the mode it opened with, so reopen afterwards.
             con.close()
-            svc = services.connect(user="SYSDBA", password="embedded")
+            with keep_signal_handlers():
+                svc = services.connect(user="SYSDBA", password="embedded")
             try:
                 svc.set_write_mode(str(path), services.WRITE_BUFFERED)
             finally:
                 svc.close()
-            con = fdb.connect(
-                database=str(path), user="SYSDBA", charset=charset, fb_library_name=client_library()
-            )
+            with keep_signal_handlers():
+                con = fdb.connect(
+                    database=str(path), user="SYSDBA", charset=charset, fb_library_name=client_library()
+                )
         return con
-    except fdb.DatabaseError as exc:
-        raise _translate(exc, f"cannot create {target}") from None
+    except fdb.Error as exc:
+        raise db.translate(exc, f"cannot create {target}") from None
 
 
-@contextlib.contextmanager
-def transaction(con: Any) -> Iterator[Any]:
-    """Run a block in one transaction: commit on success, roll back on any error (translated)."""
-    import fdb
-
-    cur = con.cursor()
-    try:
-        yield cur
-        con.commit()
-    except fdb.DatabaseError as exc:
-        con.rollback()
-        raise _translate(exc, "database write failed") from None
-    except BaseException:
-        con.rollback()
-        raise
+def transaction(con: Any) -> contextlib.AbstractContextManager[Any]:
+    """Run a block in one transaction (see `db.transaction`)."""
+    return db.transaction(con)
 
 
 def translate(exc: Exception, what: str) -> DatabaseError:
-    """Public form of the fdb → project error translation, for other torgsoft modules."""
-    return _translate(exc, what)
+    """The driver → project error translation (see `db.translate`)."""
+    return db.translate(exc, what)

@@ -350,7 +350,7 @@ class TSGoodsCatalog:
                     "use cp1251 (Torgsoft's default) or utf-8",
                 )
             )
-        if problems:
+        if problems or t.tsgoods_file is None:
             raise SettingsError(problems)
         return cls(
             Path(t.tsgoods_file),
@@ -471,20 +471,20 @@ class TSGoodsCatalog:
         seen: dict[int, Category] = {}
         for _, row in self._rows():
             path = parse_section_path(row.get("synchronizationsectionfull", ""))
-            parent = None
+            parent: int | None = None
             for sid, name in path:
                 if sid not in seen:
                     seen[sid] = Category(id=sid, parent_id=parent, name=name or f"Раздел {sid}")
                 parent = sid
             if not path:
                 try:
-                    sid = parse_int(row.get("category", ""), "Category")
+                    cat_id = parse_int(row.get("category", ""), "Category")
                 except RowError:
                     continue
-                if sid is not None and sid > 0 and sid not in seen:
+                if cat_id is not None and cat_id > 0 and cat_id not in seen:
                     sync = row.get("synchronizationsection", "").strip()
-                    name = sync if sync and not sync.isdigit() else f"Раздел {sid}"
-                    seen[sid] = Category(id=sid, parent_id=None, name=name)
+                    name = sync if sync and not sync.isdigit() else f"Раздел {cat_id}"
+                    seen[cat_id] = Category(id=cat_id, parent_id=None, name=name)
         return list(seen.values())
 
     def products(self) -> Iterator[Product]:

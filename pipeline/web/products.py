@@ -88,8 +88,8 @@ def _fallback(settings: Any, tree: Any) -> Any:
 
 def verdict(settings: Any, state: Any, good_id: int) -> Verdict | None:
     """The product with this GoodID and the feed rules' verdict on it; None when the catalog lacks it."""
+    from pipeline.contracts.photo_urls import PhotoIndex
     from pipeline.feed.rules import CategoryTree, Offer, RuleSettings, build_offer
-    from pipeline.photo_urls import PhotoIndex
     from pipeline.torgsoft.catalog import open_catalog
 
     f = settings.feed

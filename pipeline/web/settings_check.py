@@ -47,7 +47,7 @@ def check_connection(settings: Any, what: str) -> tuple[bool, str]:
             con.close()
             return True, f"{settings.torgsoft.database}: connected"
         if what == "publish":
-            from pipeline.publish import make_target
+            from pipeline.publish.targets import make_target
 
             target = make_target(settings)
             try:

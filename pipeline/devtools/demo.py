@@ -28,9 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pipeline import feed, photos, publish
 from pipeline.errors import PipelineError
+from pipeline.orders import fetch, inbox
+from pipeline.orders import status as status_push
+from pipeline.satu import push
+from pipeline.stage import StageResult, summarise_counts
+
+R = TypeVar("R", bound=StageResult)
 
 FTP_PASSWORD_ENV = "TORGSOFT_SATU_DEMO_FTP_PASSWORD"
 TOKEN_ENV = "TORGSOFT_SATU_DEMO_SATU_TOKEN"
@@ -204,21 +211,6 @@ def demo_settings(settings: Any, servers: LocalServers, sandbox: Any) -> Any:
     return settings.replace(publish=publish, satu=satu)
 
 
-def _counts(result: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        pairs = ((f.name, getattr(result, f.name)) for f in dataclasses.fields(result))
-    elif isinstance(result, dict):
-        pairs = result.items()
-    else:
-        return {}
-    out = {
-        k: v for k, v in pairs if isinstance(v, bool | int | str) and not (isinstance(v, str) and len(v) > 80)
-    }
-    if hasattr(result, "ok") and "ok" not in out:
-        out["ok"] = bool(result.ok)
-    return out
-
-
 def set_order_state(settings: Any, changes: dict[str, tuple[int, int]]) -> int:
     """Change the state of imported Satu orders in Torgsoft (what a manager does in the program).
 
@@ -274,9 +266,9 @@ def run(
 ) -> DemoReport:
     """Run the demo end to end; see the module doc. `keep_running` is called with the report while
     the servers are still up (the CLI waits there for Ctrl+C)."""
+    from pipeline.devtools.sandbox import SandboxServer
     from pipeline.journal import Journal
     from pipeline.lock import run_lock
-    from pipeline.devtools.sandbox import SandboxServer
     from pipeline.state import State
 
     started = time.monotonic()
@@ -350,10 +342,10 @@ def _step(
     report: DemoReport,
     name: str,
     echo: Callable[[str], None],
-    func: Callable[[], Any],
-    describe: Callable[[Any], str] | None = None,
-) -> Any:
-    """Run one step, record its counts, print one line; a failure is recorded and re-raised."""
+    func: Callable[[], R],
+    describe: Callable[[R], str] | None = None,
+) -> R:
+    """Run one stage, record its counts, print one line; a failure is recorded and re-raised."""
     t0 = time.monotonic()
     try:
         result = func()
@@ -361,16 +353,12 @@ def _step(
         report.problems.append(f"{name}: {type(exc).__name__}: {exc}")
         echo(f"  {name:<18} FAILED: {exc}")
         raise
-    counts = _counts(result)
+    counts = result.counts()
     report.steps[name] = counts
-    if counts.get("ok") is False:
-        detail = ", ".join(
-            f"{k} {v}"
-            for k, v in counts.items()
-            if k in WARNING_COUNTS and isinstance(v, int) and not isinstance(v, bool) and v
-        )
+    if not result.ok:
+        detail = summarise_counts({k: v for k, v in counts.items() if k in WARNING_COUNTS})
         report.warnings.append(f"{name}: finished with problems" + (f" ({detail})" if detail else ""))
-    text = describe(result) if describe else ", ".join(f"{k} {v}" for k, v in counts.items() if k != "ok")
+    text = describe(result) if describe else summarise_counts(counts)
     echo(f"  {name:<18} {text}  ({time.monotonic() - t0:.1f} s)")
     return result
 
@@ -385,11 +373,6 @@ def _exchange(
     seed: int,
     echo: Callable[[str], None],
 ) -> None:
-    import importlib
-
-    def stage(name: str) -> Any:  # imported when its step runs: a missing stage fails only that step
-        return importlib.import_module(name)
-
     kw = {"journal": journal, "state": state}
     echo(
         f"Catalog → Satu (FTP 127.0.0.1:{s.publish.port}, public {s.publish.public_base_url}, "
@@ -399,41 +382,39 @@ def _exchange(
         report,
         "photos",
         echo,
-        lambda: stage("pipeline.photos").run(s, **kw, progress=False),
+        lambda: photos.run(s, **kw, progress=False),
         lambda r: f"{r.processed} resized, {r.unchanged} unchanged, {r.failed + r.refused} unusable",
     )
     _step(
         report,
         "feed",
         echo,
-        lambda: stage("pipeline.feed").run(s, **kw),
+        lambda: feed.run(s, **kw),
         lambda r: f"{r.offers} offers, {r.hidden} hidden, {r.awaiting} awaiting, {r.categories} categories",
     )
     _step(
         report,
         "publish",
         echo,
-        lambda: stage("pipeline.publish").run(s, **kw),
+        lambda: publish.run(s, **kw),
         lambda r: (
             f"{r.photos_uploaded} photos and {r.feed_files_uploaded} feed file(s) uploaded by FTP, "
             f"{r.unchanged} unchanged"
         ),
     )
-    report.feed_url = stage("pipeline.satu.push").feed_url(s)
+    report.feed_url = push.feed_url(s)
     _step(
         report,
         "import by URL",
         echo,
-        lambda: stage("pipeline.satu.push").request_import(
-            s, **kw, feed_url=report.feed_url, poll=0.3, timeout=300
-        ),
+        lambda: push.request_import(s, **kw, feed_url=report.feed_url, poll=0.3, timeout=300),
         lambda r: f"{r.status}: {r.created} created, {r.updated} updated, {r.errors} with errors",
     )
     _step(
         report,
         "stock push",
         echo,
-        lambda: stage("pipeline.satu.push").run(s, **kw, full=True),
+        lambda: push.run(s, **kw, full=True),
         lambda r: f"{r.sent} offers sent, {r.accepted} accepted, {r.rejected} refused",
     )
     report.satu_products = len(sandbox.products())
@@ -449,17 +430,14 @@ def _exchange(
         report,
         "download",
         echo,
-        lambda: stage("pipeline.orders.fetch").run(s, **kw),
-        lambda r: (
-            f"{getattr(r, 'listed', '?')} order(s) listed on Satu, {getattr(r, 'written', '?')} "
-            f"written to the inbox {s.orders.inbox}"
-        ),
+        lambda: fetch.run(s, **kw),
+        lambda r: f"{r.listed} order(s) listed on Satu, {r.written} written to the inbox {s.orders.inbox}",
     )
     _step(
         report,
         "import",
         echo,
-        lambda: stage("pipeline.orders.inbox").run(s, **kw),
+        lambda: inbox.run(s, **kw),
         lambda r: (
             f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, {r.quarantined} quarantined"
         ),
@@ -468,7 +446,7 @@ def _exchange(
         report,
         "status baseline",
         echo,
-        lambda: stage("pipeline.orders.status").run(s, **kw),
+        lambda: status_push.run(s, **kw),
         lambda r: (
             f"{r.checked} order(s) checked, {r.pushed} pushed"
             + (f" (first run: {r.baseline} recorded as already pushed)" if r.baseline else "")
@@ -489,7 +467,7 @@ def _exchange(
         report,
         "status push",
         echo,
-        lambda: stage("pipeline.orders.status").run(s, **kw),
+        lambda: status_push.run(s, **kw),
         lambda r: f"{r.changed} changed, {r.pushed} pushed, {r.failed} failed",
     )
 

@@ -1,0 +1,270 @@
+"""The inbox folder and its claim protocol: which files wait, who holds which, where they end up.
+
+See `pipeline.orders.inbox` for the layout. A claim is an atomic rename into processing/, so two
+importers on one inbox never both take a file; an owner lock tells a live importer from a dead one.
+Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
+SUBDIRS = ("processing", "done", "quarantine")
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: claims of dead owners are recovered after a day
+    fcntl = None  # type: ignore[assignment]
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or `name.1`, `name.2`… when taken: a same-named file is never overwritten."""
+    target = folder / name
+    n = 0
+    while target.exists():
+        n += 1
+        target = folder / f"{name}.{n}"
+    return target
+
+
+def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
+    """Move src into folder under name (suffixing when taken) without ever replacing a file."""
+    for _ in range(1000):
+        target = _free_name(folder, name)
+        try:
+            os.link(src, target)  # fails if target exists: no silent overwrite, even in a race
+        except FileExistsError:
+            continue
+        except OSError:
+            if target.exists():
+                continue
+            os.replace(src, target)
+            return target
+        os.unlink(src)
+        return target
+    raise PipelineError(f"cannot find a free name for {name} in {folder}")  # pragma: no cover
+
+
+# Names in done/ and quarantine/ stay below this many bytes, so `.reason.txt` and a `.N` suffix still fit
+# in the 255 bytes most file systems allow; a longer name is cut and tagged with a hash of the whole.
+MAX_KEPT_NAME_BYTES = 200
+
+
+def name_hash(name: str) -> str:
+    """A short, stable tag of a file name (claims are named by it, never by the name itself)."""
+    return hashlib.sha256(os.fsencode(name)).hexdigest()[:20]
+
+
+def kept_name(name: str) -> str:
+    """`name`, or, when it is too long to keep with a suffix, its start plus a hash and its extension."""
+    raw = os.fsencode(name)
+    if len(raw) <= MAX_KEPT_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    ext = f".{ext}" if dot and len(ext) <= 10 else ""
+    head = raw[: MAX_KEPT_NAME_BYTES - 40].decode("utf-8", "ignore") or "order"
+    return f"{head}-{name_hash(name)[:12]}{ext}"
+
+
+class Inbox:
+    """The folder layout and the claim protocol of one importer process."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.processing = self.root / "processing"
+        self.done = self.root / "done"
+        self.quarantine = self.root / "quarantine"
+        for d in (self.root, self.processing, self.done, self.quarantine):
+            d.mkdir(parents=True, exist_ok=True)
+        who = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
+        # Short whatever the host name: a claim is `<owner>~<name hash>` (the original name lives in
+        # `processing/.name-<name hash>`), so no inbox name is too long to be claimed.
+        self.owner = hashlib.sha256(who.encode()).hexdigest()[:12]
+        self._lock_path = self.processing / f".owner-{self.owner}.lock"
+        self._lock_fd: int | None = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+        if fcntl is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._seen: dict[str, tuple[tuple[int, int], float]] = {}
+
+    def close(self) -> None:
+        """Give up the owner lock (claims still held would then be recovered by the next importer)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            with contextlib.suppress(OSError):
+                self._lock_path.unlink()
+
+    # --- listing --------------------------------------------------------------------------------------
+
+    def candidates(self) -> list[Path]:
+        """Order files waiting in the inbox (the listing is the truth)."""
+        out = []
+        with os.scandir(self.root) as it:
+            for entry in it:
+                name = entry.name
+                if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
+                    continue
+                with contextlib.suppress(OSError):
+                    if entry.is_file(follow_symlinks=False):
+                        out.append(Path(entry.path))
+        return sorted(out, key=lambda p: p.name)
+
+    def settled(self, path: Path, settle_seconds: float) -> bool | None:
+        """True when the file has not changed for settle_seconds (by its mtime, or by our own
+        observations when clocks disagree); None when it vanished."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        sig = (st.st_size, st.st_mtime_ns)
+        now = time.monotonic()
+        prev = self._seen.get(path.name)
+        if prev is None or prev[0] != sig:
+            self._seen[path.name] = (sig, now)
+            first_seen = now
+        else:
+            first_seen = prev[1]
+        if settle_seconds <= 0:
+            return True
+        age = time.time() - st.st_mtime
+        return age >= settle_seconds or now - first_seen >= settle_seconds
+
+    # --- claims ---------------------------------------------------------------------------------------
+
+    def claim(self, path: Path) -> Path | None:
+        """Atomically take a file into processing/; None when another importer was faster.
+
+        The claim is named `<owner>~<hash of the name>`; the name itself is written first to
+        `processing/.name-<hash>` (a kill between the two leaves only a harmless side file)."""
+        tag = name_hash(path.name)
+        side = self.processing / f".name-{tag}"
+        if not side.exists():
+            tmp = self.processing / f".name-{tag}.{uuid.uuid4().hex[:8]}.tmp"
+            tmp.write_bytes(os.fsencode(path.name))
+            os.replace(tmp, side)
+        target = self.processing / f"{self.owner}~{tag}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        self._seen.pop(path.name, None)
+        return target
+
+    def original_name(self, claim: Path) -> str:
+        """The file name a claim had in the inbox (from its side file; a claim of an older version of
+        the program carries the name itself)."""
+        if "~" not in claim.name:
+            return claim.name
+        tag = claim.name.split("~", 1)[1]
+        try:
+            return os.fsdecode((self.processing / f".name-{tag}").read_bytes())
+        except OSError:
+            return tag
+
+    def _forget_name(self, claim: Path) -> None:
+        """Remove the side file of a claim that left processing/ (unless another claim of that name is there)."""
+        if "~" not in claim.name:
+            return
+        tag = claim.name.split("~", 1)[1]
+        with os.scandir(self.processing) as it:
+            if any(e.name.endswith(f"~{tag}") for e in it):
+                return
+        with contextlib.suppress(OSError):
+            (self.processing / f".name-{tag}").unlink()
+
+    def _owner_alive(self, owner: str) -> bool:
+        if owner == self.owner:
+            return True
+        lock = self.processing / f".owner-{owner}.lock"
+        if fcntl is None:  # pragma: no cover - no flock: trust a claim for a day
+            return lock.exists() and time.time() - lock.stat().st_mtime < 86400
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True  # somebody holds it: the owner lives
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def recover(self) -> list[Path]:
+        """Take over the claims of importers that died (their owner lock is free)."""
+        taken = []
+        dead: set[str] = set()
+        with os.scandir(self.processing) as it:
+            entries = sorted(e.name for e in it if not e.name.startswith(".") and "~" in e.name)
+        for name in entries:
+            owner = name.split("~", 1)[0]
+            if owner == self.owner or owner in dead or self._owner_alive(owner):
+                continue
+            dead.add(owner)
+        for name in entries:
+            owner = name.split("~", 1)[0]
+            if owner not in dead:
+                continue
+            src = self.processing / name
+            target = self.processing / f"{self.owner}~{name.split('~', 1)[1]}"
+            try:
+                os.rename(src, target)
+            except FileNotFoundError:
+                continue  # another importer took it over first
+            taken.append(target)
+        for owner in dead:
+            with contextlib.suppress(OSError):
+                (self.processing / f".owner-{owner}.lock").unlink()
+        return taken
+
+    def mine(self) -> list[Path]:
+        """Claims this process holds (left over by an interrupted pass of this process)."""
+        prefix = f"{self.owner}~"
+        return sorted(p for p in self.processing.iterdir() if p.name.startswith(prefix))
+
+    # --- outcomes -------------------------------------------------------------------------------------
+
+    def finish(self, claim: Path) -> Path:
+        """An imported file goes to done/. No fsync: should the move be lost in a crash, the file is
+        imported again and found unchanged (the database, not the folder, keeps exactly-once)."""
+        target = _move_no_clobber(claim, self.done, kept_name(self.original_name(claim)))
+        self._forget_name(claim)
+        return target
+
+    def to_quarantine(self, claim: Path, reason: str) -> Path:
+        """A damaged file goes to quarantine/ next to `<name>.reason.txt`."""
+        name = self.original_name(claim)
+        target = _move_no_clobber(claim, self.quarantine, kept_name(name))
+        self._forget_name(claim)
+        reason_file = Path(str(target) + ".reason.txt")
+        tmp = reason_file.with_name(f".{self.owner}-{uuid.uuid4().hex[:8]}.reason.tmp")
+        note = "" if target.name == name else f"\n(original file name: {name})"
+        tmp.write_text(f"{reason}{note}\n", encoding="utf-8")
+        os.replace(tmp, reason_file)
+        _fsync_dir(self.quarantine)
+        return target
+
+    def give_back(self, claim: Path) -> Path:
+        """Return a claim to the inbox (import to be retried later)."""
+        target = _move_no_clobber(claim, self.root, self.original_name(claim))
+        self._forget_name(claim)
+        return target
