@@ -319,7 +319,8 @@ class SandboxStore:
                 raise KeyError(order_id)
             o.update(changes)
             if "status" in changes and "status_name" not in changes:
-                o["status_name"] = STATUS_NAMES.get(o["status"], o["status"])
+                status = o["status"]
+                o["status_name"] = STATUS_NAMES.get(status) or self.custom_statuses.get(status, status)
             self._bump(o)
             self._save_order(o)
             return o
