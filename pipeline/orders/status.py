@@ -488,9 +488,10 @@ class _Run:
             and is_custom_status(str(order.get("status") or ""))
         )
 
-    def keep_custom(self, key: str, payload: Any, order: dict[str, Any]) -> None:
+    def keep_custom(self, key: str, payload: Any, order: dict[str, Any] | None) -> None:
         """Leave a seller's custom status alone: the write is dropped (recorded as done), never sent."""
         self.result.kept_custom += 1
+        order = order or {}
         custom = str(order.get("status"))
         self.state.outbox_done(KIND_STATUS, [key])
         self.event(
