@@ -479,6 +479,8 @@ def request_import(
             result.ok = False
             return result
         journal.event("import", f"import {result.import_id} of {feed_url} started")
+        # Recorded at once: the start counts for [satu] import_min_hours even if the wait runs out.
+        state.put(IMPORT_NS, "started", {"id": result.import_id, "ts": time.time(), "url": feed_url})
         try:
             status = client.wait_import(result.import_id, poll=poll, timeout=timeout)
         except RetryableError as exc:
@@ -533,10 +535,49 @@ def request_import(
     return result
 
 
+def missing_on_satu(state: Any) -> list[str]:
+    """Offers of the feed that Satu never acknowledged through a push: most likely not on Satu yet
+    (new products, or ones an import refused). Read from the state, never from error texts."""
+    return [k for k, _ in feed_offers.items(state) if state.get(ACKED_NS, k) is None]
+
+
+def _import_too_soon(settings: Any, state: Any, now: float) -> float | None:
+    """Hours since the last import start when it is within `[satu] import_min_hours`, else None."""
+    hours = float(settings.satu.import_min_hours)
+    last = state.get(IMPORT_NS, "started") or state.get(IMPORT_NS, "last")
+    if hours <= 0 or not last or not last.get("ts"):
+        return None
+    ago = (now - float(last["ts"])) / 3600
+    return ago if ago < hours else None
+
+
 def after_publish(settings: Any, *, journal: Any, state: Any, poll: float = 5.0) -> ImportResult | None:
-    """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`."""
+    """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`.
+
+    Satu limits how often imports may start: within `[satu] import_min_hours` of the previous start no
+    import is asked for (the API push carries prices and stock meanwhile), unless products of the feed
+    are missing on Satu (`missing_on_satu`), which only an import can create. The skipped result
+    has `skipped = True`."""
     if not settings.satu.import_after_publish:
         return None
+    ago = _import_too_soon(settings, state, time.time())
+    if ago is not None:
+        missing = missing_on_satu(state)
+        if not missing:
+            journal.event(
+                "import",
+                f"import not requested: the last one started {ago:.1f} h ago "
+                f"([satu] import_min_hours = {settings.satu.import_min_hours:g}) and no product is missing on Satu",
+            )
+            skipped = ImportResult()
+            skipped.skipped = True
+            return skipped
+        journal.event(
+            "import",
+            f"{len(missing)} product(s) of the feed missing on Satu: importing although the last import "
+            f"started {ago:.1f} h ago",
+            product_ids=missing[:100],
+        )
     try:
         return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings), poll=poll)
     except RetryableError as exc:
