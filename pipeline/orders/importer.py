@@ -42,7 +42,7 @@ from pipeline.orders.order_rows import (
     transliterate,
 )
 from pipeline.orders.order_rows import utc_naive as _utc_naive
-from pipeline.orders.parse import SATU_TZ
+from pipeline.orders.parse import SATU_TZ, service_notes
 from pipeline.torgsoft import db
 from pipeline.torgsoft.mapping import Mapping
 
@@ -240,7 +240,9 @@ class OrderImporter:
         client_id: int | None,
         unmatched: list[str],
     ) -> dict[str, Any]:
-        comment = order.comment
+        # The buyer's note first, then what Satu says besides (promo, recipient, "don't call",
+        # cancellation), then our own notes about lines that matched no good.
+        comment = "\n".join(x for x in (order.comment, *service_notes(order)) if x)
         if unmatched:
             comment = (comment + "\n" if comment else "") + "\n".join(f"[satu] {u}" for u in unmatched)
         total = (

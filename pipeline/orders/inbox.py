@@ -297,6 +297,9 @@ def _import_claim(
             file=name,
             torgsoft_order=outcome.order_id,
         )
+    if outcome.kind != "unchanged":  # a foreign currency mark, a refund: journaled, never quarantined
+        for text in order.warnings:  # each already names the order
+            journal.event(STAGE, text, "warning", order_id=order_id, file=name)
     for text in outcome.unmatched:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
     for text in outcome.shortages:
