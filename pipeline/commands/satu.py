@@ -51,6 +51,13 @@ from pipeline.lock import locked
     type=click.FloatRange(0),
     help="seconds before imported products become visible (real Satu: 60-180)",
 )
+@click.option(
+    "--import-min-gap",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="seconds that must pass between two import starts (Satu rate-limits them)",
+)
 @pass_app
 def satu_sandbox(
     app: AppContext,
@@ -62,6 +69,7 @@ def satu_sandbox(
     feed_file: Path | None,
     token: str | None,
     appear_delay: float,
+    import_min_gap: float,
 ) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
     from pipeline.devtools.sandbox import SandboxServer, is_loopback_url
@@ -70,7 +78,12 @@ def satu_sandbox(
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")
     env_token = os.environ.get(s.satu.token_env) if s.satu.token_env else None
     server = SandboxServer(
-        state_dir, host=host, port=port, token=token or env_token or None, appear_delay=appear_delay
+        state_dir,
+        host=host,
+        port=port,
+        token=token or env_token or None,
+        appear_delay=appear_delay,
+        import_min_gap=import_min_gap,
     )
     if feed_file is not None:
         rec = server.load_feed_file(feed_file)
