@@ -82,6 +82,7 @@ class DemoReport:
     changed: dict[str, str] = field(default_factory=dict)  # Satu order id -> manager action
     new_orders: int = 0  # orders the demo created on Satu this run
     new_in_torgsoft: int = 0  # of those, the ones Torgsoft has after the run
+    reconciled: list[int] = field(default_factory=list)  # orders the reconcile step had to fetch
     problems: list[str] = field(default_factory=list)  # steps that failed: the demo did not complete
     warnings: list[str] = field(default_factory=list)  # steps that finished but reported problems
     seconds: float = 0.0
@@ -454,6 +455,7 @@ def _exchange(
             f"{len(r.missing)} missing, {len(r.fixed)} fetched now"
         ),
     )
+    report.reconciled = list(checked.fixed)
     if checked.fixed:  # orders the download missed: the importer takes them now
         _step(report, "import (again)", echo, lambda: inbox.run(s, **kw), lambda r: f"{r.imported} imported")
     _check_imported(s, report, [o["id"] for o in made])
@@ -524,10 +526,13 @@ def format_report(report: DemoReport, settings: Any) -> str:
     inbox = step.get("import", {})
     t = report.torgsoft
     lines.append(
-        f"Orders:    {report.new_orders} new on Satu this run, {report.new_in_torgsoft} of them in Torgsoft; "
-        f"{inbox.get('imported', 0)} imported ({inbox.get('invoices', 0)} invoices); Torgsoft "
+        f"Orders:    {inbox.get('imported', 0)} imported ({inbox.get('invoices', 0)} invoices); Torgsoft "
         f"now has {t.get('clients', 0)} customers, {t.get('orders', 0)} Satu orders, "
         f"{t.get('reservations', 0)} reservations, {t.get('invoices', 0)} invoices"
+    )
+    lines.append(
+        f"New:       {report.new_orders} order(s) placed on Satu this run, {report.new_in_torgsoft} of them "
+        f"in Torgsoft; the check of the last days fetched {len(report.reconciled)} the download missed"
     )
     pushed = step.get("status push", {})
     lines.append(

@@ -730,8 +730,8 @@ def run(
         result.ok = False
     job.event(
         f"status push: {result.checked} checked, {result.changed} changed, {result.pushed} status(es) and "
-        f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, {result.failed} failed, "
-        f"{result.parked} given up, {result.pending} queued",
+        f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, "
+        f"{result.kept_custom} kept at the seller's own status, {result.failed} failed, {result.parked} given up, {result.pending} queued",
         "info" if result.ok else "warning",
         **{k: v for k, v in dataclasses.asdict(result).items() if k not in ("ok", "baseline")},
     )
