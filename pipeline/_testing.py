@@ -79,8 +79,11 @@ def main(argv: list[str]) -> None:
     from pipeline import _testing as seam
 
     args = list(argv)
+    usage = "usage: python -m pipeline._testing [--kill-at POINT[#N]] [--minute-seconds S] -- <run.py args>"
     while args and args[0] != "--":
         flag = args.pop(0)
+        if flag in ("-h", "--help") or not args:
+            raise SystemExit(usage)
         value = args.pop(0)
         if flag == "--kill-at":
             point, _, nth = value.partition("#")

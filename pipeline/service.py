@@ -430,6 +430,23 @@ class Service:
 
     # --- the loop ---------------------------------------------------------------------------------
 
+    def _start_web(self) -> Any:
+        """The control room beside the service when `[web] enabled`; a busy port is a warning, not a stop
+        (the exchange matters more than its page)."""
+        if not self.settings.web.enabled:
+            return None
+        from pipeline.web import start_in_thread
+
+        try:
+            handle = start_in_thread(self.settings)
+        except OSError as exc:
+            self.journal.event("service", f"web page not started: {exc}", "warning")
+            self.echo(f"{_clock()} web page not started: {exc} (set [web] port, or run `run.py web` apart)")
+            return None
+        self.journal.event("service", f"web page at {handle.url}", url=handle.url)
+        self.echo(f"{_clock()} control room: {handle.url}")
+        return handle
+
     def run(self, once: bool = False) -> int:
         """Run until stopped (or, with `once`, run each job once). Returns the exit code: 0, or with
         `once` 1 when a job failed (so cron can tell)."""
@@ -459,6 +476,7 @@ class Service:
         if self.watcher and not once:  # order files dropped by hand are taken in partial mode too
             self._thread = threading.Thread(target=self._watch, name="inbox-watcher", daemon=True)
             self._thread.start()
+        web = None if once else self._start_web()
         reason = "finished" if once else "stopped"
         try:
             for job in self.jobs:
@@ -479,6 +497,8 @@ class Service:
                 reason = f"stopped by {signal.Signals(_stop_signal).name}"
         finally:
             self.stop_event.set()
+            if web is not None:
+                web.stop()
             if self._thread is not None:
                 self._thread.join(timeout=60)
             self.state.put(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -123,8 +125,9 @@ def test_sigterm_during_a_long_stage_ends_it_within_seconds_with_state_saved(tmp
     assert "stopped on request" in out
 
 
-def _serve_settings(tmp_path: Path, **extra: str) -> Path:
-    """Settings for `run.py serve` whose stages can only reach loopback (a closed port)."""
+def _serve_settings(tmp_path: Path, web: str = "enabled = false") -> Path:
+    """Settings for `run.py serve` whose stages can only reach loopback (a closed port); the web page
+    is off unless a test asks for it (`web` = the lines of its `[web]` section)."""
     text = f"""
 [torgsoft]
 database = "{tmp_path / "torgsoft.fdb"}"
@@ -142,9 +145,9 @@ inbox = "{tmp_path / "inbox"}"
 interval_minutes = 1
 orders_minutes = 2
 lock_wait_seconds = 0.5
+[web]
+{web}
 """
-    for key, value in extra.items():
-        text += f"{key} = {value}\n"
     path = tmp_path / "settings.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -298,3 +301,40 @@ def test_serve_once_runs_each_job_once_and_exits_1_when_one_failed(tmp_path: Pat
     finished = [e.message for e in j.search(grep="run finished")]
     assert sorted(finished) == ["exchange: run finished", "orders: run finished", "prune: run finished"]
     assert "service finished after 3 run(s)" in r.stdout
+
+
+def test_serve_runs_the_control_room_beside_the_exchange(tmp_path: Path):
+    """`[web] enabled`: serve prints the page's address, the page answers, and it stops with the service."""
+    with socket.socket() as probe:  # a free loopback port for the page
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = _serve_settings(tmp_path, web=f'enabled = true\nhost = "127.0.0.1"\nport = {port}')
+    proc = subprocess.Popen(
+        _serve(settings, minute="30"),
+        env={**_short_env(), "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        deadline = time.monotonic() + 60
+        while not url and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "control room: " in line:
+                url = line.split("control room: ", 1)[1].strip()
+        assert url == f"http://127.0.0.1:{port}/", "serve did not print the control room's address"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            page = reply.read().decode("utf-8")
+        assert reply.status == 200
+        assert "<html" in page.lower()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=3)

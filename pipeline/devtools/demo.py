@@ -548,9 +548,13 @@ def format_report(report: DemoReport, settings: Any) -> str:
     )
     lines.append(f"Database:  {report.database}")
     lines.append(f"Journal:   {settings.journal.path}   log file: {settings.journal.log_file}")
+    run = _run_command()
+    web = settings.web
+    lines.append(
+        f"Control room: {run} web   then open http://{web.host}:{web.port}/ (runs, orders, products, journal)"
+    )
     lines.append("Look closer:")
     first = next(iter(report.changed), None)
-    run = _run_command()
     lines.append(f"  {run} log --run {report.run_id}")
     if first:
         lines.append(f"  {run} log --order {first}")

@@ -1,4 +1,4 @@
-"""Second sink: Torgsoft's own order file (TORGSOFT.md), written to a folder or an FTP directory.
+"""Second sink: Torgsoft's own order file (docs/orders.md), written to a folder or an FTP directory.
 
 With `[orders] sink = "torgsoft-json"` orders are not written to the database: each new Satu order
 becomes one JSON file (values as strings, ReserveDate DDMMYYYY) named `<json_prefix><order id>.json` in

@@ -1,6 +1,6 @@
 """Pure parsing of inbox files: bytes in, `pipeline.model.Order` out, or `DamagedFile` with a precise reason.
 
-The inbox format (DESIGN.md): one order per file, UTF-8 JSON exactly as `GET /orders/{id}` returns it
+The inbox format (docs/orders.md): one order per file, UTF-8 JSON exactly as `GET /orders/{id}` returns it
 (`{"order": {…}}`); a bare order object is accepted too. Anything else is damaged: the importer
 quarantines it with the reason given here. Nothing in this module does I/O.
 """

@@ -1,6 +1,6 @@
 """The Satu.kz seller API client (httpx).
 
-Every quirk of the API (see SATU.md) is absorbed here so the stages see plain Python:
+Every quirk of the API (see docs/satu-api.md) is absorbed here so the stages see plain Python:
 
 - errors come as HTML 401/403, HTTP 200 with `{"error": "…"}`, HTTP 400 with
   `{"error": {"message": "…"}}` and per-item `errors`; they become `SatuAuthError` / `SatuApiError`,

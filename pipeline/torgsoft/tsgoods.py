@@ -1,4 +1,4 @@
-"""The vendor's export file `TSGoods.trs` as a catalog source (see TORGSOFT.md).
+"""The vendor's export file `TSGoods.trs` as a catalog source (see docs/setup.md).
 
 The file is CSV with `;` between fields, fields in double quotes with `""` inside, windows-1251 by
 default, an optional header row (else a positional column map from settings, or the vendor's default
@@ -34,7 +34,7 @@ from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# The vendor's default column order (TORGSOFT.md), used when the file has no header row and
+# The vendor's default column order (docs/setup.md), used when the file has no header row and
 # `[torgsoft] tsgoods_columns` is empty.
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "GoodID",

@@ -2,7 +2,7 @@
 
 It is a test and demo tool (nobody can reach the real Satu from our machines). It binds to 127.0.0.1
 by default, keeps its state in SQLite under a state folder (it survives restarts), and reproduces
-every quirk listed in SATU.md section 2:
+every quirk listed in docs/satu-api.md:
 
 - HTML 401 for a missing or wrong token (403 for a read-only token that tries to write);
 - errors as HTTP 200 `{"error": "…"}`, HTTP 400 `{"error": {"message": "…"}}`, per-item `errors`;
