@@ -41,8 +41,8 @@ def ensure_db(size: int) -> dict:
         info = json.loads(marker.read_text())
         if info.get("version") == DATA_VERSION and info.get("products") == size:
             return info
+    from pipeline.devtools.demo_data import generate
     from pipeline.torgsoft.connection import create_database
-    from pipeline.torgsoft.demo import generate
     from pipeline.torgsoft.schema import create_schema
 
     marker.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ process's maximum resident set (the feed's validation helper is reported apart, 
 
     .venv/bin/python benchmarks/feed.py [--sizes 100000,300000] [--repeat 1]
 
-Demo databases are cached under var/bench/ (built once with pipeline.torgsoft.demo.generate).
+Demo databases are cached under var/bench/ (built once with pipeline.devtools.demo_data.generate).
 Prints one JSON line: wall seconds and CPU seconds (user + system of the child, which includes the
 embedded Firebird engine, plus its own children: the feed's validation helper process) for both, their ratios, and peak RSS. On a shared machine the CPU ratio is
 the steadier figure; both are reported.
@@ -63,9 +63,9 @@ def ensure_db(n: int) -> Path:
     base = CACHE / f"demo-{n}"
     if (base / "ready").exists():
         return base
+    from pipeline.devtools.demo_data import generate
     from pipeline.state import State
     from pipeline.torgsoft.connection import create_database
-    from pipeline.torgsoft.demo import generate
     from pipeline.torgsoft.schema import create_schema
 
     shutil.rmtree(base, ignore_errors=True)

@@ -85,9 +85,9 @@ def ensure_images(n: int) -> list[str]:
 def ensure_database(names: list[str]):
     """Demo database (1000 goods) whose sellable goods refer to the bench photos, one each."""
     from conftest import make_settings
+    from pipeline.devtools.demo_data import bulk_insert, generate
     from pipeline.torgsoft.catalog import open_catalog
     from pipeline.torgsoft.connection import connect, create_database, transaction
-    from pipeline.torgsoft.demo import bulk_insert, generate
     from pipeline.torgsoft.schema import create_schema
 
     db = BENCH / "torgsoft.fdb"

@@ -62,6 +62,7 @@ def main() -> None:
                 httpx.post(
                     f"{root}/_sandbox/products",
                     timeout=120,
+                    headers={"X-Sandbox": "1"},
                     json=[
                         {"external_id": k, "name": f"Товар {k}", "price": 1000, "quantity_in_stock": 5}
                         for k in ids[i : i + 2000]

@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipeline.devtools.demo_data import bulk_insert  # noqa: E402
 from pipeline.devtools.sandbox import SandboxServer, generate_orders  # noqa: E402
 from pipeline.journal import Journal  # noqa: E402
 from pipeline.orders import status as st  # noqa: E402
 from pipeline.settings import build  # noqa: E402
 from pipeline.state import State  # noqa: E402
 from pipeline.torgsoft.connection import connect, create_database  # noqa: E402
-from pipeline.torgsoft.demo import bulk_insert  # noqa: E402
 from pipeline.torgsoft.schema import create_schema  # noqa: E402
 
 COLUMNS = (

@@ -15,23 +15,41 @@ from pathlib import Path
 import click
 
 from pipeline.errors import PipelineError, SettingsError
-from pipeline.settings import Settings, load
+from pipeline.settings import SETTINGS_ENV, Settings, load
+from pipeline.settings_checks import warnings as settings_warnings
 
 
 class AppContext:
     """What every command gets: the settings (loaded on first use)."""
 
-    def __init__(self, settings_path: Path, overrides: tuple[str, ...]):
+    def __init__(self, settings_path: Path | None, overrides: tuple[str, ...]):
         self.settings_path = settings_path
         self.overrides = overrides
+        #: set by the demo: it may run on the built-in defaults when no settings file is found
+        self.defaults_ok = False
+        #: set by commands that only read the journal: no `Settings:` line above their output
+        self.quiet = False
         self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
-        """The validated settings; a problem exits with code 2 and lists every problem."""
+        """The validated settings; a problem exits with code 2 and lists every problem. The file used
+        (and any risky setting) is said first, on stderr, so a cron mail shows which shop ran."""
         if self._settings is None:
-            self._settings = load(self.settings_path, self.overrides)
+            self._settings = load(self.settings_path, self.overrides, defaults_ok=self.defaults_ok)
+            self._announce(self._settings)
         return self._settings
+
+    def _announce(self, settings: Settings) -> None:
+        """`Settings: FILE` and the warnings, on stderr; not for machine-readable (`--json`) output and
+        not for the commands that only read the journal (`quiet`)."""
+        ctx = click.get_current_context(silent=True)
+        if self.quiet or (ctx is not None and ctx.params.get("as_json")):
+            return
+        source = settings.source
+        click.echo(f"Settings: {source if source else '(built-in defaults, demo)'}", err=True)
+        for problem in settings_warnings(settings):
+            click.echo(f"Warning: {problem}", err=True)
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -58,9 +76,9 @@ class Group(click.Group):
     "--settings",
     "settings_path",
     type=click.Path(path_type=Path),
-    default=Path("settings.toml"),
-    show_default=True,
-    help="settings file; relative paths in it hang from its folder",
+    default=None,
+    help=f"settings file (default: ${SETTINGS_ENV}, else ./settings.toml); relative paths in it hang "
+    "from its folder",
 )
 @click.option(
     "--set",
@@ -70,7 +88,7 @@ class Group(click.Group):
     help="override one setting for this run (repeatable)",
 )
 @click.pass_context
-def cli(ctx: click.Context, settings_path: Path, overrides: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, settings_path: Path | None, overrides: tuple[str, ...]) -> None:
     """Torgsoft ⇄ Satu.kz exchange: catalog feed, photos, publishing, orders, statuses."""
     ctx.obj = AppContext(settings_path, overrides)
 

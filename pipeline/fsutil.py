@@ -47,7 +47,8 @@ def atomic_writer(path: Path, *, private: bool = False, durable: bool = True) ->
     `durable`) and renamed over `path`, and the folder is fsynced. On an error the temp file is removed
     and `path` is untouched."""
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():  # a folder we create for private files is private too (an existing one is left)
+        make_dirs(folder, private=private)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, PRIVATE_FILE if private else PUBLIC_FILE)
@@ -69,6 +70,21 @@ def write_atomic(path: Path, data: bytes, *, private: bool = False, durable: boo
     """Write `data` to `path` through a temp file and a rename (see `atomic_writer`); returns `path`."""
     with atomic_writer(path, private=private, durable=durable) as fh:
         fh.write(data)
+    return path
+
+
+def create_private(path: Path) -> Path:
+    """Make sure `path` exists as a 0600 file (its folder 0700 when created here), for files that other
+    libraries open themselves (SQLite databases, log files): created with the private mode from the
+    start, so no reader ever finds it readable by others. An existing file is made 0600."""
+    if not path.parent.is_dir():
+        make_dirs(path.parent, private=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE)
+    try:
+        if os.name == "posix":
+            os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
     return path
 
 

@@ -12,6 +12,7 @@ import logging.handlers
 import os
 import re
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.fsutil import create_private
 from pipeline.state import open_sqlite
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -121,28 +123,56 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     return value.astimezone(UTC)
 
 
+def one_line(text: str) -> str:
+    """One event, one line: a message's own line breaks (a library's second "Debugging info" line, a
+    server's multi-line reply) are folded, so `log`, the log file and cron mails stay line-oriented."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return " | ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log file and every file it rotates into are created 0600 (they name orders and customers)."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        create_private(Path(self.baseFilename))
+        return super()._open()
+
+
 class Journal:
     """Append and search events. Safe to share between threads; one connection per thread."""
 
     def __init__(self, path: Path | str, log_file: Path | str | None = None, run_id: str | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self._local = threading.local()
         self._logger: logging.Logger | None = None
-        con = self._con()
-        con.executescript(_SCHEMA)
+        self.broken = ""  # why the journal file cannot be written (events then go to the log only)
+        try:
+            con = self._con()
+            con.executescript(_SCHEMA)
+            con.execute("SELECT 1 FROM events LIMIT 1").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._degrade(exc)
         if log_file:
-            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(log_file))
             logger = logging.getLogger(f"torgsoft_satu.journal.{os.getpid()}.{id(self)}")
             logger.propagate = False
             logger.setLevel(logging.DEBUG)
-            handler = logging.handlers.RotatingFileHandler(
+            handler = _PrivateRotatingFileHandler(
                 log_file, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
             )
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
             self._logger = logger
+
+    def _degrade(self, exc: BaseException) -> None:
+        """The journal file is damaged: say so once (naming it and the way out), then keep working with
+        the log file only — an import or a feed must never stop because its diary cannot be written."""
+        from pipeline.state import damaged_file_message
+
+        self.broken = damaged_file_message(self.path, "journal", exc)
+        print(f"Warning: {self.broken}", file=sys.stderr, flush=True)
 
     @classmethod
     def from_settings(cls, settings: Any, run_id: str | None = None) -> Journal:
@@ -171,21 +201,27 @@ class Journal:
     ) -> None:
         """Record one event. Extra keyword arguments are stored as JSON data."""
         level = level.lower()
-        self._con().execute(
-            "INSERT INTO events (ts, run_id, stage, level, levelno, message, order_id, product_id, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                _now(),
-                run_id or self.run_id,
-                stage,
-                level,
-                LEVELS.get(level, 20),
-                message,
-                None if order_id is None else str(order_id),
-                None if product_id is None else str(product_id),
-                json.dumps(data, ensure_ascii=False, default=str) if data else None,
-            ),
+        message = one_line(message)
+        row = (
+            _now(),
+            run_id or self.run_id,
+            stage,
+            level,
+            LEVELS.get(level, 20),
+            message,
+            None if order_id is None else str(order_id),
+            None if product_id is None else str(product_id),
+            json.dumps(data, ensure_ascii=False, default=str) if data else None,
         )
+        if not self.broken:
+            try:
+                self._con().execute(
+                    "INSERT INTO events (ts, run_id, stage, level, levelno, message, order_id, product_id, "
+                    "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.DatabaseError as exc:  # the journal never stops the work it records
+                self._degrade(exc)
         if self._logger is not None:
             ids = "".join(
                 f" {k}={v}" for k, v in (("order", order_id), ("product", product_id)) if v is not None
@@ -247,7 +283,7 @@ class Journal:
         sql += " ORDER BY id"
         if limit:
             sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
-        for row in self._con().execute(sql, args):
+        for row in self._rows(sql, args):
             ident, ts, run_id_, stage_, level_, message, order, product, data = row
             yield Event(
                 ident,
@@ -261,10 +297,26 @@ class Journal:
                 json.loads(data) if data else None,
             )
 
+    def _rows(self, sql: str, args: list[Any]) -> Iterator[tuple]:
+        from pipeline.state import StateFileError, damaged_file_message
+
+        if self.broken:
+            raise StateFileError(self.broken)
+        try:
+            yield from self._con().execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(damaged_file_message(self.path, "journal", exc)) from None
+
     def prune(self, retention_days: int) -> int:
-        """Delete events older than the retention; returns how many went."""
+        """Delete events older than the retention; returns how many went (0 when the file is damaged)."""
         cutoff = (datetime.now(UTC) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
-        return self._con().execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+        if self.broken:
+            return 0
+        try:
+            return self._con().execute("DELETE FROM events WHERE ts < ?", (cutoff,)).rowcount
+        except sqlite3.DatabaseError as exc:
+            self._degrade(exc)
+            return 0
 
     def close(self) -> None:
         """Close this thread's connection and the log file."""

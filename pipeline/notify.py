@@ -270,6 +270,25 @@ def _quarantine_message(outs: dict[str, StageOutcome], settings: Any, state: Any
     ]  # no key: each file is reported once (notify.quarantine)
 
 
+def _stall_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
+    """An order import the watchdog found stuck (no progress far beyond every bounded wait)."""
+    found = _inbox_results(outs)
+    stuck = sum(r.stalled for r in found)
+    if not stuck:  # cleared by an import that ran without a stall, not by a run without one
+        return [], {"inbox-stall"} if found else set()
+    return [
+        Message(
+            "alert",
+            "order import stuck",
+            f"{stuck} order import(s) made no progress (most likely waiting inside the database). "
+            "Restart the service: its claims are taken over. "
+            "See: run.py log --stage orders --level error",
+            key="inbox-stall",
+            data={"stalled": stuck},
+        )
+    ], set()
+
+
 def assess(
     report: RunReport, *, settings: Any, state: Any, now: float | None = None
 ) -> tuple[list[Message], set[str]]:
@@ -286,6 +305,7 @@ def assess(
         _auth(outs, settings),
         _unreachable(outs, settings, state),
         _feed_and_import(outs, report.run_id),
+        _stall_message(outs),
     ):
         messages += found
         cleared |= done
@@ -454,11 +474,16 @@ class Notifier:
         email["From"] = n.email_from or f"torgsoft-satu@{socket.gethostname()}"
         email["To"] = ", ".join(n.email_to)
         email.set_content(msg.text)
-        with smtplib.SMTP(n.smtp_host, n.smtp_port, timeout=n.timeout) as smtp:
-            if n.smtp_starttls:
-                context = ssl.create_default_context(cafile=str(n.smtp_cafile) if n.smtp_cafile else None)
+        context = ssl.create_default_context(cafile=str(n.smtp_cafile) if n.smtp_cafile else None)
+        smtp: smtplib.SMTP
+        if n.smtp_tls == "implicit":
+            smtp = smtplib.SMTP_SSL(n.smtp_host, n.smtp_port, timeout=n.timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(n.smtp_host, n.smtp_port, timeout=n.timeout)
+        with smtp:
+            if n.smtp_tls == "starttls":
                 smtp.starttls(context=context)
-            if n.smtp_user:
+            if n.smtp_user:  # settings refuse a login with smtp_tls = "none": never a password in clear
                 smtp.login(n.smtp_user, self.settings.secret("notify.smtp_password_env"))
             smtp.send_message(email)
 

@@ -11,7 +11,11 @@ Jobs (built from `[schedule]` by `jobs_from_settings`):
 - **reconcile**, every `[orders] reconcile_hours` (0 = never; not in partial mode, not at start): Satu
   orders of the last `reconcile_days` that are neither in the inbox nor in Torgsoft are downloaded
   into the inbox (`pipeline.orders.reconcile`, `fix=True`); notify alerts when it had to.
-- **prune**, daily: drop journal entries older than `[journal] retention_days`.
+- **prune**, daily: drop journal entries older than `[journal] retention_days` and imported order
+  files in inbox/done older than `[orders] keep_done_days`.
+- **stock**, every `[schedule] stock_seconds` (0 = off): the stock watcher (`pipeline.stock.watch`) in
+  a thread of its own, outside the run lock, so neither a long exchange nor a manual run delays it;
+  an import that brought orders (which reserve stock) wakes it at once.
 
 Every job runs under the run lock (`pipeline.lock`), so a manual run and the service never overlap;
 a job that finds the lock taken waits `lock_wait_seconds`, then skips this tick. A job (or a step)
@@ -146,21 +150,25 @@ def _reconcile(ctx: StepContext) -> StageResult:
 
 @dataclass
 class PruneResult(ResultBase):
-    """What the daily journal clean-up removed."""
+    """What the daily clean-up removed."""
 
     removed: int = 0
+    order_files: int = 0  # imported order files deleted from inbox/done ([orders] keep_done_days)
     ok: bool = True
 
 
 def prune_step(ctx: StepContext) -> PruneResult:
-    """Drop journal entries older than the retention."""
+    """Drop journal entries older than the retention, and imported order files (personal data) in
+    inbox/done older than `[orders] keep_done_days`."""
+    from pipeline.orders.claims import prune_done
+
     removed = ctx.journal.prune(ctx.settings.journal.retention_days)
     ctx.journal.event(
         "service",
         f"journal pruned: {removed} entries older than {ctx.settings.journal.retention_days} days",
         removed=removed,
     )
-    return PruneResult(removed)
+    return PruneResult(removed, prune_done(ctx.settings, journal=ctx.journal))
 
 
 def jobs_from_settings(settings: Any) -> list[Job]:
@@ -219,6 +227,8 @@ class Service:
         self._thread: threading.Thread | None = None
         self._pending: list[InboxResult] = []
         self._pending_lock = threading.Lock()
+        self._stock_thread: threading.Thread | None = None
+        self._stock_wake = threading.Event()
         self.runs = 0
         self.failed_runs = 0
 
@@ -374,6 +384,7 @@ class Service:
             return
         if outcome.result is not None:
             report.results[step.name] = outcome.result
+            self._orders_imported(outcome.result)
         journal.event(
             "service",
             f"{job.name}/{step.name} done in {outcome.seconds:.1f} s",
@@ -388,6 +399,32 @@ class Service:
         """A watcher pass imported something: keep it for the next job's notification."""
         with self._pending_lock:
             self._pending.append(result)
+        self._orders_imported(result)
+
+    def _orders_imported(self, result: Any) -> None:
+        """Orders imported (and so stock reserved): the stock watcher pushes the new stock now."""
+        if isinstance(result, InboxResult) and result.imported + result.updated + result.invoices:
+            self._stock_wake.set()
+
+    def _start_stock_watcher(self) -> None:
+        seconds = self.settings.schedule.stock_seconds
+        if seconds <= 0:
+            return
+        from pipeline.stock.watch import watch_loop
+
+        self._stock_thread = threading.Thread(
+            target=watch_loop,
+            args=(self.settings,),
+            kwargs={
+                "interval": seconds * minute_seconds() / 60,
+                "stop_event": self.stop_event,
+                "wake_event": self._stock_wake,
+                "should_stop": self.stopping,
+            },
+            name="stock-watcher",
+            daemon=True,
+        )
+        self._stock_thread.start()
 
     def _take_watched(self) -> InboxResult | None:
         """The watcher's passes since the last job, summed (None when it did nothing)."""
@@ -462,6 +499,8 @@ class Service:
         )
         minute = minute_seconds()
         plan = ", ".join(f"{j.name} every {_every(j.every_seconds)}" for j in self.jobs)
+        if self.settings.schedule.stock_seconds > 0 and not once:
+            plan += f", stock every {_every(self.settings.schedule.stock_seconds * minute / 60)}"
         self.journal.event(
             "service",
             f"service started ({plan})",
@@ -476,6 +515,8 @@ class Service:
         if self.watcher and not once:  # order files dropped by hand are taken in partial mode too
             self._thread = threading.Thread(target=self._watch, name="inbox-watcher", daemon=True)
             self._thread.start()
+        if not once:
+            self._start_stock_watcher()
         web = None if once else self._start_web()
         reason = "finished" if once else "stopped"
         try:
@@ -501,6 +542,8 @@ class Service:
                 web.stop()
             if self._thread is not None:
                 self._thread.join(timeout=60)
+            if self._stock_thread is not None:
+                self._stock_thread.join(timeout=60)
             self.state.put(
                 "service",
                 "last_stop",

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import _testing
 from pipeline.errors import Problem, SettingsError
-from pipeline.satu.api import CANCELLATION_REASONS, query_zone
+from pipeline.satu.api import CANCELLATION_REASONS
+from pipeline.settings_checks import cross_check
 from pipeline.settings_values import _check, _convert, opt, parse_override
 
 
@@ -42,6 +42,10 @@ class TorgsoftSettings:
     )
     price_center: int = opt(0, "accounting center whose prices are used (0 = common prices)", min=0)
     mapping_dir: Path | None = opt(None, "folder with your own copies of the .sql mapping; empty = built-in")
+    change_query: bool = opt(
+        True,
+        "stock watcher reads changes by CHANGED_AT (stock_changes.sql); false = compare a stock-only read",
+    )
     tsgoods_file: Path | None = opt(None, 'TSGoods.trs export file (when source = "tsgoods")')
     tsgoods_encoding: str = opt("cp1251", "encoding of the TSGoods.trs file")
     tsgoods_header: bool = opt(True, "the TSGoods.trs file starts with a header row")
@@ -172,6 +176,9 @@ class SatuSettings:
     max_retries: int = opt(5, "retries on 429/5xx/timeouts", min=0, max=20)
     push: bool = opt(True, "push stock/price/presence changes through the API after each catalog run")
     full_push_hours: float = opt(6.0, "re-send stock for every product this often; 0 = never", min=0)
+    max_requests_per_minute: int = opt(
+        30, "requests to Satu per minute, shared by every push and the stock watcher; 0 = no limit", min=0
+    )
     import_after_publish: bool = opt(False, "ask Satu to import the feed by URL after publishing")
     available_value: str = opt("true", "value of offer available= for an item in stock")
     unavailable_value: str = opt(
@@ -235,6 +242,11 @@ class OrdersSettings:
     json_prefix: str = opt(
         "satu-order-", "file name prefix of Torgsoft order files (name = prefix + order id)"
     )
+    keep_done_days: int = opt(
+        90,
+        "imported order files (personal data) in inbox/done are deleted after this many days; 0 = kept",
+        min=0,
+    )
     import_workers: int = opt(
         2,
         "orders imported in parallel, each over its own connection (each order is still one transaction)",
@@ -291,6 +303,9 @@ class ScheduleSettings:
     orders_minutes: int = opt(
         10, "order download/import and status push every N minutes (at least 10)", min=1
     )
+    stock_seconds: int = opt(
+        60, "stock watcher: push stock and price changes every N seconds (at least 15); 0 = off", min=0
+    )
     lock_wait_seconds: float = opt(
         120.0, "a run that finds another one going waits this long, then gives up", min=0
     )
@@ -303,7 +318,11 @@ class NotifySettings:
     channels: list[str] = opt(None, 'any of "email", "telegram", "webhook"', factory=list)
     smtp_host: str = opt("", "SMTP server")
     smtp_port: int = opt(25, "SMTP port", min=1, max=65535)
-    smtp_starttls: bool = opt(False, "use STARTTLS")
+    smtp_tls: str = opt(
+        "none",
+        'TLS to the SMTP server: "starttls" (port 587), "implicit" (port 465) or "none" (no login then)',
+        choices=("starttls", "implicit", "none"),
+    )
     smtp_user: str = opt("", "SMTP user; empty = no login")
     smtp_password_env: str = opt("SMTP_PASSWORD", "env var holding the SMTP password")
     email_from: str = opt("", "sender address")
@@ -315,7 +334,7 @@ class NotifySettings:
     unreachable_runs: int = opt(3, "alert when a server is unreachable this many runs in a row", min=1)
     stale_feed_hours: float = opt(24.0, "alert when the feed was not refreshed for this long", min=1)
     repeat_hours: float = opt(24.0, "repeat an alert that is still open at most this often", min=0)
-    smtp_cafile: Path | None = opt(None, "CA certificates (PEM) to trust for STARTTLS; empty = the system's")
+    smtp_cafile: Path | None = opt(None, "CA certificates (PEM) to trust for SMTP TLS; empty = the system's")
     timeout: float = opt(20.0, "network timeout of a notification channel, seconds", min=1)
 
 
@@ -457,104 +476,77 @@ def build(data: dict[str, Any], base_dir: Path, source: Path | None = None) -> S
             ):
                 values[fname] = base_dir / f.default
         sections[name] = cls(**values)
-    if problems:
-        raise SettingsError(problems)
     settings = Settings(base_dir=base_dir, source=source, **sections)
-    problems = cross_check(settings)
+    # Rules over two keys are checked too (a key that failed its own check has its default here), so
+    # every problem shows at once; a key already reported is not reported twice.
+    reported = {p.key for p in problems}
+    problems += [p for p in cross_check(settings) if p.key not in reported]
     if problems:
         raise SettingsError(problems)
     return settings
 
 
-def cross_check(settings: Settings) -> list[Problem]:
-    """Rules that involve more than one key."""
-    problems: list[Problem] = []
-    t = settings.torgsoft
-    if t.source == "tsgoods" and t.tsgoods_file is None:
-        problems.append(
-            Problem(
-                "torgsoft.tsgoods_file",
-                'is empty while torgsoft.source = "tsgoods"',
-                "set it to the path of your TSGoods.trs export",
-            )
-        )
-    try:
-        query_zone(settings.satu.query_timezone)
-    except ValueError as exc:
-        problems.append(
-            Problem(
-                "satu.query_timezone",
-                str(exc),
-                'write "UTC", an offset like "+05:00" or a name like "Asia/Almaty"',
-            )
-        )
-    p = settings.publish
-    if p.target in ("ftp", "ftps", "sftp") and not p.host:
-        problems.append(
-            Problem(
-                "publish.host",
-                f'is empty while publish.target = "{p.target}"',
-                "set the FTP/SFTP server name",
-            )
-        )
-    if p.target == "sftp" and not p.host_key and p.known_hosts is None:
-        problems.append(
-            Problem(
-                "publish.host_key",
-                "SFTP needs the server's host key (never accepted blindly)",
-                'set publish.host_key = "ssh-ed25519 AAAA…" or publish.known_hosts',
-            )
-        )
-    if not p.public_base_url.startswith(("http://", "https://")):
-        problems.append(
-            Problem(
-                "publish.public_base_url",
-                f"{p.public_base_url!r} is not an http(s) URL",
-                "set the URL at which publish.remote_dir is served",
-            )
-        )
-    floor = f"{_testing.interval_floor_minutes():g}"  # 10, unless a test lowered it
-    s = settings.schedule
-    for key in ("interval_minutes", "orders_minutes"):
-        if getattr(s, key) < float(floor):
-            problems.append(
-                Problem(
-                    f"schedule.{key}",
-                    f"{getattr(s, key)} is more often than every {floor} minutes",
-                    f"set it to {floor} or more",
-                )
-            )
-    bad = [c for c in settings.notify.channels if c not in ("email", "telegram", "webhook")]
-    if bad:
-        problems.append(
-            Problem(
-                "notify.channels", f"unknown channel(s) {bad}", 'use any of "email", "telegram", "webhook"'
-            )
-        )
-    return problems
+#: the environment variable naming the settings file when --settings is not given (cron, services)
+SETTINGS_ENV = "TORGSOFT_SATU_SETTINGS"
 
 
-def load(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Settings:
-    """Load settings from a TOML file (default ./settings.toml) with `section.key=value` overrides."""
-    path = Path(path) if path else Path("settings.toml")
+def find_settings(path: Path | str | None = None) -> Path | None:
+    """The settings file of this run, found deliberately: `path` (--settings), else the file named by
+    $TORGSOFT_SATU_SETTINGS, else ./settings.toml; None when there is none. A named file that does not
+    exist is a SettingsError (never a silent fall back to the defaults)."""
+    if path:
+        named = Path(path).expanduser()
+        if not named.is_file():
+            raise SettingsError(
+                Problem(str(named), "settings file not found", "give an existing file with --settings")
+            )
+        return named.resolve()
+    env = os.environ.get(SETTINGS_ENV, "")
+    if env:
+        named = Path(env).expanduser()
+        if not named.is_file():
+            raise SettingsError(
+                Problem(SETTINGS_ENV, f"names {env}, which is not a file", f"fix or unset {SETTINGS_ENV}")
+            )
+        return named.resolve()
+    here = Path("settings.toml")
+    return here.resolve() if here.is_file() else None
+
+
+def load(
+    path: Path | str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    defaults_ok: bool = False,
+) -> Settings:
+    """Load the settings file (see `find_settings`) with `section.key=value` overrides. Without a file
+    only `defaults_ok` callers (the demo) run on the built-in defaults, rooted at the current folder."""
+    found = find_settings(path)
+    if found is None and not defaults_ok:
+        raise SettingsError(
+            Problem(
+                "--settings",
+                f"no settings file: none given with --settings, {SETTINGS_ENV} is not set, "
+                f"and {Path.cwd()} has no settings.toml",
+                f"pass --settings /path/to/settings.toml or export {SETTINGS_ENV}=/path/to/settings.toml "
+                "(only `demo` runs on the built-in defaults)",
+            )
+        )
     data: dict[str, Any] = {}
-    if path.exists():
+    if found is not None:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(found.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SettingsError(
-                Problem(str(path), f"is not valid TOML: {exc}", "fix the syntax at the line shown")
+                Problem(str(found), f"is not valid TOML: {exc}", "fix the syntax at the line shown")
             ) from None
-    elif path.name != "settings.toml" or path.parent != Path("."):
-        raise SettingsError(
-            Problem(str(path), "settings file not found", "give an existing file with --settings")
-        )
     for text in overrides:
         section, key, value = parse_override(text)
         data.setdefault(section, {})
         if isinstance(data[section], dict):
             data[section][key] = value
-    return build(data, path.resolve().parent, source=path.resolve() if path.exists() else None)
+    base = found.parent if found is not None else Path.cwd().resolve()
+    return build(data, base, source=found)
 
 
 def _default_of(f: dataclasses.Field[Any]) -> Any:

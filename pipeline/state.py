@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
+from pipeline.fsutil import create_private
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
     ns TEXT NOT NULL,
@@ -43,6 +46,9 @@ def open_sqlite(path: Path, timeout: float, synchronous: str) -> sqlite3.Connect
     Switching a new file to WAL needs a moment of exclusive access, and SQLite may answer "database is
     locked" at once (without its busy timeout) when two processes open the file together: retry that.
     """
+    # Orders, customers' names and phones end up in these files: 0600 from the first byte (SQLite gives
+    # its -wal and -shm files the same mode), their folder 0700 when created here.
+    create_private(path)
     deadline = time.monotonic() + timeout
     while True:
         con = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
@@ -57,14 +63,32 @@ def open_sqlite(path: Path, timeout: float, synchronous: str) -> sqlite3.Connect
             time.sleep(0.05)
 
 
+class StateFileError(PipelineError):
+    """The state (or journal) file cannot be read: damaged, or left half-replaced. Names the file."""
+
+
+def damaged_file_message(path: Path, what: str, exc: BaseException) -> str:
+    """What is wrong with a damaged SQLite file of ours, and the way out."""
+    return (
+        f"the {what} file {path} cannot be used ({exc}). Stop the service, move {path.name} and its "
+        f"{path.name}-wal / {path.name}-shm files aside and restore them from the last backup (see "
+        f"docs/service.md, backup and restore); without a backup a new, empty file is started: then run "
+        f"`photos` before `feed`, and check statuses before `status push --baseline`"
+    )
+
+
 class State:
     """Key/value namespaces and an outbox, in one SQLite file shared by all stages."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._con().executescript(_SCHEMA)
+        try:
+            con = self._con()
+            con.executescript(_SCHEMA)
+            con.execute("SELECT 1 FROM kv LIMIT 1").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(damaged_file_message(self.path, "state", exc)) from None
 
     @classmethod
     def from_settings(cls, settings: Any) -> State:
@@ -184,3 +208,22 @@ class State:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def lost_state(journal: Any, state_path: Path, stage: str, marker: str) -> str | None:
+    """A message when the journal shows `stage` once recorded `marker` (e.g. its baseline) in a state
+    that no longer holds it — the state file was deleted, emptied or replaced; None when it never did.
+
+    The journal is the independent witness: a stage must not take a lost state for a first run and
+    start afresh silently. A journal that cannot be read is no witness (None)."""
+    try:
+        seen = next(iter(journal.search(stage=stage, grep=marker, limit=1)), None)
+    except (PipelineError, sqlite3.DatabaseError):
+        return None
+    if seen is None:
+        return None
+    return (
+        f"the state file {state_path} has lost what {stage} recorded on {seen.ts} ({marker}): it was "
+        f"deleted, emptied or replaced. Restore it from the last backup (docs/service.md), or, knowing "
+        f"that changes made meanwhile are then never sent, start afresh explicitly"
+    )

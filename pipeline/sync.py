@@ -205,6 +205,9 @@ def _pushes(r: _Run, feed_ok: bool, published: bool) -> None:
         r.add(skipped("push", "dry run: nothing is sent to Satu"))
     elif not feed_ok:
         r.add(skipped("push", "the feed stage did not succeed"))
+    elif not s.secret("satu.token_env", required=False):
+        var = s.satu.token_env
+        r.add(skipped("push", f"no Satu API token: {var} is not set (satu.token_env); export it to push"))
     else:
         r.step(
             "push",

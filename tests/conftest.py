@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.demo_data import build_demo_database
 from pipeline.settings import Settings, build
 from pipeline.torgsoft.connection import connect, create_database
-from pipeline.torgsoft.demo import build_demo_database
 from pipeline.torgsoft.schema import create_schema
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pipeline.devtools.demo_data import bulk_insert
 from pipeline.settings import Settings
 from pipeline.torgsoft.catalog import open_catalog
 from pipeline.torgsoft.connection import connect, transaction
-from pipeline.torgsoft.demo import bulk_insert
 
 
 def sellable_good_ids(settings: Settings, n: int = 1) -> list[int]:

@@ -62,6 +62,10 @@ def test_demo_end_to_end(tmp_path: Path):
     assert (public / "satu.yml").read_bytes() == (tmp_path / "feeds" / "satu.yml").read_bytes()
     assert any(public.rglob("*.jpg")), "photos were uploaded over FTP"
 
+    # The stock watcher's tick pushed what the imported orders reserved.
+    m = re.search(r"stock watcher\s+(\d+) offer\(s\) changed by the reservations, (\d+) acknowledged", out)
+    assert m and int(m.group(1)) >= 1 and m.group(1) == m.group(2), out
+
     # Orders came in with customers, reservations and invoices.
     m = re.search(
         r"Orders:\s+(\d+) imported \((\d+) invoices\); Torgsoft now has (\d+) customers, (\d+) Satu orders, "
@@ -95,7 +99,7 @@ def test_demo_end_to_end(tmp_path: Path):
     run_id = re.search(r"log --run (\S+)", out).group(1)
     journal = Journal(tmp_path / "var" / "journal.sqlite")
     stages = {e.stage for e in journal.search(run_id=run_id, limit=None)}
-    assert {"demo", "photos", "feed", "publish", "import", "push", "orders", "status"} <= stages
+    assert {"demo", "photos", "feed", "publish", "import", "push", "orders", "status", "stock"} <= stages
     r = subprocess.run(
         [
             sys.executable,

@@ -15,6 +15,7 @@ from pipeline import feed as feed_stage
 from pipeline.cli import cli
 from pipeline.contracts import feed_offers
 from pipeline.contracts.photo_urls import PUBLISHED_NS, PhotoIndex
+from pipeline.devtools.demo_data import bulk_insert
 from pipeline.feed.history import History
 from pipeline.feed.render import load_template, render_feed
 from pipeline.feed.rules import (
@@ -32,7 +33,6 @@ from pipeline.model import Category, Characteristic, Photo, Product, Stock
 from pipeline.stage import StageResult, Status, outcome_of
 from pipeline.state import State
 from pipeline.torgsoft.connection import connect
-from pipeline.torgsoft.demo import bulk_insert
 from tests.conftest import ROOT, make_settings
 
 BASE = "https://cdn.example.kz/pub"

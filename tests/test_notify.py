@@ -252,7 +252,7 @@ def test_email_with_starttls_and_login(tmp_path, monkeypatch):
             channels=["email"],
             smtp_host="127.0.0.1",
             smtp_port=ctl.port,
-            smtp_starttls=True,
+            smtp_tls="starttls",
             smtp_cafile=str(cert),
             smtp_user="shop",
             smtp_password_env="TEST_SMTP_PASSWORD",

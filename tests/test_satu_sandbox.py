@@ -112,17 +112,20 @@ def test_state_persists_across_restarts(tmp_path: Path):
 
 
 def test_control_endpoints(sandbox: SandboxServer, client: SatuClient):
-    r = httpx.post(sandbox.root_url + "/_sandbox/orders", json={"count": 3, "seed": 4})
+    CONTROL = {"X-Sandbox": "1"}  # control calls need it (or the token): no cross-site form POST
+    r = httpx.post(sandbox.root_url + "/_sandbox/orders", json={"count": 3, "seed": 4}, headers=CONTROL)
     ids = r.json()["created"]
     assert len(ids) == 3
-    r = httpx.post(sandbox.root_url + f"/_sandbox/orders/{ids[0]}", json={"status": "received"})
+    r = httpx.post(
+        sandbox.root_url + f"/_sandbox/orders/{ids[0]}", json={"status": "received"}, headers=CONTROL
+    )
     assert r.json()["order"]["status_name"] == "Принят"
-    httpx.post(sandbox.root_url + "/_sandbox/fail", json={"count": 2, "mode": "429"})
+    httpx.post(sandbox.root_url + "/_sandbox/fail", json={"count": 2, "mode": "429"}, headers=CONTROL)
     assert sandbox.pending_faults() == 2
     assert client.get_order(ids[0])["status"] == "received"
-    state = httpx.get(sandbox.root_url + "/_sandbox/state").json()
+    state = httpx.get(sandbox.root_url + "/_sandbox/state", headers=CONTROL).json()
     assert state["orders"] == 3 and state["pending_faults"] == 0
-    r = httpx.post(sandbox.root_url + "/_sandbox/fail", json={"count": 1, "mode": "teapot"})
+    r = httpx.post(sandbox.root_url + "/_sandbox/fail", json={"count": 1, "mode": "teapot"}, headers=CONTROL)
     assert r.status_code == 400
 
 

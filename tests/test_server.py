@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.demo_data import generate
 from pipeline.errors import DatabaseError
 from pipeline.settings import Settings
 from pipeline.torgsoft.catalog import open_catalog
 from pipeline.torgsoft.connection import connect, create_database
-from pipeline.torgsoft.demo import generate
 from pipeline.torgsoft.schema import create_schema, user_tables
 from tests.conftest import make_settings
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.demo_data import bulk_insert
 from pipeline.errors import SettingsError
 from pipeline.journal import Journal
 from pipeline.orders import status as st
 from pipeline.settings import Settings
 from pipeline.state import State
 from pipeline.torgsoft.connection import connect
-from pipeline.torgsoft.demo import bulk_insert
 from tests.conftest import make_settings
 
 TOKEN_ENV = "TEST_STATUS_SATU_TOKEN"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.devtools.demo_data import DEMO_QUERIES, bulk_insert, generate, section_depths
 from pipeline.errors import DatabaseError, SettingsError
 from pipeline.settings import Settings
 from pipeline.torgsoft.catalog import DatabaseCatalog, open_catalog
 from pipeline.torgsoft.connection import connect, create_database
-from pipeline.torgsoft.demo import bulk_insert, generate, section_depths
-from pipeline.torgsoft.mapping import Mapping, compile_sql
+from pipeline.torgsoft.mapping import Mapping, compile_sql, read_header
 from pipeline.torgsoft.schema import create_schema, statements, user_tables
 
 
@@ -233,6 +233,62 @@ def test_mapping_override_is_used(demo_env: Settings, tmp_path: Path):
         con.close()
 
 
+def test_every_builtin_query_declares_what_it_uses_and_delivers(demo_env: Settings):
+    mapping = Mapping()
+    con = connect(demo_env)
+    try:
+        for folder in (mapping, Mapping(builtin_dir=DEMO_QUERIES)):
+            assert folder.names()
+            for name in folder.names():
+                q = folder.query(name)
+                assert set(q.params) == set(q.header.params), name  # declared = used, for every file
+                delivered = {d[0].lower() for d in con.cursor().prep(q.sql).description or ()}
+                assert set(q.columns) <= delivered, name
+                assert set(q.header.optional) <= delivered, name
+                assert bool(q.columns) == q.sql.upper().startswith("SELECT"), name  # reads declare columns
+            folder.check(con)  # the whole set passes the start-up check
+    finally:
+        con.close()
+    assert not any(n.startswith("demo_") for n in mapping.names())  # demo statements stay apart
+    assert "good_id" in mapping.query("products").columns
+    assert "changed_at" not in mapping.query("orders_for_status").columns  # optional: read when there
+
+
+def test_header_lines_continue_and_end_where_the_sql_starts():
+    header = read_header(
+        "-- A read.\n-- params: :a, :b\n-- columns: x, y,\n--     z\n-- optional columns: w\n"
+        "SELECT 1 AS x\n-- columns: late\n"
+    )
+    assert header.params == ("a", "b")
+    assert header.columns == ("x", "y", "z")
+    assert header.optional == ("w",)
+    assert read_header("-- params: none\nUPDATE T SET A = 1").params == ()
+    with pytest.raises(SettingsError, match="bad.sql: header names 'a b'"):
+        read_header("-- columns: a b\nSELECT 1", "bad.sql")
+
+
+def test_an_own_copy_is_checked_against_the_builtin_header(demo_env: Settings, tmp_path: Path):
+    mdir = tmp_path / "mapping"
+    mdir.mkdir()
+    # No header of its own, a parameter the program does not supply and a column left out.
+    (mdir / "order_items.sql").write_text(
+        "SELECT i.LINE_NO AS line_no, i.GOOD_ID AS good_id, i.QTY AS qty FROM CUSTOMER_ORDER_ITEM i "
+        "WHERE i.ORDER_ID = :order_id AND i.LINE_NO > :first_line",
+        encoding="utf-8",
+    )
+    con = connect(demo_env)
+    try:
+        with pytest.raises(SettingsError) as exc:
+            Mapping(mdir).check(con, ["order_items", "order_find"])
+    finally:
+        con.close()
+    text = str(exc.value)
+    assert "order_items.sql: uses parameter :first_line that the program does not supply" in text
+    assert "use only: :order_id" in text
+    assert "order_items.sql: result column 'price' is missing" in text
+    assert "order_find.sql" not in text
+
+
 def test_named_parameters_compile_outside_strings_and_comments():
     sql, params = compile_sql("SELECT ':x' AS a, \"b:c\" -- :ignored\nFROM T WHERE A = :one AND B = :Two;")
     assert params == ("one", "two")
@@ -242,8 +298,10 @@ def test_named_parameters_compile_outside_strings_and_comments():
 def test_missing_database_file_is_a_clear_error(tmp_path: Path):
     from tests.conftest import make_settings
 
-    with pytest.raises(DatabaseError, match="init-db"):
+    # a settings problem naming the key (exit code 2), still a DatabaseError for the code reading it
+    with pytest.raises(SettingsError, match="torgsoft.database.*init-db") as err:
         connect(make_settings(tmp_path))
+    assert isinstance(err.value, DatabaseError)
 
 
 def test_long_and_short_descriptions_both_arrive_whole(empty_db: Settings):

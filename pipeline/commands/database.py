@@ -20,7 +20,7 @@ from pipeline.cli import AppContext, pass_app
 @pass_app
 def init_db(app: AppContext, products: int, seed: int, force: bool) -> None:
     """Create the embedded reference database with demo data and demo photos."""
-    from pipeline.torgsoft.demo import build_demo_database
+    from pipeline.devtools.demo_data import build_demo_database
 
     s = app.settings
     path = Path(s.torgsoft.database)

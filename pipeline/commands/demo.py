@@ -39,6 +39,7 @@ def demo(app: AppContext, products: int, orders: int, seed: int, keep_running: b
     states changed in the database and pushed back; then a short report."""
     from pipeline.devtools.demo import format_report, run
 
+    app.defaults_ok = True  # the demo builds everything it needs under the current folder
     s = app.settings
 
     def wait(report) -> None:  # noqa: ANN001 - DemoReport, imported lazily

@@ -100,6 +100,7 @@ def log(
     """Search the journal. Examples: `log --level error --since 1d`, `log --order 1234`, `log --grep timeout`."""
     from pipeline.journal import Journal
 
+    app.quiet = True  # its output is the journal itself
     s = app.settings
     journal = Journal(s.journal.path, None)  # reading needs no log file
     try:

@@ -1,4 +1,4 @@
-"""`satu-sandbox`, `push` and `reconcile`: the Satu API side of the command line."""
+"""`satu-sandbox`, `push`, `reconcile`, `satu-import` and `stock`: the Satu API side of the command line."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def satu_sandbox(
     click.echo(f"Point the exchange at it: --set satu.base_url={server.url}")
     click.echo(
         'Control: POST /_sandbox/fail {"count": K, "mode": "429|500|200-error|timeout"}, '
-        'POST /_sandbox/orders {"count": N}, GET /_sandbox/state.  Ctrl-C stops.'
+        'POST /_sandbox/orders {"count": N}, GET /_sandbox/state (with the header X-Sandbox: 1 '
+        "or the token).  Ctrl-C stops."
     )
     try:
         server.serve_forever()
@@ -149,6 +150,8 @@ def push(app: AppContext, full: bool) -> None:
         f"sent {r.sent} in {r.requests} requests, {r.accepted} accepted, {r.rejected} refused, "
         f"{r.unsent} unsent; {r.outbox} queued for the next run"
     )
+    for problem in r.problems:
+        click.echo(f"Problem: {problem}", err=True)
     if not r.ok:
         raise SystemExit(1)
 
@@ -279,4 +282,32 @@ def satu_options(app: AppContext, as_json: bool) -> None:
         raise SystemExit(2)
 
 
-COMMANDS = [satu_sandbox, push, reconcile, satu_import, satu_group]
+@click.command("stock")
+@pass_app
+def stock(app: AppContext) -> None:
+    """One stock watcher tick now: stock and price changes since the last one to Satu (as `serve` does
+    every [schedule] stock_seconds). Takes no run lock, like the service's watcher."""
+    from pipeline.stock.watch import StockWatcher
+
+    app.settings.secret("satu.token_env")  # no token: a settings problem (exit 2), not a silent skip
+    journal, state = _stores(app)
+    watcher = StockWatcher(app.settings)
+    try:
+        r = watcher.tick(journal=journal, state=state)
+    finally:
+        watcher.close()
+        journal.close()
+        state.close()
+    if r.skipped:
+        click.echo("Nothing pushed: [satu] push = false.")
+        return
+    click.echo(
+        f"Stock watcher ({'change query' if r.mode == 'query' else 'per-good hash'}): {r.read} goods read, "
+        f"{r.updated} offers changed, {r.hidden} hidden, {r.restored} back in stock; "
+        f"{r.accepted}/{r.sent} acknowledged by Satu in {r.requests} requests, {r.outbox} queued"
+    )
+    if not r.ok:
+        raise SystemExit(1)
+
+
+COMMANDS = [satu_sandbox, push, reconcile, satu_import, stock, satu_group]

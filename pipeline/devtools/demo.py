@@ -172,7 +172,7 @@ def ensure_database(settings: Any, products: int, seed: int, echo: Callable[[str
         )
     if path.exists():
         return False
-    from pipeline.torgsoft.demo import build_demo_database
+    from pipeline.devtools.demo_data import build_demo_database
 
     echo(f"Creating the demo database {path} with {products} goods …")
     summary = build_demo_database(
@@ -220,10 +220,10 @@ def set_order_state(settings: Any, changes: dict[str, tuple[int, int]]) -> int:
     `changes`: Satu order id → (STATUS, IS_PAID). Goes through the named query
     `demo_set_order_state.sql`, in one transaction. Returns the rows changed.
     """
+    from pipeline.devtools.demo_data import demo_mapping
     from pipeline.torgsoft.connection import connect, transaction
-    from pipeline.torgsoft.mapping import Mapping
 
-    q = Mapping(settings.torgsoft.mapping_dir).query("demo_set_order_state")
+    q = demo_mapping(settings).query("demo_set_order_state")
     con = connect(settings)
     changed = 0
     try:
@@ -243,10 +243,10 @@ def set_order_state(settings: Any, changes: dict[str, tuple[int, int]]) -> int:
 
 def torgsoft_counts(settings: Any) -> dict[str, int]:
     """Customers, Satu orders, reservations and invoices in the database (query `demo_counts.sql`)."""
+    from pipeline.devtools.demo_data import demo_mapping
     from pipeline.torgsoft.connection import connect
-    from pipeline.torgsoft.mapping import Mapping
 
-    q = Mapping(settings.torgsoft.mapping_dir).query("demo_counts")
+    q = demo_mapping(settings).query("demo_counts")
     con = connect(settings)
     try:
         cur = con.cursor()
@@ -459,6 +459,7 @@ def _exchange(
     if checked.fixed:  # orders the download missed: the importer takes them now
         _step(report, "import (again)", echo, lambda: inbox.run(s, **kw), lambda r: f"{r.imported} imported")
     _check_imported(s, report, [o["id"] for o in made])
+    _stock_tick(s, report, kw, echo)
     _step(
         report,
         "status baseline",
@@ -506,6 +507,26 @@ def _check_imported(s: Any, report: DemoReport, ids: list[int]) -> None:
         report.problems.append(
             f"{len(lost)} of the {len(ids)} new order(s) did not reach Torgsoft: {', '.join(map(str, lost))}"
         )
+
+
+def _stock_tick(s: Any, report: DemoReport, kw: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """The stock watcher's tick, as `serve` runs it every `[schedule] stock_seconds`: the units the
+    imported orders reserved reach Satu now, not with the next exchange."""
+    from pipeline.stock.watch import StockWatcher
+
+    watcher = StockWatcher(s)
+    try:
+        _step(
+            report,
+            "stock watcher",
+            echo,
+            lambda: watcher.tick(**kw),
+            lambda r: (
+                f"{r.updated + r.hidden} offer(s) changed by the reservations, {r.accepted} acknowledged by Satu"
+            ),
+        )
+    finally:
+        watcher.close()
 
 
 def format_report(report: DemoReport, settings: Any) -> str:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, SettingsError
 from pipeline.feed.result import FeedResult
 from pipeline.fsutil import is_stale_temp
 from pipeline.stage import StopCheck, never_stop
@@ -39,6 +39,8 @@ class RunPaths:
     groups_kind: str
     previous: Path | None = None
     prev_stamp: str | None = None
+    #: wall-clock time the run began reading the catalog (the stock watcher's newer records win)
+    started: float = field(default_factory=time.time)
 
     @property
     def tmp(self) -> Path:
@@ -141,6 +143,9 @@ def run(
     except Interrupted:
         result.interrupted = True
         journal.event("feed", "feed run stopped on request; the last good feed stays in place")
+    except SettingsError as exc:  # (a missing database file): exit code 2 naming the key, not a data problem
+        journal.event("feed", f"feed not built: {exc}; the last good feed stays in place", level="error")
+        raise
     except PipelineError as exc:
         result.problems.append(str(exc))
         journal.event("feed", f"feed not built: {exc}; the last good feed stays in place", level="error")
@@ -165,7 +170,7 @@ def _build(
     from pipeline.feed.check import reject, render_and_check
     from pipeline.feed.commit import commit
     from pipeline.feed.extract import Extractor, build_tree, report_portal_gaps
-    from pipeline.feed.guard import compute_diff, guard, previous_snapshot
+    from pipeline.feed.guard import compute_diff, guard, picture_guard, previous_snapshot
     from pipeline.feed.render import load_template
     from pipeline.feed.rules import RuleSettings
     from pipeline.torgsoft.catalog import open_catalog
@@ -204,7 +209,10 @@ def _build(
         paths.history, paths.output, paths.prev_tmp, settings.satu.available_value
     )
     diff = compute_diff(paths.previous, paths.snap_tmp, None if dry_run else paths.diff_tmp)
-    if not guard(diff, result, journal, max_drop=f.max_drop_percent, dry_run=dry_run, force=force):
+    kw = {"max_drop": f.max_drop_percent, "dry_run": dry_run, "force": force}
+    if not guard(diff, result, journal, **kw) or not picture_guard(
+        paths.output, paths.tmp, result, journal, **kw
+    ):
         return
     if dry_run:
         result.ok = True

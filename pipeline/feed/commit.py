@@ -36,33 +36,52 @@ def commit(run: Any, result: FeedResult, used_sections: list[Any], photo_url: An
         written = write_groups(group_rows(used_sections, photo_url), output, run.groups_kind)
         result.groups_files = [str(p) for p in written]
     if run.is_main:
-        update_offers(run.state, run.previous, run.prev_stamp, run.history.path(run.stamp, ".offers.tsv"))
+        update_offers(
+            run.state,
+            run.previous,
+            run.prev_stamp,
+            run.history.path(run.stamp, ".offers.tsv"),
+            started=run.started,
+        )
         run.state.put(META_NS, "snapshot", run.stamp)
         companions = tuple(os.path.relpath(p, output.parent) for p in result.groups_files)
         record_files(run.state, FeedFiles(feed=output.name, companions=companions))
 
 
-def update_offers(state: Any, previous: Path | None, prev_stamp: str | None, current: Path) -> None:
+def update_offers(
+    state: Any, previous: Path | None, prev_stamp: str | None, current: Path, *, started: float = 0.0
+) -> None:
     """Record per-offer price/stock/presence of the feed now in place (the `feed.offers` contract).
 
     When the state reflects the previous snapshot (marker in `feed.meta`), only changes are written;
-    otherwise (first run, lost state) the namespace is rebuilt from the current snapshot.
+    otherwise (first run, lost state) the namespace is rebuilt from the current snapshot. Either way an
+    offer the stock watcher changed after this run began reading (`started`) keeps the watcher's record:
+    it is newer than what this feed read.
     """
     marker = state.get(META_NS, "snapshot")
+    newer = feed_offers.watched_since(state, started) if started else set()
     if previous is None or marker is None or marker != prev_stamp:
-        feed_offers.replace_all(state, ((r.id, r.offer()) for r in read_snapshot(current)))
-        return
-    removed: list[str] = []
+        kept = {oid: raw for oid, raw in state.items(feed_offers.NAMESPACE) if oid in newer}
+        feed_offers.replace_all(
+            state, ((r.id, r.offer()) for r in read_snapshot(current) if r.id not in newer)
+        )
+        state.put_many(feed_offers.NAMESPACE, kept.items())
+    else:
+        removed: list[str] = []
 
-    def changed():
-        for old, new in merge(read_snapshot(previous), read_snapshot(current)):
-            if new is None:
-                removed.append(old.id)
-            elif old is None or old != new:
-                yield new.id, new.offer()
+        def changed():
+            for old, new in merge(read_snapshot(previous), read_snapshot(current)):
+                if (old or new).id in newer:
+                    continue
+                if new is None:
+                    removed.append(old.id)
+                elif old is None or old != new:
+                    yield new.id, new.offer()
 
-    feed_offers.put_many(state, changed())
-    feed_offers.remove(state, removed)
+        feed_offers.put_many(state, changed())
+        feed_offers.remove(state, removed)
+    if started:
+        feed_offers.forget_watched(state, started)
 
 
 __all__ = ["History", "META_NS", "commit", "update_offers"]

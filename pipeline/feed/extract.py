@@ -14,7 +14,17 @@ from pipeline.errors import PipelineError
 from pipeline.feed.history import SnapRow
 from pipeline.feed.portal import PortalCategory
 from pipeline.feed.result import FeedResult
-from pipeline.feed.rules import OUT_OF_STOCK, CategoryTree, Offer, RuleSettings, Section, Skip, build_offer
+from pipeline.feed.rules import (
+    DELETED,
+    NOT_ON_SITE,
+    OUT_OF_STOCK,
+    CategoryTree,
+    Offer,
+    RuleSettings,
+    Section,
+    Skip,
+    build_offer,
+)
 from pipeline.feed.slug import slugify
 from pipeline.stage import StopCheck, never_stop
 
@@ -176,7 +186,7 @@ class Extractor:
         self.journal.event(
             "feed",
             f"product left out: {r.reason}" + (f" ({r.detail})" if r.detail else ""),
-            level="warning",
+            level=_level(r.reason),
             product_id=product_id,
             reason=r.reason,
         )
@@ -187,5 +197,14 @@ class Extractor:
         for reason, n in self.result.skip_reasons.items():
             if n > self.logged[reason]:
                 self.journal.event(
-                    "feed", f"{n} products left out: {reason}", level="warning", reason=reason, count=n
+                    "feed", f"{n} products left out: {reason}", level=_level(reason), reason=reason, count=n
                 )
+
+
+#: reasons that are the shop's own choice (deleted goods, goods hidden from the site): left out as asked
+NORMAL_EXCLUSIONS = frozenset({DELETED, NOT_ON_SITE})
+
+
+def _level(reason: str) -> str:
+    """A normal exclusion is journaled as info, so a warning always means something needs a look."""
+    return "info" if reason in NORMAL_EXCLUSIONS else "warning"

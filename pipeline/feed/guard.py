@@ -33,18 +33,67 @@ def guard(
         f"mass-change guard: this feed would remove {diff.removed} of {diff.previous} offers "
         f"({diff.drop_percent:.1f}% > [feed] max_drop_percent {max_drop:g}%)"
     )
+    return _go_on(message, result, journal, diff.as_dict(), dry_run=dry_run, force=force)
+
+
+def count_pictures(feed: Path) -> int:
+    """How many <picture> elements a feed file holds (streamed: a feed may be hundreds of MB)."""
+    tag, count, tail = b"<picture>", 0, b""
+    with open(feed, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            data = tail + chunk
+            count += data.count(tag)
+            # Keep the last bytes that could start a tag cut by the chunk boundary (never a whole one).
+            tail = data[-(len(tag) - 1) :]
+    return count
+
+
+def picture_guard(
+    previous: Path,
+    new: Path,
+    result: FeedResult,
+    journal: Any,
+    *,
+    max_drop: float,
+    dry_run: bool,
+    force: bool,
+) -> bool:
+    """The mass-change guard for pictures: a feed that would lose more than `max_drop` percent of the
+    live feed's pictures at once (a lost or emptied state: no published photo URLs) is stopped too."""
+    if not previous.exists():
+        return True
+    before = count_pictures(previous)
+    after = count_pictures(new)
+    if before == 0 or after >= before or (before - after) * 100.0 / before <= max_drop:
+        return True
+    message = (
+        f"mass-change guard: this feed would drop {before - after} of the live feed's {before} pictures "
+        f"({(before - after) * 100.0 / before:.1f}% > [feed] max_drop_percent {max_drop:g}%); were the "
+        f"photo URLs lost (state file deleted or new)? Run `photos` first"
+    )
+    return _go_on(
+        message,
+        result,
+        journal,
+        {"pictures_before": before, "pictures_after": after},
+        dry_run=dry_run,
+        force=force,
+    )
+
+
+def _go_on(message: str, result: FeedResult, journal: Any, data: dict, *, dry_run: bool, force: bool) -> bool:
     if force:
         journal.event("feed", message + "; published anyway (--force)", level="warning")
         return True
     if dry_run:
         result.stopped = message + "; a real run would stop here (unless --force)"
-        journal.event("feed", "dry run: " + result.stopped, level="warning", **diff.as_dict())
+        journal.event("feed", "dry run: " + result.stopped, level="warning", **data)
     else:
         result.stopped = message + (
             "; the feed was not replaced — check the catalog, or run with --force if this is intended"
         )
-        journal.event("feed", result.stopped, level="error", **diff.as_dict())
+        journal.event("feed", result.stopped, level="error", **data)
     return False
 
 
-__all__ = ["compute_diff", "guard", "previous_snapshot"]
+__all__ = ["compute_diff", "count_pictures", "guard", "picture_guard", "previous_snapshot"]

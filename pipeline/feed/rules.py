@@ -12,13 +12,14 @@ import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any
 
 from pipeline.feed import portal
 from pipeline.feed.sanitize import clean_html, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
 from pipeline.model import Category, Product
+from pipeline.stock.levels import HIDDEN, available_units, zero_stock_presence
 
 NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 VENDOR_CODE_MAX = 25
@@ -424,12 +425,12 @@ def build_offer(
     if price is None or price <= 0:
         return Skip(NO_PRICE)
 
-    # Satu counts stock in whole units (the sandbox refuses "64.5", and the API push floors too):
-    # publish the whole units available, never a negative number.
-    qty = max(Decimal(0), product.available_qty.to_integral_value(rounding=ROUND_FLOOR))
-    in_stock = qty > 0
-    if not in_stock and (rs.only_in_stock or rs.zero_stock == "hide"):
+    # Satu counts stock in whole units: the one rule the stock watcher applies too (pipeline.stock.levels).
+    qty = available_units(product.stocks)
+    presence = zero_stock_presence(qty, zero_stock=rs.zero_stock, only_in_stock=rs.only_in_stock)
+    if presence == HIDDEN:
         return Skip(OUT_OF_STOCK)
+    in_stock = qty > 0
     pictures, missing, dropped = _pictures(product, photo_url)
     if rs.only_with_photos and not pictures:
         return Skip(NO_PHOTO)
@@ -454,8 +455,8 @@ def build_offer(
         price=fmt_number(price),
         category_id=section.id,
         available=in_stock,
-        presence="available" if in_stock else "waiting",
-        quantity=fmt_number(qty),
+        presence=presence,
+        quantity=str(qty),
         selling_type="u" if wholesale else "r",
         group_id=None if group_dropped else group_id,
         oldprice=fmt_number(old) if old is not None and old > price else None,

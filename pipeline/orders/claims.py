@@ -2,7 +2,8 @@
 
 See `pipeline.orders.inbox` for the layout. A claim is an atomic rename into processing/, so two
 importers on one inbox never both take a file; an owner lock tells a live importer from a dead one.
-Nothing is ever deleted.
+Nothing is ever deleted, but for the imported files in done/ older than `[orders] keep_done_days`
+(`prune_done`: they hold personal data, and the database keeps the orders).
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import contextlib
 import hashlib
 import os
 import socket
+import stat
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, Problem, SettingsError
+from pipeline.fsutil import make_dirs
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
 SUBDIRS = ("processing", "done", "quarantine")
@@ -38,18 +42,36 @@ def _free_name(folder: Path, name: str) -> Path:
     """`folder/name`, or `name.1`, `name.2`… when taken: a same-named file is never overwritten."""
     target = folder / name
     n = 0
-    while target.exists():
+    while os.path.lexists(target):  # a dangling symlink takes its name too
         n += 1
         target = folder / f"{name}.{n}"
     return target
 
 
+def _already_there(src: Path, folder: Path, name: str) -> Path | None:
+    """`folder/name` (or a suffixed one) when it is src itself: a move killed between link and unlink."""
+    target, n = folder / name, 0
+    while target.exists():
+        with contextlib.suppress(OSError):
+            if os.path.samefile(src, target):
+                return target
+        n += 1
+        target = folder / f"{name}.{n}"
+    return None
+
+
 def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
-    """Move src into folder under name (suffixing when taken) without ever replacing a file."""
+    """Move src into folder under name (suffixing when taken) without ever replacing a file; a move
+    that was cut between its link and its unlink is finished, not made twice (no `name.1` copy)."""
+    there = _already_there(src, folder, name)
+    if there is not None:
+        os.unlink(src)
+        return there
     for _ in range(1000):
         target = _free_name(folder, name)
         try:
-            os.link(src, target)  # fails if target exists: no silent overwrite, even in a race
+            # fails if target exists: no silent overwrite, even in a race; a symlink is moved, not followed
+            os.link(src, target, follow_symlinks=False)
         except FileExistsError:
             continue
         except OSError:
@@ -60,6 +82,84 @@ def _move_no_clobber(src: Path, folder: Path, name: str) -> Path:
         os.unlink(src)
         return target
     raise PipelineError(f"cannot find a free name for {name} in {folder}")  # pragma: no cover
+
+
+def not_regular(path: Path) -> str | None:
+    """What `path` is when it is not a regular file ("symbolic link", "FIFO", …), by lstat (never
+    followed); None for a regular file or one that vanished."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "device"
+
+
+class NotRegularFile(PipelineError):
+    """A claimed entry that is not a regular file: it is never opened for reading (`kind` says what)."""
+
+    def __init__(self, kind: str):
+        super().__init__(f"not a regular file ({kind}); it was not read")
+        self.kind = kind
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the regular file `path`, opened without following a symlink and without blocking on
+    a FIFO. NotRegularFile for anything else; ValueError (with the size) when over `max_bytes`."""
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    )
+    kind = not_regular(path)
+    if kind is not None:  # (also where O_NOFOLLOW does not exist)
+        raise NotRegularFile(kind)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if os.path.islink(path):  # swapped for a symlink after the check: ELOOP
+            raise NotRegularFile("symbolic link") from None
+        raise exc
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(_kind(st.st_mode))
+        if st.st_size > max_bytes:
+            raise ValueError(st.st_size)
+        return fh.read(max_bytes + 1)
+
+
+def _make_folder(folder: Path, created: list[Path]) -> None:
+    """Create an inbox folder (0700: order files hold personal data); an unusable path is a settings
+    problem naming orders.inbox."""
+    if folder.is_dir():
+        return
+    if folder.exists() or folder.is_symlink():
+        raise SettingsError(
+            Problem(
+                "orders.inbox", f"{folder} is not a folder", "point orders.inbox at a folder (or a new path)"
+            )
+        )
+    try:
+        make_dirs(folder, private=True)
+    except OSError as exc:
+        raise SettingsError(
+            Problem(
+                "orders.inbox",
+                f"cannot create {folder}: {exc.strerror or exc}",
+                "point orders.inbox at a folder this user may write, or create it with the right owner",
+            )
+        ) from None
+    created.append(folder)
 
 
 # Names in done/ and quarantine/ stay below this many bytes, so `.reason.txt` and a `.N` suffix still fit
@@ -91,8 +191,13 @@ class Inbox:
         self.processing = self.root / "processing"
         self.done = self.root / "done"
         self.quarantine = self.root / "quarantine"
+        #: the folders this object had to create (the caller journals them)
+        self.created: list[Path] = []
         for d in (self.root, self.processing, self.done, self.quarantine):
-            d.mkdir(parents=True, exist_ok=True)
+            _make_folder(d, self.created)
+        #: entries of the inbox folder that are not order files (not regular): skipped, never read
+        self.odd: dict[str, str] = {}
+        self.odd_said: set[str] = set()
         who = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
         # Short whatever the host name: a claim is `<owner>~<name hash>` (the original name lives in
         # `processing/.name-<name hash>`), so no inbox name is too long to be claimed.
@@ -124,6 +229,8 @@ class Inbox:
                 with contextlib.suppress(OSError):
                     if entry.is_file(follow_symlinks=False):
                         out.append(Path(entry.path))
+                    elif name not in SUBDIRS:
+                        self.odd[name] = _kind(entry.stat(follow_symlinks=False).st_mode)
         return sorted(out, key=lambda p: p.name)
 
     def settled(self, path: Path, settle_seconds: float) -> bool | None:
@@ -231,10 +338,23 @@ class Inbox:
             except FileNotFoundError:
                 continue  # another importer took it over first
             taken.append(target)
-        for owner in dead:
+        for owner in dead | self._dead_without_claims():
             with contextlib.suppress(OSError):
                 (self.processing / f".owner-{owner}.lock").unlink()
         return taken
+
+    def _dead_without_claims(self) -> set[str]:
+        """Owners whose lock is free and older than a minute (killed importers that held no claim):
+        their lock files are only litter. Young ones are left alone: an importer that is starting
+        creates its file a moment before it takes the lock on it."""
+        dead = set()
+        old = time.time() - 60
+        for lock in self.processing.glob(".owner-*.lock"):
+            owner = lock.name[len(".owner-") : -len(".lock")]
+            with contextlib.suppress(OSError):
+                if owner != self.owner and lock.stat().st_mtime < old and not self._owner_alive(owner):
+                    dead.add(owner)
+        return dead
 
     def mine(self) -> list[Path]:
         """Claims this process holds (left over by an interrupted pass of this process)."""
@@ -263,8 +383,58 @@ class Inbox:
         _fsync_dir(self.quarantine)
         return target
 
+    def retry_changed(self) -> list[tuple[str, str]]:
+        """Quarantined files written to after they were set aside (a slow writer that paused longer
+        than settle_seconds and then finished its file) go back to the inbox to be read again; their
+        reason file goes. Returns (name, old reason) of each."""
+        back = []
+        with os.scandir(self.quarantine) as it:
+            names = [
+                e.name for e in it if e.is_file(follow_symlinks=False) and not e.name.endswith(".reason.txt")
+            ]
+        for name in names:
+            path = self.quarantine / name
+            reason = self.quarantine / f"{name}.reason.txt"
+            try:
+                if path.stat().st_mtime_ns <= reason.stat().st_mtime_ns:
+                    continue
+                old = reason.read_text(encoding="utf-8", errors="replace").strip()
+                _move_no_clobber(path, self.root, name)
+            except OSError:  # no reason file (not ours), or another importer was faster
+                continue
+            with contextlib.suppress(OSError):
+                reason.unlink()
+            back.append((name, old))
+        return back
+
     def give_back(self, claim: Path) -> Path:
         """Return a claim to the inbox (import to be retried later)."""
         target = _move_no_clobber(claim, self.root, self.original_name(claim))
         self._forget_name(claim)
         return target
+
+
+def prune_done(settings: Any, *, journal: Any, now: float | None = None) -> int:
+    """Delete the imported order files (personal data) in inbox/done older than `[orders]
+    keep_done_days` (0 keeps them); the database keeps the orders. Returns how many went."""
+    days = settings.orders.keep_done_days
+    done = Path(settings.orders.inbox) / "done"
+    if days <= 0 or not done.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = 0
+    with os.scandir(done) as it:
+        for entry in it:
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+    if removed:
+        journal.event(
+            "orders",
+            f"removed {removed} imported order file(s) older than {days} days from {done} "
+            "([orders] keep_done_days)",
+            removed=removed,
+        )
+    return removed

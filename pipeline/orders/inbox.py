@@ -37,9 +37,10 @@ from typing import Any, Protocol
 
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
-from pipeline.orders.claims import Inbox
-from pipeline.orders.importer import ImportOutcome
+from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
+from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
+from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
 
@@ -65,6 +66,7 @@ class InboxResult(ResultBase):
     interrupted: bool = False  # a stop was requested: the rest waits in the inbox
     unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
     skipped: bool = False  # the inbox held nothing at all
+    stalled: int = 0  # imports the watchdog found stuck (no progress for stall_limit seconds)
     problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
 
     @property
@@ -90,6 +92,7 @@ class InboxResult(ResultBase):
             "failed",
             "waiting",
             "recovered",
+            "stalled",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted
@@ -129,7 +132,11 @@ class DatabaseSink:
         from pipeline.orders.importer import OrderImporter
         from pipeline.orders.order_sql import check_mapping
         from pipeline.torgsoft.connection import connect
+        from pipeline.torgsoft.writegate import WriteGate
 
+        t = settings.torgsoft
+        # Importers of one embedded file take turns, bounded (see torgsoft/writegate.py).
+        self.gate = WriteGate(None if t.dsn else Path(t.database), max(30.0, 2.0 * t.lock_timeout))
         self.con = connect(settings)
         try:
             self.importer = OrderImporter(settings, self.con, journal=journal)
@@ -139,14 +146,16 @@ class DatabaseSink:
             raise
 
     def import_order(self, order: Any) -> ImportOutcome:
-        """One transaction per order."""
-        return self.importer.import_order(order)
+        """One transaction per order, inside the write gate."""
+        with self.gate.held(f"order {order.id}"):
+            return self.importer.import_order(order)
 
     def close(self) -> None:
         """Close the connection."""
         self.importer.close()
         with contextlib.suppress(Exception):
             self.con.close()
+        self.gate.close()
 
 
 def open_sink(settings: Any, *, journal: Any, state: Any) -> Sink:
@@ -227,18 +236,25 @@ def _import_claim(
     name = inbox.original_name(claim)
     order_id = None
     try:
-        size = claim.stat().st_size
-        if size > cfg.max_file_bytes:  # not even read: it could be gigabytes
+        taken = claim.lstat()  # to tell a slow writer from a damaged file (never follows a link)
+        try:  # a regular file only: a planted symlink or FIFO is never followed or opened for reading
+            data = read_regular(claim, cfg.max_file_bytes)
+        except NotRegularFile as exc:
+            raise DamagedFile(str(exc)) from None
+        except ValueError as exc:  # not even read: it could be gigabytes
             raise DamagedFile(
-                f"absurdly large: {size} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})"
-            )
-        order = parse_order(
-            claim.read_bytes(), max_bytes=cfg.max_file_bytes, customer_date_field=cfg.reserve_date_field
-        )
+                f"absurdly large: {exc.args[0]} bytes (limit [orders] max_file_bytes = {cfg.max_file_bytes})"
+            ) from None
+        order = parse_order(data, max_bytes=cfg.max_file_bytes, customer_date_field=cfg.reserve_date_field)
         order_id = order.id
         outcome = sink.import_order(order)
     except (DamagedFile, SkipError) as exc:
         reason = exc.reason if isinstance(exc, DamagedFile) else str(exc)
+        if isinstance(exc, DamagedFile) and _still_written(claim, taken):
+            # The writer paused longer than settle_seconds and goes on: not damaged, not finished yet.
+            msg = f"{name} is still being written ({reason}); left in the inbox"
+            _give_back(inbox, claim, exc, msg, "warning", name, order_id, journal, result)
+            return True
         _set_aside(inbox, claim, reason, name, order_id, journal, result)
         return True
     except (RetryableError, DatabaseUnavailable) as exc:
@@ -288,6 +304,13 @@ def _import_claim(
         result.unchanged += 1
     result.invoices += int(outcome.invoice)
     result.unmatched_lines += len(outcome.unmatched)
+    _journal_outcome(journal, order, outcome, name)
+    return True
+
+
+def _journal_outcome(journal: Any, order: Any, outcome: ImportOutcome, name: str) -> None:
+    """One event for the imported order, then one warning per thing a person should look at."""
+    order_id = order.id
     if outcome.kind != "unchanged" or outcome.notes:
         journal.event(
             STAGE,
@@ -306,7 +329,6 @@ def _import_claim(
         journal.event(STAGE, f"order {order_id}: shortage, {text}", "warning", order_id=order_id, file=name)
     for text in outcome.notes:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
-    return True
 
 
 def _leftovers(
@@ -368,6 +390,19 @@ def _work(
     return local
 
 
+def _still_written(claim: Path, taken: Any) -> bool:
+    try:
+        now = claim.lstat()
+    except OSError:
+        return False
+    return (now.st_size, now.st_mtime_ns) != (taken.st_size, taken.st_mtime_ns)
+
+
+def _retry_changed(inbox: Inbox, journal: Any) -> None:
+    for name, old in inbox.retry_changed():
+        journal.event(STAGE, f"{name} changed after quarantine ({old}); read again", "warning", file=name)
+
+
 def _pass(
     inbox: Inbox,
     sinks: list[Sink],
@@ -384,7 +419,10 @@ def _pass(
         return []
     ready: list[Path] = []
     waiting: list[Path] = []
-    for path in inbox.candidates():
+    _retry_changed(inbox, journal)
+    candidates = inbox.candidates()
+    _journal_odd(inbox, journal)
+    for path in candidates:
         state = inbox.settled(path, settings.orders.settle_seconds)
         if state is None:
             continue
@@ -416,6 +454,28 @@ def _pass(
     if errors:
         raise errors[0]
     return waiting
+
+
+def _journal_odd(inbox: Inbox, journal: Any) -> None:
+    """Say once per run which entries of the inbox folder are skipped as not order files."""
+    for name, kind in sorted(inbox.odd.items()):
+        if name not in inbox.odd_said:
+            inbox.odd_said.add(name)
+            journal.event(
+                STAGE,
+                f"skipped {name} in the inbox: not a regular file ({kind}), not read",
+                "warning",
+                file=name,
+            )
+
+
+def open_inbox(settings: Any, journal: Any) -> Inbox:
+    """The inbox of `[orders] inbox`, its folders created (and journaled) when missing; an unusable
+    path is a SettingsError naming orders.inbox."""
+    inbox = Inbox(settings.orders.inbox)
+    for folder in inbox.created:
+        journal.event(STAGE, f"created the inbox folder {folder}", "info", folder=str(folder))
+    return inbox
 
 
 def open_sinks(settings: Any, *, journal: Any, state: Any) -> list[Sink]:
@@ -452,13 +512,16 @@ def run(
     (`interrupted` in the result)."""
     started = time.monotonic()
     result = InboxResult()
-    inbox = Inbox(settings.orders.inbox)
+    inbox = open_inbox(settings, journal)
     sinks: list[Sink] = []
+    dog = Watchdog(journal, limit_seconds=stall_limit(settings))
     try:
+        _retry_changed(inbox, journal)
         if not inbox.candidates() and not any(not p.name.startswith(".") for p in inbox.processing.iterdir()):
+            _journal_odd(inbox, journal)
             result.skipped = True
             return result
-        sinks = open_sinks(settings, journal=journal, state=state)
+        sinks = watched_sinks(open_sinks(settings, journal=journal, state=state), dog.start())
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
         waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
@@ -470,6 +533,8 @@ def run(
     finally:
         _close_all(sinks)
         inbox.close()
+        dog.stop()
+        result.stalled = dog.reported
         result.seconds = time.monotonic() - started
     journal.event(
         STAGE,
@@ -491,14 +556,17 @@ def watch(
     stop_event: threading.Event,
     on_pass: Callable[[InboxResult], None] | None = None,
     rescan_seconds: float = RESCAN_SECONDS,
+    stall_seconds: float | None = None,
 ) -> InboxResult:
     """Import files as they arrive until stop_event is set: watchdog events wake the loop early, a
-    rescan every `rescan_seconds` (and after settle_seconds while files settle) is the truth."""
+    rescan every `rescan_seconds` (and after settle_seconds while files settle) is the truth.
+    An order that takes longer than `stall_seconds` (default `stall_limit`) is journaled as stuck and
+    reported through `on_pass` at once (a pass of its own with `stalled=1`), even while it hangs."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
     total = InboxResult()
-    inbox = Inbox(settings.orders.inbox)
+    inbox = open_inbox(settings, journal)
     kick = threading.Event()
 
     class Handler(FileSystemEventHandler):
@@ -509,6 +577,13 @@ def watch(
     observer.schedule(Handler(), str(inbox.root), recursive=False)
     observer.start()
     sinks: list[Sink] = []
+
+    def alert(text: str) -> None:
+        if on_pass is not None:
+            on_pass(InboxResult(stalled=1, problems=[text]))
+
+    limit = stall_limit(settings) if stall_seconds is None else stall_seconds
+    dog = Watchdog(journal, limit_seconds=limit, alert=alert).start()
     journal.event(STAGE, f"watching {inbox.root}")
     try:
         while not stop_event.is_set():
@@ -521,7 +596,7 @@ def watch(
                     or inbox.mine()
                     or any("~" in p.name for p in inbox.processing.iterdir())
                 ):
-                    sinks = open_sinks(settings, journal=journal, state=state)
+                    sinks = watched_sinks(open_sinks(settings, journal=journal, state=state), dog)
                 if sinks:
                     waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
             except (RetryableError, DatabaseUnavailable) as exc:
@@ -549,4 +624,6 @@ def watch(
         observer.join(5)
         _close_all(sinks)
         inbox.close()
+        dog.stop()
+        total.stalled = dog.reported
     return total

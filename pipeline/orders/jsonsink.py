@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 from pipeline.errors import Problem, SettingsError
 from pipeline.fsutil import make_dirs, write_atomic
 from pipeline.model import Order
-from pipeline.orders.importer import CANCELLED, ImportOutcome, order_hash, reserve_until, torgsoft_status
+from pipeline.orders.order_rows import CANCELLED, ImportOutcome, order_hash, reserve_until, torgsoft_status
 from pipeline.orders.parse import SATU_TZ, service_notes
 from pipeline.publish.targets.ftp import FtpTarget, SettingNames
 

@@ -13,9 +13,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from pipeline.model import Order, OrderLine
-from pipeline.orders.parse import SATU_TZ
+from pipeline.orders.parse import SATU_TZ, service_notes
 
 SOURCE = "satu"
 # Torgsoft order states (reference schema): 0 new, 1 accepted, 2 shipped, 3 delivered, 4 cancelled.
@@ -145,3 +146,74 @@ class ImportOutcome:
     unmatched: list[str] = field(default_factory=list)
     shortages: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def unmatched_notes(resolved: list[ResolvedLine]) -> list[str]:
+    """A note for every line that matched no good (written into the order comment)."""
+    return [
+        f"line {r.no} not matched to a good: external_id {r.line.external_id!r}, sku {r.line.sku!r}, "
+        f"{r.line.name!r} x {r.line.quantity}"
+        for r in resolved
+        if r.good_id is None
+    ]
+
+
+def updated_status(current: int, mapped: int | None) -> int:
+    """The state a changed Satu order gets in Torgsoft, from the state it has there now.
+
+    Never moves an order backwards (Torgsoft may already have shipped it); a cancelled order that Satu
+    reopens comes back as the mapped state (or new, for a custom status)."""
+    if mapped == CANCELLED:
+        return CANCELLED
+    if mapped is None:
+        return current if current != CANCELLED else NEW
+    return mapped if current == CANCELLED else max(current, mapped)
+
+
+def customer_values(order: Order) -> dict[str, str]:
+    """The customer's CLIENT values from the order, cut to the column lengths."""
+    c = order.customer
+    return {
+        "name": c.name[: LIMITS["name"]],
+        "phone": c.phone[: LIMITS["phone"]],
+        "email": c.email[: LIMITS["email"]],
+        "city": c.city[: LIMITS["city"]],
+        "address": c.address[: LIMITS["address"]],
+    }
+
+
+def order_header(
+    order: Order,
+    resolved: list[ResolvedLine],
+    status: int,
+    client_id: int | None,
+    unmatched: list[str],
+    *,
+    price_kind: str,
+    reserve_days: int,
+) -> dict[str, Any]:
+    """The CUSTOMER_ORDER header values of an order (insert and update alike)."""
+    # The buyer's note first, then what Satu says besides (promo, recipient, "don't call",
+    # cancellation), then our own notes about lines that matched no good.
+    comment = "\n".join(x for x in (order.comment, *service_notes(order)) if x)
+    if unmatched:
+        comment = (comment + "\n" if comment else "") + "\n".join(f"[satu] {u}" for u in unmatched)
+    total = (
+        order.total
+        if price_kind == "order"
+        else sum((r.price * r.line.quantity for r in resolved), Decimal(0))
+    )
+    return {
+        "client_id": client_id,
+        "status": status,
+        "is_paid": 1 if order.paid else 0,
+        "payment_method": order.payment_method[: LIMITS["payment_method"]],
+        "delivery_condition": order.delivery_method[: LIMITS["delivery_condition"]],
+        "delivery_address": order.delivery_address[: LIMITS["delivery_address"]],
+        "ttn": order.waybill[: LIMITS["ttn"]] or None,
+        "reserve_until": reserve_until(order, reserve_days),
+        "comment": comment[: LIMITS["comment"]],
+        "total": Decimal(total).quantize(Q2),
+        "external_modified": utc_naive(order.modified or order.created),
+        "external_hash": order_hash(order),
+    }

@@ -195,6 +195,11 @@ def _obj(obj: dict, key: str) -> dict:
     return value
 
 
+# Far beyond any shop order, and below where two-decimal arithmetic (28 digits) breaks down; what lies
+# between the database's own limits and this is refused by the database (quarantined as such).
+ABSURD = Decimal(10) ** 20
+
+
 def _decimal(
     obj: dict, key: str, where: str, *, required: bool = False, marks: list[str] | None = None
 ) -> Decimal | None:
@@ -212,6 +217,9 @@ def _decimal(
         raise DamagedFile(f"wrong type: {where} field {key!r} = {value!r} is not a number") from None
     if result is None and required:
         raise DamagedFile(f"missing {where} field {key!r}")
+    if result is not None and (not result.is_finite() or abs(result) >= ABSURD):
+        # NaN and ±Infinity (JSON extensions Python accepts), 1e400: data problems, not our bugs.
+        raise DamagedFile(f"wrong value: {where} field {key!r} = {value!r} is not a usable number")
     if marks is not None and mark:
         marks.append(mark)
     return result

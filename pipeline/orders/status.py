@@ -41,16 +41,18 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.errors import PipelineError, Problem, RetryableError, SettingsError
+from pipeline.errors import DatabaseError, PipelineError, Problem, RetryableError, SettingsError
 from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT, is_custom_status
 from pipeline.settings import Settings, StatusSettings
 from pipeline.stage import ResultBase, StopCheck, never_stop
+from pipeline.state import lost_state
 
 STAGE = "status"
 SOURCE = "satu"  # CUSTOMER_ORDER.EXTERNAL_SOURCE of orders that came from Satu
 QUERY = "orders_for_status"
 
 NS_ORDERS = "status.orders"  # Satu order id -> {"hash", "status" (confirmed), "ttn" (confirmed)}
+BASELINE_MARK = "baseline taken"  # the journal's witness that a baseline existed (see state.lost_state)
 NS_META = "status.meta"  # "baseline" -> {...}, "cursor" -> ISO timestamp (database clock)
 NS_PARKED = "status.parked"  # "<kind>:<order id>" -> {"payload", "error", "attempts", "at"}
 KIND_STATUS = "status.set"
@@ -221,7 +223,7 @@ def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, It
         except Exception as exc:  # fdb.DatabaseError → project error naming the mapping file
             raise translate(exc, f"{query.path} failed") from None
         columns = [d[0].lower() for d in cur.description or ()]
-        missing = [c for c in ("external_id", "status", "is_paid", "ttn") if c not in columns]
+        missing = [c for c in query.columns if c not in columns]
         if missing:
             raise SettingsError(
                 [
@@ -340,7 +342,7 @@ class _Run:
         )
         self.result.checked = self.result.baseline = len(records)
         self.event(
-            f"baseline taken: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
+            f"{BASELINE_MARK}: {len(records)} Satu order(s) recorded as already pushed, nothing sent",
             orders=len(records),
         )
 
@@ -712,13 +714,20 @@ def run(
     result = job.result
     try:
         if baseline or state.get(NS_META, "baseline") is None:
+            lost = (
+                None if baseline else lost_state(journal, settings.journal.state_path, STAGE, BASELINE_MARK)
+            )
+            if lost:  # never re-baseline silently: the changes since the lost baseline would be dropped
+                result.ok = False
+                job.event(lost + " with `status push --baseline`", "error")
+                return result
             job.baseline()
             return result
         try:
             job.detect()
-        except SettingsError:
-            raise
         except PipelineError as exc:
+            if isinstance(exc, SettingsError) and not isinstance(exc, DatabaseError):
+                raise  # (a missing database file is both: it is pushed around like an unreachable one)
             # The database is unreachable: still push what is already queued.
             result.ok = False
             job.event(f"cannot read Torgsoft orders: {exc}", "error")

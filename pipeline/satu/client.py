@@ -69,6 +69,8 @@ class EditResult:
     errors: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     retryable: bool = False
+    #: the refusals of whole batches (HTTP 404, 400 …), kept by type for the caller's console line
+    batch_errors: list[SatuApiError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -182,6 +184,8 @@ class SatuClient:
         self.import_wait = import_wait
         #: requests actually sent (each retry counts); handy for benchmarks and tests
         self.requests = 0
+        #: an optional shared request budget (`pipeline.satu.budget`): one token per request sent
+        self.budget: Any = None
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -259,6 +263,8 @@ class SatuClient:
             response: httpx.Response | None = None
             problem = ""
             try:
+                if self.budget is not None:
+                    self.budget.take()
                 self.requests += 1
                 response = self._http.request(method, path, params=params or None, json=json_body)
             except httpx.TimeoutException as exc:
@@ -472,7 +478,7 @@ class SatuClient:
             sent = [str(it["id"]) for it in chunk]
             before = self.requests
             try:
-                data = self._request("POST", "/products/edit_by_external_id", json_body=chunk)
+                data = self._edit_chunk(chunk)
             except RetryableError as exc:
                 result.requests += self.requests - before
                 result.retryable = True
@@ -482,6 +488,7 @@ class SatuClient:
                 return result
             except SatuApiError as exc:
                 result.requests += self.requests - before
+                result.batch_errors.append(exc)
                 for ext in sent:
                     result.errors[ext] = exc.message
                 continue
@@ -497,6 +504,17 @@ class SatuClient:
                     err = errors.get(ext)
                     result.errors[ext] = _error_message(err) if err else "not in processed_ids"
         return result
+
+    def _edit_chunk(self, chunk: list[dict]) -> Any:
+        """One edit call. A whole batch refused with HTTP 200 and an error is often Satu's transient
+        "try later": sent once more before its items count as refused (a second refusal stands)."""
+        try:
+            return self._request("POST", "/products/edit_by_external_id", json_body=chunk)
+        except SatuApiError as exc:
+            if exc.status not in (None, 200):
+                raise
+        time.sleep(self.backoff_base)
+        return self._request("POST", "/products/edit_by_external_id", json_body=chunk)
 
     def import_url(self, url: str, **opts: Any) -> str:
         """Start an import of a feed by URL; returns the import id.

@@ -25,6 +25,7 @@ from typing import Any
 from pipeline.contracts import feed_offers
 from pipeline.errors import RetryableError
 from pipeline.satu.api import MAX_BATCH, import_errors, import_finished
+from pipeline.satu.budget import RequestBudget
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
 from pipeline.satu.offer_state import (  # noqa: F401 (desired_state, to_item: public here too)
     _price,
@@ -63,6 +64,13 @@ class PushResult(ResultBase):
     skipped: bool = False
     interrupted: bool = False
     ok: bool = True
+    #: why items were not accepted, each reason once, with the setting to check (for the console)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, text: str) -> None:
+        """Note a reason once."""
+        if text not in self.problems:
+            self.problems.append(text)
 
 
 @dataclass
@@ -157,6 +165,7 @@ def run(
     ordered = _plan(settings, journal, state, desired, acked, full=full, result=result)
     own_client = client is None
     client = client or SatuClient.from_settings(settings)
+    client.budget = client.budget or RequestBudget.from_settings(settings, state)
     try:
         aborted = _send_all(client, ordered, state, journal, result, now, should_stop)
     finally:
@@ -200,14 +209,22 @@ def _desired_or_skip(
     return desired
 
 
-def _gone(settings: Any, journal: Any, desired: dict, acked: dict, *, full: bool, result: PushResult) -> dict:
-    """Offers that left the catalog, to push as not available (none when too many left at once)."""
+def _gone(
+    settings: Any, journal: Any, state: Any, desired: dict, acked: dict, *, full: bool, result: PushResult
+) -> dict:
+    """Offers that left the catalog, to push as not available (none when too many left at once): those
+    Satu acknowledged, and those that left the feed before any push of theirs was acknowledged (Satu
+    imported them with the feed and would keep them on sale)."""
     gone = {k: gone_state(v) for k, v in acked.items() if k not in desired and not v.get("gone")}
-    limit = settings.feed.max_drop_percent / 100 * len(acked)
-    if gone and len(gone) > limit and len(acked) >= 20:
+    for key, offer in feed_offers.left_items(state):
+        if key not in desired and key not in acked:
+            gone[key] = gone_state(desired_state(offer))
+    known = max(len(acked), len(desired) + len(gone))
+    limit = settings.feed.max_drop_percent / 100 * known
+    if gone and len(gone) > limit and known >= 20:
         journal.event(
             STAGE,
-            f"{len(gone)} of {len(acked)} products left the catalog at once; not marking them "
+            f"{len(gone)} of {known} products left the catalog at once; not marking them "
             "unavailable (check the catalog run; `push --full` after a deliberate clean-up)",
             level="error",
             gone=len(gone),
@@ -225,7 +242,7 @@ def _plan(
     sold-out first."""
     to_send = {key: want for key, want in desired.items() if not _same(acked.get(key), want)}
     result.changed = len(to_send)
-    gone = _gone(settings, journal, desired, acked, full=full, result=result)
+    gone = _gone(settings, journal, state, desired, acked, full=full, result=result)
     to_send.update(gone)
     result.gone = len(gone)
     # Items that failed before are retried with the catalog's current values.
@@ -259,14 +276,32 @@ def _send_all(
         if should_stop():
             result.interrupted = True
             return False
-        res = _send_batch(client, ordered[start : start + MAX_BATCH], state, journal, result, now)
+        res = send_batch(
+            client, current(state, ordered[start : start + MAX_BATCH]), state, journal, result, now
+        )
         if res.retryable:
-            _queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            error = next(iter(res.errors.values()), "no answer")
+            result.problem(
+                f"Satu unreachable at {client.base_url}: {error} — check satu.base_url and the network "
+                "(the updates are queued for the next run)"
+            )
             return True
     return False
 
 
-def _send_batch(
+def current(state: Any, batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The batch with each offer's state as the record has it now (gone when it left the record): a long
+    push (a full re-assertion under the request budget) never sends what the stock watcher changed since."""
+    fresh = []
+    for key, planned in batch:
+        raw = state.get(FEED_NS, key)
+        offer = feed_offers.FeedOffer.from_record(raw) if isinstance(raw, dict) else None
+        fresh.append((key, desired_state(offer) if offer is not None else gone_state(planned)))
+    return fresh
+
+
+def send_batch(
     client: SatuClient,
     batch: list[tuple[str, dict[str, Any]]],
     state: Any,
@@ -288,6 +323,7 @@ def _send_batch(
             if key in accepted:
                 state.put(ACKED_NS, key, {**st, "ts": now})
         state.outbox_done(OUTBOX_KIND, [k for k, _ in batch if k in accepted])
+        feed_offers.forget_left(state, [k for k, st in batch if k in accepted and st.get("gone")])
         for key, st in batch:
             if key not in accepted:
                 state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
@@ -298,13 +334,16 @@ def _send_batch(
                     base_delay=0 if res.retryable else 60,
                 )
     result.accepted += len(accepted)
+    for refusal in res.batch_errors:
+        hint = f" — no API at {client.base_url}: check satu.base_url" if refusal.status == 404 else ""
+        result.problem(f"Satu refused a whole batch (HTTP {refusal.status}): {refusal.message}{hint}")
     refused = {k: e for k, e in res.errors.items() if not res.retryable}
     result.rejected += len(refused)
     _journal_refusals(journal, refused)
     return res
 
 
-def _queue_unreachable(
+def queue_unreachable(
     rest: list[tuple[str, dict[str, Any]]], res: Any, state: Any, journal: Any, result: PushResult
 ) -> None:
     """Satu stayed unreachable through every retry: queue the rest and stop for this run."""

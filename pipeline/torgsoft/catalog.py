@@ -13,10 +13,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from pipeline.errors import DatabaseError
 from pipeline.model import Category, Characteristic, Photo, Product, Stock
 from pipeline.settings import Settings
-from pipeline.torgsoft.connection import connect, translate
+from pipeline.torgsoft import db
+from pipeline.torgsoft.connection import connect
 from pipeline.torgsoft.mapping import CATALOG_QUERIES, Mapping
 
 FETCH_SIZE = 2000
@@ -187,14 +187,10 @@ class DatabaseCatalog:
         cur = self.con.cursor()
         try:
             yield from _rows(cur, q.sql, q.args({"price_center": self.price_center}))
-        except DatabaseError:
-            raise
-        except Exception as exc:
-            if type(exc).__module__.startswith("fdb"):
-                raise translate(exc, f"query {q.path.name} failed") from None
-            raise
+        except db.driver_errors() as exc:
+            raise db.translate(exc, f"query {q.path.name} failed") from None
         finally:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(*db.driver_errors()):
                 cur.close()
 
     def accounting_centers(self) -> list[dict[str, Any]]:
@@ -235,5 +231,5 @@ def open_catalog(settings: Settings, check: bool = True) -> Iterator[CatalogSour
             mapping.check(con, list(CATALOG_QUERIES))
         yield DatabaseCatalog(con, mapping, t.accounting_centers, t.price_center)
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*db.driver_errors()):
             con.close()

@@ -145,6 +145,38 @@ def keep_signal_handlers() -> Iterator[None]:
                     libc.sigaction(number, buf, None)
 
 
+class DatabaseSettingsError(SettingsError, DatabaseError):
+    """The database the settings name is not there or not a database: a settings problem (exit code 2,
+    naming the key) that code reading the database still sees as a `DatabaseError` (a file that
+    vanished while the service runs is reported by the stage like any other database failure)."""
+
+
+#: the engine's "file … is not a valid database" (isc_bad_db_format)
+BAD_DB_FORMAT = 335544323
+
+
+def _password(cfg: TorgsoftSettings | Settings, t: TorgsoftSettings) -> str:
+    """The database password, from the variable named in torgsoft.password_env (optional: the embedded
+    engine needs none)."""
+    if isinstance(cfg, Settings):
+        return cfg.secret("torgsoft.password_env", required=False)
+    return os.environ.get(t.password_env, "") if t.password_env else ""
+
+
+def _check_database_file(path: Path) -> None:
+    """The embedded database file must be a file: a missing one or a folder is a settings problem."""
+    fix = (
+        "set torgsoft.database to your Torgsoft database file (or torgsoft.dsn for a server); "
+        "`.venv/bin/python run.py init-db` creates a demo database at torgsoft.database"
+    )
+    if path.is_dir():
+        raise DatabaseSettingsError(
+            Problem("torgsoft.database", f"{path} is a folder, not a database file", fix)
+        )
+    if not path.exists():
+        raise DatabaseSettingsError(Problem("torgsoft.database", f"{path} does not exist", fix))
+
+
 def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> Any:
     """Open a connection (fdb.Connection) to the embedded file or the server DSN.
 
@@ -157,16 +189,12 @@ def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> An
     prepare_runtime(t.shared_access)
     _check_libraries()
     if password is None:
-        password = os.environ.get(t.password_env, "") if t.password_env else ""
+        password = _password(cfg, t)
     if t.dsn:
         target = t.dsn
         kwargs: dict[str, Any] = {"dsn": t.dsn, "user": t.user, "password": password or None}
     else:
-        if not Path(t.database).exists():
-            raise DatabaseError(
-                f"database file {t.database} does not exist — create the demo with "
-                f"`python run.py init-db` or set torgsoft.database / torgsoft.dsn"
-            )
+        _check_database_file(Path(t.database))
         target = str(t.database)
         kwargs = {"database": str(t.database), "user": t.user or "SYSDBA"}
         if password:
@@ -175,6 +203,11 @@ def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> An
         with keep_signal_handlers():
             con = fdb.connect(charset=t.charset, fb_library_name=client_library(), **kwargs)
     except fdb.Error as exc:
+        if db.gdscode(exc) == BAD_DB_FORMAT:  # a settings problem, not a database one: say which key
+            key = "torgsoft.dsn" if t.dsn else "torgsoft.database"
+            raise DatabaseSettingsError(
+                Problem(key, f"{target} is not a Firebird database", f"set {key} to your Torgsoft database")
+            ) from None
         raise db.translate(exc, f"cannot connect to {target}") from None
     _bounded_waits(con, t.lock_timeout)
     return con

@@ -1,9 +1,20 @@
 """The SQL mapping: every read and write of Torgsoft data is a named .sql file.
 
 The built-in files (queries/) target the reference schema. `[torgsoft] mapping_dir` may hold an
-installer's own copies; a file found there wins over the built-in one. Result columns are aliased to
-canonical names; `check()` prepares every query against the live database and reports each missing
-alias as a settings problem naming the file and the column, before any work starts.
+installer's own copies; a file found there wins over the built-in one.
+
+Each built-in file opens with a header comment that is the one list of what the program and the file
+exchange (read here, nowhere else):
+
+    -- params: :source, :external_id          what the program supplies (a file may use fewer)
+    -- columns: id, status, is_paid           result columns the program reads (aliases)
+    -- optional columns: changed_at           read when present, never required
+
+A line indented under a key (`--     more, names`) continues it; a write has no `columns:` line and
+`-- params: none` means none. The header of the built-in file is the contract even when an own copy
+in mapping_dir is used, so a copy without a header is checked all the same. `check()` prepares each
+query against the live database and reports, as settings problems naming the file, every result
+column that is missing and every parameter the program does not supply, before any work starts.
 
 Queries use named parameters (`:price_center`); they are turned into positional `?` markers here.
 """
@@ -11,6 +22,7 @@ Queries use named parameters (`:price_center`); they are turned into positional 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,42 +30,6 @@ from typing import Any
 from pipeline.errors import Problem, SettingsError
 
 BUILTIN_DIR = Path(__file__).with_name("queries")
-
-# Canonical result columns each read must deliver. Writes declare their parameters instead.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "accounting_centers": ("id", "name"),
-    "sections": ("id", "parent_id", "name", "text_before", "text_after", "image_file"),
-    "products": (
-        "good_id",
-        "model_id",
-        "section_id",
-        "name",
-        "short_name",
-        "description_html",
-        "articul",
-        "barcode",
-        "producer",
-        "country",
-        "unit",
-        "length_cm",
-        "width_cm",
-        "height_cm",
-        "weight_kg",
-        "production_date",
-        "min_order_qty",
-        "wholesale_min_qty",
-        "display_on_site",
-        "deleted",
-        "retail_price",
-        "wholesale_price",
-        "old_price",
-    ),
-    "stock": ("good_id", "center_id", "qty", "reserved"),
-    "photos": ("good_id", "pos", "file_name"),
-    "characteristics": ("good_id", "name", "unit", "dynamic", "value"),
-    # changed_at is optional here: without it the status push compares every order by a local hash.
-    "orders_for_status": ("external_id", "status", "is_paid", "ttn"),
-}
 
 # The reads the catalog needs; the catalog checks only these, so a site that does not use the
 # order features is not stopped by an order query its database cannot run.
@@ -67,16 +43,76 @@ CATALOG_QUERIES: tuple[str, ...] = (
 )
 
 _PARAM = re.compile(r"""('(?:[^']|'')*')|("(?:[^"]|"")*")|(--[^\n]*)|(?<![:\w]):([A-Za-z_]\w*)""")
+_KEY = re.compile(r"--\s?(params|columns|optional columns):(.*)")
+_CONTINUED = re.compile(r"--\s{3,}(\S.*)")
+_NAME = re.compile(r"[a-z_]\w*")
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a query file declares in its header comment: parameters and result columns."""
+
+    params: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+def read_header(text: str, source: str = "query") -> Header:
+    """The declarations in the leading comment block of a .sql text (see the module doc).
+
+    A malformed name in the header is a settings problem naming `source`."""
+    values: dict[str, list[str]] = {"params": [], "columns": [], "optional columns": []}
+    key: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            break  # the header ends where the SQL starts
+        m = _KEY.match(line)
+        if m:
+            key = m.group(1)
+            values[key] += _names(m.group(2), source)
+            continue
+        c = _CONTINUED.match(raw.rstrip())
+        if key is not None and c:
+            values[key] += _names(c.group(1), source)
+        else:
+            key = None
+    return Header(
+        tuple(p.lstrip(":") for p in values["params"]),
+        tuple(values["columns"]),
+        tuple(values["optional columns"]),
+    )
+
+
+def _names(text: str, source: str) -> list[str]:
+    items = [t.strip().lower() for t in text.strip().rstrip(".").split(",") if t.strip()]
+    if items == ["none"]:
+        return []
+    for item in items:
+        if not _NAME.fullmatch(item.lstrip(":")):
+            raise SettingsError(
+                Problem(source, f"header names {item!r}", "list names separated by commas: a, b, c")
+            )
+    return items
 
 
 @dataclass(frozen=True)
 class Query:
-    """A named query: its file, its SQL with `?` markers, and the parameter names in order."""
+    """A named query: its file, its SQL with `?` markers, the parameter names in order, and the
+    contract of its built-in file (parameters the program supplies, columns it reads)."""
 
     name: str
     path: Path
     sql: str
     params: tuple[str, ...]
+    header: Header = Header()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The result columns the program reads (required)."""
+        return self.header.columns
 
     def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
         """Positional arguments for this query from a dict of named values."""
@@ -90,6 +126,25 @@ class Query:
                 )
             )
         return tuple(values[p] for p in self.params)
+
+    def problems(self, delivered: Iterable[str]) -> list[Problem]:
+        """What this query's file lacks against its contract, given the columns it `delivered`."""
+        have = {c.lower() for c in delivered}
+        out = [
+            Problem(
+                str(self.path),
+                f"uses parameter :{p} that the program does not supply",
+                f"use only: {', '.join(':' + d for d in self.header.params) or '(none)'}",
+            )
+            for p in dict.fromkeys(self.params)
+            if p not in self.header.params
+        ]
+        out += [
+            Problem(str(self.path), f"result column {c!r} is missing", f"alias a column AS {c}")
+            for c in self.header.columns
+            if c not in have
+        ]
+        return out
 
 
 def compile_sql(text: str) -> tuple[str, tuple[str, ...]]:
@@ -109,10 +164,12 @@ def compile_sql(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 class Mapping:
-    """Loads named queries from the override folder or the built-in one."""
+    """Loads named queries from the override folder or the built-in one (`builtin_dir`, by default
+    the production queries; the demo passes its own folder)."""
 
-    def __init__(self, override_dir: Path | None = None):
+    def __init__(self, override_dir: Path | None = None, *, builtin_dir: Path = BUILTIN_DIR):
         self.override_dir = Path(override_dir) if override_dir else None
+        self.builtin_dir = Path(builtin_dir)
         if self.override_dir is not None and not self.override_dir.is_dir():
             raise SettingsError(
                 Problem(
@@ -123,16 +180,21 @@ class Mapping:
             )
         self._cache: dict[str, Query] = {}
 
+    def names(self) -> list[str]:
+        """The names of every built-in query."""
+        return sorted(p.stem for p in self.builtin_dir.glob("*.sql"))
+
     def path(self, name: str) -> Path:
         """The file that defines query `name` (override first)."""
         if self.override_dir is not None:
             candidate = self.override_dir / f"{name}.sql"
             if candidate.exists():
                 return candidate
-        return BUILTIN_DIR / f"{name}.sql"
+        return self.builtin_dir / f"{name}.sql"
 
     def query(self, name: str) -> Query:
-        """The compiled query `name`; a missing file is a settings error."""
+        """The compiled query `name` with the contract of its built-in file; a missing file is a
+        settings error."""
         if name not in self._cache:
             path = self.path(name)
             if not path.exists():
@@ -140,27 +202,32 @@ class Mapping:
                     Problem(
                         str(path),
                         f"query {name!r} not found",
-                        f"copy {BUILTIN_DIR / (name + '.sql')} into your mapping_dir",
+                        f"copy {self.builtin_dir / (name + '.sql')} into your mapping_dir",
                     )
                 )
-            sql, params = compile_sql(path.read_text(encoding="utf-8"))
-            self._cache[name] = Query(name, path, sql, params)
+            text = path.read_text(encoding="utf-8")
+            builtin = self.builtin_dir / f"{name}.sql"
+            contract = builtin.read_text(encoding="utf-8") if builtin.exists() else text
+            sql, params = compile_sql(text)
+            self._cache[name] = Query(name, path, sql, params, read_header(contract, str(builtin)))
         return self._cache[name]
 
-    def check(self, con: Any, names: list[str] | None = None) -> None:
-        """Prepare each read query and verify its aliases; raise one SettingsError with every problem."""
+    def check(self, con: Any, names: Iterable[str] | None = None) -> None:
+        """Prepare each query (default: every built-in one) and check it against its header; raise one
+        SettingsError with every problem (file and column or parameter)."""
+        from pipeline.torgsoft.db import driver_errors  # db builds on this module
+
         problems: list[Problem] = []
-        for name in names or list(REQUIRED_COLUMNS):
+        for name in self.names() if names is None else names:
             try:
                 q = self.query(name)
             except SettingsError as exc:
                 problems.extend(exc.problems)
                 continue
             try:
-                cur = con.cursor()
-                prepared = cur.prep(q.sql)
-                columns = {d[0].lower() for d in prepared.description or ()}
-            except Exception as exc:  # fdb.DatabaseError: translated into a settings problem
+                prepared = con.cursor().prep(q.sql)
+                delivered = [d[0] for d in prepared.description or ()]
+            except driver_errors() as exc:  # translated into a settings problem naming the file
                 problems.append(
                     Problem(
                         str(q.path),
@@ -170,12 +237,6 @@ class Mapping:
                     )
                 )
                 continue
-            for column in REQUIRED_COLUMNS.get(name, ()):
-                if column not in columns:
-                    problems.append(
-                        Problem(
-                            str(q.path), f"result column {column!r} is missing", f"alias a column AS {column}"
-                        )
-                    )
+            problems += q.problems(delivered)
         if problems:
             raise SettingsError(problems)

@@ -20,7 +20,7 @@ from pipeline.journal import LEVELS, Event, Journal
 from pipeline.state import State
 
 #: The jobs of the Overview: (journal stage, what it is). A job's run is the events of one run id.
-JOBS = ("sync", "feed", "photos", "publish", "push", "orders", "status", "service")
+JOBS = ("sync", "feed", "photos", "publish", "push", "stock", "orders", "status", "service")
 ORDER_STAGES = ("orders", "status")
 
 

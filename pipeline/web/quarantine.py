@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.fsutil import fsync_dir
+from pipeline.orders.claims import NotRegularFile, not_regular, read_regular
 
 REASON_SUFFIX = ".reason.txt"
 PREVIEW_BYTES = 4000
@@ -42,19 +43,32 @@ def listing(settings: Any) -> list[QuarantinedFile]:
         return []
     out = []
     for p in quarantine.iterdir():
-        if not p.is_file() or p.name.endswith(REASON_SUFFIX) or p.name.startswith("."):
+        if p.name.endswith(REASON_SUFFIX) or p.name.startswith(".") or p.is_dir():
             continue
         reason_file = Path(str(p) + REASON_SUFFIX)
         try:
             reason = reason_file.read_text(encoding="utf-8").strip()
         except OSError:
             reason = ""
-        with open(p, "rb") as fh:
-            preview = fh.read(PREVIEW_BYTES).decode("utf-8", errors="replace")
-        st = p.stat()
-        out.append(QuarantinedFile(p.name, st.st_size, st.st_mtime, reason, preview))
+        st = p.lstat()
+        out.append(QuarantinedFile(p.name, st.st_size, st.st_mtime, reason, _preview(p)))
     out.sort(key=lambda q: q.mtime, reverse=True)
     return out
+
+
+def _preview(path: Path) -> str:
+    """The start of a quarantined file; a symlink or FIFO set aside by the inbox is never opened."""
+    kind = not_regular(path)
+    if kind is not None:
+        return f"({kind}: not shown)"
+    try:
+        return read_regular(path, PREVIEW_BYTES)[:PREVIEW_BYTES].decode("utf-8", errors="replace")
+    except NotRegularFile as exc:
+        return f"({exc.kind}: not shown)"
+    except ValueError:  # larger than the preview: read its start only (it is a regular file)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read(PREVIEW_BYTES).decode("utf-8", errors="replace")
 
 
 def _checked(quarantine: Path, name: str) -> Path:
@@ -62,7 +76,7 @@ def _checked(quarantine: Path, name: str) -> Path:
     if not name or name != Path(name).name or name.startswith(".") or name.endswith(REASON_SUFFIX):
         raise PipelineError(f"{name!r} is not a quarantined file name")
     path = quarantine / name
-    if not path.is_file():
+    if not os.path.lexists(path) or path.is_dir():
         raise PipelineError(f"{name} is no longer in quarantine (already retried or set aside?)")
     return path
 

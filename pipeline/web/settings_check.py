@@ -13,6 +13,7 @@ from pipeline.errors import PipelineError, SettingsError
 def settings_report(settings: Any) -> dict[str, Any]:
     """{file, problems: [text], secrets: [(setting, variable, present)]}."""
     from pipeline.settings import SECTIONS, load
+    from pipeline.settings_checks import warnings
 
     problems: list[str] = []
     if settings.source is not None:
@@ -20,6 +21,8 @@ def settings_report(settings: Any) -> dict[str, Any]:
             load(settings.source)
         except SettingsError as exc:
             problems = [str(p) for p in exc.problems]
+    # settings that work but put a secret at risk (plain http for a token) are shown with the problems
+    problems += [f"warning: {p}" for p in warnings(settings)]
     secrets = []
     for name in SECTIONS:
         section = getattr(settings, name, None)

@@ -29,7 +29,8 @@ docs/satu-api.md lists every quirk with its source (documented or assumed).
 
 Tests drive it in-process (`SandboxServer(tmp).start()`; `fail_next`, `create_orders`,
 `modify_order`, `products()`, `orders()`); operators run `python run.py satu-sandbox`.
-Control endpoints under `/_sandbox/` (no token needed, loopback only) do the same over HTTP.
+Control endpoints under `/_sandbox/` do the same over HTTP (loopback only; they need the header
+`X-Sandbox: 1` or the token, so a web page cannot post to them; request bodies are capped at 8 MiB).
 """
 
 from pipeline.devtools.sandbox.feed_import import check_offer, parse_feed

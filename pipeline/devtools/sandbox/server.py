@@ -12,6 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 from pipeline.devtools.sandbox.handlers import ApiHandlers
 from pipeline.devtools.sandbox.vocab import API_PREFIX
 
+#: the header that marks a control call as not coming from a web page (any value)
+CONTROL_HEADER = "X-Sandbox"
+#: the largest request body read (API and control calls; the real API's limits are lower still)
+MAX_BODY = 8 * 1024 * 1024
+
 _HTML_401 = (
     "<!DOCTYPE html>\n<html><head><title>401 Unauthorized</title></head>"
     "<body><h1>Unauthorized</h1><p>Авторизуйтесь, чтобы продолжить.</p></body></html>\n"
@@ -123,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
         html: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if status == 404 and html is None:
+            html = _HTML_404  # Satu answers a missing order, product, import or endpoint with an HTML page
         if html is not None:
             raw, ctype = html.encode("utf-8"), "text/html; charset=utf-8"
         else:
@@ -135,10 +142,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(raw)
 
+    def _control_allowed(self) -> bool:
+        """A control call carries the API token or the `X-Sandbox` header: a web page cannot send
+        either cross-site without a CORS preflight, which the sandbox never grants."""
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        return bool(self.headers.get(CONTROL_HEADER)) or secrets.compare_digest(token, self.sandbox.token)
+
     def _dispatch(self, method: str) -> None:
         sb = self.sandbox
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        if parts.path.startswith("/_sandbox/") and not self._control_allowed():
+            self.close_connection = True
+            self._send(
+                403, {"error": {"message": f"control calls need the {CONTROL_HEADER} header or the token"}}
+            )
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self._send(413, {"error": {"message": f"request body over {MAX_BODY} bytes"}})
+            return
         raw = self.rfile.read(length) if length else b""
         body: Any = None
         if raw:
@@ -187,7 +214,4 @@ class _Handler(BaseHTTPRequestHandler):
             status, reply = sb.handle_api(method, path, query, body)
         except Exception as exc:  # a sandbox bug must show as a 500, like a real server
             status, reply = 500, {"error": {"message": f"sandbox internal error: {exc!r}"}}
-        if status == 404:  # Satu answers a missing order, product, import or endpoint with an HTML page
-            self._send(404, html=_HTML_404)
-            return
         self._send(status, reply)

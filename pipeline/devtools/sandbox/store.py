@@ -24,6 +24,7 @@ from pipeline.devtools.sandbox.vocab import (
     format_price,
     satu_time,
 )
+from pipeline.fsutil import create_private, make_dirs
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,7 +75,7 @@ class SandboxStore:
         #: the `cancellation_reason` code each cancelled order got through set_status (Satu shows only
         #: the title in the order, so the sandbox keeps the code aside for tests)
         self.cancellation_reasons: dict[int, str] = {}
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.state_dir, private=True)  # its orders hold (generated) personal data
         self.host, self.port = host, port
         self.import_delay = import_delay
         #: seconds that must pass between two import starts (Satu rate-limits them; 0 = only one at a time)
@@ -87,7 +88,7 @@ class SandboxStore:
         self.readonly_token = readonly_token
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
-            self.state_dir / "sandbox.sqlite", check_same_thread=False, isolation_level=None
+            create_private(self.state_dir / "sandbox.sqlite"), check_same_thread=False, isolation_level=None
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

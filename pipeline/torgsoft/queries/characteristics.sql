@@ -1,5 +1,7 @@
 -- Characteristic values per good, ordered by good_id.
--- Columns: good_id, name, unit, dynamic (1 = dynamic characteristic), value.
+-- dynamic: 1 = a dynamic characteristic.
+-- params: none
+-- columns: good_id, name, unit, dynamic, value
 SELECT gc.GOOD_ID AS good_id,
        c.NAME AS name,
        c.UNIT AS unit,

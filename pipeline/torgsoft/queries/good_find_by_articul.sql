@@ -1,4 +1,6 @@
--- A good by its article (the Satu sku), lowest GoodID first. Columns: good_id, retail_price, wholesale_price.
+-- A good by its article (the Satu sku), lowest GoodID first.
+-- params: :center_id, :articul
+-- columns: good_id, retail_price, wholesale_price
 SELECT FIRST 1 g.GOOD_ID AS good_id,
        COALESCE(pc.RETAIL_PRICE, p0.RETAIL_PRICE) AS retail_price,
        COALESCE(pc.WHOLESALE_PRICE, p0.WHOLESALE_PRICE) AS wholesale_price

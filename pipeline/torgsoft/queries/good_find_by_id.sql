@@ -1,5 +1,7 @@
 -- A good by its GoodID (= the Satu offer / external id), with its prices at :center_id over the common
--- ones. Columns: good_id, retail_price, wholesale_price.
+-- ones.
+-- params: :center_id, :good_id
+-- columns: good_id, retail_price, wholesale_price
 SELECT g.GOOD_ID AS good_id,
        COALESCE(pc.RETAIL_PRICE, p0.RETAIL_PRICE) AS retail_price,
        COALESCE(pc.WHOLESALE_PRICE, p0.WHOLESALE_PRICE) AS wholesale_price

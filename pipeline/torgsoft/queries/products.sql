@@ -1,6 +1,12 @@
 -- Goods with their prices, one row per good, ordered by good_id (the reader merges stock, photos
 -- and characteristics by good_id, so every query of the catalog must use the same order).
--- Parameter :price_center — the accounting center whose prices win over the common ones (0).
+-- :price_center is the accounting center whose prices win over the common ones (0).
+-- params: :price_center
+-- columns: good_id, model_id, section_id, name, short_name, description_html, articul, barcode,
+--     producer, country, unit, length_cm, width_cm, height_cm, weight_kg, production_date,
+--     min_order_qty, wholesale_min_qty, display_on_site, deleted, retail_price, wholesale_price,
+--     old_price
+-- optional columns: description_text, keywords, changed_at
 SELECT g.GOOD_ID AS good_id,
        g.MODEL_GOOD_ID AS model_id,
        g.SECTION_ID AS section_id,

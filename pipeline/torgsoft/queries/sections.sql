@@ -1,5 +1,7 @@
 -- Synchronization sections (the website category tree) with group texts and section image.
--- Columns: id, parent_id (NULL or 0 for a root), name, text_before, text_after, image_file.
+-- parent_id: NULL or 0 for a root.
+-- params: none
+-- columns: id, parent_id, name, text_before, text_after, image_file
 SELECT ID AS id,
        PARENT_ID AS parent_id,
        NAME AS name,

@@ -1,6 +1,7 @@
 -- Stock per good and accounting center, ordered by good_id (see products.sql).
--- Columns: good_id, center_id, qty, reserved. The reader keeps the centers named in
--- [torgsoft] accounting_centers and sums qty − reserved over them.
+-- The reader keeps the centers named in [torgsoft] accounting_centers and sums qty − reserved over them.
+-- params: none
+-- columns: good_id, center_id, qty, reserved
 SELECT s.GOOD_ID AS good_id,
        s.ACCOUNTING_CENTER_ID AS center_id,
        s.QTY AS qty,

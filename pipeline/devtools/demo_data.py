@@ -4,6 +4,9 @@
 gives the same rows and the same image files. Rows are bulk-loaded with EXECUTE BLOCK batches (about
 ten times faster than executemany on Firebird). Images come from a small shared pool (a few hundred
 files), so a 100k-product database stays small and quick to build.
+
+The demo's own statements (what a shop manager does to an imported order, the report's counts) live
+in demo_queries/, apart from the production query folder; `demo_mapping` loads them.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from pipeline.torgsoft.mapping import Mapping
+
+DEMO_QUERIES = Path(__file__).with_name("demo_queries")
 BATCH_BYTES = 60_000  # the legacy prepare API that fdb uses takes at most 64 kB of SQL text
 MAX_STATEMENTS = 250  # a block may touch at most 256 relation contexts
 BASE_TIME = datetime(2026, 1, 1, 9, 0, 0)
@@ -561,3 +568,10 @@ def build_demo_database(
         return generate(con, photo_dir, products=products, seed=seed, image_pool=image_pool)
     finally:
         con.close()
+
+
+def demo_mapping(settings: Any) -> Mapping:
+    """The demo-only named queries (demo_queries/; an own copy in `[torgsoft] mapping_dir` wins)."""
+    from pipeline.torgsoft.mapping import Mapping
+
+    return Mapping(settings.torgsoft.mapping_dir, builtin_dir=DEMO_QUERIES)

@@ -1,5 +1,7 @@
 -- Demo only (`run.py demo`): what the order import created, for the demo's report.
--- Columns: clients, orders, reservations, invoices. Parameter: :source ('satu').
+-- :source is 'satu'.
+-- params: :source
+-- columns: clients, orders, reservations, invoices
 SELECT (SELECT COUNT(*) FROM CLIENT) AS clients,
        (SELECT COUNT(*) FROM CUSTOMER_ORDER o WHERE o.EXTERNAL_SOURCE = :source) AS orders,
        (SELECT COUNT(*) FROM RESERVATION r JOIN CUSTOMER_ORDER o ON o.ID = r.ORDER_ID

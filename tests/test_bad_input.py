@@ -1,0 +1,193 @@
+"""Issue 15, a person can tell what went wrong: real processes (`run.py …`) given the bad inputs a
+newcomer gives them; each must exit with the documented code, name the setting, and show no traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.journal import Journal
+from pipeline.settings import load
+
+ROOT = Path(__file__).resolve().parent.parent
+# Reproduced on main; each mark goes with the fix that turns its test green.
+FIXME = pytest.mark.xfail(strict=True, reason="issue 15: not fixed yet")
+
+
+def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` in `cwd` with no TORGSOFT_* variables but those given; never a traceback."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TORGSOFT_")}
+    e.update(env or {})
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=e,
+    )
+    assert "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    return r
+
+
+def _settings_file(folder: Path, text: str = "") -> Path:
+    path = folder / "settings.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- the database path ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "junk"])
+def test_a_bad_database_path_is_a_settings_problem(tmp_path, kind):
+    value = {"missing": "nope/missing.fdb", "empty": "", "junk": "junk.fdb"}[kind]
+    (tmp_path / "junk.fdb").write_bytes(os.urandom(4096))
+    s = _settings_file(tmp_path, f'[torgsoft]\ndatabase = "{value}"\n')
+    r = run_cli(tmp_path, "--settings", str(s), "catalog")
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "torgsoft.database" in out
+    assert "SQLCODE" not in out and "I/O error" not in out
+
+
+# --- the inbox path ------------------------------------------------------------------------------------
+
+
+def test_an_inbox_that_is_a_file_is_a_settings_problem(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    s = _settings_file(tmp_path, '[orders]\ninbox = "afile"\n')
+    r = run_cli(tmp_path, "--settings", str(s), "orders", "import")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "orders.inbox" in r.stderr and "not a folder" in r.stderr
+
+
+def test_a_missing_inbox_is_created_and_journaled(tmp_path):
+    s = _settings_file(tmp_path, '[orders]\ninbox = "new/inbox"\n')
+    r = run_cli(tmp_path, "--settings", str(s), "orders", "import")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "new" / "inbox").is_dir()
+    events = list(Journal.from_settings(load(s)).search(grep="created"))
+    assert any(str(tmp_path / "new" / "inbox") in e.message for e in events), [e.message for e in events]
+
+
+# --- finding the settings file --------------------------------------------------------------------------
+
+
+def test_no_settings_file_outside_the_demo_is_refused(tmp_path):
+    r = run_cli(tmp_path, "catalog")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--settings" in r.stderr and "TORGSOFT_SATU_SETTINGS" in r.stderr
+    assert "init-db" not in r.stdout + r.stderr  # no demo suggestion for a missing settings file
+
+
+def test_the_settings_file_from_the_environment_is_used_and_named(tmp_path):
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    s = _settings_file(shop, '[orders]\ninbox = "inbox"\n')
+    elsewhere = tmp_path / "cron"
+    elsewhere.mkdir()
+    r = run_cli(elsewhere, "orders", "import", env={"TORGSOFT_SATU_SETTINGS": str(s)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.splitlines()[0] == f"Settings: {s}"
+    assert (shop / "inbox").is_dir() and not (elsewhere / "inbox").exists()
+
+
+def test_the_current_folder_settings_file_is_named_too(tmp_path):
+    _settings_file(tmp_path, '[orders]\ninbox = "inbox"\n')
+    r = run_cli(tmp_path, "orders", "import")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.splitlines()[0] == f"Settings: {tmp_path / 'settings.toml'}"
+
+
+# --- all problems at once ------------------------------------------------------------------------------
+
+
+def test_single_key_and_two_key_problems_are_reported_together(tmp_path):
+    s = _settings_file(
+        tmp_path, '[feed]\nzero_stok = "hide"\n\n[publish]\ntarget = "ftp"\n'
+    )  # a typo and an ftp target with no host
+    r = run_cli(tmp_path, "--settings", str(s), "catalog")
+    assert r.returncode == 2
+    assert "feed.zero_stok" in r.stderr and "publish.host" in r.stderr
+
+
+# --- journal lines -------------------------------------------------------------------------------------
+
+
+def test_one_event_is_one_line(tmp_path):
+    j = Journal(tmp_path / "journal.sqlite", tmp_path / "sync.log")
+    j.event("publish", "upload failed: 530 Login incorrect.\nDebugging info: ftputil 5.1.0", "error")
+    j.close()
+    (event,) = list(Journal(tmp_path / "journal.sqlite").search())
+    assert "\n" not in event.message and "Login incorrect" in event.message
+    assert len((tmp_path / "sync.log").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_normal_exclusions_are_info_not_warnings(demo_env):
+    from pipeline import feed
+    from pipeline.state import State
+
+    journal = Journal.from_settings(demo_env)
+    feed.run(demo_env, journal=journal, state=State.from_settings(demo_env), dry_run=True)
+    left_out = [e for e in journal.search(grep="left out")]
+    normal = [e for e in left_out if (e.data or {}).get("reason") in ("deleted", "hidden_on_site")]
+    assert normal, "the demo has deleted and hidden goods"
+    assert {e.level for e in normal} == {"info"}
+
+
+# --- Satu unreachable / wrong URL / no token -----------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _shop(tmp_path: Path, demo_db_template: Path, satu: str) -> Path:
+    shutil.copy(demo_db_template / "torgsoft.fdb", tmp_path / "torgsoft.fdb")
+    shutil.copytree(demo_db_template / "photos", tmp_path / "photos")
+    return _settings_file(
+        tmp_path,
+        '[torgsoft]\ndatabase = "torgsoft.fdb"\n[photos]\nsource_dir = "photos"\n'
+        f'[publish]\ntarget = "local"\n[satu]\n{satu}\nmax_retries = 0\n',
+    )
+
+
+def test_push_with_satu_unreachable_names_the_reason_and_the_setting(tmp_path, demo_db_template):
+    url = f"http://127.0.0.1:{_closed_port()}/api/v1"
+    s = _shop(tmp_path, demo_db_template, f'base_url = "{url}"\ntoken_env = "TEST_SATU_TOKEN"')
+    assert run_cli(tmp_path, "--settings", str(s), "feed").returncode == 0
+    r = run_cli(tmp_path, "--settings", str(s), "push", env={"TEST_SATU_TOKEN": "t"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "satu.base_url" in out and "127.0.0.1" in out
+
+
+def test_push_with_a_wrong_base_url_says_404_and_the_setting(tmp_path, demo_db_template):
+    from pipeline.devtools.sandbox import SandboxServer
+
+    with SandboxServer(tmp_path / "sandbox", token="t") as sb:
+        s = _shop(
+            tmp_path, demo_db_template, f'base_url = "{sb.root_url}/wrong/v1"\ntoken_env = "TEST_SATU_TOKEN"'
+        )
+        assert run_cli(tmp_path, "--settings", str(s), "feed").returncode == 0
+        r = run_cli(tmp_path, "--settings", str(s), "push", env={"TEST_SATU_TOKEN": "t"})
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "404" in out and "satu.base_url" in out
+
+
+def test_sync_without_a_token_says_so(tmp_path, demo_db_template):
+    s = _shop(tmp_path, demo_db_template, 'token_env = "TEST_SATU_TOKEN_UNSET"')
+    r = run_cli(tmp_path, "--settings", str(s), "sync")
+    out = r.stdout + r.stderr
+    assert "nothing to do" not in out
+    assert "TEST_SATU_TOKEN_UNSET" in out and "satu.token_env" in out

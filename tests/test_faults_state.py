@@ -1,0 +1,108 @@
+"""Issue 12 (state): a lost, emptied or damaged state file is never silent loss — each test failed before."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.settings import Settings
+from test_sync import settings_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run_cli(settings: Path, *args: str) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own (as cron or the service would run it)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def _pictures(feed: Path) -> int:
+    return feed.read_text(encoding="utf-8").count("<picture>")
+
+
+@pytest.mark.parametrize("loss", ["deleted", "emptied"])
+def test_feed_after_a_lost_state_never_drops_every_picture(demo_env: Settings, tmp_path: Path, loss: str):
+    path = settings_file(demo_env, tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--settings", str(path), "photos"]).exit_code == 0
+    first = runner.invoke(cli, ["--settings", str(path), "feed"])
+    assert first.exit_code == 0, first.output
+    feed = tmp_path / "feeds" / "satu.yml"
+    pictures = _pictures(feed)
+    assert pictures > 10
+    state = tmp_path / "state.sqlite"
+    if loss == "deleted":
+        state.unlink()
+    else:
+        state.write_bytes(b"")
+    # `feed` before `photos`, in a process of its own (as cron or the service would run it)
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--settings", str(path), "feed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert again.returncode != 0, again.stdout + again.stderr
+    said = again.stdout + again.stderr
+    assert "Traceback" not in said, said
+    # deleted (its -wal left behind): the state file is named; emptied: the guard names the pictures
+    named = str(state) if loss == "deleted" else "picture"
+    assert named in said, said
+    assert _pictures(feed) == pictures  # the live feed keeps its pictures
+
+
+def test_a_damaged_state_file_is_named_with_a_way_out(demo_env: Settings, tmp_path: Path):
+    path = settings_file(demo_env, tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--settings", str(path), "feed"]).exit_code == 0
+    state = tmp_path / "state.sqlite"
+    data = bytearray(state.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the header survives, the first page is garbage
+    state.write_bytes(bytes(data))
+    result = runner.invoke(cli, ["--settings", str(path), "feed"])
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output and str(state) in result.output, result.output
+    assert "doctor" in result.output or "restore" in result.output, result.output
+
+
+def _damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_journal_never_stops_the_order_import(demo_env: Settings, tmp_path: Path):
+    from order_factory import satu_order, write_order
+    from pipeline.torgsoft.connection import connect
+
+    path = settings_file(demo_env, tmp_path, orders=f'inbox = "{tmp_path / "inbox"}"\nsettle_seconds = 0')
+    write_order(tmp_path / "inbox", satu_order(821))
+    assert _run_cli(path, "orders", "import").returncode == 0
+    journal = tmp_path / "journal.sqlite"
+    _damage(journal)
+    write_order(tmp_path / "inbox", satu_order(822))
+    result = _run_cli(path, "orders", "import")
+    said = result.stdout + result.stderr
+    assert result.returncode == 0 and str(journal) in said and "Traceback" not in said, said
+    con = connect(demo_env)
+    try:
+        cur = con.cursor()
+        cur.execute("SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = '822'")
+        assert cur.fetchone()[0] == 1
+    finally:
+        con.close()
+    assert (tmp_path / "inbox" / "done").exists() and len(list((tmp_path / "inbox" / "done").iterdir())) == 2
