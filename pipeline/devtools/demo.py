@@ -502,11 +502,8 @@ def _check_imported(s: Any, report: DemoReport, ids: list[int]) -> None:
     lookup = reconcile.torgsoft_lookup(s)
     have = lookup(ids) if lookup is not None and ids else set(ids)
     report.new_orders, report.new_in_torgsoft = len(ids), len(have)
-    lost = [i for i in ids if i not in have]
-    if lost:
-        report.problems.append(
-            f"{len(lost)} of the {len(ids)} new order(s) did not reach Torgsoft: {', '.join(map(str, lost))}"
-        )
+    if lost := [str(i) for i in ids if i not in have]:
+        report.problems.append(f"{len(lost)} of {len(ids)} new order(s) not in Torgsoft: {', '.join(lost)}")
 
 
 def _stock_tick(s: Any, report: DemoReport, kw: dict[str, Any], echo: Callable[[str], None]) -> None:

@@ -27,6 +27,7 @@ from pipeline.errors import RetryableError
 from pipeline.satu.api import MAX_BATCH, import_errors, import_finished
 from pipeline.satu.budget import RequestBudget
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
+from pipeline.satu.import_gate import ACKED_NS, IMPORT_NS, import_too_soon, missing_on_satu
 from pipeline.satu.offer_state import (  # noqa: F401 (desired_state, to_item: public here too)
     _price,
     _quantity,
@@ -40,9 +41,7 @@ from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "push"
 FEED_NS = feed_offers.NAMESPACE  # written by the feed stage (see the contract)
-ACKED_NS = "satu.acked"
 META_NS = "satu.push"
-IMPORT_NS = "satu.import"
 OUTBOX_KIND = "satu.product"
 #: Presence values the push may send (the feed record uses the first three).
 PRESENCES = ("available", "not_available", "order", "waiting")
@@ -574,49 +573,22 @@ def request_import(
     return result
 
 
-def missing_on_satu(state: Any) -> list[str]:
-    """Offers of the feed that Satu never acknowledged through a push: most likely not on Satu yet
-    (new products, or ones an import refused). Read from the state, never from error texts."""
-    return [k for k, _ in feed_offers.items(state) if state.get(ACKED_NS, k) is None]
-
-
-def _import_too_soon(settings: Any, state: Any, now: float) -> float | None:
-    """Hours since the last import start when it is within `[satu] import_min_hours`, else None."""
-    hours = float(settings.satu.import_min_hours)
-    last = state.get(IMPORT_NS, "started") or state.get(IMPORT_NS, "last")
-    if hours <= 0 or not last or not last.get("ts"):
-        return None
-    ago = (now - float(last["ts"])) / 3600
-    return ago if ago < hours else None
-
-
 def after_publish(settings: Any, *, journal: Any, state: Any, poll: float = 5.0) -> ImportResult | None:
     """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`.
 
-    Satu limits how often imports may start: within `[satu] import_min_hours` of the previous start no
-    import is asked for (the API push carries prices and stock meanwhile), unless products of the feed
-    are missing on Satu (`missing_on_satu`), which only an import can create. The skipped result
-    has `skipped = True`."""
+    Within `[satu] import_min_hours` of the previous start none is asked for (Satu limits starts; the
+    push carries prices and stock), unless feed offers are missing on Satu (`import_gate`)."""
     if not settings.satu.import_after_publish:
         return None
-    ago = _import_too_soon(settings, state, time.time())
+    ago = import_too_soon(settings, state, time.time())
+    missing = missing_on_satu(state) if ago is not None else []
     if ago is not None:
-        missing = missing_on_satu(state)
-        if not missing:
-            journal.event(
-                "import",
-                f"import not requested: the last one started {ago:.1f} h ago "
-                f"([satu] import_min_hours = {settings.satu.import_min_hours:g}) and no product is missing on Satu",
-            )
+        what = f"{len(missing)} product(s) missing on Satu" if missing else "no product missing on Satu"
+        journal.event("import", f"last import started {ago:.1f} h ago; {what}", product_ids=missing[:100])
+        if not missing:  # within [satu] import_min_hours: not requested
             skipped = ImportResult()
             skipped.skipped = True
             return skipped
-        journal.event(
-            "import",
-            f"{len(missing)} product(s) of the feed missing on Satu: importing although the last import "
-            f"started {ago:.1f} h ago",
-            product_ids=missing[:100],
-        )
     try:
         return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings), poll=poll)
     except RetryableError as exc:
