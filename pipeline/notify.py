@@ -32,6 +32,7 @@ from typing import Any
 from pipeline.errors import AuthError, LockedError, RetryableError
 from pipeline.feed import FeedResult
 from pipeline.orders.inbox import InboxResult
+from pipeline.orders.reconcile import ReconcileResult
 from pipeline.satu.push import ImportResult
 from pipeline.stage import StageOutcome, StageResult, Status, outcome_of
 from pipeline.sync import SyncResult
@@ -71,7 +72,16 @@ class RunReport:
 # --- what needs a person --------------------------------------------------------------------------
 
 #: Stages that talk to the Satu API: one of them running without a refused token clears the alert.
-API_STAGES = ("push", "fetch", "status", "import", "orders.fetch", "sync.push", "sync.import")
+API_STAGES = (
+    "push",
+    "fetch",
+    "status",
+    "import",
+    "orders.fetch",
+    "orders.reconcile",
+    "sync.push",
+    "sync.import",
+)
 #: Stages whose results are order imports (the service's inbox step and the live watcher).
 INBOX_STAGES = ("inbox", "watch", "orders.inbox")
 
@@ -220,6 +230,28 @@ def _feed_and_import(outs: dict[str, StageOutcome], run_id: str) -> tuple[list[M
     return messages, cleared
 
 
+def _reconcile_message(outs: dict[str, StageOutcome]) -> list[Message]:
+    """The order reconcile had to download orders the regular download missed (by the typed result)."""
+    messages = []
+    for stage, o in outs.items():
+        if not isinstance(o.result, ReconcileResult) or not o.result.fixed:
+            continue
+        r = o.result
+        ids = ", ".join(str(i) for i in r.fixed[:20]) + (" …" if len(r.fixed) > 20 else "")
+        messages.append(
+            Message(
+                "alert",
+                f"{len(r.fixed)} Satu order(s) missed by the download were fetched now",
+                f"The check of the last {r.days} day(s) found Satu order(s) neither in the inbox nor in "
+                f"Torgsoft: {ids}. They are in the inbox now and will be imported. The download cursor "
+                f"missed them: check [satu] query_timezone and [orders] fetch_overlap_hours.\n"
+                f"See: run.py log --stage orders --level warning",
+                data={"stage": stage, "orders": r.fixed[:100]},
+            )
+        )  # no key: each fix is reported once
+    return messages
+
+
 def _quarantine_message(outs: dict[str, StageOutcome], settings: Any, state: Any) -> list[Message]:
     """Order files that could not be read were moved aside (each file is reported once)."""
     quarantined = sum(r.quarantined for r in _inbox_results(outs))
@@ -278,6 +310,7 @@ def assess(
         messages += found
         cleared |= done
     messages += _quarantine_message(outs, settings, state)
+    messages += _reconcile_message(outs)
     # The feed on disk has not been refreshed for too long (not in partial mode: it does not render).
     if not report.partial:
         msg = stale_feed_message(settings, now)

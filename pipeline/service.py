@@ -8,6 +8,9 @@ Jobs (built from `[schedule]` by `jobs_from_settings`):
 - **orders**, every `orders_minutes` (not in partial mode): download new orders into the inbox
   (`pipeline.orders.fetch`), import the inbox (`pipeline.orders.inbox`), push order statuses back
   (`pipeline.orders.status`).
+- **reconcile**, every `[orders] reconcile_hours` (0 = never; not in partial mode, not at start): Satu
+  orders of the last `reconcile_days` that are neither in the inbox nor in Torgsoft are downloaded
+  into the inbox (`pipeline.orders.reconcile`, `fix=True`); notify alerts when it had to.
 - **prune**, daily: drop journal entries older than `[journal] retention_days` and imported order
   files in inbox/done older than `[orders] keep_done_days`.
 - **stock**, every `[schedule] stock_seconds` (0 = off): the stock watcher (`pipeline.stock.watch`) in
@@ -50,7 +53,7 @@ from pipeline.errors import LockedError
 from pipeline.journal import Journal
 from pipeline.lock import run_lock
 from pipeline.notify import Notifier, RunReport, channels_summary
-from pipeline.orders import fetch, inbox, status
+from pipeline.orders import fetch, inbox, reconcile, status
 from pipeline.orders.inbox import InboxResult
 from pipeline.stage import (
     ResultBase,
@@ -138,6 +141,13 @@ def _status(ctx: StepContext) -> StageResult:
     return status.run(ctx.settings, journal=ctx.journal, state=ctx.state, should_stop=ctx.should_stop)
 
 
+def _reconcile(ctx: StepContext) -> StageResult:
+    """Orders the download missed (issue 13): found and written into the inbox; notify alerts on `fixed`."""
+    return reconcile.run(
+        ctx.settings, journal=ctx.journal, state=ctx.state, fix=True, should_stop=ctx.should_stop
+    )
+
+
 @dataclass
 class PruneResult(ResultBase):
     """What the daily clean-up removed."""
@@ -182,6 +192,16 @@ def jobs_from_settings(settings: Any) -> list[Job]:
                 ],
             )
         )
+        if settings.orders.reconcile_hours > 0:
+            # Not at start: the first pass of the orders job is the fresh download; the check follows.
+            jobs.append(
+                Job(
+                    "reconcile",
+                    settings.orders.reconcile_hours * 60 * minute,
+                    [Step("orders.reconcile", _reconcile, "pipeline.orders.reconcile", {"fix": True})],
+                    run_at_start=False,
+                )
+            )
     jobs.append(Job("prune", 24 * 60 * minute, [Step("prune", prune_step)], locked=False, notify=False))
     return jobs
 

@@ -192,6 +192,12 @@ class SatuSettings:
     import_wait_minutes: float = opt(
         15.0, "how long to wait for a feed import to become final (a live one took ~9.5 min)", min=15
     )
+    import_min_hours: float = opt(
+        4.0,
+        "hours between automatic imports after publishing (Satu limits import starts); "
+        "sooner only when products are missing on Satu",
+        min=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,10 @@ class OrdersSettings:
         "each order download re-reads this many hours before its cursor (versions already there are skipped)",
         min=0,
     )
+    reconcile_days: int = opt(
+        14, "orders reconcile looks at Satu orders created or modified in the last N days", min=1, max=365
+    )
+    reconcile_hours: float = opt(6.0, "the service runs orders reconcile this often, hours; 0 = never", min=0)
     auto_invoice: bool = opt(False, "create an invoice for every new order, not only paid ones")
     accounting_center: int = opt(1, "accounting center the order is served from", min=1)
     price_kind: str = opt(
@@ -262,6 +272,9 @@ class StatusSettings:
     )
     cancellation_text: str = opt("Заказ отменён магазином", "text sent where the reason requires one")
     carrier: str = opt("", "delivery_type sent with a waybill number (carrier code); empty = don't send TTNs")
+    keep_custom_statuses: bool = opt(
+        True, "never overwrite a seller's own Satu status (custom-<id>, e.g. monthly folders)"
+    )
     overlap_minutes: float = opt(
         60.0,
         "re-read orders changed this long before the saved change-time cursor "

@@ -75,6 +75,8 @@ def test_demo_end_to_end(tmp_path: Path):
     assert m, out
     imported, invoices, customers, orders, reservations, invoices_db = map(int, m.groups())
     assert imported == orders == 6 and customers >= 1 and reservations >= 6 and invoices == invoices_db >= 1
+    new = re.search(r"New:\s+(\d+) order\(s\) placed on Satu this run, (\d+) of them in Torgsoft", out)
+    assert new and new.groups() == ("6", "6"), out
 
     # The order states changed in the database reached the sandbox.
     changed = dict(
@@ -116,3 +118,21 @@ def test_demo_end_to_end(tmp_path: Path):
     assert r.returncode == 0
     events = [json.loads(line) for line in r.stdout.splitlines()]
     assert {"orders", "status"} <= {e["stage"] for e in events}
+
+    # A second and a third run each bring all their new orders into Torgsoft (issue 13).
+    for run_no in (2, 3):
+        again = subprocess.run(
+            [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), "demo", "--products", "40"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+        assert again.returncode == 0 and "WITH PROBLEMS" not in again.stdout, again.stdout + again.stderr
+        new = re.search(
+            r"New:\s+(\d+) order\(s\) placed on Satu this run, (\d+) of them in Torgsoft", again.stdout
+        )
+        assert new and new.groups() == ("6", "6"), (run_no, again.stdout)
+        m = re.search(r"Torgsoft now has \d+ customers, (\d+) Satu orders", again.stdout)
+        assert m and int(m.group(1)) == 6 * run_no, again.stdout

@@ -436,3 +436,19 @@ def test_feed_rejected_partial_import_quarantine_and_stale_feed(tmp_path):
     assert [m.key for m in msgs] == ["stale-feed"] and msgs[0].subject == "feed not refreshed for 30 hours"
     # Partial mode does not render the feed, so it does not complain about its age.
     assert assess(RunReport("exchange", time.time(), partial=True), settings=s, state=state)[0] == []
+
+
+def test_reconcile_alerts_by_its_result_only_when_it_had_to_fix_something(tmp_path):
+    from pipeline.orders.reconcile import ReconcileResult
+
+    s = _settings(tmp_path)
+    state = State.from_settings(s)
+    clean = ReconcileResult(days=14, checked=9, in_inbox=9)
+    assert (
+        assess(RunReport("reconcile", 0, results={"orders.reconcile": clean}), settings=s, state=state)[0]
+        == []
+    )
+    fixed = ReconcileResult(days=14, checked=9, in_inbox=7, missing=[301, 302], fixed=[301, 302])
+    [msg] = assess(RunReport("reconcile", 0, results={"orders.reconcile": fixed}), settings=s, state=state)[0]
+    assert msg.kind == "alert" and msg.data["orders"] == [301, 302] and "301, 302" in msg.text
+    assert "2 Satu order(s) missed" in msg.subject

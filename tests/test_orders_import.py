@@ -450,3 +450,30 @@ def test_reopened_order_is_reserved_again_and_invoiced_lines_are_kept(demo_env):
     assert _rows(s, "SELECT QTY FROM CUSTOMER_ORDER_ITEM WHERE ORDER_ID = ?", order["id"]) == [(Decimal(2),)]
     assert _stock(s, 17) == (Decimal(8), Decimal(0))
     assert any("after the invoice" in e.message for e in Journal.from_settings(s).search(order_id=533))
+
+
+def test_satus_service_notes_go_into_the_comment_and_warnings_into_the_journal(demo_env):
+    s = _settings(demo_env)
+    write_order(
+        s.orders.inbox,
+        satu_order(
+            512,
+            lines=[{"external_id": "5", "quantity": 1, "price": "150 USD"}],
+            price="150 USD",
+            full_price="150 USD",
+            price_with_special_offer="135 USD",
+            special_offer_promocode="ZIMA10",
+            special_offer_discount="15 USD",
+            delivery_recipient={"first_name": "Дана", "last_name": "Ким", "phone": "+77015550199"},
+            dont_call_customer_back=True,
+        ),
+    )
+    assert _run(s).imported == 1
+    comment = _order(s, 512)["comment_text"]
+    assert comment.splitlines()[0] == "Позвоните заранее"  # the buyer's own note first
+    assert "Промокод: ZIMA10, скидка 15" in comment
+    assert "Получатель: Ким Дана, 77015550199" in comment  # the person the courier calls
+    assert "Покупатель просит не перезванивать" in comment
+    journal = Journal.from_settings(s)
+    warned = [e.message for e in journal.search(stage="orders", level="warning", order_id=512)]
+    assert any("USD" in m and "not the shop's KZT" in m for m in warned), warned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -433,3 +434,43 @@ def test_stop_request_ends_the_push_between_batches_with_the_sent_ones_saved(env
     again = _push(env)
     # the interrupted run did not record its full re-assertion as done: the next one owes it
     assert again.ok and not again.interrupted and again.full and _matches(sandbox, catalog)
+
+
+def test_imports_after_publish_are_spaced_by_import_min_hours_unless_products_are_missing(
+    env, sandbox: SandboxServer, tmp_path: Path
+):
+    from pipeline.satu.push import after_publish, missing_on_satu  # re-exported from import_gate
+
+    settings, journal, state, client = env
+    site = tmp_path / "public"
+    site.mkdir()
+    catalog = _catalog(3)
+    (site / "satu.yml").write_text(feed_xml([offer_xml(k) for k in catalog]), encoding="utf-8")
+    state.put_many(FEED_NS, catalog.items())
+    with serve_dir(site) as base:
+        on = make_settings(
+            tmp_path,
+            satu={"base_url": sandbox.url, "token_env": TOKEN_ENV, "import_after_publish": True},
+            publish={"public_base_url": base + "/"},
+        )
+        first = after_publish(on, journal=journal, state=state, poll=0.05)
+        assert first is not None and first.status == "SUCCESS" and len(sandbox.imports()) == 1
+        assert state.get("satu.import", "started")["id"] == first.import_id
+        assert run(on, journal=journal, state=state, client=client, full=True).accepted == 3  # acknowledged
+        assert missing_on_satu(state) == []
+        # Within [satu] import_min_hours (default 4) and nothing missing: no import is started.
+        second = after_publish(on, journal=journal, state=state, poll=0.05)
+        assert second is not None and second.skipped and second.import_id is None
+        assert len(sandbox.imports()) == 1
+        assert any("no product missing on Satu" in e.message for e in journal.search(stage="import"))
+        # A new product in the feed is missing on Satu: only an import creates it, so it goes now.
+        catalog.update(_catalog(1, start=4))
+        state.put_many(FEED_NS, catalog.items())
+        (site / "satu.yml").write_text(feed_xml([offer_xml(k) for k in catalog]), encoding="utf-8")
+        third = after_publish(on, journal=journal, state=state, poll=0.05)
+        assert third is not None and not third.skipped and third.created == 1 and len(sandbox.imports()) == 2
+        # import_min_hours = 0: every publish imports
+        sandbox.import_min_gap = 0
+        off = on.replace(satu=dataclasses.replace(on.satu, import_min_hours=0))
+        assert not after_publish(off, journal=journal, state=state, poll=0.05).skipped
+        assert len(sandbox.imports()) == 3

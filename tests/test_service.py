@@ -278,7 +278,12 @@ def test_partial_mode_runs_prices_and_stock_only(tmp_path: Path, monkeypatch):
         "pipeline.orders.fetch",
         "pipeline.orders.inbox",
         "pipeline.orders.status",
+        "pipeline.orders.reconcile",
     ]
+    assert {j.name: j.run_at_start for j in full}["reconcile"] is False
+    assert "reconcile" not in {
+        j.name for j in jobs_from_settings(build({"orders": {"reconcile_hours": 0}}, tmp_path))
+    }
 
 
 def test_serve_once_runs_each_job_once_and_exits_1_when_one_failed(tmp_path: Path):

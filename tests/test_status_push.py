@@ -554,3 +554,42 @@ def test_a_refused_token_is_raised_as_auth_error_and_raises_the_token_alert(env:
     report = service.run_job(service.jobs[0])
     assert not report.errors and env.satu_status(ids[0]) == "received"
     assert list(service.journal.search(stage="notify", grep="resolved: Satu API token"))
+
+
+def test_empty_processed_ids_means_already_there_and_is_confirmed_after_a_re_read(env: Env):
+    a, b = env.satu_orders(2)
+    env.add(a)
+    env.add(b)
+    env.run()  # baseline
+    # Without the read-before-write check the write goes out; Satu already shows it (the manager
+    # accepted the order in the cabinet) and answers an empty processed_ids without an error.
+    env.configure(verify_before_push=False, max_attempts=1)
+    env.sandbox.modify_order(a, status="received")
+    env.update(a, STATUS=1)
+    env.update(b, STATUS=1)
+    result = env.run()
+    assert (result.pushed, result.already, result.failed, result.parked, result.ok) == (1, 1, 0, 0, True)
+    assert any("already at received or a later status" in e.message for e in env.events(order_id=a))
+    calls = env.calls(SET_STATUS)
+    assert env.run().pushed == 0 and env.calls(SET_STATUS) == calls  # confirmed: not sent again
+
+
+def test_a_sellers_custom_status_is_never_overwritten(env: Env):
+    a, b = env.satu_orders(2)
+    env.add(a)
+    env.add(b)
+    env.run()  # baseline
+    env.sandbox.modify_order(a, status="custom-1002")  # the seller filed it in the "Декабрь" folder
+    env.update(a, STATUS=3)
+    env.update(b, STATUS=3)
+    for verify, next_status in ((True, 1), (False, 3)):  # with or without the read-before-write check
+        env.configure(verify_before_push=verify)
+        result = env.run()
+        assert (result.kept_custom, result.failed) == (1, 0)
+        env.update(a, STATUS=next_status)
+    assert env.satu_status(a) == "custom-1002" and env.satu_status(b) == "delivered"
+    kept = [e for e in env.events(order_id=a) if e.data and e.data.get("custom_status") == "custom-1002"]
+    assert len(kept) == 2 and "Декабрь" in kept[0].message
+    # switched off: the shop's status (delivered, set after the last run) goes out like any other
+    env.configure(keep_custom_statuses=False)
+    assert env.run().pushed == 1 and env.satu_status(a) == "delivered"

@@ -130,4 +130,41 @@ def _watch(settings: Any, journal: Any, state: Any, stop: threading.Event, fetch
     click.echo(f"Stopped. Total: {total.summary()}")
 
 
+@orders.command("reconcile")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 365),
+    default=None,
+    help="look at orders created or modified in the last N days [default: orders.reconcile_days]",
+)
+@click.option("--fix", is_flag=True, help="download the missing orders into the inbox")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@pass_app
+@locked("orders reconcile")
+def reconcile_cmd(app: AppContext, days: int | None, fix: bool, as_json: bool) -> None:
+    """List Satu orders of the last days that are neither in the inbox nor in Torgsoft (exit 1 if any
+    is left missing); --fix downloads them into the inbox for the importer."""
+    import json
+
+    from pipeline.orders import reconcile
+
+    settings, journal, state = _stage(app)
+    try:
+        result = reconcile.run(settings, journal=journal, state=state, days=days, fix=fix)
+    finally:
+        journal.close()
+        state.close()
+    if as_json:
+        out = {**result.counts(), "missing": result.missing, "fixed": result.fixed, "errors": result.errors}
+        click.echo(json.dumps({**out, "ok": result.ok}, ensure_ascii=False))
+    else:
+        click.echo(f"Reconciled: {result.summary()}")
+        for problem in result.problems:
+            click.echo(problem, err=True)
+        if result.missing and not fix:
+            click.echo("Run `orders reconcile --fix` to download them into the inbox.", err=True)
+    if not result.ok:
+        raise SystemExit(1)
+
+
 COMMANDS = [orders]

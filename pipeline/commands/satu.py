@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -50,6 +51,13 @@ from pipeline.lock import locked
     type=click.FloatRange(0),
     help="seconds before imported products become visible (real Satu: 60-180)",
 )
+@click.option(
+    "--import-min-gap",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="seconds that must pass between two import starts (Satu rate-limits them)",
+)
 @pass_app
 def satu_sandbox(
     app: AppContext,
@@ -61,6 +69,7 @@ def satu_sandbox(
     feed_file: Path | None,
     token: str | None,
     appear_delay: float,
+    import_min_gap: float,
 ) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
     from pipeline.devtools.sandbox import SandboxServer, is_loopback_url
@@ -69,7 +78,12 @@ def satu_sandbox(
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")
     env_token = os.environ.get(s.satu.token_env) if s.satu.token_env else None
     server = SandboxServer(
-        state_dir, host=host, port=port, token=token or env_token or None, appear_delay=appear_delay
+        state_dir,
+        host=host,
+        port=port,
+        token=token or env_token or None,
+        appear_delay=appear_delay,
+        import_min_gap=import_min_gap,
     )
     if feed_file is not None:
         rec = server.load_feed_file(feed_file)
@@ -203,6 +217,71 @@ def satu_import(app: AppContext, url: str | None) -> None:
         raise SystemExit(1)
 
 
+#: The `[status]` keys that name a Satu order status.
+STATUS_KEYS = ("accepted", "paid", "shipped", "delivered", "cancelled")
+
+
+def unknown_status_settings(status_settings: Any, statuses: list[Any]) -> list[tuple[str, str]]:
+    """`[status]` keys whose value is not among the shop's order statuses: [(dotted key, value)]."""
+    known = {s.value for s in statuses}
+    return [
+        (f"status.{key}", value)
+        for key in STATUS_KEYS
+        if (value := str(getattr(status_settings, key) or "")) and value not in known
+    ]
+
+
+@click.group("satu")
+def satu_group() -> None:
+    """Look at the Satu shop itself (read-only calls)."""
+
+
+@satu_group.command("options")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@pass_app
+def satu_options(app: AppContext, as_json: bool) -> None:
+    """The shop's delivery options, payment options and order statuses, from Satu; checks `[status]`.
+
+    An installer sets `[status]` and `[status] carrier` from these real values. A `[status]` setting
+    that names a status the shop does not have is reported (exit 2).
+    """
+    import json
+    from dataclasses import asdict
+
+    from pipeline.satu.client import SatuClient
+
+    with SatuClient.from_settings(app.settings) as client:
+        lists = {
+            "delivery_options": client.delivery_options(),
+            "payment_options": client.payment_options(),
+            "order_statuses": client.order_status_options(),
+        }
+    unknown = unknown_status_settings(app.settings.status, lists["order_statuses"])
+    if as_json:
+        out: dict[str, Any] = {k: [asdict(o) for o in v] for k, v in lists.items()}
+        out["unknown_status_settings"] = [{"key": k, "value": v} for k, v in unknown]
+        click.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        for title, key in (
+            ("Delivery options", "delivery_options"),
+            ("Payment options", "payment_options"),
+            ("Order statuses", "order_statuses"),
+        ):
+            click.echo(f"{title} ({len(lists[key])}):")
+            for o in lists[key]:
+                carrier = o.extra.get("shipping_service")
+                tail = f"  carrier {carrier}" if carrier else ""
+                value = f"  {o.value}" if o.value != o.id else ""
+                click.echo(f"  {o.id:>10}  {o.name}{value}{' (custom)' if o.custom else ''}{tail}")
+        for k, v in unknown:
+            click.echo(
+                f"Setting {k} = {v!r} is not a status of this shop; write one of the values listed above",
+                err=True,
+            )
+    if unknown:
+        raise SystemExit(2)
+
+
 @click.command("stock")
 @pass_app
 def stock(app: AppContext) -> None:
@@ -231,4 +310,4 @@ def stock(app: AppContext) -> None:
         raise SystemExit(1)
 
 
-COMMANDS = [satu_sandbox, push, reconcile, satu_import, stock]
+COMMANDS = [satu_sandbox, push, reconcile, satu_import, stock, satu_group]

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from pipeline import feed, photos, publish
 from pipeline.errors import PipelineError
-from pipeline.orders import fetch, inbox
+from pipeline.orders import fetch, inbox, reconcile
 from pipeline.orders import status as status_push
 from pipeline.satu import push
 from pipeline.stage import StageResult, summarise_counts
@@ -80,6 +80,9 @@ class DemoReport:
     satu_statuses: dict[str, int] = field(default_factory=dict)
     torgsoft: dict[str, int] = field(default_factory=dict)
     changed: dict[str, str] = field(default_factory=dict)  # Satu order id -> manager action
+    new_orders: int = 0  # orders the demo created on Satu this run
+    new_in_torgsoft: int = 0  # of those, the ones Torgsoft has after the run
+    reconciled: list[int] = field(default_factory=list)  # orders the reconcile step had to fetch
     problems: list[str] = field(default_factory=list)  # steps that failed: the demo did not complete
     warnings: list[str] = field(default_factory=list)  # steps that finished but reported problems
     seconds: float = 0.0
@@ -442,6 +445,20 @@ def _exchange(
             f"{r.imported} imported, {r.updated} updated, {r.invoices} invoices, {r.quarantined} quarantined"
         ),
     )
+    checked = _step(
+        report,
+        "reconcile",
+        echo,
+        lambda: reconcile.run(s, **kw, fix=True),
+        lambda r: (
+            f"{r.checked} Satu order(s) of the last {r.days} days checked, "
+            f"{len(r.missing)} missing, {len(r.fixed)} fetched now"
+        ),
+    )
+    report.reconciled = list(checked.fixed)
+    if checked.fixed:  # orders the download missed: the importer takes them now
+        _step(report, "import (again)", echo, lambda: inbox.run(s, **kw), lambda r: f"{r.imported} imported")
+    _check_imported(s, report, [o["id"] for o in made])
     _stock_tick(s, report, kw, echo)
     _step(
         report,
@@ -478,6 +495,15 @@ def _exchange(
         st = on_satu.get(oid, {}).get("status", "?")
         report.satu_statuses[st] = report.satu_statuses.get(st, 0) + 1
     report.torgsoft = torgsoft_counts(s)
+
+
+def _check_imported(s: Any, report: DemoReport, ids: list[int]) -> None:
+    """Every order the demo made must be in Torgsoft now: the report says what really happened."""
+    lookup = reconcile.torgsoft_lookup(s)
+    have = lookup(ids) if lookup is not None and ids else set(ids)
+    report.new_orders, report.new_in_torgsoft = len(ids), len(have)
+    if lost := [str(i) for i in ids if i not in have]:
+        report.problems.append(f"{len(lost)} of {len(ids)} new order(s) not in Torgsoft: {', '.join(lost)}")
 
 
 def _stock_tick(s: Any, report: DemoReport, kw: dict[str, Any], echo: Callable[[str], None]) -> None:
@@ -521,6 +547,10 @@ def format_report(report: DemoReport, settings: Any) -> str:
         f"Orders:    {inbox.get('imported', 0)} imported ({inbox.get('invoices', 0)} invoices); Torgsoft "
         f"now has {t.get('clients', 0)} customers, {t.get('orders', 0)} Satu orders, "
         f"{t.get('reservations', 0)} reservations, {t.get('invoices', 0)} invoices"
+    )
+    lines.append(
+        f"New:       {report.new_orders} order(s) placed on Satu this run, {report.new_in_torgsoft} of them "
+        f"in Torgsoft; the check of the last days fetched {len(report.reconciled)} the download missed"
     )
     pushed = step.get("status push", {})
     lines.append(

@@ -72,6 +72,15 @@ def file_name(order: dict[str, Any]) -> str:
     return f"{PREFIX}{safe_id}-{tag}.json"
 
 
+def write_version(inbox: Path, raw: dict[str, Any]) -> str:
+    """Write one order version into the inbox, durably (temp name, fsync, rename; 0600: personal
+    data), as `{"order": …}`; returns the file name. The caller records it in `orders.fetched`."""
+    name = file_name(raw)
+    data = json.dumps({"order": raw}, ensure_ascii=False, indent=None).encode("utf-8")
+    write_atomic(inbox / name, data, private=True)
+    return name
+
+
 def overlap(settings: Any) -> timedelta:
     """How far before the cursor a poll starts (`[orders] fetch_overlap_hours`)."""
     return timedelta(hours=float(settings.orders.fetch_overlap_hours))
@@ -124,9 +133,7 @@ def run(
             if isinstance(oid, int) and stamp and state.get(SEEN_NS, str(oid)) == stamp:
                 result.already += 1
                 continue
-            name = file_name(raw)
-            data = json.dumps({"order": raw}, ensure_ascii=False, indent=None).encode("utf-8")
-            write_atomic(inbox / name, data, private=True)  # personal data: 0600
+            write_version(inbox, raw)
             result.written += 1
             if isinstance(oid, int) and stamp:
                 pending.append((str(oid), stamp))

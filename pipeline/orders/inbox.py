@@ -304,6 +304,13 @@ def _import_claim(
         result.unchanged += 1
     result.invoices += int(outcome.invoice)
     result.unmatched_lines += len(outcome.unmatched)
+    _journal_outcome(journal, order, outcome, name)
+    return True
+
+
+def _journal_outcome(journal: Any, order: Any, outcome: ImportOutcome, name: str) -> None:
+    """One event for the imported order, then one warning per thing a person should look at."""
+    order_id = order.id
     if outcome.kind != "unchanged" or outcome.notes:
         journal.event(
             STAGE,
@@ -313,13 +320,15 @@ def _import_claim(
             file=name,
             torgsoft_order=outcome.order_id,
         )
+    if outcome.kind != "unchanged":  # a foreign currency mark, a refund: journaled, never quarantined
+        for text in order.warnings:  # each already names the order
+            journal.event(STAGE, text, "warning", order_id=order_id, file=name)
     for text in outcome.unmatched:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
     for text in outcome.shortages:
         journal.event(STAGE, f"order {order_id}: shortage, {text}", "warning", order_id=order_id, file=name)
     for text in outcome.notes:
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
-    return True
 
 
 def _leftovers(

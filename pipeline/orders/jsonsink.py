@@ -31,7 +31,7 @@ from pipeline.errors import Problem, SettingsError
 from pipeline.fsutil import make_dirs, write_atomic
 from pipeline.model import Order
 from pipeline.orders.order_rows import CANCELLED, ImportOutcome, order_hash, reserve_until, torgsoft_status
-from pipeline.orders.parse import SATU_TZ
+from pipeline.orders.parse import SATU_TZ, service_notes
 from pipeline.publish.targets.ftp import FtpTarget, SettingNames
 
 SINK_SETTINGS = SettingNames(
@@ -69,7 +69,7 @@ def order_document(
                 f"line {n} has no GoodID (external_id {line.external_id!r}, sku {line.sku!r}, "
                 f"{line.name!r} x {line.quantity}): left out of the file"
             )
-    comment = order.comment
+    comment = "\n".join(x for x in (order.comment, *service_notes(order)) if x)
     if unmatched:
         comment = (comment + "\n" if comment else "") + "\n".join(f"[satu] {u}" for u in unmatched)
     until: date = reserve_until(order, reserve_days)

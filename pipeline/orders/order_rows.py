@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.model import Order, OrderLine
-from pipeline.orders.parse import SATU_TZ
+from pipeline.orders.parse import SATU_TZ, service_notes
 
 SOURCE = "satu"
 # Torgsoft order states (reference schema): 0 new, 1 accepted, 2 shipped, 3 delivered, 4 cancelled.
@@ -193,7 +193,9 @@ def order_header(
     reserve_days: int,
 ) -> dict[str, Any]:
     """The CUSTOMER_ORDER header values of an order (insert and update alike)."""
-    comment = order.comment
+    # The buyer's note first, then what Satu says besides (promo, recipient, "don't call",
+    # cancellation), then our own notes about lines that matched no good.
+    comment = "\n".join(x for x in (order.comment, *service_notes(order)) if x)
     if unmatched:
         comment = (comment + "\n" if comment else "") + "\n".join(f"[satu] {u}" for u in unmatched)
     total = (

@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.errors import DatabaseError, PipelineError, Problem, RetryableError, SettingsError
-from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT
+from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT, is_custom_status
 from pipeline.settings import Settings, StatusSettings
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.state import lost_state
@@ -110,6 +110,7 @@ class StatusResult(ResultBase):
     pushed: int = 0
     waybills: int = 0
     already: int = 0
+    kept_custom: int = 0  # writes dropped: Satu shows the seller's own status (keep_custom_statuses)
     failed: int = 0
     parked: int = 0
     pending: int = 0
@@ -481,7 +482,30 @@ class _Run:
                 self._orders[key] = UNKNOWN if exc.status == 404 else None
         return self._orders[key]
 
-    def verify(self, kind: str, due: list[tuple[str, Any, int]]) -> list[tuple[str, Any, int]] | None:
+    def keeps_custom(self, order: dict[str, Any] | None) -> bool:
+        """True when Satu shows a seller's own status (`custom-<id>`) and `[status] keep_custom_statuses`."""
+        return (
+            bool(self.cfg.keep_custom_statuses)
+            and isinstance(order, dict)
+            and is_custom_status(str(order.get("status") or ""))
+        )
+
+    def keep_custom(self, key: str, payload: Any, order: dict[str, Any] | None) -> None:
+        """Leave a seller's custom status alone: the write is dropped (recorded as done), never sent."""
+        self.result.kept_custom += 1
+        order = order or {}
+        custom = str(order.get("status"))
+        self.state.outbox_done(KIND_STATUS, [key])
+        self.event(
+            f"Satu shows the seller's own status {custom} ({order.get('status_name') or ''}): "
+            f"{payload.get('status')} not sent ([status] keep_custom_statuses)",
+            order_id=key,
+            custom_status=custom,
+        )
+
+    def verify(
+        self, kind: str, due: list[tuple[str, Any, int]], full: bool = True
+    ) -> list[tuple[str, Any, int]] | None:
         """Drop the writes Satu already has and fail unknown ids; None when Satu is unreachable.
 
         This is what keeps a change that *came from* Satu (the order importer copies Satu's
@@ -490,12 +514,19 @@ class _Run:
         """
         out: list[tuple[str, Any, int]] = []
         for index, (key, payload, attempts) in enumerate(due):
+            if not full and _satu_id(key) is None:
+                out.append((key, payload, attempts))  # not a Satu id: set_status will say so
+                continue
             try:
                 order = self.satu_order(key)
             except RetryableError as exc:
                 self.unreachable(due[index:], kind, exc)
                 return None
-            if order is UNKNOWN:
+            if kind == KIND_STATUS and self.keeps_custom(order):
+                self.keep_custom(key, payload, order)
+            elif not full:
+                out.append((key, payload, attempts))
+            elif order is UNKNOWN:
                 self.fail(kind, key, payload, attempts, "order not found on Satu (unknown order id)")
             elif order is not None and satu_has(kind, order, payload):
                 self.result.already += 1
@@ -512,8 +543,9 @@ class _Run:
         from pipeline.satu.client import SatuApiError
 
         due = self.state.outbox_due(KIND_STATUS)
-        if self.cfg.verify_before_push:
-            checked = self.verify(KIND_STATUS, due)
+        if self.cfg.verify_before_push or self.cfg.keep_custom_statuses:
+            # Without verify_before_push only the custom-status check runs (it needs the order).
+            checked = self.verify(KIND_STATUS, due, full=self.cfg.verify_before_push)
             if checked is None:
                 return False
             due = checked
@@ -530,7 +562,7 @@ class _Run:
                     return False
                 chunk = entries[start : start + BATCH]
                 try:
-                    processed = self.set_status(chunk, status, reason, text)
+                    outcome = self.set_status(chunk, status, reason, text)
                 except SatuApiError as exc:
                     if len(chunk) == 1:
                         key, payload, attempts = chunk[0]
@@ -556,26 +588,48 @@ class _Run:
                 except RetryableError as exc:
                     self.unreachable(chunk, KIND_STATUS, exc)
                     return False
-                self.settle(chunk, processed, status)
+                self.settle(chunk, outcome, status)
         return True
 
     def set_status(
         self, chunk: list[tuple[str, Any, int]], status: str, reason: str | None, text: str | None
-    ) -> set[int]:
+    ) -> Any:
+        """One `orders/set_status` call; the typed result (processed vs left alone without an error)."""
         ids = [int(k) for k, _, _ in chunk]
-        return {
-            int(i)
-            for i in self.client().set_status(ids, status, cancellation_reason=reason, cancellation_text=text)
-        }
+        return self.client().set_status_result(
+            ids, status, cancellation_reason=reason, cancellation_text=text
+        )
 
-    def settle(self, chunk: list[tuple[str, Any, int]], processed: set[int], status: str) -> None:
-        """Confirm exactly the ids Satu processed; everything else failed."""
+    def settle(self, chunk: list[tuple[str, Any, int]], outcome: Any, status: str) -> None:
+        """Confirm the ids Satu processed. An id Satu left alone without an error means "already at
+        this or a later status" (seen live): the order is read again and confirmed as Satu shows it,
+        not retried and parked; only an order Satu does not know (or does not show) fails."""
+        processed = {int(i) for i in outcome.processed}
         for key, payload, attempts in chunk:
             if int(key) in processed:
                 self.result.pushed += 1
                 self.confirm(KIND_STATUS, key, "status", status, f"status set on Satu: {status}")
-            else:
+                continue
+            self._orders.pop(key, None)  # read it fresh: the cached copy is from before the write
+            try:
+                order = self.satu_order(key)
+            except RetryableError as exc:
+                self.fail(KIND_STATUS, key, payload, attempts, f"re-read failed: {exc}", transient=True)
+                continue
+            if order is UNKNOWN or order is None:
                 self.fail(KIND_STATUS, key, payload, attempts, "order id not in processed_ids")
+            elif self.keeps_custom(order):
+                self.keep_custom(key, payload, order)
+            else:
+                self.result.already += 1
+                shown = str(order.get("status") or "")
+                self.confirm(
+                    KIND_STATUS,
+                    key,
+                    "status",
+                    status,
+                    f"Satu left the order at {shown} (already at {status} or a later status): not sent again",
+                )
 
     def push_waybills(self) -> bool:
         """Send due waybill numbers; False when Satu is unreachable."""
@@ -685,8 +739,8 @@ def run(
         result.ok = False
     job.event(
         f"status push: {result.checked} checked, {result.changed} changed, {result.pushed} status(es) and "
-        f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, {result.failed} failed, "
-        f"{result.parked} given up, {result.pending} queued",
+        f"{result.waybills} waybill(s) confirmed, {result.already} already on Satu, "
+        f"{result.kept_custom} kept at the seller's own status, {result.failed} failed, {result.parked} given up, {result.pending} queued",
         "info" if result.ok else "warning",
         **{k: v for k, v in dataclasses.asdict(result).items() if k not in ("ok", "baseline")},
     )

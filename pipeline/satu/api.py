@@ -7,6 +7,7 @@ the push stage and the developer sandbox all read their Satu constants from this
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
@@ -212,3 +213,77 @@ def import_finished(status: dict[str, Any]) -> str | None:
     if any(_counter(status.get(k)) for k in IMPORT_COUNTERS) or status.get("errors"):
         return value
     return None
+
+
+#: The error kinds an import status lists (`errors: [{"<kind>": {"code": …, "extra": {…}}}]`).
+IMPORT_ERROR_KINDS = ("download", "store_file", "validation", "import", "download_images")
+#: A picture that Satu could not download (live: `download_images` code 2004, `extra.status_code`).
+IMPORT_PICTURE_ERROR_CODE = 2004
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """One entry of an import status's `errors`, read from any shape Satu (or an older client) writes.
+
+    `kind` is the key (`download_images`, `validation`, …; `""` for a flat entry), `code` Satu's number
+    when given, `product_id` the offer id when the entry names one, `message` one readable line.
+    """
+
+    kind: str
+    code: int | None
+    product_id: str | None
+    message: str
+
+
+def _product_of(data: dict[str, Any]) -> str | None:
+    for key in ("external_id", "offer_id", "product_id", "id"):
+        if data.get(key) not in (None, ""):
+            return str(data[key])
+    return None
+
+
+def _problem_text(kind: str, code: int | None, extra: dict[str, Any]) -> str:
+    if extra.get("message"):
+        return str(extra["message"])
+    if kind == "download_images" or code == IMPORT_PICTURE_ERROR_CODE:
+        where = f" {extra['url']}" if extra.get("url") else ""
+        status = f" (HTTP {extra['status_code']})" if extra.get("status_code") else ""
+        return f"picture cannot be downloaded{where}{status}"
+    details = ", ".join(
+        f"{k}={v}"
+        for k, v in extra.items()
+        if k not in ("external_id", "offer_id", "product_id", "id", "url")
+    )
+    return " ".join(x for x in (kind or "error", f"code {code}" if code is not None else "", details) if x)
+
+
+def import_errors(errors: Any) -> list[ImportProblem]:
+    """The `errors` of an import status as typed problems, whatever their shape.
+
+    Live Satu/Prom: `[{"download_images": {"code": 2004, "extra": {"status_code": 404}}}]`; older
+    replies and the typed client: flat `{"external_id"|"offer_id"|"id", "message"}`; plain strings.
+    """
+    out: list[ImportProblem] = []
+    for entry in errors if isinstance(errors, list) else [errors] if errors else []:
+        if not isinstance(entry, dict):
+            out.append(ImportProblem("", None, None, str(entry)))
+            continue
+        nested = [(k, v) for k, v in entry.items() if isinstance(v, dict)]
+        if not nested:
+            out.append(ImportProblem("", None, _product_of(entry), str(entry.get("message") or entry)))
+            continue
+        for kind, body in nested:
+            raw_extra = body.get("extra")
+            extra: dict[str, Any] = raw_extra if isinstance(raw_extra, dict) else {}
+            raw_code = body.get("code")
+            code = int(raw_code) if isinstance(raw_code, int | str) and str(raw_code).isdigit() else None
+            pid = _product_of(extra) or _product_of(body)
+            if body.get("message") and not extra.get("message"):
+                extra = {**extra, "message": body["message"]}
+            out.append(ImportProblem(kind, code, pid, _problem_text(kind, code, extra)))
+    return out
+
+
+def import_not_in_file(status: dict[str, Any]) -> int:
+    """Products Satu has that the imported file lacked (`not_in_file` live, `not_in_fle` in the docs)."""
+    return _counter(status.get("not_in_file")) or _counter(status.get("not_in_fle"))

@@ -88,6 +88,32 @@ class StatusResult:
     already: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ShopOption:
+    """One delivery option, payment option or order status of the shop, as Satu lists it.
+
+    `value` is what other calls take (an order status such as `received` or `custom-130159`; for
+    delivery and payment options their id as text); `custom` marks a seller's own status.
+    """
+
+    id: str
+    name: str
+    value: str
+    custom: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def option_of(item: dict[str, Any]) -> ShopOption:
+    """Read one list item whatever its keys (the reply shapes of the options lists are not documented:
+    `name`/`title`/`text` for the label, `status`/`value` for a status value)."""
+    oid = str(item.get("id", ""))
+    name = str(item.get("name") or item.get("title") or item.get("text") or "")
+    value = str(item.get("status") or item.get("value") or oid)
+    custom = str(item.get("type") or "") == "custom" or value.startswith("custom-")
+    known = ("id", "name", "title", "text", "status", "value", "type")
+    return ShopOption(oid, name, value, custom, {k: v for k, v in item.items() if k not in known})
+
+
 # --- pure helpers -------------------------------------------------------------------------------------
 
 
@@ -287,7 +313,15 @@ class SatuClient:
             raise SatuApiError(
                 self._mask(_error_message(data["error"])), status=status, path=path, payload=data
             )
+        if status >= 400 and isinstance(data, dict) and data.get("message"):
+            # the refusal shape of import_url: {"status": "error", "message": "…"}
+            raise SatuApiError(self._mask(str(data["message"])), status=status, path=path, payload=data)
         if status >= 400:
+            if data is None and "html" in response.headers.get("content-type", "").lower():
+                # Satu answers 404 (and 401/403) with an HTML page: say what, not the markup
+                raise SatuApiError(
+                    f"HTTP {status} {response.reason_phrase} (an HTML page)", status=status, path=path
+                )
             snippet = self._mask(response.text[:200].strip()) if data is None else self._mask(str(data)[:200])
             raise SatuApiError(snippet or response.reason_phrase, status=status, path=path, payload=data)
         if data is None:
@@ -390,6 +424,27 @@ class SatuClient:
             },
         )
         return str(data.get("status", "")).lower() == "success"
+
+    # --- shop options ---------------------------------------------------------------------------------
+
+    def _options(self, path: str) -> list[ShopOption]:
+        data = self._request("GET", path) or {}
+        items = (
+            data if isinstance(data, list) else next((v for v in data.values() if isinstance(v, list)), [])
+        )
+        return [option_of(it) for it in items if isinstance(it, dict)]
+
+    def delivery_options(self) -> list[ShopOption]:
+        """The shop's delivery options (`delivery_options/list`)."""
+        return self._options("/delivery_options/list")
+
+    def payment_options(self) -> list[ShopOption]:
+        """The shop's payment options (`payment_options/list`)."""
+        return self._options("/payment_options/list")
+
+    def order_status_options(self) -> list[ShopOption]:
+        """The shop's order statuses, default and custom (`order_status_options/list`)."""
+        return self._options("/order_status_options/list")
 
     # --- products -------------------------------------------------------------------------------------
 

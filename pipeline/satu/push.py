@@ -24,9 +24,10 @@ from typing import Any
 
 from pipeline.contracts import feed_offers
 from pipeline.errors import RetryableError
-from pipeline.satu.api import MAX_BATCH, import_finished
+from pipeline.satu.api import MAX_BATCH, import_errors, import_finished
 from pipeline.satu.budget import RequestBudget
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
+from pipeline.satu.import_gate import ACKED_NS, IMPORT_NS, import_too_soon, missing_on_satu
 from pipeline.satu.offer_state import (  # noqa: F401 (desired_state, to_item: public here too)
     _price,
     _quantity,
@@ -40,9 +41,7 @@ from pipeline.stage import ResultBase, StopCheck, never_stop
 
 STAGE = "push"
 FEED_NS = feed_offers.NAMESPACE  # written by the feed stage (see the contract)
-ACKED_NS = "satu.acked"
 META_NS = "satu.push"
-IMPORT_NS = "satu.import"
 OUTBOX_KIND = "satu.product"
 #: Presence values the push may send (the feed record uses the first three).
 PRESENCES = ("available", "not_available", "order", "waiting")
@@ -518,6 +517,8 @@ def request_import(
             result.ok = False
             return result
         journal.event("import", f"import {result.import_id} of {feed_url} started")
+        # Recorded at once: the start counts for [satu] import_min_hours even if the wait runs out.
+        state.put(IMPORT_NS, "started", {"id": result.import_id, "ts": time.time(), "url": feed_url})
         try:
             status = client.wait_import(result.import_id, poll=poll, timeout=timeout)
         except RetryableError as exc:
@@ -530,16 +531,17 @@ def request_import(
     result.status = import_finished(status) or ""
     result.created = int(status.get("created") or 0)
     result.updated = int(status.get("updated") or 0)
-    errors = status.get("errors") or []
-    result.errors = int(status.get("with_errors_count") or len(errors))
-    for err in errors:
-        if isinstance(err, dict):
-            pid = err.get("external_id") or err.get("offer_id") or err.get("id")
-            msg = err.get("message") or str(err)
-        else:
-            pid, msg = None, str(err)
+    problems = import_errors(status.get("errors"))
+    result.errors = max(int(status.get("with_errors_count") or 0), len(problems))
+    for p in problems:
         journal.event(
-            "import", f"import error: {msg}", level="warning", product_id=pid, import_id=result.import_id
+            "import",
+            f"import error: {p.message}",
+            level="warning",
+            product_id=p.product_id,
+            import_id=result.import_id,
+            kind=p.kind,
+            code=p.code,
         )
     result.ok = result.status == "SUCCESS"
     level = {"SUCCESS": "info", "PARTIAL": "warning"}.get(result.status, "error")
@@ -572,9 +574,21 @@ def request_import(
 
 
 def after_publish(settings: Any, *, journal: Any, state: Any, poll: float = 5.0) -> ImportResult | None:
-    """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`."""
+    """The optional hook after publishing: import the feed by URL when `[satu] import_after_publish`.
+
+    Within `[satu] import_min_hours` of the previous start none is asked for (Satu limits starts; the
+    push carries prices and stock), unless feed offers are missing on Satu (`import_gate`)."""
     if not settings.satu.import_after_publish:
         return None
+    ago = import_too_soon(settings, state, time.time())
+    missing = missing_on_satu(state) if ago is not None else []
+    if ago is not None:
+        what = f"{len(missing)} product(s) missing on Satu" if missing else "no product missing on Satu"
+        journal.event("import", f"last import started {ago:.1f} h ago; {what}", product_ids=missing[:100])
+        if not missing:  # within [satu] import_min_hours: not requested
+            skipped = ImportResult()
+            skipped.skipped = True
+            return skipped
     try:
         return request_import(settings, journal=journal, state=state, feed_url=feed_url(settings), poll=poll)
     except RetryableError as exc:

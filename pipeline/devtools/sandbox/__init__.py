@@ -17,7 +17,15 @@ every quirk listed in docs/satu-api.md:
   products in a background thread; a second import while one runs → HTTP 400; the status goes
   reported as Satu plays it: `SUCCESS` with all counters 0 first, then `PARTIAL` with zeros, then
   the real `SUCCESS` / `PARTIAL` (bad offers, unreachable pictures) / `FAIL`;
-- order lines with fractional quantities and any client field possibly empty.
+- HTML 404 pages; a price step with an empty `minimum_order_quantity` refused; import starts
+  rate-limited (`import_min_gap`); import errors in the live shape
+  (`{"download_images": {"code": 2004, "extra": {…}}}`, not counted in `with_errors_count`) and the
+  `not_in_file` counter;
+- the shop's delivery/payment options and order statuses (custom `custom-<id>` ones too);
+- the documented full order schema, order lines with fractional quantities, products made in the
+  cabinet (no `external_id`), any client field possibly empty.
+
+docs/satu-api.md lists every quirk with its source (documented or assumed).
 
 Tests drive it in-process (`SandboxServer(tmp).start()`; `fail_next`, `create_orders`,
 `modify_order`, `products()`, `orders()`); operators run `python run.py satu-sandbox`.

@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.devtools.sandbox.store import SandboxStore
 from pipeline.devtools.sandbox.vocab import SATU_TZ, _decimal, is_loopback_url, satu_time
+from pipeline.satu.api import IMPORT_PICTURE_ERROR_CODE
 
 
 def parse_feed(content: bytes) -> tuple[dict[str, str], list[dict]]:
@@ -107,7 +108,12 @@ class FeedImporter(SandboxStore):
     """Imports by URL (a background thread, one at a time) and from a local feed file."""
 
     def start_import(self, url: str, opts: dict) -> tuple[int, dict]:
-        """Begin an import (what POST /products/import_url does): (HTTP status, reply)."""
+        """Begin an import (what POST /products/import_url does): (HTTP status, reply).
+
+        Satu allows one import at a time and limits how often they start: a start while one runs, or
+        sooner than `import_min_gap` seconds after the previous start, is refused with HTTP 400 and
+        the refusal shape `{"status": "error", "message": …}` (no id).
+        """
         if not is_loopback_url(url):
             return 400, {
                 "error": {"message": "url: the sandbox only downloads from loopback (127.0.0.1) URLs"}
@@ -115,11 +121,18 @@ class FeedImporter(SandboxStore):
         with self._lock:
             if self._import_thread is not None and self._import_thread.is_alive():
                 return 400, {
-                    "error": {
-                        "message": "Импорт уже выполняется. Another import is in progress; "
-                        "wait for it to finish before starting a new one"
-                    }
+                    "status": "error",
+                    "message": "Превышено ограничение на запуск одновременных импортов: "
+                    "another import is in progress; wait for it to finish",
                 }
+            since = time.time() - self._last_import_start
+            if since < self.import_min_gap:
+                return 400, {
+                    "status": "error",
+                    "message": "Превышено ограничение на запуск импортов: "
+                    f"too many import starts, try again in {self.import_min_gap - since:.0f} s",
+                }
+            self._last_import_start = time.time()
             rec = {
                 "id": uuid.uuid4().hex[:16],
                 "url": url,
@@ -175,10 +188,12 @@ class FeedImporter(SandboxStore):
                 raise ValueError(f"cannot download the feed: {type(exc).__name__}") from None
             self._stopping.wait(self.import_delay)
             self._apply_feed(rec, content)
-        except ValueError as exc:
-            rec.update(status="FAIL", errors=[{"message": str(exc)}], with_errors_count=0)  # Satu: FAIL
+        except ValueError as exc:  # Satu: FAIL, the error keyed by its kind
+            rec.update(
+                status="FAIL", errors=[{"download": {"extra": {"message": str(exc)}}}], with_errors_count=0
+            )
         except Exception as exc:  # the sandbox must report, not die
-            rec.update(status="FAIL", errors=[{"message": f"internal error: {exc!r}"}])
+            rec.update(status="FAIL", errors=[{"import": {"extra": {"message": f"internal error: {exc!r}"}}}])
         rec["finished"] = time.time()
         self._save_import(rec)
 
@@ -212,24 +227,30 @@ class FeedImporter(SandboxStore):
         check = self.check_pictures if check_pictures is None else check_pictures
         ready, errors = self._ready_offers(offers, categories, opts, check)
         counts = {"created": 0, "updated": 0, "unchanged": 0}
+        in_file = {str(o.get("id")) for o in offers}
+        if opts.get("only_available"):  # offers skipped as not available count as missing
+            in_file = {str(o.get("id")) for o in offers if (o.get("available") or "").lower() == "true"}
         with self._lock:
             self._db.execute("BEGIN")
             try:
                 for o in ready:
                     counts[self._upsert(o, _product_fields(o), opts.get("updated_fields"))] += 1
+                not_in_file = self._not_in_file(in_file)
                 mark = opts.get("mark_missing_product_as") or "none"
                 if mark != "none":
-                    keep = {o["id"] for o in ready} | {e.get("external_id") for e in errors}
-                    self._mark_missing(mark, keep)
+                    self._mark_missing(mark, in_file)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        # Live: a picture that cannot be downloaded is listed in errors while with_errors_count stays 0.
+        counted = [e for e in errors if "download_images" not in e]
         rec.update(
             created=counts["created"],
             updated=counts["updated"],
             not_changed=counts["unchanged"],
-            with_errors_count=len(errors),
+            not_in_file=not_in_file,
+            with_errors_count=len(counted),
             errors=errors,
             status="PARTIAL" if errors else "SUCCESS",
         )
@@ -245,7 +266,9 @@ class FeedImporter(SandboxStore):
                 continue
             problems = check_offer(o, categories)
             if problems:
-                errors.append({"external_id": o.get("id"), "message": "; ".join(problems), "critical": True})
+                # The kind key is documented; the offer id and message inside `extra` are assumed.
+                extra = {"external_id": o.get("id"), "message": "; ".join(problems)}
+                errors.append({"validation": {"extra": extra}})
             else:
                 good.append(o)
         pics = self._pictures_ok({u for o in good for u in o["pictures"]}, check_pictures)
@@ -253,13 +276,9 @@ class FeedImporter(SandboxStore):
         for o in good:
             bad = [u for u in o["pictures"] if not pics[u]]
             if bad:
-                errors.append(
-                    {
-                        "external_id": o["id"],
-                        "critical": True,
-                        "message": f"picture cannot be downloaded: {bad[0]}",
-                    }
-                )
+                # The live shape: code 2004 with the picture's HTTP status (404 when it did not answer).
+                extra = {"status_code": 404, "external_id": o["id"], "url": bad[0]}
+                errors.append({"download_images": {"code": IMPORT_PICTURE_ERROR_CODE, "extra": extra}})
             else:
                 ready.append(o)
         return ready, errors
@@ -283,6 +302,13 @@ class FeedImporter(SandboxStore):
         data["date_modified"] = satu_time(datetime.now(SATU_TZ))
         self._save_product(data)
         return "updated"
+
+    def _not_in_file(self, in_file: set[str]) -> int:
+        """How many shown products the feed lacks (the `not_in_file` counter)."""
+        rows = self._db.execute("SELECT external_id, data FROM products").fetchall()
+        return sum(
+            1 for ext, raw in rows if ext not in in_file and json.loads(raw).get("status") != "deleted"
+        )
 
     def _mark_missing(self, mark: str, keep: set[Any]) -> None:
         """`mark_missing_product_as`: products not in the feed become not available / hidden / deleted."""

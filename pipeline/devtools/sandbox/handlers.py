@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from pipeline.devtools.sandbox.feed_import import FeedImporter
+from pipeline.devtools.sandbox.orders_gen import DELIVERY_OPTIONS, PAYMENT_OPTIONS
 from pipeline.devtools.sandbox.vocab import (
     _VISIBLE,
     CANCELLATION_REASONS,
+    DEFAULT_STATUS_IDS,
     MAX_LIMIT,
     PRESENCES,
     REASONS_WITH_TEXT,
@@ -48,6 +50,9 @@ class ApiHandlers(FeedImporter):
             ("POST", r"/products/edit_by_external_id", self._edit_by_external_id),
             ("POST", r"/products/import_url", self._import_url),
             ("GET", r"/products/import/status/([^/]+)", self._import_status),
+            ("GET", r"/delivery_options/list", self._delivery_options),
+            ("GET", r"/payment_options/list", self._payment_options),
+            ("GET", r"/order_status_options/list", self._order_status_options),
         ]
         for m, pattern, fn in routes:
             match = re.fullmatch(pattern, path)
@@ -108,12 +113,9 @@ class ApiHandlers(FeedImporter):
         status = body.get("status")
         if status == "pending":
             return 400, {"error": {"message": "status: 'pending' cannot be set"}}
-        if (
-            status not in SETTABLE_ORDER_STATUSES
-            and status != "draft"
-            and not (isinstance(status, str) and re.fullmatch(r"custom-\d+", status))
-        ):
-            return 400, {"error": {"message": f"status: unknown status {status!r}"}}
+        if status not in SETTABLE_ORDER_STATUSES and status != "draft" and status not in self.custom_statuses:
+            # Live: an unknown value is refused with HTTP 200 and an error naming status_str.
+            return 200, {"error": f"status_str: This status value is not allowed ({status!r})"}
         reason, text = body.get("cancellation_reason"), body.get("cancellation_text")
         if status == "canceled":
             if reason not in CANCELLATION_REASONS:
@@ -134,7 +136,7 @@ class ApiHandlers(FeedImporter):
                 if o is None or o["status"] == status:
                     continue  # Satu: no error, no processed id = already at this status
                 o["status"] = status
-                o["status_name"] = STATUS_NAMES.get(status, status)
+                o["status_name"] = STATUS_NAMES.get(status) or self.custom_statuses.get(status, status)
                 if status == "canceled":
                     o["cancellation"] = {
                         "title": text or CANCELLATION_REASONS[str(reason)],
@@ -281,6 +283,9 @@ class ApiHandlers(FeedImporter):
             )
             if not ok:
                 problems["prices"] = "must be a list of {price, minimum_order_quantity}"
+            elif any(_decimal(p.get("minimum_order_quantity")) is None for p in item["prices"]):
+                # Satu (production notes): a wholesale step without its quantity is refused.
+                problems["prices"] = "minimum_order_quantity is required for every price"
         return problems
 
     def _import_url(self, _q: dict, body: Any) -> tuple[int, Any]:
@@ -303,8 +308,17 @@ class ApiHandlers(FeedImporter):
             return 404, {"error": "Import not found"}
         rec = json.loads(row[0])
         reply = {
-            k: rec[k]
-            for k in ("status", "total", "created", "updated", "not_changed", "with_errors_count", "errors")
+            k: rec.get(k, 0)
+            for k in (
+                "status",
+                "total",
+                "created",
+                "updated",
+                "not_changed",
+                "not_in_file",
+                "with_errors_count",
+                "errors",
+            )
         }
         if rec["status"] == "PROCESSING":
             # The live sequence: SUCCESS with all counters 0 first, later PARTIAL with zeros, and only
@@ -314,6 +328,27 @@ class ApiHandlers(FeedImporter):
         if re.fullmatch(r"[0-9a-f]+", import_id) and int(import_id[-1], 16) % 2:
             reply["status"] = reply["status"].capitalize()  # the quirk: the case of the status varies
         return 200, reply
+
+    # --- shop options ---------------------------------------------------------------------------------
+    # The endpoints are documented (an MCP client lists them); the reply shapes are assumed: a list
+    # under the endpoint's name, items with `id` and `name` (statuses also `status` and `type`).
+
+    def _delivery_options(self, _q: dict, _body: Any) -> tuple[int, Any]:
+        return 200, {"delivery_options": [dict(d) for d, _carrier in DELIVERY_OPTIONS]}
+
+    def _payment_options(self, _q: dict, _body: Any) -> tuple[int, Any]:
+        return 200, {"payment_options": [dict(p) for p in PAYMENT_OPTIONS]}
+
+    def _order_status_options(self, _q: dict, _body: Any) -> tuple[int, Any]:
+        default = [
+            {"id": code, "status": status, "name": STATUS_NAMES[status], "type": "default"}
+            for status, code in DEFAULT_STATUS_IDS.items()
+        ]
+        custom = [
+            {"id": int(status.split("-", 1)[1]), "status": status, "name": name, "type": "custom"}
+            for status, name in self.custom_statuses.items()
+        ]
+        return 200, {"order_status_options": default + custom}
 
     # --- control endpoints ----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pipeline.devtools.sandbox.vocab import (
     CANCELLATION_REASONS,
+    CUSTOM_STATUSES,
     SATU_TZ,
     STATUS_NAMES,
     _decimal,
@@ -87,13 +88,15 @@ _MAIL = ["mail.ru", "gmail.com", "inbox.kz", "yandex.kz", "list.ru"]
 _LATIN = str.maketrans(
     "абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі", "abvgdeejziiklmnoprstufhccss_y_euaagqnouuhi"
 )
-_DELIVERY = [
+#: The shop's delivery options with the carrier code of each. Assumed: no source shows a carrier
+#: code used on Satu (Kazakhstan); `kazpost` and `cdek` are placeholders (docs/satu-api.md).
+DELIVERY_OPTIONS = [
     ({"id": 1001, "name": "Самовывоз", "shipping_service": None}, None),
     ({"id": 1002, "name": "Курьером по городу", "shipping_service": None}, None),
     ({"id": 1003, "name": "Казпочта", "shipping_service": "kazpost"}, "kazpost"),
     ({"id": 1004, "name": "СДЭК", "shipping_service": "cdek"}, "cdek"),
 ]
-_PAYMENT = [
+PAYMENT_OPTIONS = [
     {"id": 2001, "name": "Наличными при получении"},
     {"id": 2002, "name": "Kaspi.kz"},
     {"id": 2003, "name": "Картой онлайн"},
@@ -237,7 +240,7 @@ def generate_orders(
             ["pending", "received", "paid", "delivered", "canceled", "custom-1001"],
             weights=[45, 20, 10, 10, 10, 5],
         )[0]
-        delivery_option, carrier = rng.choice(_DELIVERY)
+        delivery_option, carrier = rng.choice(DELIVERY_OPTIONS)
         delivery_cost = (
             Decimal(0)
             if carrier is None and delivery_option["id"] == 1001
@@ -280,12 +283,12 @@ def generate_orders(
                 "delivery_address": address,
                 "delivery_option": dict(delivery_option),
                 "delivery_provider_data": provider_data,
-                "payment_option": dict(rng.choice(_PAYMENT)),
+                "payment_option": dict(rng.choice(PAYMENT_OPTIONS)),
                 "payment_data": {"type": "evopay", "status": "paid", "status_modified": satu_time(modified)}
                 if paid
                 else None,
                 "status": status,
-                "status_name": STATUS_NAMES.get(status, "Ждёт оплаты"),
+                "status_name": STATUS_NAMES.get(status) or CUSTOM_STATUSES.get(status, status),
                 "source": rng.choice(_SOURCES),
                 "cancellation": cancellation,
                 "has_order_promo_free_delivery": False,
@@ -347,3 +350,7 @@ def _documented_fields(o: dict, rng: random.Random, person: dict, total: Decimal
             "building_number": None,
             "apartment_number": None,
         }
+    cabinet = [ln for ln in o["products"] if ln["sku"] and not str(ln["external_id"]).startswith("unknown-")]
+    if cabinet and rng.random() < 0.06:
+        # A product made by hand in the cabinet: no external id; the shop matches it by sku.
+        cabinet[0]["external_id"] = None

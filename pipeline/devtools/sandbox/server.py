@@ -25,6 +25,10 @@ _HTML_403 = (
     "<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head>"
     "<body><h1>Forbidden</h1><p>Недостаточно прав для этого действия.</p></body></html>\n"
 )
+_HTML_404 = (
+    "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>"
+    "<body><h1>Страница не найдена</h1></body></html>\n"
+)
 _HTML_500 = (
     "<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title></head>"
     "<body><h1>Internal Server Error</h1></body></html>\n"
@@ -124,6 +128,8 @@ class _Handler(BaseHTTPRequestHandler):
         html: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if status == 404 and html is None:
+            html = _HTML_404  # Satu answers a missing order, product, import or endpoint with an HTML page
         if html is not None:
             raw, ctype = html.encode("utf-8"), "text/html; charset=utf-8"
         else:
@@ -173,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, reply)
             return
         if not parts.path.startswith(API_PREFIX + "/"):
-            self._send(404, html="<html><body><h1>404 Not Found</h1></body></html>")
+            self._send(404, html=_HTML_404)
             return
         path = parts.path[len(API_PREFIX) :]
         fault = sb._take_fault(path)

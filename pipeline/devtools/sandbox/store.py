@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.devtools.sandbox.orders_gen import generate_orders
 from pipeline.devtools.sandbox.vocab import (
+    CUSTOM_STATUSES,
     FAULT_MODES,
     MAX_LIMIT,
     SATU_TZ,
@@ -64,6 +65,7 @@ class SandboxStore:
         check_pictures: bool = True,
         appear_delay: float = 0.0,
         query_timezone: tzinfo = UTC,
+        import_min_gap: float = 0.0,
     ):
         self.state_dir = Path(state_dir)
         #: the zone query dates are read in (the evidence says Satu reads them as UTC)
@@ -76,6 +78,11 @@ class SandboxStore:
         make_dirs(self.state_dir, private=True)  # its orders hold (generated) personal data
         self.host, self.port = host, port
         self.import_delay = import_delay
+        #: seconds that must pass between two import starts (Satu rate-limits them; 0 = only one at a time)
+        self.import_min_gap = import_min_gap
+        self._last_import_start = 0.0
+        #: the shop's custom order statuses (`custom-<id>`: name); set_status refuses others
+        self.custom_statuses: dict[str, str] = dict(CUSTOM_STATUSES)
         self.appear_delay = appear_delay
         self.check_pictures = check_pictures
         self.readonly_token = readonly_token
@@ -313,7 +320,8 @@ class SandboxStore:
                 raise KeyError(order_id)
             o.update(changes)
             if "status" in changes and "status_name" not in changes:
-                o["status_name"] = STATUS_NAMES.get(o["status"], o["status"])
+                status = o["status"]
+                o["status_name"] = STATUS_NAMES.get(status) or self.custom_statuses.get(status, status)
             self._bump(o)
             self._save_order(o)
             return o

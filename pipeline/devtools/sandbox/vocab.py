@@ -42,6 +42,11 @@ STATUS_NAMES = {
     "canceled": "Отменен",
     "draft": "Черновик",
 }
+#: The numeric ids of the default order statuses (Prom cabinet data: 0 new, 1 accepted, 3 done,
+#: 4 cancelled, 6 paid).
+DEFAULT_STATUS_IDS = {"pending": 0, "received": 1, "delivered": 3, "canceled": 4, "paid": 6}
+#: The seller's own statuses the sandbox shop has (`custom-<id>`: name), like monthly folders.
+CUSTOM_STATUSES = {"custom-1001": "Ждёт оплаты", "custom-1002": "Декабрь"}
 #: The cancellation reasons Satu accepts, with the titles it shows.
 CANCELLATION_REASONS = dict(
     zip(
