@@ -33,13 +33,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
 from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
-from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
+from pipeline.orders.sinks import Sink, close_all, open_sinks
 from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
@@ -108,63 +108,6 @@ class InboxResult(ResultBase):
             f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}"
             + (", stopped on request" if self.interrupted else "")
         )
-
-
-# --- the sink: database or Torgsoft's order files -------------------------------------------------------
-
-
-class Sink(Protocol):
-    """Where orders go: `import_order(order) -> ImportOutcome`, `close()` (the database, or JsonSink)."""
-
-    def import_order(self, order: Any) -> ImportOutcome:
-        """Write one order (one transaction)."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-class DatabaseSink:
-    """The Torgsoft database through the SQL mapping."""
-
-    def __init__(self, settings: Any, journal: Any):
-        from pipeline.orders.importer import OrderImporter
-        from pipeline.orders.order_sql import check_mapping
-        from pipeline.torgsoft.connection import connect
-        from pipeline.torgsoft.writegate import WriteGate
-
-        t = settings.torgsoft
-        # Importers of one embedded file take turns, bounded (see torgsoft/writegate.py).
-        self.gate = WriteGate(None if t.dsn else Path(t.database), max(30.0, 2.0 * t.lock_timeout))
-        self.con = connect(settings)
-        try:
-            self.importer = OrderImporter(settings, self.con, journal=journal)
-            check_mapping(self.con, self.importer.mapping)
-        except BaseException:
-            self.con.close()
-            raise
-
-    def import_order(self, order: Any) -> ImportOutcome:
-        """One transaction per order, inside the write gate."""
-        with self.gate.held(f"order {order.id}"):
-            return self.importer.import_order(order)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.importer.close()
-        with contextlib.suppress(Exception):
-            self.con.close()
-        self.gate.close()
-
-
-def open_sink(settings: Any, *, journal: Any, state: Any) -> Sink:
-    """The sink named by `[orders] sink`."""
-    if settings.orders.sink == "torgsoft-json":
-        from pipeline.orders.jsonsink import JsonSink
-
-        return JsonSink(settings, journal=journal, state=state)
-    return DatabaseSink(settings, journal)
 
 
 # --- processing ---------------------------------------------------------------------------------------
@@ -478,25 +421,6 @@ def open_inbox(settings: Any, journal: Any) -> Inbox:
     return inbox
 
 
-def open_sinks(settings: Any, *, journal: Any, state: Any) -> list[Sink]:
-    """One sink per import worker (database connections); a single one for the order-file sink."""
-    n = settings.orders.import_workers if settings.orders.sink == "database" else 1
-    sinks: list[Sink] = []
-    try:
-        for _ in range(n):
-            sinks.append(open_sink(settings, journal=journal, state=state))
-    except BaseException:
-        for s in sinks:
-            s.close()
-        raise
-    return sinks
-
-
-def _close_all(sinks: list[Sink]) -> None:
-    for s in sinks:
-        s.close()
-
-
 def run(
     settings: Any,
     *,
@@ -531,7 +455,7 @@ def run(
         result.waiting = len(waiting)
         result.interrupted = result.interrupted or should_stop()
     finally:
-        _close_all(sinks)
+        close_all(sinks)
         inbox.close()
         dog.stop()
         result.stalled = dog.reported
@@ -601,11 +525,11 @@ def watch(
                     waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
             except (RetryableError, DatabaseUnavailable) as exc:
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
-                _close_all(sinks)
+                close_all(sinks)
                 sinks = []
             if result.unavailable:  # reconnect on the next pass
                 journal.event(STAGE, "inbox paused: the database became unavailable; reconnecting", "warning")
-                _close_all(sinks)
+                close_all(sinks)
                 sinks = []
             result.waiting = len(waiting)
             total.add(result)
@@ -622,7 +546,7 @@ def watch(
     finally:
         observer.stop()
         observer.join(5)
-        _close_all(sinks)
+        close_all(sinks)
         inbox.close()
         dog.stop()
         total.stalled = dog.reported
