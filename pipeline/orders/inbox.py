@@ -38,6 +38,7 @@ from typing import Any
 from pipeline import _testing
 from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
 from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
+from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.orders.sinks import Sink, close_all, open_sinks
 from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks

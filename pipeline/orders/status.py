@@ -1,49 +1,54 @@
-"""Order status and waybill numbers from Torgsoft back to Satu (`status push`).
+"""Order status and waybill numbers from Torgsoft back to Satu (`status push`); docs/orders.md tells it whole.
 
-One run:
+One run: **detect** the Torgsoft orders from Satu that changed (`orders_for_status.sql`; by its
+`changed_at` cursor minus `[status] overlap_minutes` when the mapping has it, else every order, and a
+per-order hash of status/paid/TTN in local state skips the unchanged); **map** each through the pure
+rules of `status_rules.py` (precedence cancelled > delivered > shipped > paid > accepted, `pending` never
+sent, a status Satu already confirmed not sent again); **queue** each write in the state outbox
+(`status.set` / `status.ttn`, newest payload wins), and only then save the hash and cursor; **verify**
+(`[status] verify_before_push`) by reading the order from Satu first, so what Satu already shows (a
+customer's own cancellation) is recorded, not sent back, and a custom status (`custom-<id>`) is kept;
+**push** `orders/set_status` in batches of one status (a batch refused whole is retried id by id) and
+`delivery/save_declaration_id`. A write counts only when its id is in `processed_ids` (an empty answer
+without an error means "already there": re-read and confirmed); anything else backs off from `[status]
+retry_seconds` and after `[status] max_attempts` the order is parked (`status.parked`).
 
-1. **Detect.** Read the Torgsoft orders that came from Satu through the named query
-   `orders_for_status.sql` (external_id, status, is_paid, ttn, optional changed_at). When the
-   mapping delivers `changed_at`, only rows changed since the saved cursor (minus
-   `[status] overlap_minutes`, for transactions that commit late) are read; without it every Satu
-   order is read. Either way a per-order hash of (status, is_paid, ttn) kept in local state skips
-   the orders that did not change since they were last handled.
-2. **Map.** A changed order's Satu status comes from the configurable `[status]` map (pure function
-   `target_status`). Precedence when several states apply: cancelled > delivered > shipped > paid >
-   accepted; a state mapped to "" falls through to the next one (except cancelled, which then sends
-   nothing); a new order (STATUS 0, unpaid) sends nothing — `pending` is never sent. A status equal
-   to the one Satu last confirmed is not sent again.
-3. **Queue.** Each wanted write goes to the state outbox (`status.set` / `status.ttn`, keyed by the
-   Satu order id; the newest payload for an order wins). Once queued, the change is durable, so the
-   order's hash and the change-time cursor are saved.
-4. **Verify** (`[status] verify_before_push`, on by default). Each due order is read from Satu
-   first: what Satu already shows (a change that came *from* Satu through the order importer, such
-   as a customer's own cancellation) is recorded and not sent back; a 404 is an unknown order id.
-5. **Push.** Due outbox entries go out: `orders/set_status` in batches of one status (a batch the
-   API rejects as a whole is retried id by id, so one bad order cannot block the others), and
-   `delivery/save_declaration_id` with `[status] carrier` as delivery_type. A write counts as done
-   only when the order id is in `processed_ids` (or the declaration call says success); anything
-   else is `outbox_failed` (exponential backoff from `[status] retry_seconds`) and retried on a later
-   run, and after `[status] max_attempts` failed attempts the order is parked (journal error,
-   state namespace `status.parked`), so an order Satu does not know is not retried for ever.
-
-First run (no baseline in state) or `status push --baseline`: record every current order state as
-already pushed and send nothing, so switching the feature on does not notify customers about old
-orders. Every event goes to the journal (stage "status") with the Satu order id.
+First run (no baseline) or `status push --baseline`: record every current state as pushed and send
+nothing, so switching the feature on does not notify customers about old orders. A lost state file
+is never re-baselined silently (the journal remembers the baseline). Every event goes to the journal
+(stage "status") with the Satu order id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.errors import DatabaseError, PipelineError, Problem, RetryableError, SettingsError
-from pipeline.satu.api import ORDER_STATUSES_SETTABLE, REASONS_WITH_TEXT, is_custom_status
-from pipeline.settings import Settings, StatusSettings
+from pipeline.orders.status_rules import (  # noqa: F401 (the rules are part of this stage's API)
+    ACCEPTED,
+    CANCELLED,
+    DELIVERED,
+    KIND_STATUS,
+    KIND_TTN,
+    NEEDS_TEXT,
+    NEW,
+    SETTABLE,
+    SHIPPED,
+    OrderState,
+    Target,
+    _satu_id,
+    _text,
+    map_row,
+    satu_has,
+    target_status,
+    validate,
+)
+from pipeline.satu.api import is_custom_status
+from pipeline.settings import Settings
 from pipeline.stage import ResultBase, StopCheck, never_stop
 from pipeline.state import lost_state
 
@@ -55,50 +60,9 @@ NS_ORDERS = "status.orders"  # Satu order id -> {"hash", "status" (confirmed), "
 BASELINE_MARK = "baseline taken"  # the journal's witness that a baseline existed (see state.lost_state)
 NS_META = "status.meta"  # "baseline" -> {...}, "cursor" -> ISO timestamp (database clock)
 NS_PARKED = "status.parked"  # "<kind>:<order id>" -> {"payload", "error", "attempts", "at"}
-KIND_STATUS = "status.set"
-KIND_TTN = "status.ttn"
 
 BATCH = 100  # ids per set_status call
 FULL_READ_SINCE = datetime(1900, 1, 1)
-SETTABLE = ORDER_STATUSES_SETTABLE
-NEEDS_TEXT = REASONS_WITH_TEXT
-
-# Torgsoft CUSTOMER_ORDER.STATUS values (reference schema).
-NEW, ACCEPTED, SHIPPED, DELIVERED, CANCELLED = 0, 1, 2, 3, 4
-
-
-@dataclasses.dataclass(frozen=True)
-class OrderState:
-    """The part of a Torgsoft order that Satu should know: status, paid flag, waybill."""
-
-    external_id: str
-    status: int
-    is_paid: bool
-    ttn: str
-    changed_at: datetime | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        """A short hash of what the push reacts to (the per-order state hash)."""
-        raw = f"{self.status}|{int(self.is_paid)}|{self.ttn}"
-        return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:16]
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """A Satu status to set, with the cancellation details Satu wants for `canceled`."""
-
-    status: str
-    cancellation_reason: str | None = None
-    cancellation_text: str | None = None
-
-    def payload(self) -> dict[str, Any]:
-        """The outbox payload (JSON)."""
-        return {
-            "status": self.status,
-            "cancellation_reason": self.cancellation_reason,
-            "cancellation_text": self.cancellation_text,
-        }
 
 
 @dataclasses.dataclass
@@ -116,96 +80,6 @@ class StatusResult(ResultBase):
     pending: int = 0
     baseline: int = 0
     ok: bool = True
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return str(value).strip()
-
-
-def map_row(row: dict[str, Any]) -> OrderState:
-    """Row of orders_for_status.sql → OrderState (pure). NULL paid/TTN mean unpaid/none."""
-    paid = row.get("is_paid")
-    if isinstance(paid, str):
-        paid = paid.strip().lower() in ("1", "true", "t", "y", "yes")
-    changed = row.get("changed_at")
-    return OrderState(
-        external_id=_text(row.get("external_id")),
-        status=int(row.get("status") or 0),
-        is_paid=bool(paid),
-        ttn=_text(row.get("ttn")),
-        changed_at=changed if isinstance(changed, datetime) else None,
-    )
-
-
-def validate(cfg: StatusSettings) -> None:
-    """Refuse a status map Satu cannot take (`pending`, unknown statuses); all problems at once."""
-    problems: list[Problem] = []
-    for key in ("accepted", "paid", "shipped", "delivered", "cancelled"):
-        value = getattr(cfg, key)
-        if value == "pending":
-            problems.append(
-                Problem(
-                    f"status.{key}",
-                    "`pending` cannot be set through the Satu API",
-                    f'use one of {", ".join(SETTABLE)}, or "" to send nothing',
-                )
-            )
-        elif value and value not in SETTABLE and not value.startswith("custom"):
-            problems.append(
-                Problem(
-                    f"status.{key}",
-                    f"{value!r} is not a Satu order status",
-                    f'use one of {", ".join(SETTABLE)} (or a custom-… status), or ""',
-                )
-            )
-    if (
-        cfg.cancelled == "canceled"
-        and cfg.cancellation_reason in NEEDS_TEXT
-        and not cfg.cancellation_text.strip()
-    ):
-        problems.append(
-            Problem(
-                "status.cancellation_text",
-                f"is empty, but Satu requires a text with the reason {cfg.cancellation_reason!r}",
-                "write the text the customer should see",
-            )
-        )
-    if problems:
-        raise SettingsError(problems)
-
-
-def target_status(order: OrderState, cfg: StatusSettings) -> Target | None:
-    """The Satu status a Torgsoft order should have, or None (pure).
-
-    Precedence: cancelled > delivered > shipped > paid > accepted. A state mapped to "" falls
-    through to the next applicable one, except cancelled (a cancelled order never reports `paid`).
-    STATUS 0 (new) and unknown STATUS values alone map to nothing: `pending` is never sent.
-    """
-    if order.status == CANCELLED:
-        if not cfg.cancelled:
-            return None
-        if cfg.cancelled == "canceled":
-            reason = cfg.cancellation_reason
-            text = cfg.cancellation_text if reason in NEEDS_TEXT else None
-            return Target(cfg.cancelled, reason, text or None)
-        return Target(cfg.cancelled)
-    ladder = [
-        (order.status == DELIVERED, cfg.delivered),
-        (order.status == SHIPPED, cfg.shipped),
-        (order.is_paid, cfg.paid),
-        (order.status in (ACCEPTED, SHIPPED, DELIVERED), cfg.accepted),
-    ]
-    for applies, status in ladder:
-        if applies and status:
-            return Target(status)
-    return None
-
-
-# --- reading Torgsoft -------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -250,31 +124,6 @@ def _read_orders(settings: Settings, since: datetime) -> Iterator[tuple[bool, It
 
 
 UNKNOWN: dict[str, Any] = {"unknown": True}  # sentinel: Satu answered 404 for the order
-
-
-def satu_has(kind: str, order: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """Whether Satu's order already shows what a queued write would set (pure).
-
-    A status counts as present when Satu shows it; `paid` also when Satu's own payment data says
-    paid (Satu took the payment itself). A waybill counts when its number is already attached.
-    """
-    if kind == KIND_STATUS:
-        if order.get("status") == payload.get("status"):
-            return True
-        return payload.get("status") == "paid" and (order.get("payment_data") or {}).get("status") == "paid"
-    provider = order.get("delivery_provider_data") or {}
-    return bool(payload.get("ttn")) and str(provider.get("declaration_number") or "") == payload.get("ttn")
-
-
-def _satu_id(external_id: str) -> int | None:
-    try:
-        value = int(external_id)
-    except ValueError:
-        return None
-    return value if value > 0 else None
-
-
-# --- the stage ------------------------------------------------------------------------------------
 
 
 class _Run:
