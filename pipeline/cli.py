@@ -59,6 +59,9 @@ class Group(click.Group):
     """Turns the project's errors into clear messages and the documented exit codes."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from pipeline import progress
+
+        progress.set_console(True)  # a command run by a person or cron; `serve` and `web` turn it off
         try:
             return super().invoke(ctx)
         except SettingsError as exc:

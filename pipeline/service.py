@@ -489,6 +489,9 @@ class Service:
         `once` 1 when a job failed (so cron can tell)."""
         import schedule
 
+        from pipeline import progress
+
+        progress.set_console(False)  # the service journals events; its log is no place for progress bars
         global _stop_signal
         _stop_signal = None
         self.stop_event.clear()

@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.progress import Progress
+
 if TYPE_CHECKING:
     from pipeline.torgsoft.mapping import Mapping
 
@@ -303,6 +305,50 @@ def section_depths(rows: list[tuple]) -> dict[int, int]:
     return depths
 
 
+def _pool_image(rng: random.Random, photo_dir: Path, i: int) -> str:
+    """Write demo image number `i` of the pool (a few large, PNG, CMYK and EXIF-rotated ones); its name."""
+    from PIL import Image, ImageDraw
+
+    large_every = 25
+    big = i % large_every == 3
+    w, h = (3200, 2400) if big else (rng.randint(400, 1400), rng.randint(400, 1400))
+    color = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
+    img = Image.new("RGB", (w, h), color)
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = rng.randint(0, w - 2), rng.randint(0, h - 2)
+        draw.rectangle(
+            [x0, y0, min(w - 1, x0 + w // 3), min(h - 1, y0 + h // 3)],
+            fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)),
+        )
+    draw.text((10, 10), f"demo {i}", fill=(255, 255, 255))
+    kind = i % 10
+    if kind == 7:  # PNG with alpha
+        name = f"pool/img_{i:04d}.png"
+        img.putalpha(200)
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, "PNG")
+    elif kind == 8:  # CMYK JPEG
+        name = f"pool/img_{i:04d}.jpg"
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.convert("CMYK").save(path, "JPEG", quality=80)
+    elif kind == 9:  # EXIF orientation: stored rotated, tagged to be turned upright
+        name = f"pool/img_{i:04d}.jpg"
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        img.rotate(90, expand=True).save(path, "JPEG", quality=80, exif=exif.tobytes())
+    else:
+        name = f"pool/img_{i:04d}.jpg"
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, "JPEG", quality=80)
+    return name
+
+
 def _image_pool(rng: random.Random, photo_dir: Path, size: int) -> list[str]:
     """Write the shared pool of demo images; returns the usable file names (corrupt ones included)."""
     from PIL import Image, ImageDraw
@@ -310,45 +356,9 @@ def _image_pool(rng: random.Random, photo_dir: Path, size: int) -> list[str]:
     photo_dir.mkdir(parents=True, exist_ok=True)
     (photo_dir / "sections").mkdir(exist_ok=True)
     names: list[str] = []
-    large_every = 25
-    for i in range(size):
-        big = i % large_every == 3
-        w, h = (3200, 2400) if big else (rng.randint(400, 1400), rng.randint(400, 1400))
-        color = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
-        img = Image.new("RGB", (w, h), color)
-        draw = ImageDraw.Draw(img)
-        for _ in range(6):
-            x0, y0 = rng.randint(0, w - 2), rng.randint(0, h - 2)
-            draw.rectangle(
-                [x0, y0, min(w - 1, x0 + w // 3), min(h - 1, y0 + h // 3)],
-                fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)),
-            )
-        draw.text((10, 10), f"demo {i}", fill=(255, 255, 255))
-        kind = i % 10
-        if kind == 7:  # PNG with alpha
-            name = f"pool/img_{i:04d}.png"
-            img.putalpha(200)
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.save(path, "PNG")
-        elif kind == 8:  # CMYK JPEG
-            name = f"pool/img_{i:04d}.jpg"
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.convert("CMYK").save(path, "JPEG", quality=80)
-        elif kind == 9:  # EXIF orientation: stored rotated, tagged to be turned upright
-            name = f"pool/img_{i:04d}.jpg"
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            exif = Image.Exif()
-            exif[0x0112] = 6
-            img.rotate(90, expand=True).save(path, "JPEG", quality=80, exif=exif.tobytes())
-        else:
-            name = f"pool/img_{i:04d}.jpg"
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.save(path, "JPEG", quality=80)
-        names.append(name)
+    with Progress(size, "demo images", "image") as bar:
+        for i in bar.counted(range(size)):
+            names.append(_pool_image(rng, photo_dir, i))
     # Two broken files, as real photo folders have: a truncated JPEG and a text file named .jpg.
     good = (photo_dir / names[0]).read_bytes()
     (photo_dir / "pool/corrupt_truncated.jpg").write_bytes(good[: len(good) // 3])
@@ -527,18 +537,19 @@ def generate(
         for lst in (goods, prices, stock, photos, chars):
             lst.clear()
 
-    for g in _goods(rng, products, section_ids, pool):
-        goods.append(g["good"])
-        prices.append(g["price"])
-        if g["center_price"]:
-            prices.append(g["center_price"])
-        stock.extend(g["stock"])
-        photos.extend(g["photos"])
-        photo_count += len(g["photos"])
-        chars.extend(g["chars"])
-        if len(goods) >= 5000:
-            flush()
-    flush()
+    with Progress(products, "demo goods", "good") as bar:
+        for g in bar.counted(_goods(rng, products, section_ids, pool)):
+            goods.append(g["good"])
+            prices.append(g["price"])
+            if g["center_price"]:
+                prices.append(g["center_price"])
+            stock.extend(g["stock"])
+            photos.extend(g["photos"])
+            photo_count += len(g["photos"])
+            chars.extend(g["chars"])
+            if len(goods) >= 5000:
+                flush()
+        flush()
     depths = section_depths(sections)
     return DemoSummary(
         products=products,

@@ -20,6 +20,7 @@ from typing import Any
 from pipeline.errors import PipelineError, SettingsError
 from pipeline.feed.result import FeedResult
 from pipeline.fsutil import is_stale_temp
+from pipeline.progress import Progress
 from pipeline.stage import StopCheck, never_stop
 
 JOURNAL_SAMPLES = 50
@@ -155,6 +156,19 @@ def run(
     return result
 
 
+def _progress_line(result: FeedResult) -> Any:
+    """A plain progress line of the feed: products read so far and offers rendered."""
+
+    def text(bar: Progress) -> str:
+        done = "done: " if bar.finished else ""
+        return (
+            f"feed: {done}{result.products} products read, {result.offers} offers rendered "
+            f"({bar.elapsed:.1f} s)"
+        )
+
+    return text
+
+
 def _build(
     settings: Any,
     journal: Any,
@@ -195,7 +209,9 @@ def _build(
             used.extend(tree.used_sections())
             return used
 
-        report = render_and_check(template, _variables(settings), extractor.offers(), categories, paths.tmp)
+        with Progress(None, "feed: offers rendered", "offer", line=_progress_line(result)) as bar:
+            offers = bar.counted(extractor.offers())
+            report = render_and_check(template, _variables(settings), offers, categories, paths.tmp)
     extractor.finish()
     report_portal_gaps(result, journal, bool(portal_map))
     result.categories = len(used)
