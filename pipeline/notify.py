@@ -29,7 +29,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import AuthError, LockedError, RetryableError
+from pipeline.errors import AuthError, LockedError, RetryableError, SettingsError
 from pipeline.feed import FeedResult
 from pipeline.orders.inbox import InboxResult
 from pipeline.orders.reconcile import ReconcileResult
@@ -289,6 +289,28 @@ def _stall_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[st
     ], set()
 
 
+def _settings_problems(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
+    """A stage the settings stop (a database file that is not there, a key that is wrong): one alert
+    per stage, cleared when that stage runs again. The service keeps going: the file may be on a share
+    that is not mounted yet, and the other stages may not need it."""
+    messages: list[Message] = []
+    cleared: set[str] = set()
+    for stage, o in outs.items():
+        key = f"settings:{stage}"
+        if isinstance(o.error, SettingsError):
+            problems = "\n".join(f"  - {p}" for p in o.error.problems)
+            text = (
+                f"{stage} cannot run: a settings problem.\n{problems}\n"
+                "Fix the settings file (or the missing file); the service keeps trying every run."
+            )
+            messages.append(
+                Message("alert", f"{stage}: settings problem", text, key=key, data={"stage": stage})
+            )
+        elif _ran(o):
+            cleared.add(key)
+    return messages, cleared
+
+
 def assess(
     report: RunReport, *, settings: Any, state: Any, now: float | None = None
 ) -> tuple[list[Message], set[str]]:
@@ -306,6 +328,7 @@ def assess(
         _unreachable(outs, settings, state),
         _feed_and_import(outs, report.run_id),
         _stall_message(outs),
+        _settings_problems(outs),
     ):
         messages += found
         cleared |= done

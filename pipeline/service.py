@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import _testing, sync
-from pipeline.errors import LockedError
+from pipeline.errors import LockedError, SettingsError
 from pipeline.journal import Journal
 from pipeline.lock import run_lock
 from pipeline.notify import Notifier, RunReport, channels_summary
@@ -373,14 +373,12 @@ class Service:
             if outcome.error is not None:
                 journal.event(
                     step.name.split(".")[0],
-                    f"{step.name} failed: {type(outcome.error).__name__}: {outcome.error}",
+                    f"{step.name} failed: {_kind(outcome.error)}: {outcome.error}",
                     "error",
                 )
         if outcome.error is not None:
             report.errors[step.name] = outcome.error
-            self.echo(
-                f"{_clock()} {job.name}/{step.name}: FAILED {type(outcome.error).__name__}: {outcome.error}"
-            )
+            self.echo(f"{_clock()} {job.name}/{step.name}: FAILED {_kind(outcome.error)}: {outcome.error}")
             return
         if outcome.result is not None:
             report.results[step.name] = outcome.result
@@ -564,6 +562,12 @@ class Service:
             for sig, handler in previous:
                 signal.signal(sig, handler)
         return 1 if once and self.failed_runs else 0
+
+
+def _kind(exc: BaseException) -> str:
+    """How a failure is named in the service's lines: a settings problem says so (the fix is the
+    settings file's), anything else by its type."""
+    return "settings problem" if isinstance(exc, SettingsError) else type(exc).__name__
 
 
 def _summary(outcome: StageOutcome) -> str:
