@@ -35,7 +35,8 @@ def console_enabled() -> bool:
 
 
 class Progress:
-    """Count work done; show it as a bar (terminal) or as periodic lines (anything else).
+    """Count work done; show it as a bar (terminal) or as periodic lines (anything else): a line every
+    `interval` seconds and, when there was one, a final line (a quicker step writes nothing).
 
     `total=None` is work of unknown size (a stream of products): the bar shows the count and the rate.
     `line` replaces the text of a plain line (the lock wait says who it waits for); `announce` writes a
@@ -66,6 +67,7 @@ class Progress:
         self._last = self._started
         self._bar: Any = None
         self._text = line
+        self._lines = 0  # plain lines written so far
         # An explicit stream is the caller's own choice (a test, a report): it does not need the console.
         allowed = stream is not None or _console
         self._enabled = enabled and allowed and (total is None or total > 0)
@@ -109,6 +111,7 @@ class Progress:
         else:
             of = f"/{self.total}" if self.total is not None else ""
             text = f"{self.desc}: {self.done}{of} {self.unit}s ({self.elapsed:.1f} s)"
+        self._lines += 1
         print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -119,7 +122,7 @@ class Progress:
         self.finished = True
         if self._bar is not None:
             self._bar.close()
-        else:
+        elif self._lines:  # a step shorter than the interval stays silent: no noise in cron mail
             self._line()
 
     def __enter__(self) -> Progress:

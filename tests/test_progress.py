@@ -31,6 +31,14 @@ def test_plain_lines_when_not_a_terminal():
     assert "\r" not in out.getvalue()
 
 
+def test_a_step_quicker_than_the_interval_writes_nothing():
+    out = io.StringIO()
+    with Progress(3, "feed", stream=out, interval=3600) as bar:
+        for _ in range(3):
+            bar.update()
+    assert out.getvalue() == ""  # no final line either: a quick run adds nothing to a cron mail
+
+
 def test_silent_when_disabled_or_empty():
     out = io.StringIO()
     with Progress(5, "x", stream=out, enabled=False) as bar:
