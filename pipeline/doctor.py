@@ -167,6 +167,7 @@ def check_state_files(settings: Any, online: bool) -> Iterator[Check]:
     else:
         yield from _sqlite_file("state", state, "cursors, published hashes, outboxes")
     yield from _sqlite_file("journal", journal, "the event journal")
+    yield from _private_files("journal", [Path(j.log_file)])  # the log names customers too
 
 
 def _lost_state(state: Path, journal: Path) -> str:
@@ -209,7 +210,12 @@ def _sqlite_file(name: str, path: Path, what: str) -> Iterator[Check]:
         return
     try:
         detail = _quick_check(path)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError as exc:  # not opened at all (permissions, a locked folder): not damage
+        yield fail(
+            name, f"{path} cannot be opened: {exc}", "the service's user must be able to read and write it"
+        )
+        return
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
         yield fail(name, f"{path} is damaged: {exc}", FIX_RESTORE)
         return
     if detail != "ok":
@@ -283,7 +289,8 @@ def check_inbox(settings: Any, online: bool) -> Iterator[Check]:
             f"folders open to others: {', '.join(str(f) for f in loose_dirs)}",
             f"chmod 700 {' '.join(str(f) for f in loose_dirs)}",
         )
-    yield from _private_files("inbox", [p for f in folders if f.is_dir() for p in _files(f)])
+    order_files = [p for f in folders if f.is_dir() for p in _files(f) if not p.name.startswith(".owner-")]
+    yield from _private_files("inbox", order_files)  # (an importer's owner lock holds no personal data)
     quarantined = (
         [p for p in _files(folders[3]) if not p.name.endswith(".reason.txt")] if folders[3].is_dir() else []
     )
