@@ -291,3 +291,18 @@ def test_the_service_with_a_missing_database_alerts_and_keeps_serving(tmp_path):
     # One alert per stage that needs the database (not one per run), naming the file and the key.
     assert sorted(a["subject"] for a in alerts) == ["status: settings problem", "sync: settings problem"]
     assert all(str(tmp_path / "gone.fdb") in a["text"] for a in alerts), alerts
+
+
+def test_orders_reconcile_with_a_missing_database_says_so_with_exit_2(tmp_path):
+    from pipeline.devtools.sandbox import SandboxServer
+
+    with SandboxServer(tmp_path / "sandbox") as sb:
+        sb.create_orders(1, seed=5, products=[("1", "ART-000001", "Товар 1", 1000)])  # one to look up
+        s = _settings_file(
+            tmp_path,
+            f'[torgsoft]\ndatabase = "gone.fdb"\n[satu]\nbase_url = "{sb.url}"\ntoken_env = "TEST_SATU_TOKEN"\n'
+            "max_retries = 0\n",
+        )
+        r = run_cli(tmp_path, "--settings", str(s), "orders", "reconcile", env={"TEST_SATU_TOKEN": sb.token})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"  - {MISSING_DB}{tmp_path / 'gone.fdb'} does not exist" in r.stderr

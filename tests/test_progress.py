@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
-import pty
 import re
 import shutil
 import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -84,6 +81,10 @@ def _piped(settings: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _on_a_terminal(settings: Path, *args: str) -> str:
     """Run with stdin, stdout and stderr on a pseudo-terminal (80 columns); everything it wrote."""
+    import fcntl
+    import pty
+    import termios
+
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     proc = subprocess.Popen(
@@ -140,6 +141,7 @@ def test_init_db_writes_periodic_lines(tmp_path):
     assert re.search(r"^demo images: \d+/30 images", r.stderr, re.MULTILINE), r.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 @pytest.mark.parametrize("command", ["catalog", "feed"])
 def test_on_a_terminal_a_bar_is_drawn(tmp_path, demo_db_template, command):
     out = _on_a_terminal(_shop(tmp_path, demo_db_template), command)
