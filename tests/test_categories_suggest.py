@@ -201,6 +201,18 @@ def test_out_is_never_overwritten_without_force(shop: Path, tmp_path: Path):
     assert_expected_matches(read_map(out))
 
 
+def test_out_must_be_a_writable_file(shop: Path, tmp_path: Path):
+    listing = str(csv_list(tmp_path / "satu.csv"))
+    r = suggest(shop, listing, "--out", str(tmp_path), "--force")
+    assert r.exit_code == 2 and "is a directory" in r.output, r.output
+    r = suggest(shop, listing, "--out", str(tmp_path / "no" / "such" / "dir" / "m.csv"))
+    assert r.exit_code == 0, r.output  # missing folders are made
+    (tmp_path / "afile").write_text("x")
+    r = suggest(shop, listing, "--out", str(tmp_path / "afile" / "m.csv"))
+    assert r.exit_code == 2 and "cannot write" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
 def test_rows_of_the_current_map_are_kept(shop: Path, tmp_path: Path):
     current = tmp_path / "current.csv"
     current.write_text("section_id;portal_id;portal_name\n4;9999;Мой выбор\n77;5555;\n", encoding="utf-8")

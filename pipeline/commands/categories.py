@@ -82,7 +82,10 @@ def suggest_cmd(app: AppContext, file: Path, out: Path, min_score: int, force: b
     with open_catalog(settings) as source:
         sections = source.sections()
     rows = suggest.suggest(sections, portal_list.entries, current, min_score)
-    write_atomic(out, suggest.render_csv(rows))
+    try:
+        write_atomic(out, suggest.render_csv(rows))
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {out} ({exc.strerror or exc})", param_hint="--out") from None
     skipped = f" ({portal_list.skipped_rows} rows without an id skipped)" if portal_list.skipped_rows else ""
     click.echo(f"Satu categories read: {len(portal_list.entries)}{skipped}")
     click.echo(suggest.summarise(rows, sections).text(min_score))

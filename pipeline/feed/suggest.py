@@ -127,6 +127,14 @@ class Matcher:
         self.leaves = [normalise(e.name) for e in self.entries]
         self.variants = [_variants(e.name) for e in self.entries]
         self.paths = [normalise(" ".join((*e.parents, e.name))) for e in self.entries]
+        self._near: dict[str, list[int]] = {}  # shop trees repeat names ("Аксессуары", "Прочее")
+
+    def _candidates(self, query: str) -> list[int]:
+        """The entries whose leaf is nearest `query` (the cheap first pass; ~7 ms over 5800 leaves)."""
+        if query not in self._near:
+            found = process.extract(query, self.leaves, scorer=fuzz.token_set_ratio, limit=CANDIDATES)
+            self._near[query] = [i for _, _, i in found]
+        return self._near[query]
 
     def best(self, name: str, path: str, count: int = 2) -> list[Match]:
         """The `count` best portal categories for a section `name` whose full path (ancestors and
@@ -134,8 +142,7 @@ class Matcher:
         mine = _variants(name)
         candidates: set[int] = set()
         for query, _ in mine:  # a cheap first pass on the leaf names, then the full score
-            found = process.extract(query, self.leaves, scorer=fuzz.token_set_ratio, limit=CANDIDATES)
-            candidates.update(i for _, _, i in found)
+            candidates.update(self._candidates(query))
         scores = {
             i: LEAF_WEIGHT * _best_leaf(mine, self.variants[i])
             + (1 - LEAF_WEIGHT) * _path_score(path, self.paths[i])
