@@ -89,6 +89,13 @@ def assert_expected_matches(rows: list[dict[str, str]]) -> None:
             assert row["portal_id"] == str(portal_id) and row["status"] == "good", row
 
 
+def test_a_map_row_with_an_empty_portal_id_is_no_row_and_extra_columns_are_ignored():
+    from pipeline.feed.portal import PortalCategory, parse_category_map
+
+    text = "\ufeffsection_id;portal_id;portal_name;score;status\n1;;;41.7;none\n2;1105;Шкафы;95;good\n"
+    assert parse_category_map(text) == {2: PortalCategory(1105, "Шкафы")}
+
+
 # --- matching -----------------------------------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 `generate(con, photo_dir, products=N, seed=S)` fills an empty reference database. The same seed
 gives the same rows and the same image files. Rows are bulk-loaded with EXECUTE BLOCK batches (about
 ten times faster than executemany on Firebird). Images come from a small shared pool (a few hundred
-files), so a 100k-product database stays small and quick to build.
+files), so a 100k-product database stays small and quick to build. Every 25th good is a model
+whose next goods are its variants (sizes, colours or both; see `variant_of`).
 
 The demo's own statements (what a shop manager does to an imported order, the report's counts) live
 in demo_queries/, apart from the production query folder; `demo_mapping` loads them.
