@@ -121,6 +121,14 @@ def test_the_leaf_name_weighs_more_and_the_path_tells_same_leaves_apart():
     assert m.best("Шамдар / Люстры", normalise("Шамдар Люстры"))[0].entry.portal_id == 1110
 
 
+def test_a_common_word_in_many_leaves_does_not_push_out_the_exact_leaf():
+    # Satu has dozens of leaves with "кресла" in them; all contain the word, one is the word
+    many = [PortalEntry(2000 + i, f"Кресла модель{i:03d}", ("Разное", f"Группа {i}")) for i in range(150)]
+    exact = PortalEntry(9999, "Кресла", ("Мебель", "Мебель для дома"))
+    m = Matcher([*many, exact])
+    assert m.best("Кресла", normalise("Мебель Кресла"))[0].entry.portal_id == 9999
+
+
 # --- the command ----------------------------------------------------------------------------------------
 
 
