@@ -308,6 +308,20 @@ def test_a_list_without_header_is_read_by_position(tmp_path: Path):
     ]
 
 
+def test_a_comma_separated_list_with_full_and_parent_paths_is_read(tmp_path: Path):
+    path = tmp_path / "registry.csv"
+    path.write_text(
+        "portal_id,name,full_path,level,parent_path,portal_url\n"
+        '2049,"Байдарки, каяки","Водный транспорт > Байдарки, каяки",2,Водный транспорт,https://satu.kz/x\n'
+        "3006,Средства спасения,,2,Водный транспорт,https://satu.kz/y\n",
+        encoding="utf-8",
+    )
+    assert load_portal_list(path).entries == [
+        PortalEntry(2049, "Байдарки, каяки", ("Водный транспорт",)),
+        PortalEntry(3006, "Средства спасения", ("Водный транспорт",)),  # the parent path when no full path
+    ]
+
+
 # --- bad input: exit 2, a clear message, no traceback -----------------------------------------------------
 
 
