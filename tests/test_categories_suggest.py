@@ -136,7 +136,7 @@ def test_suggest_from_a_csv_list_writes_a_reviewable_map_the_feed_reads(shop: Pa
     out = tmp_path / "category-map.csv"
     r = suggest(shop, str(csv_list(tmp_path / "satu.csv")), "--out", str(out))
     assert r.exit_code == 0, r.output
-    assert "Satu categories read: 10 (1 rows without an id skipped)" in r.output
+    assert "Satu categories read: 10 (1 row without an id skipped)" in r.output
     assert "8 sections: 6 matched well (score >= 90), 0 weakly" in r.output
     assert "2 not matched (below 70" in r.output and "0 kept" in r.output
     rows = read_map(out)

@@ -86,7 +86,8 @@ def suggest_cmd(app: AppContext, file: Path, out: Path, min_score: int, force: b
         write_atomic(out, suggest.render_csv(rows))
     except OSError as exc:
         raise click.BadParameter(f"cannot write {out} ({exc.strerror or exc})", param_hint="--out") from None
-    skipped = f" ({portal_list.skipped_rows} rows without an id skipped)" if portal_list.skipped_rows else ""
+    n = portal_list.skipped_rows
+    skipped = f" ({n} row{'' if n == 1 else 's'} without an id skipped)" if n else ""
     click.echo(f"Satu categories read: {len(portal_list.entries)}{skipped}")
     click.echo(suggest.summarise(rows, sections).text(min_score))
     click.echo(
