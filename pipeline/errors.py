@@ -63,3 +63,7 @@ class AuthError(PipelineError):
 
     Never retried; `notify` raises the credentials alert for it, whichever stage hit it.
     """
+
+
+class InputFileError(PipelineError):
+    """A file the user gave a command (not a setting) is missing, empty or unreadable. Exit code 2."""

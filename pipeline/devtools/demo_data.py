@@ -3,7 +3,8 @@
 `generate(con, photo_dir, products=N, seed=S)` fills an empty reference database. The same seed
 gives the same rows and the same image files. Rows are bulk-loaded with EXECUTE BLOCK batches (about
 ten times faster than executemany on Firebird). Images come from a small shared pool (a few hundred
-files), so a 100k-product database stays small and quick to build.
+files), so a 100k-product database stays small and quick to build. Every 25th good is a model
+whose next goods are its variants (sizes, colours or both; see `variant_of`).
 
 The demo's own statements (what a shop manager does to an imported order, the report's counts) live
 in demo_queries/, apart from the production query folder; `demo_mapping` loads them.
@@ -131,6 +132,26 @@ CHARACTERISTICS = [
     (6, "Көлемі / Объём", "л", 1),
     (7, "Жасы / Возраст", "жас", 0),
 ]
+
+
+# Variant groups (Satu's group_id): every GROUP_EVERY goods, a model good and the goods after it are
+# one product in several sizes, colours or both. They share the model's section and name and differ
+# in the param they vary by, as Satu requires (variants of one group must differ in a <param>).
+GROUP_EVERY = 25
+SIZE, COLOR = 3, 2  # CHARACTERISTICS ids of "Размер" and "Түсі / Цвет"
+VARIANT_KINDS: list[list[dict[int, str]]] = [
+    [{SIZE: v} for v in ("S", "M", "L", "XL")],
+    [{COLOR: v} for v in ("қара", "ақ", "көк")],
+    [{SIZE: sz, COLOR: c} for sz in ("M", "L") for c in ("қара", "ақ")],
+]
+
+
+def variant_of(good_id: int) -> tuple[int, dict[int, str]] | None:
+    """(model good id, the characteristics this variant has) for a good in a variant group, else None."""
+    head = good_id - (good_id - 1) % GROUP_EVERY
+    kind = VARIANT_KINDS[(head // GROUP_EVERY) % len(VARIANT_KINDS)]
+    offset = good_id - head
+    return (head, kind[offset]) if offset < len(kind) else None
 
 
 @dataclass
@@ -394,9 +415,14 @@ def _description(rng: random.Random, name: str) -> str:
 def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) -> Iterator[dict[str, Any]]:
     usable = [p for p in pool if "corrupt" not in p]
     corrupt = [p for p in pool if "corrupt" in p]
+    heads: dict[int, tuple[str, int | None]] = {}  # model good → (name stem, section)
     for good_id in range(1, n + 1):
-        name = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(PRODUCERS)} {good_id}"
-        model = (good_id - good_id % 3) if good_id % 17 == 0 else None
+        stem = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(PRODUCERS)}"
+        variant = variant_of(good_id)
+        model = variant[0] if variant else None
+        if model is not None and model in heads:  # a variant is named like its model (the random draws stay)
+            stem = heads[model][0]
+        name = f"{stem} {good_id}"
         retail = Decimal(rng.randint(5, 20000) * 10)
         has_wholesale = rng.random() < 0.3
         roll = rng.random()
@@ -425,11 +451,18 @@ def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) 
                     7: f"{rng.randint(1, 14)}+",
                 }[cid]
                 chars.append((cid, value))
+        section = rng.choice(section_ids) if rng.random() > 0.01 else None
+        if variant:
+            head, varies = variant
+            chars = [(cid, v) for cid, v in chars if cid not in varies] + sorted(varies.items())
+            if head == good_id:
+                heads[good_id] = (stem, section)
+            section = heads.get(head, (stem, section))[1]
         yield {
             "good": (
                 good_id,
                 model,
-                rng.choice(section_ids) if rng.random() > 0.01 else None,
+                section,
                 name,
                 name[:60],
                 _description(rng, name),
