@@ -37,6 +37,9 @@ def _print_counts(r: FeedResult) -> None:
         )
     if r.vendors_omitted:
         click.echo(f"Brands left out ([feed] vendor): {r.vendors_omitted} offers without <vendor>")
+    if r.countries_unknown:
+        values = ", ".join(f"{v!r} ({n})" for v, n in list(r.countries_unknown.items())[:10])
+        click.echo(f"Countries not in Satu's dictionary (written unchanged): {values}")
     if r.without_portal_category:
         click.echo(
             f"Without a Satu category: {r.without_portal_category} offers "

@@ -121,6 +121,7 @@ class Extractor:
         self.should_stop = should_stop
         self.skipped: Counter[str] = Counter()
         self.logged: Counter[str] = Counter()
+        self.countries: Counter[str] = Counter()  # country values not in Satu's dictionary table
         self.variants: dict[int, dict[tuple[tuple[str, str, str], ...], str]] = {}  # group → params → id
 
     def offers(self) -> Iterator[Offer]:
@@ -166,6 +167,8 @@ class Extractor:
         res.params_cut += r.params_cut
         res.without_photos += not r.pictures
         res.vendors_omitted += r.vendor_omitted
+        if r.country_unknown:
+            self.countries[r.country_unknown] += 1
         if r.group_id_dropped:
             res.group_ids_dropped += 1
             if res.group_ids_dropped <= JOURNAL_SAMPLES:
@@ -194,6 +197,15 @@ class Extractor:
     def finish(self) -> None:
         """Put the skip counts into the result; one journal line per reason beyond the samples."""
         self.result.skip_reasons = dict(sorted(self.skipped.items()))
+        self.result.countries_unknown = dict(self.countries.most_common())
+        for value, n in self.result.countries_unknown.items():  # once per value, not per offer
+            self.journal.event(
+                "feed",
+                f"country {value!r} is not in the table of Satu's names: written unchanged on {n} offer(s); "
+                "use Satu's Russian name (e.g. «Китай») in the database",
+                level="warning",
+                count=n,
+            )
         for reason, n in self.result.skip_reasons.items():
             if n > self.logged[reason]:
                 self.journal.event(

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.feed import portal
+from pipeline.feed.countries import country_name
 from pipeline.feed.sanitize import clean_html, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
 from pipeline.model import Category, Product
@@ -89,6 +90,7 @@ class Offer:
     params_cut: int = 0  # <param> values cut to 255 characters
     vendor_omitted: bool = False  # a producer left out by [feed] vendor
     group_id_dropped: bool = False  # the model id was outside 1..999999999
+    country_unknown: str = ""  # a country value not in Satu's dictionary table (written unchanged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +446,7 @@ def build_offer(
     tree.use(section)
     params = build_params(product, rs)
     vendor, vendor_omitted = _vendor(product, rs)
+    country, country_known = country_name(xml_text(product.country))
     group_id = product.model_id or None
     group_dropped = group_id is not None and not 0 < group_id <= GROUP_ID_MAX
     return Offer(
@@ -465,7 +468,7 @@ def build_offer(
         vendor=vendor,
         vendor_code=articul,
         barcode=xml_text(product.barcode),
-        country=xml_text(product.country),
+        country=country,
         keywords=cut_keywords(xml_text(product.keywords)),
         params=params,
         minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 and wholesale else None,
@@ -479,4 +482,5 @@ def build_offer(
         params_cut=sum(p.cut for p in params),
         group_id_dropped=group_dropped,
         vendor_omitted=vendor_omitted,
+        country_unknown="" if country_known else country,
     )
