@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Problem, SettingsError
+from pipeline.feed.sanitize import YOUTUBE_HOSTS
 from pipeline.satu.api import CANCELLATION_REASONS
 from pipeline.settings_checks import cross_check
 from pipeline.settings_values import _check, _convert, opt, parse_override
@@ -127,6 +128,12 @@ class FeedSettings:
     )
     vendor_allowlist: Path | None = opt(
         None, 'file with the brands to emit (one a line) when vendor = "allowlist"'
+    )
+    allowed_link_hosts: list[str] = opt(
+        None,
+        "hosts (subdomains included) whose links stay in descriptions besides the shop's own (feed.url); "
+        "links to any other site are taken out, their text kept (Satu's moderation allows only YouTube)",
+        factory=lambda: list(YOUTUBE_HOSTS),
     )
 
 

@@ -4,6 +4,7 @@ Russian names, no placeholder URLs, one URL per <picture>, and the availability 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,62 @@ def test_the_feed_writes_satus_name_and_counts_each_unknown_value_once(tmp_path:
     assert result.countries_unknown == {"Атлантида": 2, "Made somewhere": 1}
     warned = [e.message for e in journal.search(stage="feed", level="warning") if "country" in e.message]
     assert len(warned) == 2 and any("'Атлантида'" in m and "2 offer(s)" in m for m in warned)
+
+
+# --- description links ------------------------------------------------------------------------------------
+
+LINKS = (
+    '<p>Смотрите <a href="https://rival.kz/x" title="t">наш <b>обзор</b></a>, '
+    '<a href="https://www.youtube.com/watch?v=1">видео</a>, <a href="https://youtu.be/abc">коротко</a>, '
+    '<a href="https://music.youtube.com/x">музыка</a>, <a href="https://notyoutube.com/x">подделка</a>, '
+    '<a href="/p/12">товар</a>, <a href="https://www.shop.kz/a">свой</a>, <a href="https://cdn.shop.kz/b">cdn</a>, '
+    '<a href="mailto:a@b.kz">почта</a>, <a href="#top">вверх</a>, <a href="//rival.kz/y">без схемы</a>.</p>'
+)
+
+
+def test_description_keeps_only_links_to_the_shop_and_allowed_hosts():
+    from pipeline.feed.sanitize import LinkPolicy, clean_description
+
+    out, stripped = clean_description(LINKS, LinkPolicy("https://shop.kz"))
+    kept = re.findall(r'href="([^"]+)"', out)
+    assert kept == [
+        "https://www.youtube.com/watch?v=1",
+        "https://youtu.be/abc",
+        "https://music.youtube.com/x",  # a subdomain of an allowed host
+        "https://shop.kz/p/12",  # relative: made absolute on the shop's site
+        "https://www.shop.kz/a",
+        "https://cdn.shop.kz/b",
+    ]
+    assert stripped == 5  # rival.kz, notyoutube.com, mailto:, #top, //rival.kz
+    for text in ("наш <b>обзор</b>", "подделка", "почта", "вверх", "без схемы"):
+        assert text in out  # the text stays, the link goes
+    assert "rival" not in out and "<a title" not in out and out.count("<a ") == out.count("</a>") == 6
+
+
+def test_relative_links_go_when_the_shop_url_is_not_set_and_hosts_are_configurable():
+    from pipeline.feed.sanitize import LinkPolicy, clean_description, clean_html
+
+    out, stripped = clean_description(LINKS, LinkPolicy(""))
+    assert "/p/12" not in out and "товар" in out and stripped == 8  # + relative, www.shop.kz, cdn.shop.kz
+    own, n = clean_description(LINKS, LinkPolicy("", ("rival.kz",)))
+    assert 'href="https://rival.kz/x"' in own and "youtu" not in own and n == 9
+    assert 'href="https://rival.kz/x"' in clean_html(LINKS)  # no policy: the plain sanitiser (groups file)
+
+
+def test_feed_strips_links_and_counts_them(tmp_path: Path):
+    t = mapped_tree({})
+    rs = RuleSettings.from_settings(make_settings(tmp_path, feed={"url": "https://shop.kz"}))
+    o = offer(product(description_html=LINKS), t, rs)
+    assert o.links_stripped == 5 and "rival.kz" not in o.description
+    only = make_settings(tmp_path, feed={"url": "https://shop.kz", "allowed_link_hosts": []})
+    assert offer(product(description_html=LINKS), t, RuleSettings.from_settings(only)).links_stripped == 8
+    s = make_settings(tmp_path)
+    journal, result = Journal.from_settings(s), FeedResult()
+    extractor = Extractor(
+        ListSource([product(good_id=1, description_html=LINKS), product(good_id=2)]), rs, t,
+        lambda p: None, None, result=result, journal=journal, snapshot=io.StringIO(),
+    )  # fmt: skip
+    list(extractor.offers())
+    extractor.finish()
+    assert result.links_stripped == 5 and result.counts()["links_stripped"] == 5
+    assert any("5 description link(s)" in e.message for e in journal.search(stage="feed"))

@@ -37,6 +37,11 @@ def _print_counts(r: FeedResult) -> None:
         )
     if r.vendors_omitted:
         click.echo(f"Brands left out ([feed] vendor): {r.vendors_omitted} offers without <vendor>")
+    if r.links_stripped:
+        click.echo(
+            f"Description links to other sites taken out (text kept): {r.links_stripped} "
+            "(see [feed] allowed_link_hosts)"
+        )
     if r.countries_unknown:
         values = ", ".join(f"{v!r} ({n})" for v, n in list(r.countries_unknown.items())[:10])
         click.echo(f"Countries not in Satu's dictionary (written unchanged): {values}")

@@ -167,6 +167,7 @@ class Extractor:
         res.params_cut += r.params_cut
         res.without_photos += not r.pictures
         res.vendors_omitted += r.vendor_omitted
+        res.links_stripped += r.links_stripped
         if r.country_unknown:
             self.countries[r.country_unknown] += 1
         if r.group_id_dropped:
@@ -198,6 +199,14 @@ class Extractor:
         """Put the skip counts into the result; one journal line per reason beyond the samples."""
         self.result.skip_reasons = dict(sorted(self.skipped.items()))
         self.result.countries_unknown = dict(self.countries.most_common())
+        if self.result.links_stripped:
+            self.journal.event(
+                "feed",
+                f"{self.result.links_stripped} description link(s) to other sites taken out, their text kept "
+                "(Satu's moderation allows only the shop's own site and [feed] allowed_link_hosts)",
+                level="info",
+                count=self.result.links_stripped,
+            )
         for value, n in self.result.countries_unknown.items():  # once per value, not per offer
             self.journal.event(
                 "feed",

@@ -27,6 +27,7 @@ class FeedResult(ResultBase):
     articles_changed: int = 0
     params_cut: int = 0  # <param> values cut to Satu's 255 characters
     group_ids_dropped: int = 0  # offers whose model id was outside Satu's 1..999999999
+    links_stripped: int = 0  # description links to other sites taken out (Satu's moderation)
     countries_unknown: dict[str, int] = field(default_factory=dict)  # country values not in the table
     categories: int = 0
     without_portal_category: int = 0  # offers whose section has no Satu category (see [feed] category_map)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.feed import portal
 from pipeline.feed.countries import country_name
-from pipeline.feed.sanitize import clean_html, xml_text
+from pipeline.feed.sanitize import LinkPolicy, clean_description, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
 from pipeline.model import Category, Product
 from pipeline.stock.levels import HIDDEN, available_units, zero_stock_presence
@@ -90,6 +90,7 @@ class Offer:
     params_cut: int = 0  # <param> values cut to 255 characters
     vendor_omitted: bool = False  # a producer left out by [feed] vendor
     group_id_dropped: bool = False  # the model id was outside 1..999999999
+    links_stripped: int = 0  # description links to other sites taken out (their text kept)
     country_unknown: str = ""  # a country value not in Satu's dictionary table (written unchanged)
 
 
@@ -273,6 +274,7 @@ class RuleSettings:
     in_stock_flag: bool = False
     vendor: str = "emit"  # emit | omit | allowlist
     vendor_allowlist: frozenset[str] = frozenset()  # casefolded brand names
+    links: LinkPolicy = LinkPolicy()  # which description links stay
 
     @classmethod
     def from_settings(cls, settings: Any, vendor_allowlist: frozenset[str] = frozenset()) -> RuleSettings:
@@ -299,6 +301,7 @@ class RuleSettings:
             in_stock_flag=f.in_stock_flag,
             vendor=f.vendor,
             vendor_allowlist=vendor_allowlist,
+            links=LinkPolicy(f.url.strip(), tuple(f.allowed_link_hosts)),
         )
 
 
@@ -437,7 +440,8 @@ def build_offer(
     if rs.only_with_photos and not pictures:
         return Skip(NO_PHOTO)
 
-    description = clean_html(product.description_html) or html.escape(name, quote=False)
+    description, links_stripped = clean_description(product.description_html, rs.links)
+    description = description or html.escape(name, quote=False)
     wholesale = _wholesale(product, rs)
     old = product.old_price
     moq = product.min_order_qty
@@ -483,4 +487,5 @@ def build_offer(
         group_id_dropped=group_dropped,
         vendor_omitted=vendor_omitted,
         country_unknown="" if country_known else country,
+        links_stripped=links_stripped,
     )
