@@ -13,6 +13,7 @@ from pipeline.feed.countries import COUNTRIES, country_name
 from pipeline.feed.extract import Extractor
 from pipeline.feed.result import FeedResult
 from pipeline.feed.rules import RuleSettings
+from pipeline.feed.validate import check_feed
 from pipeline.journal import Journal
 from tests.conftest import make_settings
 from tests.test_feed_satu import ListSource, mapped_tree, offer, product
@@ -153,3 +154,79 @@ def test_feed_strips_links_and_counts_them(tmp_path: Path):
     extractor.finish()
     assert result.links_stripped == 5 and result.counts()["links_stripped"] == 5
     assert any("5 description link(s)" in e.message for e in journal.search(stage="feed"))
+
+
+# --- one URL per picture -----------------------------------------------------------------------------------
+
+
+def test_a_photo_field_with_several_urls_becomes_several_pictures_or_is_left_out(tmp_path: Path):
+    from pipeline.feed.rules import build_offer
+    from pipeline.model import Photo
+
+    photos = [
+        Photo(0, "https://img.shop.kz/1.jpg;https://img.shop.kz/2.jpg"),
+        Photo(1, "https://img.shop.kz/my photo.jpg"),  # a space inside one URL: not a list of URLs
+        Photo(2, "https://img.shop.kz/3.jpg  https://img.shop.kz/1.jpg"),  # the repeat is dropped
+        Photo(3, "https://img.shop.kz/4.jpg, https://img.shop.kz/5.jpg"),
+        Photo(4, "https://cdn.shop.kz/w_100,h_100/6.jpg"),  # a comma inside one URL is fine
+        Photo(5, "https://img.shop.kz/7.jpg;ftp://old/7.jpg"),
+    ]
+    passthrough = lambda p: p.file_name  # noqa: E731 (what PhotoIndex does for http(s) names)
+    t = mapped_tree({})
+    o = build_offer(product(photos=photos), RuleSettings(), t, passthrough)
+    assert o.pictures == [f"https://img.shop.kz/{n}.jpg" for n in (1, 2, 3, 4, 5)] + [
+        "https://cdn.shop.kz/w_100,h_100/6.jpg"
+    ]
+    assert o.pictures_invalid == (
+        "https://img.shop.kz/my photo.jpg",
+        "https://img.shop.kz/7.jpg;ftp://old/7.jpg",
+    )
+    s = make_settings(tmp_path)
+    journal, result = Journal.from_settings(s), FeedResult()
+    extractor = Extractor(
+        ListSource([product(photos=photos)]), RuleSettings(), t, passthrough, None,
+        result=result, journal=journal, snapshot=io.StringIO(),
+    )  # fmt: skip
+    list(extractor.offers())
+    extractor.finish()
+    assert result.pictures_invalid == 2 and result.counts()["pictures_invalid"] == 2
+    warned = [
+        e
+        for e in journal.search(stage="feed", level="warning")
+        if "left out: not one http(s) URL" in e.message
+    ]
+    assert len(warned) == 2 and "my photo.jpg" in warned[0].message
+
+
+PICTURE_FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<yml_catalog date="2026-12-02 12:00"><shop><name>n</name><company>c</company><url>https://a.kz</url>
+<currencies><currency id="KZT" rate="1"/></currencies><categories><category id="1">A</category></categories>
+<offers>
+<offer id="1" available="true"><name>n</name><description>d</description><price>1</price>
+<currencyId>KZT</currencyId><categoryId>1</categoryId>
+<picture>{picture}</picture>
+</offer>
+</offers></shop></yml_catalog>
+"""
+
+
+@pytest.mark.parametrize(
+    "picture",
+    [
+        "https://a.kz/1.jpg;https://a.kz/2.jpg",
+        "https://a.kz/1.jpg,https://a.kz/2.jpg",
+        "https://a.kz/1.jpg https://a.kz/2.jpg",
+    ],
+)
+def test_check_feed_refuses_several_urls_in_one_picture(tmp_path: Path, picture: str):
+    path = tmp_path / "feed.yml"
+    path.write_text(PICTURE_FEED.format(picture=picture), encoding="utf-8")
+    report = check_feed(path)
+    assert not report.ok
+    assert any("one URL per <picture>" in p.message and p.line == 7 for p in report.errors), report.problems
+
+
+def test_check_feed_takes_a_comma_inside_one_picture_url(tmp_path: Path):
+    path = tmp_path / "feed.yml"
+    path.write_text(PICTURE_FEED.format(picture="https://cdn.a.kz/w_100,h_100/1.jpg"), encoding="utf-8")
+    assert check_feed(path).errors == []

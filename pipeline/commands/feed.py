@@ -25,6 +25,10 @@ def _print_counts(r: FeedResult) -> None:
             f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
             f"{r.pictures_missing} without a published URL left out; {r.without_photos} offers without any photo"
         )
+    if r.pictures_invalid:
+        click.echo(
+            f"Photos left out as no usable URL (several joined in one field, or not http(s)): {r.pictures_invalid}"
+        )
     if r.names_truncated or r.articles_changed:
         click.echo(
             f"Names cut to {NAME_MAX} chars: {r.names_truncated}; "

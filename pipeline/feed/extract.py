@@ -168,6 +168,16 @@ class Extractor:
         res.without_photos += not r.pictures
         res.vendors_omitted += r.vendor_omitted
         res.links_stripped += r.links_stripped
+        for value in r.pictures_invalid:
+            res.pictures_invalid += 1
+            if res.pictures_invalid <= JOURNAL_SAMPLES:
+                self.journal.event(
+                    "feed",
+                    f"photo {value[:200]!r} left out: not one http(s) URL, nor a list of them; "
+                    "give each photo its own field",
+                    level="warning",
+                    product_id=r.id,
+                )
         if r.country_unknown:
             self.countries[r.country_unknown] += 1
         if r.group_id_dropped:

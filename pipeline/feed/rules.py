@@ -19,6 +19,7 @@ from pipeline.feed import portal
 from pipeline.feed.countries import country_name
 from pipeline.feed.sanitize import LinkPolicy, clean_description, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
+from pipeline.feed.urls import split_picture
 from pipeline.model import Category, Product
 from pipeline.stock.levels import HIDDEN, available_units, zero_stock_presence
 
@@ -90,6 +91,7 @@ class Offer:
     params_cut: int = 0  # <param> values cut to 255 characters
     vendor_omitted: bool = False  # a producer left out by [feed] vendor
     group_id_dropped: bool = False  # the model id was outside 1..999999999
+    pictures_invalid: tuple[str, ...] = ()  # photo values that are no usable http(s) URL (left out)
     links_stripped: int = 0  # description links to other sites taken out (their text kept)
     country_unknown: str = ""  # a country value not in Satu's dictionary table (written unchanged)
 
@@ -370,21 +372,30 @@ def _check_identity(product: Product, rs: RuleSettings) -> tuple[str, bool, str,
     return name, truncated, articul, True
 
 
-def _pictures(product: Product, photo_url: Any) -> tuple[list[str], int, int]:
-    """Up to 10 distinct public picture URLs, and how many were missing / dropped over the limit."""
+def _pictures(product: Product, photo_url: Any) -> tuple[list[str], int, int, tuple[str, ...]]:
+    """Up to 10 distinct public picture URLs; how many were missing / dropped over the limit; and the
+    values that were no usable URL. A field holding several URLs (`a.jpg;b.jpg`) gives each its own
+    picture when every part is an http(s) URL; otherwise it is left out (Satu takes one per tag)."""
     pictures: list[str] = []
     missing = dropped = 0
+    invalid: list[str] = []
     for photo in product.photos:
         url = photo_url(photo)
         if url is None:
             missing += 1
-        elif url in pictures:
             continue
-        elif len(pictures) >= PICTURES_MAX:
-            dropped += 1
-        else:
-            pictures.append(url)
-    return pictures, missing, dropped
+        urls = split_picture(url)
+        if urls is None:
+            invalid.append(url)
+            continue
+        for one in urls:
+            if one in pictures:
+                continue
+            if len(pictures) >= PICTURES_MAX:
+                dropped += 1
+            else:
+                pictures.append(one)
+    return pictures, missing, dropped, tuple(invalid)
 
 
 def _wholesale(product: Product, rs: RuleSettings) -> list[tuple[str, str]]:
@@ -436,7 +447,7 @@ def build_offer(
     if presence == HIDDEN:
         return Skip(OUT_OF_STOCK)
     in_stock = qty > 0
-    pictures, missing, dropped = _pictures(product, photo_url)
+    pictures, missing, dropped, bad_pictures = _pictures(product, photo_url)
     if rs.only_with_photos and not pictures:
         return Skip(NO_PHOTO)
 
@@ -488,4 +499,5 @@ def build_offer(
         vendor_omitted=vendor_omitted,
         country_unknown="" if country_known else country,
         links_stripped=links_stripped,
+        pictures_invalid=bad_pictures,
     )
