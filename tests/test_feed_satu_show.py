@@ -230,3 +230,57 @@ def test_check_feed_takes_a_comma_inside_one_picture_url(tmp_path: Path):
     path = tmp_path / "feed.yml"
     path.write_text(PICTURE_FEED.format(picture="https://cdn.a.kz/w_100,h_100/1.jpg"), encoding="utf-8")
     assert check_feed(path).errors == []
+
+
+# --- what the availability choice shows on Satu (the sandbox reads the Prom/Satu dialect) --------------------
+
+
+def _sandbox_presence(tmp_path: Path, unavailable: str, availability: str = "satu") -> dict[str, str]:
+    from pipeline.devtools.sandbox import SandboxServer
+    from tests.test_feed_satu import render
+
+    t = mapped_tree({})
+    rs = RuleSettings(zero_stock="awaiting")
+    offers = [offer(product(good_id=1), t, rs), offer(product(good_id=2, stocks=[]), t, rs)]
+    folder = tmp_path / f"{unavailable or 'empty'}-{availability}"
+    folder.mkdir()
+    render(folder, offers, t, unavailable=unavailable)
+    sb = SandboxServer(folder / "sb", availability=availability)  # never started: the file is loaded
+    try:
+        rec = sb.load_feed_file(folder / "feed.yml")
+        assert rec["status"] == "SUCCESS", rec
+        return {p["external_id"]: p["presence"] for p in sb.products()}
+    finally:
+        sb.stop()
+
+
+def test_unavailable_value_false_shows_out_of_stock_goods_as_orderable(tmp_path: Path):
+    # the bug [satu] unavailable_value = "" prevents: YML's "false" is "под заказ" on Satu
+    assert _sandbox_presence(tmp_path, "false") == {"1": "available", "2": "order"}
+
+
+def test_unavailable_value_empty_shows_out_of_stock_goods_as_not_available(tmp_path: Path):
+    assert _sandbox_presence(tmp_path, "") == {"1": "available", "2": "not_available"}
+    # the plain YML reading (configurable) cannot tell the two apart
+    assert _sandbox_presence(tmp_path, "false", "yml") == {"1": "available", "2": "not_available"}
+
+
+@pytest.mark.parametrize(
+    ("available", "quantity", "presence"),
+    [
+        ("true", "3", "available"),
+        ("false", "0", "order"),
+        ("", "0", "not_available"),
+        ("", "5", "not_available"),  # "" wins over a stock count
+        (None, "0", "not_available"),  # no attribute: by the stock
+        (None, "2", "available"),
+        (None, None, "not_available"),
+    ],
+)
+def test_sandbox_reads_available_in_satus_dialect(available, quantity, presence):
+    from pipeline.devtools.sandbox.feed_import import presence_of
+
+    assert presence_of(available, quantity) == presence
+    assert presence_of(available, quantity, "yml") == (
+        "available" if available == "true" else "not_available"
+    )
