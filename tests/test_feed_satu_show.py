@@ -284,3 +284,136 @@ def test_sandbox_reads_available_in_satus_dialect(available, quantity, presence)
     assert presence_of(available, quantity, "yml") == (
         "available" if available == "true" else "not_available"
     )
+
+
+# --- no placeholder addresses reach Satu ---------------------------------------------------------------------
+
+
+def test_no_url_anywhere_unless_the_shop_site_is_set(tmp_path: Path):
+    from lxml import etree
+
+    from pipeline.feed.rules import CategoryTree
+    from tests.test_feed_satu import SECTIONS, render
+
+    assert RuleSettings().base_url == "" and make_settings(tmp_path).feed.url == ""
+    bare = CategoryTree(SECTIONS, "{url}/c/{slug}", "")
+    assert all(s.url == "" for s in bare.sections.values())
+    o = offer(product(), bare)
+    assert o.url == ""
+    dest = tmp_path / "bare"
+    dest.mkdir()
+    root = render(dest, [o], bare, shop_url="")
+    assert root.find("shop/url") is None and root.find(".//offer/url") is None
+    assert not any("example" in (e.text or "") for e in root.iter())
+    rs = RuleSettings.from_settings(make_settings(tmp_path, feed={"url": "https://shop.kz/"}))
+    site = CategoryTree(SECTIONS, "{url}/c/{slug}", "https://shop.kz/")
+    assert offer(product(), site, rs).url.startswith("https://shop.kz/p/") and site.sections[
+        1
+    ].url.startswith("https://shop.kz/c/")
+    assert etree.tostring(render(tmp_path, [offer(product(), site, rs)], site)).count(b"<url>") == 2
+
+
+def test_the_shipped_settings_carry_no_placeholder_or_loopback_address():
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    data = tomllib.loads((ROOT / "settings.toml").read_text(encoding="utf-8"))
+    assert data["feed"]["url"] == "" and data["publish"]["public_base_url"] == ""
+    assert data["publish"]["allow_private_urls"] is False
+
+
+def test_photos_get_no_url_while_public_base_url_is_not_set(tmp_path: Path):
+    from pipeline.contracts.photo_urls import PUBLISHED_NS, PhotoIndex
+    from pipeline.model import Photo
+    from pipeline.state import State
+
+    s = make_settings(tmp_path)
+    state = State.from_settings(s)
+    state.put(PUBLISHED_NS, "a.jpg", {"name": "photos/a.jpg", "ok": True})
+    assert (
+        PhotoIndex(state, "http://127.0.0.1:8765").url_for(Photo(0, "a.jpg"))
+        == "http://127.0.0.1:8765/photos/a.jpg"
+    )
+    unset = PhotoIndex(state, "")
+    assert unset.url_for(Photo(0, "a.jpg")) is None and "public_base_url" in unset.reason(Photo(0, "a.jpg"))
+    assert unset.url_for(Photo(1, "https://img.kz/b.jpg")) == "https://img.kz/b.jpg"  # a URL stays a URL
+
+
+def _load(tmp_path: Path, publish: str, extra: str = ""):
+    from pipeline.settings import load
+
+    path = tmp_path / "s.toml"
+    path.write_text(f"[publish]\n{publish}\n{extra}", encoding="utf-8")
+    return load(path)
+
+
+REMOTE = 'target = "ftp"\nhost = "ftp.shop.kz"\n'
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765",
+        "http://localhost/media",
+        "http://192.168.1.10/shop",
+        "http://10.0.0.5",
+        "http://172.20.1.1/x",
+        "http://169.254.10.10",
+        "http://[::1]:8080",
+        "http://[fd00::1]/",
+        "http://shop.local/img",
+    ],
+)
+def test_a_public_url_satu_cannot_reach_is_warned_about_unless_meant(tmp_path: Path, url: str):
+    from pipeline.settings_checks import warnings
+
+    remote = warnings(_load(tmp_path, REMOTE + f'public_base_url = "{url}"'))
+    assert [w.key for w in remote] == ["publish.public_base_url"]
+    assert "uploads to a server" in remote[0].message and "allow_private_urls" in remote[0].fix
+    local = warnings(_load(tmp_path, f'public_base_url = "{url}"'))  # target = "local": the dev case
+    assert [w.key for w in local] == ["publish.public_base_url"] and "local folder" in local[0].message
+    assert warnings(_load(tmp_path, REMOTE + f'public_base_url = "{url}"\nallow_private_urls = true')) == []
+
+
+@pytest.mark.parametrize("url", ["https://shop.kz/media", "http://95.59.1.2/x", "https://cdn.local-shop.kz"])
+def test_a_public_host_is_no_warning(tmp_path: Path, url: str):
+    from pipeline.settings_checks import warnings
+
+    assert warnings(_load(tmp_path, REMOTE + f'public_base_url = "{url}"')) == []
+
+
+@pytest.mark.parametrize(
+    ("publish", "extra", "needle"),
+    [
+        (REMOTE, "", 'publish.target = "ftp"'),
+        ("", "[satu]\nimport_after_publish = true\n", "import_after_publish"),
+        ("check_urls = true\n", "", "check_urls"),
+        (REMOTE + 'public_base_url = "https://shop.kz/my media"\n', "", "holds a space"),
+    ],
+)
+def test_public_base_url_must_be_set_where_satu_fetches_by_it(tmp_path: Path, publish, extra, needle):
+    from pipeline.errors import SettingsError
+
+    with pytest.raises(SettingsError) as info:
+        _load(tmp_path, publish, extra)
+    problems = [p for p in info.value.problems if p.key == "publish.public_base_url"]
+    assert len(problems) == 1 and needle in problems[0].message
+    assert _load(tmp_path, "").publish.public_base_url == ""  # local target, nothing fetched: fine
+
+
+def test_the_warning_is_said_at_the_top_of_every_run(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    path = tmp_path / "s.toml"
+    path.write_text('[publish]\npublic_base_url = "http://192.168.0.2/feed"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--settings", str(path), "lock"])
+    assert "Warning: publish.public_base_url" in r.stderr and "192.168.0.2" in r.stderr
+    path.write_text(
+        '[publish]\npublic_base_url = "http://192.168.0.2/feed"\nallow_private_urls = true\n',
+        encoding="utf-8",
+    )
+    r = CliRunner().invoke(cli, ["--settings", str(path), "lock"])
+    assert "Warning" not in r.stderr

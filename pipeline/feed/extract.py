@@ -24,6 +24,7 @@ from pipeline.feed.rules import (
     Section,
     Skip,
     build_offer,
+    section_url,
 )
 from pipeline.feed.slug import slugify
 from pipeline.stage import StopCheck, never_stop
@@ -66,7 +67,7 @@ def build_tree(
     if fid in tree.sections:
         raise PipelineError(f"[feed] fallback_category_id {fid} is also a section id; choose another")
     slug = slugify(f.fallback_category)
-    url = f.category_url.format(url=f.url.rstrip("/"), slug=slug, id=fid) if f.category_url else ""
+    url = section_url(f.category_url, f.url, slug, fid)
     fallback = Section(fid, None, f.fallback_category, slug, url, (fid,))
     tree.sections[fid] = fallback
     tree.apply_portal_map(portal_map)

@@ -174,7 +174,7 @@ class CategoryTree:
                 broken[cid] = problem
             c = cats[cid]
             path = () if problem else tuple(reversed(chain))
-            url = url_pattern.format(url=base_url.rstrip("/"), slug=slugs[cid], id=cid) if url_pattern else ""
+            url = section_url(url_pattern, base_url, slugs[cid], cid)
             self.sections[cid] = Section(
                 cid,
                 c.parent_id,
@@ -222,6 +222,13 @@ class CategoryTree:
         return sorted((self.sections[i] for i in self.used), key=lambda s: (s.depth, s.id))
 
 
+def section_url(pattern: str, base_url: str, slug: str, section_id: int) -> str:
+    """`[feed] category_url` filled in; nothing when the pattern or the shop's site (`[feed] url`) is empty."""
+    if not pattern or not base_url.strip():
+        return ""
+    return pattern.format(url=base_url.strip().rstrip("/"), slug=slug, id=section_id)
+
+
 @functools.lru_cache(maxsize=8192)
 def fmt_number(value: Decimal | int | float) -> str:
     """`1500.00` → `1500`, `650.50` → `650.5` (plain digits, never an exponent)."""
@@ -264,7 +271,7 @@ class RuleSettings:
     long_name: str = "truncate"
     currency: str = "KZT"
     product_url: str = "{url}/p/{slug}"
-    base_url: str = "https://shop.example.kz"
+    base_url: str = ""  # [feed] url; empty = no offer <url>
     param_release_date: str = "Дата выпуска"
     release_date_format: str = "%d.%m.%Y"
     param_length: str = "Длина"
@@ -415,6 +422,14 @@ def _vendor(product: Product, rs: RuleSettings) -> tuple[str, bool]:
     return "", True
 
 
+def _offer_url(rs: RuleSettings, slug: str, offer_id: str) -> str:
+    """`[feed] product_url` filled in; nothing without the shop's own site (`[feed] url`): a placeholder
+    address must never reach Satu."""
+    if not rs.product_url or not rs.base_url:
+        return ""
+    return rs.product_url.format(url=rs.base_url, slug=slug, id=offer_id)
+
+
 def _section(product: Product, tree: CategoryTree, fallback: Section | None) -> Section | Skip:
     if product.deleted:
         return Skip(DELETED)
@@ -467,7 +482,7 @@ def build_offer(
     return Offer(
         id=offer_id,
         slug=slug,
-        url=rs.product_url.format(url=rs.base_url, slug=slug, id=offer_id) if rs.product_url else "",
+        url=_offer_url(rs, slug, offer_id),
         name=name,
         description=description,
         price=fmt_number(price),
