@@ -417,3 +417,27 @@ def test_the_warning_is_said_at_the_top_of_every_run(tmp_path: Path):
     )
     r = CliRunner().invoke(cli, ["--settings", str(path), "lock"])
     assert "Warning" not in r.stderr
+
+
+@pytest.mark.parametrize(("allowed", "counted"), [(False, 2), (True, 0)])
+def test_pictures_on_private_hosts_are_counted_and_warned(tmp_path: Path, allowed: bool, counted: int):
+    from pipeline.model import Photo
+
+    photos = [
+        Photo(0, "http://127.0.0.1:8765/a.jpg"),
+        Photo(1, "http://192.168.1.5/b.jpg"),
+        Photo(2, "https://img.kz/c.jpg"),
+    ]
+    s = make_settings(tmp_path)
+    journal, result = Journal.from_settings(s), FeedResult()
+    extractor = Extractor(
+        ListSource([product(photos=photos)]), RuleSettings(allow_private_urls=allowed), mapped_tree({}),
+        lambda p: p.file_name, None, result=result, journal=journal, snapshot=io.StringIO(),
+    )  # fmt: skip
+    assert len(next(extractor.offers()).pictures) == 3  # kept: the warning says what to fix
+    extractor.finish()
+    assert result.pictures_private == counted
+    warned = [
+        e for e in journal.search(stage="feed", level="warning") if "loopback/private host" in e.message
+    ]
+    assert len(warned) == (1 if counted else 0)

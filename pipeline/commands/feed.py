@@ -25,6 +25,11 @@ def _print_counts(r: FeedResult) -> None:
             f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
             f"{r.pictures_missing} without a published URL left out; {r.without_photos} offers without any photo"
         )
+    if r.pictures_private:
+        click.echo(
+            f"Pictures on a loopback/private host Satu cannot reach: {r.pictures_private} "
+            "(see [publish] public_base_url, allow_private_urls)"
+        )
     if r.pictures_invalid:
         click.echo(
             f"Photos left out as no usable URL (several joined in one field, or not http(s)): {r.pictures_invalid}"

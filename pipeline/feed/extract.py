@@ -27,6 +27,7 @@ from pipeline.feed.rules import (
     section_url,
 )
 from pipeline.feed.slug import slugify
+from pipeline.feed.urls import private_picture
 from pipeline.stage import StopCheck, never_stop
 
 JOURNAL_SAMPLES = 50  # per skip reason: enough to search for, not a flood
@@ -169,6 +170,8 @@ class Extractor:
         res.without_photos += not r.pictures
         res.vendors_omitted += r.vendor_omitted
         res.links_stripped += r.links_stripped
+        if not self.rules.allow_private_urls:
+            res.pictures_private += sum(private_picture(u) for u in r.pictures)
         for value in r.pictures_invalid:
             res.pictures_invalid += 1
             if res.pictures_invalid <= JOURNAL_SAMPLES:
@@ -210,6 +213,15 @@ class Extractor:
         """Put the skip counts into the result; one journal line per reason beyond the samples."""
         self.result.skip_reasons = dict(sorted(self.skipped.items()))
         self.result.countries_unknown = dict(self.countries.most_common())
+        if self.result.pictures_private:
+            self.journal.event(
+                "feed",
+                f"{self.result.pictures_private} picture URL(s) on a loopback/private host (127.0.0.1, "
+                "192.168.…, localhost, .local): Satu cannot download them; set [publish] public_base_url to "
+                "the public address (or [publish] allow_private_urls = true for a test on this machine)",
+                level="warning",
+                count=self.result.pictures_private,
+            )
         if self.result.links_stripped:
             self.journal.event(
                 "feed",

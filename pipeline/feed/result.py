@@ -21,6 +21,7 @@ class FeedResult(ResultBase):
     skip_reasons: dict[str, int] = field(default_factory=dict)
     pictures_dropped: int = 0
     pictures_missing: int = 0
+    pictures_private: int = 0  # pictures on loopback/private hosts Satu cannot download from
     pictures_invalid: int = 0  # photo values left out: not an http(s) URL, nor a list of them
     vendors_omitted: int = 0  # offers whose brand [feed] vendor left out
     without_photos: int = 0  # offers that go out with no <picture> (Satu documents 1–10)

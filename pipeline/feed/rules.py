@@ -284,6 +284,7 @@ class RuleSettings:
     vendor: str = "emit"  # emit | omit | allowlist
     vendor_allowlist: frozenset[str] = frozenset()  # casefolded brand names
     links: LinkPolicy = LinkPolicy()  # which description links stay
+    allow_private_urls: bool = False  # [publish] allow_private_urls: loopback/private pictures are meant
 
     @classmethod
     def from_settings(cls, settings: Any, vendor_allowlist: frozenset[str] = frozenset()) -> RuleSettings:
@@ -311,6 +312,7 @@ class RuleSettings:
             vendor=f.vendor,
             vendor_allowlist=vendor_allowlist,
             links=LinkPolicy(f.url.strip(), tuple(f.allowed_link_hosts)),
+            allow_private_urls=settings.publish.allow_private_urls,
         )
 
 

@@ -8,6 +8,7 @@ internet, cannot download it. No I/O here (no name resolution: a host is judged 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from urllib.parse import urlsplit
@@ -42,6 +43,21 @@ def split_picture(text: str) -> list[str] | None:
     if parts and all(is_http_url(p) for p in parts):
         return parts
     return None
+
+
+_HOST = re.compile(r"https?://(?:[^/?#@]*@)?(\[[^\]]*\]|[^/?#:]*)", re.I)
+
+
+def private_picture(url: str) -> bool:
+    """`private_url` for the feed's own picture URLs: the host read by a pattern and judged once per
+    host (every picture of every offer passes here)."""
+    m = _HOST.match(url)
+    return m is not None and _private_host_cached(m.group(1))
+
+
+@functools.lru_cache(maxsize=256)
+def _private_host_cached(host: str) -> bool:
+    return private_host(host)
 
 
 def private_host(host: str) -> bool:
