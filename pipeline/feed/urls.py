@@ -37,6 +37,8 @@ def split_picture(text: str) -> list[str] | None:
     """The picture URLs one photo field holds: [the URL] normally; each part of a whitespace-, `;`- or
     `,`-joined list when every part is an http(s) URL; None when it cannot be used as it stands."""
     value = text.strip()
+    if ";" not in value and "," not in value and is_http_url(value):
+        return [value]  # the common case, in two substring tests and one match
     if not joined(value):
         return [value] if is_http_url(value) else None
     parts = [p for p in _LIST_SEPARATOR.split(value) if p]
