@@ -213,6 +213,15 @@ class Extractor:
         """Put the skip counts into the result; one journal line per reason beyond the samples."""
         self.result.skip_reasons = dict(sorted(self.skipped.items()))
         self.result.countries_unknown = dict(self.countries.most_common())
+        self._journal_figures()
+        for reason, n in self.result.skip_reasons.items():
+            if n > self.logged[reason]:
+                self.journal.event(
+                    "feed", f"{n} products left out: {reason}", level=_level(reason), reason=reason, count=n
+                )
+
+    def _journal_figures(self) -> None:
+        """One journal line per figure of what Satu will show differently from the database."""
         if self.result.pictures_private:
             self.journal.event(
                 "feed",
@@ -238,11 +247,6 @@ class Extractor:
                 level="warning",
                 count=n,
             )
-        for reason, n in self.result.skip_reasons.items():
-            if n > self.logged[reason]:
-                self.journal.event(
-                    "feed", f"{n} products left out: {reason}", level=_level(reason), reason=reason, count=n
-                )
 
 
 #: reasons that are the shop's own choice (deleted goods, goods hidden from the site): left out as asked
