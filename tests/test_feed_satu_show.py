@@ -441,3 +441,15 @@ def test_pictures_on_private_hosts_are_counted_and_warned(tmp_path: Path, allowe
         e for e in journal.search(stage="feed", level="warning") if "loopback/private host" in e.message
     ]
     assert len(warned) == (1 if counted else 0)
+
+
+def test_the_groups_file_keeps_only_the_allowed_links_in_section_texts():
+    from pipeline.feed.groups import group_rows
+    from pipeline.feed.rules import Section
+    from pipeline.feed.sanitize import LinkPolicy
+
+    text = '<p><a href="https://rival.kz">Соседи</a> и <a href="https://youtu.be/a">видео</a></p>'
+    section = Section(1, None, "Мебель", "mebel", "", (1,), text_before=text)
+    row = group_rows([section], lambda p: None, LinkPolicy("https://shop.kz"))[0]
+    assert "rival" not in row["HTML_описание_группы"] and "Соседи" in row["HTML_описание_группы"]
+    assert 'href="https://youtu.be/a"' in row["Текст_до_списка"]

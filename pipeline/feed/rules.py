@@ -311,7 +311,7 @@ class RuleSettings:
             in_stock_flag=f.in_stock_flag,
             vendor=f.vendor,
             vendor_allowlist=vendor_allowlist,
-            links=LinkPolicy(f.url.strip(), tuple(f.allowed_link_hosts)),
+            links=LinkPolicy.from_settings(f),
             allow_private_urls=settings.publish.allow_private_urls,
         )
 

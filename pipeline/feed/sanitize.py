@@ -102,6 +102,11 @@ class LinkPolicy:
     shop_url: str = ""
     allowed_hosts: tuple[str, ...] = YOUTUBE_HOSTS
 
+    @classmethod
+    def from_settings(cls, feed: Any) -> LinkPolicy:
+        """The policy of `[feed] url` and `[feed] allowed_link_hosts`."""
+        return cls(feed.url.strip(), tuple(feed.allowed_link_hosts))
+
     @functools.cached_property
     def _hosts(self) -> tuple[str, ...]:
         hosts = {h.strip().lower().rstrip(".") for h in self.allowed_hosts if h.strip()}
