@@ -40,6 +40,7 @@ class RunPaths:
     groups_kind: str
     previous: Path | None = None
     prev_stamp: str | None = None
+    links: Any = None  # the description link policy, for the section texts of the groups file
     #: wall-clock time the run began reading the catalog (the stock watcher's newer records win)
     started: float = field(default_factory=time.time)
 
@@ -92,7 +93,10 @@ def _paths(settings: Any, state: Any, out: Path | str | None) -> RunPaths:
     is_main = out is None or output.resolve() == Path(f.output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     history = History(f.history_dir if is_main else output.parent / "history", output.stem)
-    return RunPaths(output, is_main, history, History.new_stamp(), state, f.groups_file)
+    from pipeline.feed.sanitize import LinkPolicy
+
+    links = LinkPolicy.from_settings(f)
+    return RunPaths(output, is_main, history, History.new_stamp(), state, f.groups_file, links=links)
 
 
 def _variables(settings: Any) -> dict[str, Any]:
