@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, Problem, SettingsError
-from pipeline.fsutil import make_dirs
+from pipeline.fsutil import disk_full, is_disk_full, make_dirs
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
 SUBDIRS = ("processing", "done", "quarantine")
@@ -263,9 +263,7 @@ class Inbox:
         tag = name_hash(path.name)
         side = self.processing / f".name-{tag}"
         if not side.exists():
-            tmp = self.processing / f".name-{tag}.{uuid.uuid4().hex[:8]}.tmp"
-            tmp.write_bytes(os.fsencode(path.name))
-            os.replace(tmp, side)
+            self._write_side(side, path.name)
         target = self.processing / f"{self.owner}~{tag}"
         try:
             os.rename(path, target)
@@ -273,6 +271,20 @@ class Inbox:
             return None
         self._seen.pop(path.name, None)
         return target
+
+    def _write_side(self, side: Path, name: str) -> None:
+        """Write the side file holding a claim's original name (temp name, rename); on a failure the
+        temp file goes again, and a full disk is a DiskFullError naming processing/."""
+        tmp = side.with_name(f"{side.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.write_bytes(os.fsencode(name))
+            os.replace(tmp, side)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if is_disk_full(exc):
+                raise disk_full(exc, self.processing, f"claiming {name}") from None
+            raise
 
     def original_name(self, claim: Path) -> str:
         """The file name a claim had in the inbox (from its side file; a claim of an older version of
@@ -365,21 +377,40 @@ class Inbox:
 
     def finish(self, claim: Path) -> Path:
         """An imported file goes to done/. No fsync: should the move be lost in a crash, the file is
-        imported again and found unchanged (the database, not the folder, keeps exactly-once)."""
-        target = _move_no_clobber(claim, self.done, kept_name(self.original_name(claim)))
+        imported again and found unchanged (the database, not the folder, keeps exactly-once). A full
+        disk is a DiskFullError naming done/ (the claim stays, to be given back)."""
+        name = self.original_name(claim)
+        try:
+            target = _move_no_clobber(claim, self.done, kept_name(name))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(exc, self.done, f"moving {name} to done/") from None
+            raise
         self._forget_name(claim)
         return target
 
     def to_quarantine(self, claim: Path, reason: str) -> Path:
-        """A damaged file goes to quarantine/ next to `<name>.reason.txt`."""
+        """A damaged file goes to quarantine/ next to `<name>.reason.txt`. The reason is written first:
+        when even that does not fit on the disk (DiskFullError naming quarantine/), the file is not
+        moved — never a quarantined file without its reason — and stays claimable once given back."""
         name = self.original_name(claim)
-        target = _move_no_clobber(claim, self.quarantine, kept_name(name))
+        kept = kept_name(name)
+        tmp = self.quarantine / f".{self.owner}-{uuid.uuid4().hex[:8]}.reason.tmp"
+        note = "" if kept == name else f"\n(original file name: {name})"
+        try:
+            try:
+                tmp.write_text(f"{reason}{note}\n", encoding="utf-8")
+                target = _move_no_clobber(claim, self.quarantine, kept)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(exc, self.quarantine, f"quarantining {name}") from None
+                raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.replace(tmp, Path(str(target) + ".reason.txt"))
         self._forget_name(claim)
-        reason_file = Path(str(target) + ".reason.txt")
-        tmp = reason_file.with_name(f".{self.owner}-{uuid.uuid4().hex[:8]}.reason.tmp")
-        note = "" if target.name == name else f"\n(original file name: {name})"
-        tmp.write_text(f"{reason}{note}\n", encoding="utf-8")
-        os.replace(tmp, reason_file)
         _fsync_dir(self.quarantine)
         return target
 

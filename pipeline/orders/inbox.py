@@ -36,7 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import _testing
-from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
+from pipeline.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    DiskFullError,
+    PipelineError,
+    RetryableError,
+    SkipError,
+)
+from pipeline.fsutil import disk_full, is_disk_full
 from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
 from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
@@ -68,12 +76,13 @@ class InboxResult(ResultBase):
     unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
     skipped: bool = False  # the inbox held nothing at all
     stalled: int = 0  # imports the watchdog found stuck (no progress for stall_limit seconds)
+    disk_full: str = ""  # the inbox's disk is full: the pass stopped, every file waits (the message)
     problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
 
     @property
     def ok(self) -> bool:
         """True when every settled file was imported (nothing quarantined, nothing failed, no stop)."""
-        return self.quarantined == 0 and self.failed == 0 and not self.interrupted
+        return self.quarantined == 0 and self.failed == 0 and not self.interrupted and not self.disk_full
 
     @property
     def errors(self) -> list[str]:
@@ -99,6 +108,7 @@ class InboxResult(ResultBase):
         self.interrupted = self.interrupted or other.interrupted
         self.unavailable = self.unavailable or other.unavailable
         self.skipped = self.skipped and other.skipped
+        self.disk_full = self.disk_full or other.disk_full
         self.problems.extend(other.problems)
 
     def summary(self) -> str:
@@ -216,6 +226,8 @@ def _import_claim(
         # A lost race only concerns this order; a shut-down or lost connection concerns every file after.
         return is_race(exc)
     except (PipelineError, OSError) as exc:
+        if is_disk_full(exc):
+            raise  # the whole pass stops (see _work): the claim is given back by _process_claim
         if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
             # The mapping was checked at start, so a refusal now is about this order's data (a value
             # out of range, a constraint of the installer's own): quarantine it rather than retry forever.
@@ -318,6 +330,9 @@ def _work(
             break
         try:
             claim = inbox.claim(path)
+        except DiskFullError as exc:
+            _stop_disk_full(local, exc, path.name, queue, journal)
+            break
         except OSError as exc:  # one file the folder will not move must not block the others
             local.failed += 1
             local.problems.append(f"{path.name}: cannot claim: {exc}")
@@ -327,11 +342,31 @@ def _work(
             continue  # another importer took it
         _testing.reach("inbox.claimed")
         local.scanned += 1
-        if not _process_claim(inbox, claim, sink, settings, journal, local):
+        try:
+            usable = _process_claim(inbox, claim, sink, settings, journal, local)
+        except (DiskFullError, OSError) as exc:  # the claim was given back by _process_claim
+            if not is_disk_full(exc):
+                raise
+            _stop_disk_full(local, disk_full(exc, inbox.root), path.name, queue, journal)
+            break
+        if not usable:
             local.unavailable = True
             queue.clear()
             break
     return local
+
+
+def _stop_disk_full(
+    local: InboxResult, exc: DiskFullError, name: str, queue: deque[Path], journal: Any
+) -> None:
+    """The inbox's disk is full: no file can be claimed, moved or quarantined with its reason. The file
+    in hand is back in the inbox; the pass ends and every file waits — never quarantined for it."""
+    local.failed += 1
+    local.disk_full = str(exc)
+    local.problems.append(f"{name}: not imported, {exc}")
+    text = f"order import paused: {exc}; {name} and {len(queue)} other file(s) wait in the inbox"
+    journal.event(STAGE, text, "error", file=name, folder=exc.folder)
+    queue.clear()
 
 
 def _still_written(claim: Path, taken: Any) -> bool:
@@ -358,7 +393,14 @@ def _pass(
     """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
     returns the files still settling. A stop ends it after the orders being written (each one committed
     or rolled back); no claim is kept."""
-    if not _leftovers(inbox, sinks[0], settings, journal, result, stop):
+    try:
+        usable = _leftovers(inbox, sinks[0], settings, journal, result, stop)
+    except (DiskFullError, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        _stop_disk_full(result, disk_full(exc, inbox.root), "a claimed file", deque(), journal)
+        return []
+    if not usable:
         result.unavailable = True
         return []
     ready: list[Path] = []
@@ -450,7 +492,7 @@ def run(
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
         waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
-        while waiting and time.monotonic() < deadline and not should_stop():
+        while waiting and time.monotonic() < deadline and not should_stop() and not result.disk_full:
             time.sleep(min(0.5, max(0.05, settings.orders.settle_seconds / 4)))
             waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
         result.waiting = len(waiting)
@@ -528,13 +570,15 @@ def watch(
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
                 close_all(sinks)
                 sinks = []
+            if result.disk_full:  # nothing can be written: wait for a person to free space
+                stop_event.wait(rescan_seconds)
             if result.unavailable:  # reconnect on the next pass
                 journal.event(STAGE, "inbox paused: the database became unavailable; reconnecting", "warning")
                 close_all(sinks)
                 sinks = []
             result.waiting = len(waiting)
             total.add(result)
-            if result.scanned or result.recovered:
+            if result.scanned or result.recovered or result.disk_full:
                 journal.event(STAGE, f"inbox pass: {result.summary()}")
                 if on_pass is not None:
                     on_pass(result)
