@@ -31,7 +31,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,79 +45,16 @@ from pipeline.errors import (
 )
 from pipeline.fsutil import disk_full, is_disk_full
 from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
+from pipeline.orders.inbox_result import InboxResult
 from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.orders.sinks import Sink, close_all, open_sinks
 from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks
-from pipeline.stage import ResultBase, StopCheck, never_stop
+from pipeline.stage import StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
 
 STAGE = "orders"
 RESCAN_SECONDS = 10.0
-
-
-@dataclass
-class InboxResult(ResultBase):
-    """Counts of one inbox pass."""
-
-    scanned: int = 0
-    imported: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    invoices: int = 0
-    unmatched_lines: int = 0
-    failed: int = 0  # left in the inbox to retry (database unreachable or busy)
-    waiting: int = 0  # still being written (not settled)
-    recovered: int = 0  # claims of a killed importer taken over
-    seconds: float = 0.0
-    interrupted: bool = False  # a stop was requested: the rest waits in the inbox
-    unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
-    skipped: bool = False  # the inbox held nothing at all
-    stalled: int = 0  # imports the watchdog found stuck (no progress for stall_limit seconds)
-    disk_full: str = ""  # the inbox's disk is full: the pass stopped, every file waits (the message)
-    problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
-
-    @property
-    def ok(self) -> bool:
-        """True when every settled file was imported (nothing quarantined, nothing failed, no stop)."""
-        return self.quarantined == 0 and self.failed == 0 and not self.interrupted and not self.disk_full
-
-    @property
-    def errors(self) -> list[str]:
-        """The problems (the name the CLI and older callers use)."""
-        return self.problems
-
-    def add(self, other: InboxResult) -> None:
-        """Accumulate another pass (used by watch)."""
-        for name in (
-            "scanned",
-            "imported",
-            "updated",
-            "unchanged",
-            "quarantined",
-            "invoices",
-            "unmatched_lines",
-            "failed",
-            "waiting",
-            "recovered",
-            "stalled",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.interrupted = self.interrupted or other.interrupted
-        self.unavailable = self.unavailable or other.unavailable
-        self.skipped = self.skipped and other.skipped
-        self.disk_full = self.disk_full or other.disk_full
-        self.problems.extend(other.problems)
-
-    def summary(self) -> str:
-        """One line for the CLI."""
-        return (
-            f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
-            f"quarantined {self.quarantined}, invoices {self.invoices}, unmatched lines "
-            f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}"
-            + (", stopped on request" if self.interrupted else "")
-        )
 
 
 # --- processing ---------------------------------------------------------------------------------------
@@ -442,6 +378,15 @@ def _pass(
     return waiting
 
 
+def _wake(kick: threading.Event, stop: threading.Event, timeout: float) -> bool:
+    """Wait for a folder event (True) until `timeout` — but a stop ends the wait at once (False)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+        if kick.wait(min(0.2, left)):
+            return True
+    return False
+
+
 def _journal_odd(inbox: Inbox, journal: Any) -> None:
     """Say once per run which entries of the inbox folder are skipped as not order files."""
     for name, kind in sorted(inbox.odd.items()):
@@ -586,7 +531,7 @@ def watch(
             if waiting:
                 timeout = min(timeout, max(0.1, settings.orders.settle_seconds / 2))
             # Events are hints: wake early on one, but only after files had a moment to settle.
-            if kick.wait(timeout) and not stop_event.is_set():
+            if _wake(kick, stop_event, timeout) and not stop_event.is_set():
                 stop_event.wait(min(0.2, max(0.0, settings.orders.settle_seconds)))
     finally:
         observer.stop()
