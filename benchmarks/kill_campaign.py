@@ -173,6 +173,7 @@ class Campaign:
     broken: list[str] = field(default_factory=list)
     broken_photos: list[str] = field(default_factory=list)
     hung_after_sigterm: int = 0
+    sigterm_seconds: list[float] = field(default_factory=list)
     baseline: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -266,7 +267,11 @@ class Campaign:
             svc.close()
 
     def stop(self, proc: subprocess.Popen, sig: int, grace: float = 90) -> str:
-        if proc.poll() is None:
+        """Send `sig` (0: none, the command ends by itself) and wait; SIGKILL after `grace` seconds.
+        How long a SIGTERM took to end the command is kept (`sigterm_seconds`)."""
+        running = proc.poll() is None
+        asked = time.monotonic()
+        if running and sig:
             os.killpg(proc.pid, sig) if sig == signal.SIGKILL else proc.send_signal(sig)
         try:
             out, _ = proc.communicate(timeout=grace)
@@ -274,6 +279,8 @@ class Campaign:
             self.hung_after_sigterm += 1
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
+        if running and sig == signal.SIGTERM:
+            self.sigterm_seconds.append(time.monotonic() - asked)
         return out or ""
 
     # --- checks -------------------------------------------------------------------------------------
@@ -374,16 +381,25 @@ def attack(c: Campaign, command: str, fault: str) -> None:
 # --- the final state --------------------------------------------------------------------------------
 
 
-def _temp_files(work: Path) -> list[str]:
+def _temp_files(work: Path, *, young: bool = False) -> list[str]:
+    """Temp files left in the workspace. A claim's side file without its claim counts once it is older
+    than the minute after which the importer clears it (`young=True`: the younger ones instead)."""
     found = []
+    old = time.time() - 60
     for sub in ("inbox", "feeds", "public", "ftp"):
         for dirpath, _dirs, files in os.walk(work / sub):
             names = set(files)
             for f in files:
-                stale = f.endswith((".tmp", ".uploading", ".tmp.offers", ".part"))
-                orphan_side = f.startswith(".name-") and not any(n.endswith("~" + f[6:]) for n in names)
-                if stale or orphan_side:
-                    found.append(os.path.relpath(os.path.join(dirpath, f), work))
+                path = os.path.join(dirpath, f)
+                side = f.startswith(".name-") and not any(
+                    n.endswith("~" + f[6:].split(".")[0]) for n in names
+                )
+                if side and (os.path.getmtime(path) >= old) != young:
+                    continue
+                if young and not side:
+                    continue
+                if side or f.endswith((".tmp", ".uploading", ".tmp.offers", ".part")):
+                    found.append(os.path.relpath(path, work))
     return sorted(found)
 
 
@@ -439,9 +455,12 @@ def finish(c: Campaign) -> dict[str, Any]:
         "broken_photo_samples": c.broken_photos[:5],
         "leftover_temps": len(_temp_files(c.work)),
         "leftover_samples": _temp_files(c.work)[:5],
+        "young_side_files": len(_temp_files(c.work, young=True)),  # cleared by a pass a minute later
         "final_feeds_match": match,
         "final_run_failures": failures,
         "hung_after_sigterm": c.hung_after_sigterm,
+        "sigterm_to_exit_seconds_max": round(max(c.sigterm_seconds, default=0.0), 2),
+        "done_twice": len([p for p in (box / "done").glob("*.json.*") if p.suffix[1:].isdigit()]),
     }
 
 

@@ -41,7 +41,7 @@ def test_kill_campaign_loses_nothing_and_never_breaks_a_live_feed(tmp_path):
     assert figures["runs"] == len(PLAN)
     assert set(figures["kills_per_command"]) == {c for c, _ in PLAN}
     bad = ("lost", "duplicated", "duplicated_lines", "duplicated_clients", "quarantined_good")
-    bad += ("broken_live_feeds", "broken_photos", "left_in_inbox", "left_claimed")
+    bad += ("broken_live_feeds", "broken_photos", "left_in_inbox", "left_claimed", "done_twice")
     assert {k: figures[k] for k in bad} == dict.fromkeys(bad, 0), figures
     assert figures["leftover_temps"] == 0, figures["leftover_samples"]
     assert figures["final_run_failures"] == [], figures

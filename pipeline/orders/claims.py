@@ -270,6 +270,8 @@ class Inbox:
         except FileNotFoundError:
             return None
         self._seen.pop(path.name, None)
+        if not side.exists():  # cleared as litter by another importer between our check and the rename
+            self._write_side(side, path.name)
         return target
 
     def _write_side(self, side: Path, name: str) -> None:
@@ -353,7 +355,27 @@ class Inbox:
         for owner in dead | self._dead_without_claims():
             with contextlib.suppress(OSError):
                 (self.processing / f".owner-{owner}.lock").unlink()
+        self._clear_stray_names()
         return taken
+
+    def _clear_stray_names(self) -> None:
+        """Remove side files (`.name-<tag>`, and their temp files) that no claim needs any more and that
+        are older than a minute: a kill between writing one and the claim's rename, or between a claim
+        leaving processing/ and its `_forget_name`, leaves them behind; they would pile up for good."""
+        old = time.time() - 60
+        with os.scandir(self.processing) as it:
+            names = [e.name for e in it]
+        claimed = {n.split("~", 1)[1] for n in names if "~" in n and not n.startswith(".")}
+        for name in names:
+            if not name.startswith(".name-"):
+                continue
+            tag = name[len(".name-") :].split(".", 1)[0]
+            if tag in claimed:
+                continue
+            path = self.processing / name
+            with contextlib.suppress(OSError):
+                if path.lstat().st_mtime < old:
+                    path.unlink()
 
     def _dead_without_claims(self) -> set[str]:
         """Owners whose lock is free and older than a minute (killed importers that held no claim):
