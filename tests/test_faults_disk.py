@@ -309,3 +309,24 @@ def test_a_stage_stopped_by_a_full_disk_raises_the_disk_full_alert(demo_env, tmp
 def _no_fault_points():
     yield
     _testing.clear()
+
+
+def test_a_feed_whose_history_is_on_another_disk_is_filed_whole(demo_env, tmp_path):
+    """Found while testing the full disk: a history folder on another file system (a small system disk,
+    history on a big one) broke every feed run after the feed was in place (EXDEV, a traceback)."""
+    from pipeline import feed as feed_stage
+
+    disk_root = tmp_path / "disk"
+    with small_disk(disk_root, "4m"):
+        s = demo_env.replace(
+            feed=replace(demo_env.feed, output=disk_root / "satu.yml", history_dir=tmp_path / "history")
+        )
+        journal, state = Journal.from_settings(s), State.from_settings(s)
+        for _ in range(2):
+            result = feed_stage.run(s, journal=journal, state=state, force=True)
+            assert result.ok, result.problems
+        kept = sorted(p.name for p in (tmp_path / "history").iterdir())
+        assert len([n for n in kept if n.endswith(".yml")]) == 2 and any(
+            n.endswith(".offers.tsv") for n in kept
+        )
+        assert _temps(disk_root) == [] and _temps(tmp_path / "history") == []
