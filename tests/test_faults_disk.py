@@ -330,3 +330,24 @@ def test_a_feed_whose_history_is_on_another_disk_is_filed_whole(demo_env, tmp_pa
             n.endswith(".offers.tsv") for n in kept
         )
         assert _temps(disk_root) == [] and _temps(tmp_path / "history") == []
+
+
+def test_photos_into_a_full_cache_are_not_called_unusable(demo_env, tmp_path):
+    disk_root = tmp_path / "disk"
+    with small_disk(disk_root, "1m") as disk:
+        cache = disk_root / "photos_cache"
+        settings_file = _write_settings(tmp_path, demo_env)
+        text = settings_file.read_text(encoding="utf-8")
+        settings_file.write_text(
+            text.replace(f'cache_dir = "{tmp_path / "photos_cache"}"', f'cache_dir = "{cache}"'),
+            encoding="utf-8",
+        )
+        cache.mkdir()
+        disk.fill()
+        done = _cli(settings_file, "photos")
+        _assert_disk_message(done, cache)
+        assert "unusable" not in done.stdout and "crashed" not in done.stdout + done.stderr, done.stdout
+        assert _temps(cache) == []
+        disk.free()
+        again = _cli(settings_file, "photos")
+        assert again.returncode == 0 and " 0 unusable" in again.stdout, again.stdout + again.stderr
