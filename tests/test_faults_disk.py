@@ -298,6 +298,16 @@ def test_a_stage_stopped_by_a_full_disk_raises_the_disk_full_alert(demo_env, tmp
         alerts = [m for m in messages if m.key == "disk-full"]
         assert len(alerts) == 1 and str(disk_root) in alerts[0].text, messages
         assert not [m for m in messages if m.key == "feed"]  # not "feed rejected": the catalog is fine
+        # The live watcher does not raise: its pass says so, and the service reports the pass.
+        box = disk_root / "inbox"
+        disk.free()
+        write_order(box, satu_order(1241))
+        disk.fill()
+        watched = inbox.run(s.replace(orders=replace(s.orders, inbox=box)), journal=journal, state=state)
+        assert watched.disk_full and not watched.ok, watched
+        report = RunReport("orders", time.time(), results={"inbox.watch": watched})
+        alerts = [m for m in assess(report, settings=s, state=state)[0] if m.key == "disk-full"]
+        assert len(alerts) == 1 and str(box) in alerts[0].text
         disk.free()
         report = RunReport("exchange", time.time())
         report.results["feed"] = feed_stage.run(s, journal=journal, state=state, force=True)
