@@ -271,7 +271,8 @@ def test_a_full_journal_disk_never_stops_the_import(demo_env, tmp_path):
         out = done.stdout + done.stderr
         assert done.returncode == 0 and "imported 1" in done.stdout, out
         assert "Traceback" not in out and "Logging error" not in out, out
-        assert out.count("no space left on the disk of") == 1 and str(logs) in out, out
+        # One warning for the journal file, and one for the log file if its last page is full too.
+        assert 1 <= out.count("no space left on the disk of") <= 2 and str(logs) in out, out
         assert "cannot be used" not in out  # a full disk is not a damaged journal
         disk.free()
         write_order(tmp_path / "inbox", satu_order(1233))
