@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from pipeline.errors import PipelineError, SettingsError
+from pipeline.fsutil import disk_full, is_disk_full
 from pipeline.settings import SETTINGS_ENV, Settings, load
 from pipeline.settings_checks import warnings as settings_warnings
 
@@ -71,6 +72,13 @@ class Group(click.Group):
             ctx.exit(2)
         except PipelineError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            # A full disk is never the program's bug: a message naming the folder, not a traceback
+            # (the stages translate it where they write; this is the net under them).
+            if not is_disk_full(exc):
+                raise
+            click.echo(f"Error: {disk_full(exc)}", err=True)
             ctx.exit(1)
 
 

@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, SettingsError
+from pipeline.errors import DiskFullError, PipelineError, SettingsError
 from pipeline.feed.result import FeedResult
-from pipeline.fsutil import is_stale_temp
+from pipeline.fsutil import disk_guard, is_stale_temp
 from pipeline.progress import Progress
 from pipeline.stage import StopCheck, never_stop
 
@@ -135,20 +135,23 @@ def run(
     portal_map = load_category_map(settings.feed.category_map)  # a broken map is a settings error
     brands = load_vendor_allowlist(settings.feed)
     try:
-        _build(
-            settings,
-            journal,
-            paths,
-            result,
-            (portal_map, brands),
-            dry_run=dry_run,
-            force=force,
-            should_stop=should_stop,
-        )
+        with disk_guard(paths.output.parent, "writing the feed"):
+            _build(
+                settings,
+                journal,
+                paths,
+                result,
+                (portal_map, brands),
+                dry_run=dry_run,
+                force=force,
+                should_stop=should_stop,
+            )
     except Interrupted:
         result.interrupted = True
         journal.event("feed", "feed run stopped on request; the last good feed stays in place")
-    except SettingsError as exc:  # (a missing database file): exit code 2 naming the key, not a data problem
+    except (SettingsError, DiskFullError) as exc:
+        # A missing database file (exit code 2 naming the key) or a full disk (exit 1 naming the folder,
+        # the disk-full alert): not a problem of the catalog, so not a "feed rejected".
         journal.event("feed", f"feed not built: {exc}; the last good feed stays in place", level="error")
         raise
     except PipelineError as exc:

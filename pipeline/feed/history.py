@@ -9,6 +9,7 @@ whatever the catalog size. The guard refuses a run that would remove too many of
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from typing import Any
 from lxml import etree
 
 from pipeline.contracts.feed_offers import FeedOffer
-from pipeline.fsutil import write_atomic
+from pipeline.fsutil import atomic_writer, write_atomic
 
 SAMPLE = 20
 SNAPSHOT_SUFFIX = ".offers.tsv"
@@ -102,11 +103,26 @@ def snapshot_from_feed(feed: Path, dest: Path, available_value: str = "true") ->
         for o in iter_offers(feed)
     ]
     rows.sort(key=lambda r: sort_key(r.id))  # rare path: feeds from elsewhere may be in any order
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(r.line() for r in rows)
-    os.replace(tmp, dest)
+    with atomic_writer(dest, durable=False) as fh:
+        fh.writelines(r.line().encode("utf-8") for r in rows)
     return dest
+
+
+def _copy_whole(src: Path, dest: Path) -> None:
+    """Copy through a temp file: a full disk leaves no half copy of a feed in the history."""
+    with open(src, "rb") as fh, atomic_writer(dest, durable=False) as out:
+        shutil.copyfileobj(fh, out, 1 << 20)
+
+
+def _move(src: Path, dest: Path) -> None:
+    """Rename, or copy and remove when the history folder is on another file system."""
+    try:
+        os.replace(src, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_whole(src, dest)
+        src.unlink()
 
 
 def merge(old: Iterator[SnapRow], new: Iterator[SnapRow]) -> Iterator[tuple[SnapRow | None, SnapRow | None]]:
@@ -237,10 +253,10 @@ class History:
         try:
             os.link(feed, target)  # free: the published file is never modified in place
         except OSError:
-            shutil.copyfile(feed, target)
-        os.replace(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
+            _copy_whole(feed, target)
+        _move(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
         if diff_report is not None and diff_report.exists():
-            os.replace(diff_report, self.path(stamp, ".diff.tsv"))
+            _move(diff_report, self.path(stamp, ".diff.tsv"))
         text = json.dumps(summary, ensure_ascii=False, indent=1, default=str)
         write_atomic(self.path(stamp, ".json"), text.encode("utf-8"), durable=False)
 

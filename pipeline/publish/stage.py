@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.contracts import feed_files
 from pipeline.contracts.photo_urls import PUBLISHED_NS, join_url
-from pipeline.errors import PipelineError, SettingsError
+from pipeline.errors import DiskFullError, PipelineError, SettingsError
 from pipeline.progress import Progress
 from pipeline.publish.session import STAGE, Session
 from pipeline.publish.targets import make_target, target_identity
@@ -241,6 +241,8 @@ def run(
     except PipelineError as exc:
         result.failed += 1
         result.errors.append(str(exc))
+        if isinstance(exc, DiskFullError):
+            result.disk_full = str(exc)
         journal.event(STAGE, f"publish failed: {exc}", "error")
     finally:
         result.retries = session.retried
