@@ -217,6 +217,7 @@ def test_online_tries_the_satu_token_and_the_publish_target(tmp_path, demo_db_te
             settings.read_text().replace("http://127.0.0.1:9/api/v1", sb.url)
             + f'[publish]\ntarget = "ftp"\nhost = "127.0.0.1"\nport = {ftp.port}\nuser = "shop"\n'
             'password_env = "TEST_DOCTOR_FTP"\nremote_dir = "/"\n'
+            'public_base_url = "http://127.0.0.1:8765"\nallow_private_urls = true\n'
         )
         good = doctor(settings, "--online", token="good", env_more={"TEST_DOCTOR_FTP": "pw"})
         bad = doctor(settings, "--online", token="wrong", env_more={"TEST_DOCTOR_FTP": "pw"})
