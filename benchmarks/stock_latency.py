@@ -35,9 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.torgsoft.demo import build_demo_database  # noqa: E402
-
 from pipeline.contracts import feed_offers  # noqa: E402
+from pipeline.devtools.demo_data import build_demo_database  # noqa: E402
 from pipeline.journal import Journal  # noqa: E402
 from pipeline.satu.client import SatuClient  # noqa: E402
 from pipeline.settings import load  # noqa: E402

@@ -110,3 +110,43 @@ def test_a_damaged_journal_never_stops_the_order_import(demo_env: Settings, tmp_
     finally:
         con.close()
     assert (tmp_path / "inbox" / "done").exists() and len(list((tmp_path / "inbox" / "done").iterdir())) == 2
+
+
+def test_a_second_connection_in_another_thread_keeps_the_writes_visible_to_other_processes(tmp_path):
+    """Opening the state file again (a thread's own connection) must not drop this process's SQLite
+    locks: before the fix another process then deleted the WAL still written to and saw no more writes."""
+    import threading
+
+    from pipeline.state import State
+
+    path = tmp_path / "state.sqlite"
+    main = State(path)
+    main.put("t", "n", 0)
+    other = State(path)
+    opened = threading.Thread(target=lambda: other.get("t", "n"))  # its own connection, in its thread
+    opened.start()
+    opened.join()
+    reader = "import sys; from pipeline.state import State; print(State(sys.argv[1]).get('t', 'n'))"
+    for n in (1, 2, 3):
+        main.put("t", "n", n)
+        seen = subprocess.run(
+            [sys.executable, "-c", reader, str(path)], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+        assert seen.stdout.strip() == str(n), seen.stderr
+    main.close()
+    other.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes and symlinks are POSIX")
+def test_an_existing_state_file_is_made_private_and_a_symlink_refused(tmp_path):
+    from pipeline.fsutil import create_private
+
+    existing = tmp_path / "state.sqlite"
+    existing.write_bytes(b"")
+    existing.chmod(0o644)
+    create_private(existing)
+    assert existing.stat().st_mode & 0o777 == 0o600
+    link = tmp_path / "link.sqlite"
+    link.symlink_to(existing)
+    with pytest.raises(OSError):
+        create_private(link)
