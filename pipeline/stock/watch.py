@@ -195,6 +195,11 @@ class StockWatcher:
     def _record(self, state: Any, det: Detection, changes: list[Change], result: StockResult) -> None:
         """Write the record changes and then the detector's memory (the record is the effect)."""
         now = time.time()
+        if not changes:  # an idle tick: no write transaction (and no fsync) but the cursor's
+            if det.mode == "query" and det.cursor is not None:
+                state.put(NAMESPACE, "cursor", det.cursor.isoformat())
+            self.detector.commit(det)
+            return
         with state.atomic():
             feed_offers.put_watched(
                 state,
