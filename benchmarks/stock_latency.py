@@ -9,10 +9,15 @@ One run, everything real and on 127.0.0.1:
   process changes the stock of random goods at random moments (`--changes`); per change, the time
   from its commit until the sandbox holds the new quantity: p50, p95, max; the CPU seconds of an idle
   watcher tick (measured in this process: the embedded engine's work counts); the serve process's RSS
-  at the start and the end of the changes.
+  at the start and the end of the changes;
+- memory over an hour of ticks: the service's watcher loop (`watch_loop`) in a child process, its
+  interval compressed to nothing, for `--idle-ticks` ticks (240 = an hour at 15 s) in each mode, the
+  child's RSS sampled after every tick: `rss_first_mb` (after the first idle tick), `rss_last_mb`,
+  `rss_growth_mb` (top level: the hash mode, which keeps the digests in memory).
 Prints one JSON line.
 
     .venv/bin/python benchmarks/stock_latency.py [--products 2000] [--changes 8] [--stock-seconds 15]
+        [--idle-ticks 240]
 """
 
 from __future__ import annotations
@@ -75,6 +80,34 @@ for _ in range(changes):
 con.close()
 """
 
+# The watcher loop of the service for N ticks with no wait between them, RSS sampled after each tick.
+_TICKER = """
+import json, sys, threading
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipeline.settings import load
+from pipeline.stock import watch
+
+def rss_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+ticks, stop, samples = int(sys.argv[3]), threading.Event(), []
+real_tick = watch.StockWatcher.tick
+
+def tick(self, **kwargs):
+    result = real_tick(self, **kwargs)
+    samples.append(rss_mb())
+    if len(samples) >= ticks:
+        stop.set()
+    return result
+
+watch.StockWatcher.tick = tick
+watch.watch_loop(load(sys.argv[2]), interval=0, stop_event=stop, wake_event=threading.Event())
+print(json.dumps(samples))
+"""
+
 
 def _settings_file(base: Path, url: str, stock_seconds: int, change_query: bool) -> Path:
     path = base / "settings.toml"
@@ -116,9 +149,11 @@ enabled = false
 
 def _run(*args: str, timeout: float = 1800) -> float:
     t0 = time.monotonic()
-    subprocess.run(
-        [sys.executable, "run.py", *args], cwd=ROOT, check=True, timeout=timeout, capture_output=True
+    done = subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, timeout=timeout, capture_output=True, text=True
     )
+    if done.returncode != 0:
+        raise SystemExit(f"run.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return time.monotonic() - t0
 
 
@@ -149,6 +184,28 @@ def _idle_tick_cpu(settings_path: Path) -> float:
         client.close()
         journal.close()
         state.close()
+
+
+def _memory(settings_path: Path, ticks: int) -> dict[str, Any]:
+    """RSS of the watcher loop over `ticks` ticks in a child process (the first tick reads everything:
+    the baseline is the first idle tick after it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TICKER, str(ROOT), str(settings_path), str(max(3, ticks + 1))],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=ticks * 60 + 600,
+    )
+    samples = json.loads(done.stdout.strip().splitlines()[-1])
+    first, last = samples[1], samples[-1]
+    return {
+        "ticks": len(samples) - 1,
+        "rss_first_mb": round(first, 1),
+        "rss_max_mb": round(max(samples[1:]), 1),
+        "rss_last_mb": round(last, 1),
+        "rss_growth_mb": round(last - first, 1),
+    }
 
 
 def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, client: SatuClient) -> dict:
@@ -238,6 +295,7 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=2000)
     ap.add_argument("--changes", type=int, default=8)
     ap.add_argument("--stock-seconds", type=int, default=15)
+    ap.add_argument("--idle-ticks", type=int, default=240, help="ticks of the memory sampling (0 = none)")
     args = ap.parse_args()
     out: dict[str, Any] = {
         "products": args.products,
@@ -274,8 +332,9 @@ def main() -> None:
                 httpx.post(
                     url.rsplit("/api/v1", 1)[0] + "/_sandbox/products",
                     json=products[i : i + 2000],
+                    headers={"X-Sandbox": "1"},
                     timeout=120,
-                )
+                ).raise_for_status()
             _run("--settings", str(path), "push")  # Satu and the record agree
             goods = [int(k) for k, o in offers.items() if o.presence == "available"]
             # baseline: one sale, then the shortest path there was (a partial sync, end to end)
@@ -292,6 +351,8 @@ def main() -> None:
                 path = _settings_file(base, url, args.stock_seconds, change_query=change_query)
                 res = _latencies(path, goods, args.changes, gap, client)
                 res["idle_tick_cpu_s"] = _idle_tick_cpu(path)
+                if args.idle_ticks > 0:
+                    res["memory"] = _memory(path, args.idle_ticks)
                 out[mode] = res
             client.close()
         finally:
@@ -299,6 +360,8 @@ def main() -> None:
     q = out["query"]
     out.update({k: q[k] for k in ("p50_s", "p95_s", "max_s", "idle_tick_cpu_s")})
     out["idle_tick_cpu_s_hash"] = out["hash"]["idle_tick_cpu_s"]
+    if args.idle_ticks > 0:
+        out.update({k: out["hash"]["memory"][k] for k in ("rss_first_mb", "rss_last_mb", "rss_growth_mb")})
     print(json.dumps(out))
 
 
