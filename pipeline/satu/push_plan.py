@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.contracts import feed_offers
 from pipeline.contracts.feed_offers import FeedOffer
 from pipeline.satu.import_gate import ACKED_NS
-from pipeline.satu.offer_state import _same, desired_state, gone_state
+from pipeline.satu.offer_state import _quantity, _same, desired_state, gone_state
 
 FEED_NS = feed_offers.NAMESPACE
 LEFT_NS = feed_offers.LEFT_NAMESPACE
@@ -92,9 +92,11 @@ def _record_pass(
             offer = _offer(raw)
             if offer is None:
                 continue
-            want = desired_state(offer)
-            if sold_out(want) != want_sold_out:
+            # the class first, from the stock alone: the price is parsed only in the offer's own pass
+            presence = offer.presence or "available"
+            if (_quantity(offer.quantity) == 0 or presence != "available") != want_sold_out:
                 continue
+            want = desired_state(offer)
             differs = not _same(acked.get(key), want)
             counts.changed += differs
             if differs or full or key in due:
