@@ -64,7 +64,8 @@ sys.path.insert(0, sys.argv[1])
 from pipeline.settings import load
 from pipeline.torgsoft.connection import connect
 settings = load(sys.argv[2])
-goods, changes, gap = json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+goods = json.loads(open(sys.argv[3], encoding="utf-8").read())  # a file: 100k ids overflow argv
+changes, gap = int(sys.argv[4]), float(sys.argv[5])
 rng = random.Random(sys.argv[6])
 con = connect(settings)
 cur = con.cursor()
@@ -214,6 +215,8 @@ def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, 
     state.delete("stock.watch", "last")  # (the previous mode's) so the wait below sees this serve's jobs
     state.delete("service.jobs", "exchange")
     state.close()
+    goods_file = settings_path.parent / "goods.json"
+    goods_file.write_text(json.dumps(goods), encoding="utf-8")
     serve = subprocess.Popen(
         [sys.executable, "run.py", "--settings", str(settings_path), "serve"],
         cwd=ROOT,
@@ -235,7 +238,7 @@ def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, 
                 _CHANGER,
                 str(ROOT),
                 str(settings_path),
-                json.dumps(goods),
+                str(goods_file),
                 str(changes),
                 str(gap),
                 str(time.time_ns()),  # a seed of its own per mode: not the values the last mode left
