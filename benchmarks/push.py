@@ -60,10 +60,10 @@ settings = build(json.loads(sys.argv[2]), Path(sys.argv[3]))
 state, journal = State.from_settings(settings), Journal.from_settings(settings)
 client = SatuClient(sys.argv[4], sys.argv[5], timeout=60)
 start = status("VmRSS")
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 r = run(settings, journal=journal, state=state, client=client)
-seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "requests": r.requests, "accepted": r.accepted, "changed": r.changed,
+seconds, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"seconds": seconds, "cpu_s": round(cpu, 3), "requests": r.requests, "accepted": r.accepted, "changed": r.changed,
                   "ok": r.ok, "rss_start_mb": start, "peak_rss_mb": status("VmHWM")}))
 """
 
@@ -179,6 +179,7 @@ def main() -> None:
                 "items": n,
                 "push_run": {
                     "seconds": round(push_s, 3),
+                    "cpu_s": pushed["cpu_s"],
                     "requests": pushed["requests"],
                     "items_per_s": round(n / push_s),
                     "rss_start_mb": pushed["rss_start_mb"],

@@ -85,22 +85,26 @@ def _record_pass(
     """The offers of the record (sold-out ones, or the others) that differ, are due in the outbox, or
     are re-asserted."""
     for page in _pages(state, FEED_NS):
-        keys = [k for k, _ in page]
+        mine = [(key, offer) for key, raw in page if (offer := _offer(raw)) is not None]
+        # the class first, from the stock alone: price and acknowledged state are read only in the
+        # offer's own pass
+        mine = [(k, o) for k, o in mine if _is_sold_out(o) == want_sold_out]
+        if not mine:
+            continue
+        keys = [k for k, _ in mine]
         acked = state.get_many(ACKED_NS, keys)
         due = state.outbox_due_keys(OUTBOX_KIND, keys)
-        for key, raw in page:
-            offer = _offer(raw)
-            if offer is None:
-                continue
-            # the class first, from the stock alone: the price is parsed only in the offer's own pass
-            presence = offer.presence or "available"
-            if (_quantity(offer.quantity) == 0 or presence != "available") != want_sold_out:
-                continue
+        for key, offer in mine:
             want = desired_state(offer)
             differs = not _same(acked.get(key), want)
             counts.changed += differs
             if differs or full or key in due:
                 yield key, want
+
+
+def _is_sold_out(offer: FeedOffer) -> bool:
+    """`sold_out` of the offer's desired state, without parsing its price."""
+    return _quantity(offer.quantity) == 0 or (offer.presence or "available") != "available"
 
 
 def _gone_pass(
