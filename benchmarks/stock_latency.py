@@ -9,10 +9,15 @@ One run, everything real and on 127.0.0.1:
   process changes the stock of random goods at random moments (`--changes`); per change, the time
   from its commit until the sandbox holds the new quantity: p50, p95, max; the CPU seconds of an idle
   watcher tick (measured in this process: the embedded engine's work counts); the serve process's RSS
-  at the start and the end of the changes.
+  at the start and the end of the changes;
+- memory over an hour of ticks: the service's watcher loop (`watch_loop`) in a child process, its
+  interval compressed to nothing, for `--idle-ticks` ticks (240 = an hour at 15 s) in each mode, the
+  child's RSS sampled after every tick: `rss_first_mb` (after the first idle tick), `rss_last_mb`,
+  `rss_growth_mb` (top level: the hash mode, which keeps the digests in memory).
 Prints one JSON line.
 
     .venv/bin/python benchmarks/stock_latency.py [--products 2000] [--changes 8] [--stock-seconds 15]
+        [--idle-ticks 240]
 """
 
 from __future__ import annotations
@@ -35,9 +40,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.torgsoft.demo import build_demo_database  # noqa: E402
-
 from pipeline.contracts import feed_offers  # noqa: E402
+from pipeline.devtools.demo_data import build_demo_database  # noqa: E402
 from pipeline.journal import Journal  # noqa: E402
 from pipeline.satu.client import SatuClient  # noqa: E402
 from pipeline.settings import load  # noqa: E402
@@ -60,7 +64,8 @@ sys.path.insert(0, sys.argv[1])
 from pipeline.settings import load
 from pipeline.torgsoft.connection import connect
 settings = load(sys.argv[2])
-goods, changes, gap = json.loads(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+goods = json.loads(open(sys.argv[3], encoding="utf-8").read())  # a file: 100k ids overflow argv
+changes, gap = int(sys.argv[4]), float(sys.argv[5])
 rng = random.Random(sys.argv[6])
 con = connect(settings)
 cur = con.cursor()
@@ -74,6 +79,34 @@ for _ in range(changes):
     con.commit()
     print(json.dumps({"good": str(good), "units": units, "t": time.time()}), flush=True)
 con.close()
+"""
+
+# The watcher loop of the service for N ticks with no wait between them, RSS sampled after each tick.
+_TICKER = """
+import json, sys, threading
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from pipeline.settings import load
+from pipeline.stock import watch
+
+def rss_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+ticks, stop, samples = int(sys.argv[3]), threading.Event(), []
+real_tick = watch.StockWatcher.tick
+
+def tick(self, **kwargs):
+    result = real_tick(self, **kwargs)
+    samples.append(rss_mb())
+    if len(samples) >= ticks:
+        stop.set()
+    return result
+
+watch.StockWatcher.tick = tick
+watch.watch_loop(load(sys.argv[2]), interval=0, stop_event=stop, wake_event=threading.Event())
+print(json.dumps(samples))
 """
 
 
@@ -117,9 +150,11 @@ enabled = false
 
 def _run(*args: str, timeout: float = 1800) -> float:
     t0 = time.monotonic()
-    subprocess.run(
-        [sys.executable, "run.py", *args], cwd=ROOT, check=True, timeout=timeout, capture_output=True
+    done = subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, timeout=timeout, capture_output=True, text=True
     )
+    if done.returncode != 0:
+        raise SystemExit(f"run.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return time.monotonic() - t0
 
 
@@ -152,12 +187,36 @@ def _idle_tick_cpu(settings_path: Path) -> float:
         state.close()
 
 
+def _memory(settings_path: Path, ticks: int) -> dict[str, Any]:
+    """RSS of the watcher loop over `ticks` ticks in a child process (the first tick reads everything:
+    the baseline is the first idle tick after it)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TICKER, str(ROOT), str(settings_path), str(max(3, ticks + 1))],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=ticks * 60 + 600,
+    )
+    samples = json.loads(done.stdout.strip().splitlines()[-1])
+    first, last = samples[1], samples[-1]
+    return {
+        "ticks": len(samples) - 1,
+        "rss_first_mb": round(first, 1),
+        "rss_max_mb": round(max(samples[1:]), 1),
+        "rss_last_mb": round(last, 1),
+        "rss_growth_mb": round(last - first, 1),
+    }
+
+
 def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, client: SatuClient) -> dict:
     """serve + the changer process; per change the seconds until the sandbox shows it."""
     state = State(load(settings_path).journal.state_path)
     state.delete("stock.watch", "last")  # (the previous mode's) so the wait below sees this serve's jobs
     state.delete("service.jobs", "exchange")
     state.close()
+    goods_file = settings_path.parent / "goods.json"
+    goods_file.write_text(json.dumps(goods), encoding="utf-8")
     serve = subprocess.Popen(
         [sys.executable, "run.py", "--settings", str(settings_path), "serve"],
         cwd=ROOT,
@@ -179,7 +238,7 @@ def _latencies(settings_path: Path, goods: list[int], changes: int, gap: float, 
                 _CHANGER,
                 str(ROOT),
                 str(settings_path),
-                json.dumps(goods),
+                str(goods_file),
                 str(changes),
                 str(gap),
                 str(time.time_ns()),  # a seed of its own per mode: not the values the last mode left
@@ -239,6 +298,7 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=2000)
     ap.add_argument("--changes", type=int, default=8)
     ap.add_argument("--stock-seconds", type=int, default=15)
+    ap.add_argument("--idle-ticks", type=int, default=240, help="ticks of the memory sampling (0 = none)")
     args = ap.parse_args()
     out: dict[str, Any] = {
         "products": args.products,
@@ -275,8 +335,9 @@ def main() -> None:
                 httpx.post(
                     url.rsplit("/api/v1", 1)[0] + "/_sandbox/products",
                     json=products[i : i + 2000],
+                    headers={"X-Sandbox": "1"},
                     timeout=120,
-                )
+                ).raise_for_status()
             _run("--settings", str(path), "push")  # Satu and the record agree
             goods = [int(k) for k, o in offers.items() if o.presence == "available"]
             # baseline: one sale, then the shortest path there was (a partial sync, end to end)
@@ -293,6 +354,8 @@ def main() -> None:
                 path = _settings_file(base, url, args.stock_seconds, change_query=change_query)
                 res = _latencies(path, goods, args.changes, gap, client)
                 res["idle_tick_cpu_s"] = _idle_tick_cpu(path)
+                if args.idle_ticks > 0:
+                    res["memory"] = _memory(path, args.idle_ticks)
                 out[mode] = res
             client.close()
         finally:
@@ -300,6 +363,8 @@ def main() -> None:
     q = out["query"]
     out.update({k: q[k] for k in ("p50_s", "p95_s", "max_s", "idle_tick_cpu_s")})
     out["idle_tick_cpu_s_hash"] = out["hash"]["idle_tick_cpu_s"]
+    if args.idle_ticks > 0:
+        out.update({k: out["hash"]["memory"][k] for k in ("rss_first_mb", "rss_last_mb", "rss_growth_mb")})
     print(json.dumps(out))
 
 

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,10 +160,22 @@ def write_atomic(path: Path, data: bytes, *, private: bool = False, durable: boo
 def create_private(path: Path) -> Path:
     """Make sure `path` exists as a 0600 file (its folder 0700 when created here), for files that other
     libraries open themselves (SQLite databases, log files): created with the private mode from the
-    start, so no reader ever finds it readable by others. An existing file is made 0600."""
+    start, so no reader ever finds it readable by others. An existing file is made 0600.
+
+    An existing file is never opened: closing any descriptor of a file drops every POSIX lock this
+    process holds on it, and SQLite's locks are POSIX locks — a second connection opened in another
+    thread would silently unlock the first one's database (another process then takes itself for the
+    only user, deletes the WAL the first connection still writes to, and never sees those writes)."""
     if not path.parent.is_dir():
         make_dirs(path.parent, private=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), PRIVATE_FILE)
+    except FileExistsError:
+        if path.is_symlink():  # as O_NOFOLLOW refuses it for a new file
+            raise OSError(errno.ELOOP, "a symbolic link where a private file belongs", str(path)) from None
+        if os.name == "posix" and stat.S_IMODE(path.stat().st_mode) != PRIVATE_FILE:
+            os.chmod(path, PRIVATE_FILE)
+        return path
     try:
         if os.name == "posix":
             os.fchmod(fd, PRIVATE_FILE)

@@ -195,6 +195,47 @@ class State:
         for key, value in self._con().execute("SELECT key, value FROM kv WHERE ns = ? ORDER BY key", (ns,)):
             yield key, json.loads(value)
 
+    def page(self, ns: str, after: str = "", limit: int = 100) -> list[tuple[str, Any]]:
+        """Up to `limit` (key, value) of a namespace with keys after `after`, in key order. A whole
+        namespace read page by page holds no statement open between pages (an open statement would
+        keep the connection's own writes uncommitted) and no more than a page in memory."""
+        rows = (
+            self._con()
+            .execute(
+                "SELECT key, value FROM kv WHERE ns = ? AND key > ? ORDER BY key LIMIT ?", (ns, after, limit)
+            )
+            .fetchall()
+        )
+        return [(k, json.loads(v)) for k, v in rows]
+
+    def page_missing(self, ns: str, other: str, after: str = "", limit: int = 100) -> list[tuple[str, Any]]:
+        """Like `page`, for the keys of `ns` that namespace `other` does not have."""
+        rows = (
+            self._con()
+            .execute(
+                "SELECT a.key, a.value FROM kv a WHERE a.ns = ? AND a.key > ? AND NOT EXISTS "
+                "(SELECT 1 FROM kv b WHERE b.ns = ? AND b.key = a.key) ORDER BY a.key LIMIT ?",
+                (ns, after, other, limit),
+            )
+            .fetchall()
+        )
+        return [(k, json.loads(v)) for k, v in rows]
+
+    def get_many(self, ns: str, keys: Iterable[str]) -> dict[str, Any]:
+        """The stored values of these keys (keys without one are left out); for a page of keys."""
+        keys = list(keys)
+        found: dict[str, Any] = {}
+        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key, value FROM kv WHERE ns = ? AND key IN ({marks})"
+            found.update((k, json.loads(v)) for k, v in self._con().execute(sql, (ns, *chunk)).fetchall())
+        return found
+
+    def count(self, ns: str) -> int:
+        """How many keys a namespace holds."""
+        return self._con().execute("SELECT COUNT(*) FROM kv WHERE ns = ?", (ns,)).fetchone()[0]
+
     # --- outbox: writes to a remote system that must eventually be accepted -------------------------
 
     @_writes
@@ -217,6 +258,30 @@ class State:
             .fetchall()
         )
         return [(k, json.loads(p), a) for k, p, a in rows]
+
+    def outbox_due_keys(self, kind: str, keys: Iterable[str]) -> set[str]:
+        """Which of these keys have a pending write whose retry time has come (for a page of keys)."""
+        keys = list(keys)
+        due: set[str] = set()
+        now = time.time()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key FROM outbox WHERE kind = ? AND next_try <= ? AND key IN ({marks})"
+            due.update(k for (k,) in self._con().execute(sql, (kind, now, *chunk)).fetchall())
+        return due
+
+    @_writes
+    def outbox_drop_unknown(self, kind: str, namespaces: Iterable[str]) -> int:
+        """Remove the due writes whose key none of these namespaces holds any more; how many."""
+        names = list(namespaces)
+        marks = ",".join("?" * len(names))
+        cur = self._con().execute(
+            "DELETE FROM outbox WHERE kind = ? AND next_try <= ? AND NOT EXISTS "
+            f"(SELECT 1 FROM kv WHERE kv.ns IN ({marks}) AND kv.key = outbox.key)",
+            (kind, time.time(), *names),
+        )
+        return cur.rowcount
 
     @_writes
     def outbox_done(self, kind: str, keys: Iterable[str]) -> None:

@@ -474,3 +474,24 @@ def test_imports_after_publish_are_spaced_by_import_min_hours_unless_products_ar
         off = on.replace(satu=dataclasses.replace(on.satu, import_min_hours=0))
         assert not after_publish(off, journal=journal, state=state, poll=0.05).skipped
         assert len(sandbox.imports()) == 3
+
+
+def test_the_push_holds_a_page_of_offers_not_the_whole_record(env, sandbox: SandboxServer):
+    """Peak memory of a first push (everything in the feed) does not grow with the record: four times
+    the offers, about the same peak (before: every offer's desired state, the plan and its sorted copy)."""
+    import tracemalloc
+
+    settings, journal, state, client = env
+    peaks = []
+    for start, n in ((1, 500), (10_001, 2000)):
+        catalog = _catalog(n, start)
+        state.delete(FEED_NS)
+        _seed(sandbox, state, catalog)
+        tracemalloc.start()
+        try:
+            r = _push(env, full=True)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert r.ok and r.accepted >= n and _matches(sandbox, catalog)
+    assert peaks[1] < peaks[0] * 1.3, peaks

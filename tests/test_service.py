@@ -206,6 +206,39 @@ def test_serve_command_keeps_ticking_through_failing_stages(tmp_path: Path):
     assert list(j.search(stage="service", grep="stopped by SIGINT"))
 
 
+def test_other_processes_see_the_service_state_while_the_stock_watcher_runs(tmp_path: Path):
+    """The stock watcher's own SQLite connections (another thread, same files) must not unlock the
+    service's: before the fix, opening them released the service's POSIX locks, another process took
+    itself for the only user and deleted the WAL, and saw no state write of the service until it
+    exited."""
+    settings = _serve_settings(tmp_path)
+    text = settings.read_text(encoding="utf-8").replace("[schedule]\n", "[schedule]\nstock_seconds = 15\n")
+    settings.write_text(text, encoding="utf-8")  # no database file: every watcher tick fails
+    env = {**_short_env(), "TEST_SERVICE_NO_TOKEN": "a-token"}  # the watcher ticks only with a token
+    proc = subprocess.Popen(
+        _serve(settings), env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    runs: set[str] = set()
+
+    def seen_runs() -> int:
+        job = _state_value(tmp_path / "var", "service.jobs", "exchange")
+        if job:
+            runs.add(job["run_id"])
+        return len(runs)
+
+    try:
+        _wait_for(lambda: seen_runs() >= 4, 60, "four exchange runs seen by another process")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert ", stock every " in out
+    failed = list(Journal(tmp_path / "var" / "journal.sqlite").search(grep="stock watcher tick failed"))
+    assert failed and "torgsoft.database" in failed[0].message
+
+
 def test_serve_skips_a_tick_while_a_manual_run_holds_the_lock(tmp_path: Path):
     settings = _serve_settings(tmp_path)
     marker = tmp_path / "held"

@@ -241,6 +241,50 @@ def test_watcher_pushes_a_sale_a_revaluation_a_sell_out_and_a_restock(
         client.close()
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["by-bucket", "every-good"])
+def test_the_hash_read_folds_goods_into_buckets_and_finds_exactly_the_changed_goods(
+    demo_env, monkeypatch, many
+):
+    from pipeline.stock import detect
+    from pipeline.torgsoft.mapping import Mapping
+
+    if many:  # more changed buckets than MANY_BUCKETS: every good's digest is read again
+        monkeypatch.setattr(detect, "MANY_BUCKETS", 0)
+    t = demo_env.torgsoft
+    detector = detect.ChangeDetector(
+        Mapping(t.mapping_dir), centers=t.accounting_centers, price_center=t.price_center, change_query=False
+    )
+    con = connect(demo_env)
+    try:
+        goods = [
+            int(r[0]) for r in con.cursor().execute("SELECT DISTINCT GOOD_ID FROM GOOD_STOCK").fetchall()
+        ]
+        con.commit()
+        first = detector.detect(con, None)
+        assert first.full and {lv.good_id for lv in first.levels} == set(goods)
+        detector.commit(first)
+        idle = detector.detect(con, None)
+        buckets = {detect._bucket(g) for g in goods}
+        assert (idle.levels, idle.read) == ([], len(buckets))  # one row per bucket, not per good
+        detector.commit(idle)
+        a, b = goods[0], goods[1]  # the same bucket (consecutive ids) …
+        c = max(goods)  # … and another one
+        assert detect._bucket(a) == detect._bucket(b) != detect._bucket(c)
+        _sell_one(demo_env, str(a))
+        _sql(demo_env, "UPDATE GOOD_PRICE SET RETAIL_PRICE = RETAIL_PRICE + 1 WHERE GOOD_ID = ?", b)
+        _sql(demo_env, "UPDATE GOOD_STOCK SET RESERVED_QTY = RESERVED_QTY + 1 WHERE GOOD_ID = ?", c)
+        changed = detector.detect(con, None)
+        assert sorted(lv.good_id for lv in changed.levels) == sorted([a, b, c])
+        detector.commit(changed)
+        again = detector.detect(con, None)
+        assert again.levels == []  # remembered: not found again
+        _sql(demo_env, "UPDATE GOOD_STOCK SET QTY = QTY + 2 WHERE GOOD_ID = ?", a)
+        assert [lv.good_id for lv in detector.detect(con, None).levels] == [a]  # not committed …
+        assert [lv.good_id for lv in detector.detect(con, None).levels] == [a]  # … so found again
+    finally:
+        con.close()
+
+
 def test_a_refused_push_goes_to_the_outbox(demo_env, sandbox, monkeypatch):
     settings, journal, state, client = _setup(demo_env, sandbox, monkeypatch)
     watcher = StockWatcher(settings)

@@ -18,12 +18,15 @@ Rules that keep it safe:
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.contracts import feed_offers
 from pipeline.errors import Problem, RetryableError, SettingsError
+from pipeline.satu import push_plan
 from pipeline.satu.api import MAX_BATCH, import_errors, import_finished
 from pipeline.satu.budget import RequestBudget
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
@@ -151,25 +154,31 @@ def run(
     `client` may be given (tests, benchmarks); otherwise one is made from `[satu]`. Raises
     SatuAuthError when the token is refused (after journaling it); Satu being unreachable is not an
     exception: the unsent items stay queued and `ok` is False. `should_stop` is asked before each batch:
-    a stop ends the run with what was acknowledged saved (the rest is computed afresh next run).
+    a stop ends the run with what was acknowledged saved (the rest is computed afresh next run). What
+    to send is computed page by page as it is sent (`pipeline.satu.push_plan`): bounded memory.
     """
     result = PushResult()
-    desired = _desired_or_skip(settings, journal, state, client)
-    if desired is None:
+    if _skip(settings, journal, state, client):
         result.skipped = True
         return result
-    acked = dict(state.items(ACKED_NS))
     now = time.time()
     result.full = full or _full_due(settings, state, now)
-    ordered = _plan(settings, journal, state, desired, acked, full=full, result=result)
+    counts = push_plan.Counts()
+    items = push_plan.plan(
+        state,
+        full=result.full,
+        mark_gone=_may_mark_gone(settings, journal, state, full, result),
+        counts=counts,
+    )
     own_client = client is None
     client = client or SatuClient.from_settings(settings)
     client.budget = client.budget or RequestBudget.from_settings(settings, state)
     try:
-        aborted = _send_all(client, ordered, state, journal, result, now, should_stop)
+        aborted = _send_all(client, items, state, journal, result, now, should_stop)
     finally:
         if own_client:
             client.close()
+    result.changed, result.gone = counts.changed, counts.gone
     if result.full and not aborted and not result.interrupted:
         state.put(META_NS, "last_full", now)
     result.outbox = state.outbox_count(OUTBOX_KIND)
@@ -187,99 +196,61 @@ def run(
     return result
 
 
-def _desired_or_skip(
-    settings: Any, journal: Any, state: Any, client: SatuClient | None
-) -> dict[str, dict[str, Any]] | None:
-    """What the catalog wants on Satu, or None (journaled) when there is nothing the push can do."""
+def _skip(settings: Any, journal: Any, state: Any, client: SatuClient | None) -> bool:
+    """True (journaled) when there is nothing the push can do."""
     if not settings.satu.push:
         journal.event(STAGE, "API push disabled ([satu] push = false)")
-        return None
+        return True
     if client is None and not settings.secret("satu.token_env", required=False):
         journal.event(
             STAGE,
             f"no Satu API token (environment variable {settings.satu.token_env} is not set); nothing pushed",
             level="warning",
         )
-        return None
-    desired = {k: desired_state(v) for k, v in feed_offers.items(state)}
-    if not desired:
+        return True
+    if not push_plan.has_record(state):
         journal.event(STAGE, "no catalog record yet (run the feed first); nothing pushed", level="warning")
-        return None
-    return desired
+        return True
+    return False
 
 
-def _gone(
-    settings: Any, journal: Any, state: Any, desired: dict, acked: dict, *, full: bool, result: PushResult
-) -> dict:
-    """Offers that left the catalog, to push as not available (none when too many left at once): those
-    Satu acknowledged, and those that left the feed before any push of theirs was acknowledged (Satu
-    imported them with the feed and would keep them on sale)."""
-    gone = {k: gone_state(v) for k, v in acked.items() if k not in desired and not v.get("gone")}
-    for key, offer in feed_offers.left_items(state):
-        if key not in desired and key not in acked:
-            gone[key] = gone_state(desired_state(offer))
-    known = max(len(acked), len(desired) + len(gone))
+def _may_mark_gone(settings: Any, journal: Any, state: Any, full: bool, result: PushResult) -> bool:
+    """Whether the offers that left the catalog are pushed as not available: not when so many left at
+    once that it looks like a broken catalog run (journaled; a `full` push asked for marks them)."""
+    gone, known = push_plan.gone_candidates(state)
     limit = settings.feed.max_drop_percent / 100 * known
-    if gone and len(gone) > limit and known >= 20:
+    if gone and gone > limit and known >= 20:
         journal.event(
             STAGE,
-            f"{len(gone)} of {known} products left the catalog at once; not marking them "
+            f"{gone} of {known} products left the catalog at once; not marking them "
             "unavailable (check the catalog run; `push --full` after a deliberate clean-up)",
             level="error",
-            gone=len(gone),
+            gone=gone,
         )
         if not full:
             result.ok = False
-            return {}
-    return gone
-
-
-def _plan(
-    settings: Any, journal: Any, state: Any, desired: dict, acked: dict, *, full: bool, result: PushResult
-) -> list[tuple[str, dict[str, Any]]]:
-    """Everything to send this run (changes, gone offers, due outbox items, the full re-assertion),
-    sold-out first."""
-    to_send = {key: want for key, want in desired.items() if not _same(acked.get(key), want)}
-    result.changed = len(to_send)
-    gone = _gone(settings, journal, state, desired, acked, full=full, result=result)
-    to_send.update(gone)
-    result.gone = len(gone)
-    # Items that failed before are retried with the catalog's current values.
-    for key, _payload, _attempts in state.outbox_due(OUTBOX_KIND, limit=10**9):
-        if key in desired:
-            to_send.setdefault(key, desired[key])
-        elif key in acked:
-            to_send.setdefault(key, gone_state(acked[key]))
-        else:
-            state.outbox_done(OUTBOX_KIND, [key])
-    if result.full:
-        for key, want in desired.items():
-            to_send.setdefault(key, want)
-        for key, was in acked.items():
-            if key not in desired and was.get("gone"):
-                to_send.setdefault(key, was)
-    return sorted(to_send.items(), key=_sold_out_first)
+            return False
+    return True
 
 
 def _send_all(
     client: SatuClient,
-    ordered: list[tuple[str, dict[str, Any]]],
+    items: Iterator[tuple[str, dict[str, Any]]],
     state: Any,
     journal: Any,
     result: PushResult,
     now: float,
     should_stop: StopCheck,
 ) -> bool:
-    """Send in batches of 100; True when Satu stayed unreachable (the rest is queued)."""
-    for start in range(0, len(ordered), MAX_BATCH):
+    """Send in batches of 100 as the plan yields them; True when Satu stayed unreachable (the rest
+    is queued)."""
+    while batch := list(itertools.islice(items, MAX_BATCH)):
         if should_stop():
             result.interrupted = True
             return False
-        res = send_batch(
-            client, current(state, ordered[start : start + MAX_BATCH]), state, journal, result, now
-        )
+        res = send_batch(client, current(state, batch), state, journal, result, now)
         if res.retryable:
-            queue_unreachable(ordered[start + MAX_BATCH :], res, state, journal, result)
+            queue_unreachable(items, res, state, journal, result)
             error = next(iter(res.errors.values()), "no answer")
             result.problem(
                 f"Satu unreachable at {client.base_url}: {error} — check satu.base_url and the network "
@@ -292,9 +263,10 @@ def _send_all(
 def current(state: Any, batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
     """The batch with each offer's state as the record has it now (gone when it left the record): a long
     push (a full re-assertion under the request budget) never sends what the stock watcher changed since."""
+    records = state.get_many(FEED_NS, [key for key, _ in batch])
     fresh = []
     for key, planned in batch:
-        raw = state.get(FEED_NS, key)
+        raw = records.get(key)
         offer = feed_offers.FeedOffer.from_record(raw) if isinstance(raw, dict) else None
         fresh.append((key, desired_state(offer) if offer is not None else gone_state(planned)))
     return fresh
@@ -343,14 +315,18 @@ def send_batch(
 
 
 def queue_unreachable(
-    rest: list[tuple[str, dict[str, Any]]], res: Any, state: Any, journal: Any, result: PushResult
+    rest: Iterable[tuple[str, dict[str, Any]]], res: Any, state: Any, journal: Any, result: PushResult
 ) -> None:
-    """Satu stayed unreachable through every retry: queue the rest and stop for this run."""
-    with state.atomic():
-        for key, st in rest:
-            state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
-            state.outbox_failed(OUTBOX_KIND, key, "Satu unreachable", base_delay=0)
-    result.unsent = len(res.errors) + len(rest)
+    """Satu stayed unreachable through every retry: queue the rest (a thousand per transaction) and stop
+    for this run."""
+    queued, items = 0, iter(rest)
+    while chunk := list(itertools.islice(items, 1000)):
+        with state.atomic():
+            for key, st in chunk:
+                state.outbox_add(OUTBOX_KIND, key, to_item(key, st))
+                state.outbox_failed(OUTBOX_KIND, key, "Satu unreachable", base_delay=0)
+        queued += len(chunk)
+    result.unsent = len(res.errors) + queued
     journal.event(
         STAGE,
         f"Satu unreachable; {result.unsent} updates queued for the next run",

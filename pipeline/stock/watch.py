@@ -172,29 +172,36 @@ class StockWatcher:
         return result
 
     def _plan(self, state: Any, det: Detection) -> list[Change]:
+        """The changes the candidates make, their records read 500 at a time (never the whole record:
+        a first tick compares every good)."""
         f = self.settings.feed
-        records = feed_offers.read_all(state) if det.full else None
-        hidden_all = dict(state.items(HIDDEN_NS)) if det.full else None
         changes: list[Change] = []
-        for level in det.levels:
-            key = level.offer_id
-            if records is not None and hidden_all is not None:
-                record, raw_hidden = records.get(key), hidden_all.get(key)
-            else:
-                raw = state.get(feed_offers.NAMESPACE, key)
-                record = FeedOffer.from_record(raw) if isinstance(raw, dict) else None
-                raw_hidden = state.get(HIDDEN_NS, key)
-            hidden = FeedOffer.from_record(raw_hidden) if isinstance(raw_hidden, dict) else None
-            change = plan_change(
-                level, record, hidden, zero_stock=f.zero_stock, only_in_stock=f.only_in_stock
-            )
-            if change is not None:
-                changes.append(change)
+        for start in range(0, len(det.levels), 500):
+            chunk = det.levels[start : start + 500]
+            keys = [level.offer_id for level in chunk]
+            records = state.get_many(feed_offers.NAMESPACE, keys)
+            hidden_all = state.get_many(HIDDEN_NS, keys)
+            for level in chunk:
+                raw, raw_hidden = records.get(level.offer_id), hidden_all.get(level.offer_id)
+                change = plan_change(
+                    level,
+                    FeedOffer.from_record(raw) if isinstance(raw, dict) else None,
+                    FeedOffer.from_record(raw_hidden) if isinstance(raw_hidden, dict) else None,
+                    zero_stock=f.zero_stock,
+                    only_in_stock=f.only_in_stock,
+                )
+                if change is not None:
+                    changes.append(change)
         return changes
 
     def _record(self, state: Any, det: Detection, changes: list[Change], result: StockResult) -> None:
         """Write the record changes and then the detector's memory (the record is the effect)."""
         now = time.time()
+        if not changes:  # an idle tick: no write transaction (and no fsync) but the cursor's
+            if det.mode == "query" and det.cursor is not None:
+                state.put(NAMESPACE, "cursor", det.cursor.isoformat())
+            self.detector.commit(det)
+            return
         with state.atomic():
             feed_offers.put_watched(
                 state,
