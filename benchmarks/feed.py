@@ -202,6 +202,9 @@ def run_child(kind: str, base: Path) -> dict:
             raise SystemExit(f"{kind} child failed:\n{proc.stderr[-3000:]}")
         data = json.loads(proc.stdout.strip().splitlines()[-1])
         data["wall_s"] = round(elapsed, 2)
+        # progress on stderr (a 1M run takes long; stdout keeps its one JSON line)
+        load = [round(x, 2) for x in os.getloadavg()]
+        print(f"{kind} {base.name}: {json.dumps(data)} load {load}", file=sys.stderr, flush=True)
         return data
 
 
