@@ -854,6 +854,35 @@ def render_checked(
     return dest, report, bool(full)
 
 
+def test_recording_the_offers_holds_only_what_it_must_not_every_written_id(tmp_path: Path):
+    """The feed's `feed.offers` records of a big catalog are written streamed: what stays in memory while
+    they are written is the ids recorded before (and the few left offers), not every id written."""
+    import tracemalloc
+
+    state = State(tmp_path / "state.sqlite")
+    state.put_many(feed_offers.LEFT_NAMESPACE, [("2", {"price": "1"}), ("nope", {"price": "1"})])
+    state.put_many(feed_offers.NAMESPACE, [("old", feed_offers.FeedOffer("5", 1).record())])
+    n = 60_000
+
+    def offers():
+        for i in range(n):
+            yield f"{i:0>40}" if i > 9 else str(i), feed_offers.FeedOffer("100", 3)
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        feed_offers.replace_all(state, offers())
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_500_000, peak  # 60 000 ids of 40 characters would be ~6 MB
+    ids = [oid for oid, _ in state.items(feed_offers.NAMESPACE)]
+    assert len(ids) == n and "old" not in ids and "2" in ids
+    assert [oid for oid, _ in state.items(feed_offers.LEFT_NAMESPACE)] == ["nope", "old"]
+    state.close()
+
+
 def test_offers_are_checked_while_rendering_with_the_same_verdict(tmp_path: Path):
     cats = [Category(1, None, "Root"), Category(2, 1, "Child")]
     good = [product(good_id=i, name=f"Кресло {i} ]]> &", section_id=2) for i in range(1, 40)]
