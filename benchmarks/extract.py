@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BENCH_DIR = ROOT / "var" / "bench"
 SEED = 1
-DATA_VERSION = 2  # bump when the generator changes in a way that matters here
+DATA_VERSION = 3  # bump when the generator changes in a way that matters here
 
 
 def _paths(size: int) -> tuple[Path, Path, Path]:

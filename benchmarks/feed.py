@@ -52,7 +52,10 @@ def settings_for(base: Path, out_dir: Path):
                 "output": str(out_dir / "feeds" / "satu.yml"),
                 "history_dir": str(out_dir / "feeds" / "history"),
                 "template": str(ROOT / "templates" / "satu.yml.j2"),
+                "url": "https://shop.example.kz",  # (the settings ship none: offers would have no <url>)
             },
+            # a public-looking address, so the feed carries every picture (the settings ship none)
+            "publish": {"public_base_url": "https://img.shop.example.kz"},
         },
         out_dir,
     )

@@ -10,7 +10,8 @@ every `--cron-every` seconds. The round ends when every file is in done/ or quar
 `--round-timeout` seconds (a stall: the watchers are then killed with SIGKILL).
 
 Measured: the longest no-progress gap of the round — the longest time during which files were
-waiting (in the inbox or claimed) and no file finished. The baseline is the same load on ONE watcher
+waiting (in the inbox or claimed) and no file finished — and its distribution over the rounds
+(min, p50, p90, p95, max by nearest rank, and every gap). The baseline is the same load on ONE watcher
 (no cron run), measured in the same invocation.
 
 Prints ONE JSON line.
@@ -210,14 +211,21 @@ def _dump_stacks(procs: list[subprocess.Popen], folder: str) -> None:
             )
 
 
+def _rank(sorted_values: list[float], pct: int) -> float:
+    """The nearest-rank percentile (a value that was measured, never an interpolation)."""
+    n = len(sorted_values)
+    return sorted_values[min(n - 1, max(0, -(-pct * n // 100) - 1))]
+
+
 def _dist(rounds: list[dict]) -> dict:
     gaps = sorted(r["gap"] for r in rounds)
-    p90 = gaps[min(len(gaps) - 1, max(0, -(-9 * len(gaps) // 10) - 1))]  # nearest rank
     return {
         "rounds": len(rounds),
         "gap_min": gaps[0],
+        "gap_p50": _rank(gaps, 50),
         "gap_median": statistics.median(gaps),
-        "gap_p90": p90,
+        "gap_p90": _rank(gaps, 90),
+        "gap_p95": _rank(gaps, 95),
         "gap_max": gaps[-1],
         "gaps": gaps,
         "stalled_rounds": sum(1 for r in rounds if not r["finished"]),

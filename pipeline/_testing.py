@@ -1,13 +1,16 @@
 """The one seam tests use to reach into the program; production code never reads test switches elsewhere.
 
-Two things can be set, in-process by a test or for a child process by starting it through this module
-(`python -m pipeline._testing [--kill-at POINT[#N]] [--minute-seconds S] -- <run.py arguments>`):
+Three things can be set, in-process by a test or for a child process by starting it through this module
+(`python -m pipeline._testing [--kill-at POINT[#N]] [--minute-seconds S] [--progress-seconds S] --
+<run.py arguments>`):
 
 - fault points: production code calls `reach("importer.before_commit")` at the places where a crash
   matters; a test can make the Nth arrival at a point SIGKILL the process (or call any function);
 - the service's clock: `minute_seconds()` is how long one configured "minute" of the schedule lasts
   (60 normally) and `interval_floor_minutes()` the full-exchange floor (10 normally), so a service test
-  runs a schedule in seconds.
+  runs a schedule in seconds;
+- the progress interval: `progress_seconds()` is how often a plain progress line is written when the
+  output is not a terminal (5 s normally), so a test sees periodic lines without waiting.
 
 Nothing here is active unless a test sets it.
 """
@@ -23,6 +26,7 @@ _actions: dict[str, Callable[[], None]] = {}
 _arrivals: dict[str, int] = {}
 _minute_seconds: float = 60.0
 _floor_minutes: float = 10.0
+_progress_seconds: float | None = None
 
 
 def reach(point: str) -> None:
@@ -50,10 +54,11 @@ def kill_at(point: str, nth: int = 1) -> None:
 
 def clear() -> None:
     """Remove every action and restore the real clock."""
-    global _minute_seconds, _floor_minutes
+    global _minute_seconds, _floor_minutes, _progress_seconds
     _actions.clear()
     _arrivals.clear()
     _minute_seconds, _floor_minutes = 60.0, 10.0
+    _progress_seconds = None
 
 
 def set_clock(*, minute_seconds: float, floor_minutes: float = 1.0) -> None:
@@ -72,6 +77,17 @@ def interval_floor_minutes() -> float:
     return _floor_minutes
 
 
+def set_progress_seconds(seconds: float) -> None:
+    """Write a plain progress line every `seconds` (tests only)."""
+    global _progress_seconds
+    _progress_seconds = seconds
+
+
+def progress_seconds(default: float) -> float:
+    """Seconds between plain progress lines (`default` unless a test changed it)."""
+    return default if _progress_seconds is None else _progress_seconds
+
+
 def main(argv: list[str]) -> None:
     """Start the CLI with fault points and the clock set from test arguments (see the module docstring)."""
     # Run as `python -m pipeline._testing` this file is `__main__`; the program imports it as
@@ -79,7 +95,10 @@ def main(argv: list[str]) -> None:
     from pipeline import _testing as seam
 
     args = list(argv)
-    usage = "usage: python -m pipeline._testing [--kill-at POINT[#N]] [--minute-seconds S] -- <run.py args>"
+    usage = (
+        "usage: python -m pipeline._testing [--kill-at POINT[#N]] [--minute-seconds S] "
+        "[--progress-seconds S] -- <run.py args>"
+    )
     while args and args[0] != "--":
         flag = args.pop(0)
         if flag in ("-h", "--help") or not args:
@@ -90,6 +109,8 @@ def main(argv: list[str]) -> None:
             seam.kill_at(point, int(nth or 1))
         elif flag == "--minute-seconds":
             seam.set_clock(minute_seconds=float(value))
+        elif flag == "--progress-seconds":
+            seam.set_progress_seconds(float(value))
         else:
             raise SystemExit(f"unknown test flag {flag}")
     if args:

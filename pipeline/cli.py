@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from pipeline.errors import PipelineError, SettingsError
+from pipeline.fsutil import disk_full, is_disk_full
 from pipeline.settings import SETTINGS_ENV, Settings, load
 from pipeline.settings_checks import warnings as settings_warnings
 
@@ -59,6 +60,9 @@ class Group(click.Group):
     """Turns the project's errors into clear messages and the documented exit codes."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
+        from pipeline import progress
+
+        progress.set_console(True)  # a command run by a person or cron; `serve` and `web` turn it off
         try:
             return super().invoke(ctx)
         except SettingsError as exc:
@@ -68,6 +72,13 @@ class Group(click.Group):
             ctx.exit(2)
         except PipelineError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(1)
+        except OSError as exc:
+            # A full disk is never the program's bug: a message naming the folder, not a traceback
+            # (the stages translate it where they write; this is the net under them).
+            if not is_disk_full(exc):
+                raise
+            click.echo(f"Error: {disk_full(exc)}", err=True)
             ctx.exit(1)
 
 

@@ -46,6 +46,16 @@ class StopError(PipelineError):
     """The job cannot go on safely (e.g. a mass-change guard, an unreachable database): stop it."""
 
 
+class DiskFullError(StopError):
+    """No space left (or the disk quota reached) where the program writes: nothing more can be written
+    there until a person frees space. `folder` is where the write failed; the message says what was kept
+    and the fix. Nothing is lost: the write was undone and the work waits for the next run."""
+
+    def __init__(self, message: str, folder: str = ""):
+        super().__init__(message)
+        self.folder = folder
+
+
 class DatabaseError(PipelineError):
     """A database operation failed; the message says which and why (never contains a password)."""
 
@@ -63,3 +73,7 @@ class AuthError(PipelineError):
 
     Never retried; `notify` raises the credentials alert for it, whichever stage hit it.
     """
+
+
+class InputFileError(PipelineError):
+    """A file the user gave a command (not a setting) is missing, empty or unreadable. Exit code 2."""

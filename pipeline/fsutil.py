@@ -7,15 +7,96 @@ never half. Files that may hold personal data are created 0600 and their folders
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from pipeline.errors import DiskFullError
+
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 PUBLIC_FILE = 0o644
+
+
+_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+_SQLITE_FULL = getattr(sqlite3, "SQLITE_FULL", 13)
+_SQLITE_IOERR = getattr(sqlite3, "SQLITE_IOERR", 10)
+#: below this much free space an SQLite I/O error is taken for a full disk: SQLite cannot grow its
+#: shared-memory index (32 KiB steps) and says "disk I/O error", not SQLITE_FULL
+_SQLITE_ROOM = 1 << 20
+
+
+def free_bytes(folder: Path | str) -> int | None:
+    """Bytes this user may still write in `folder`'s file system (None where it cannot be asked)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):  # (no statvfs on Windows)
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _sqlite_full(exc: sqlite3.Error, folder: Path | str | None) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == _SQLITE_FULL:
+        return True
+    if code is None or code & 0xFF != _SQLITE_IOERR or folder is None:
+        return False
+    room = free_bytes(folder)
+    return room is not None and room < _SQLITE_ROOM
+
+
+def is_disk_full(exc: BaseException, folder: Path | str | None = None) -> bool:
+    """True for "no space left on device" and "disk quota exceeded" (an OSError by its errno, SQLite's
+    SQLITE_FULL, or an SQLite I/O error while `folder`, the database's, has no room left), also when it
+    is the cause behind `exc`."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, DiskFullError):
+            return True
+        if isinstance(cur, OSError) and cur.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(cur, sqlite3.Error) and _sqlite_full(cur, folder):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def disk_full(exc: BaseException, folder: Path | str | None = None, doing: str = "") -> DiskFullError:
+    """The DiskFullError for `exc` (see `is_disk_full`): names the folder (the failing file's, else
+    `folder`), what was being done, and the fix."""
+    if isinstance(exc, DiskFullError):
+        return exc
+    where = folder
+    name = getattr(exc, "filename", None)
+    if name:
+        where = Path(os.fsdecode(name)).parent
+    quota = isinstance(exc, OSError) and exc.errno == getattr(errno, "EDQUOT", -1)
+    what = "the disk quota is used up" if quota else "no space left on the disk"
+    text = f"{what} of {where or 'a folder of the program'}" + (f" while {doing}" if doing else "")
+    fix = (
+        "free space there (or raise this user's disk quota) and run again; what could not be written "
+        "was undone, nothing was lost"
+    )
+    return DiskFullError(f"{text}: {fix}", str(where or ""))
+
+
+@contextlib.contextmanager
+def disk_guard(folder: Path | str | None = None, doing: str = "") -> Iterator[None]:
+    """Turn a full disk (OSError ENOSPC/EDQUOT, SQLITE_FULL) inside the block into a DiskFullError."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except (OSError, sqlite3.Error) as exc:
+        if is_disk_full(exc, folder):
+            raise disk_full(exc, folder, doing) from exc
+        raise
 
 
 def fsync_dir(folder: Path) -> None:
@@ -58,9 +139,11 @@ def atomic_writer(path: Path, *, private: bool = False, durable: bool = True) ->
             if durable:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise disk_full(exc, folder, f"writing {path.name}") from exc
         raise
     if durable:
         fsync_dir(folder)

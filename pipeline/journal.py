@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.fsutil import create_private
+from pipeline.fsutil import create_private, is_disk_full
 from pipeline.state import open_sqlite
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -134,9 +134,28 @@ def one_line(text: str) -> str:
 class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """The log file and every file it rotates into are created 0600 (they name orders and customers)."""
 
+    _said_full = False
+
     def _open(self):  # type: ignore[no-untyped-def]
         create_private(Path(self.baseFilename))
         return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """A full disk: one warning line (not logging's traceback per line); the work goes on."""
+        exc = sys.exc_info()[1]
+        if exc is not None and is_disk_full(exc):
+            if not self._said_full:
+                self._said_full = True
+                print(_full_warning(Path(self.baseFilename)), file=sys.stderr, flush=True)
+            return
+        super().handleError(record)
+
+
+def _full_warning(path: Path) -> str:
+    return (
+        f"Warning: no space left on the disk of {path.parent}: the journal line(s) could not be written "
+        f"to {path}; the work goes on. Free space there"
+    )
 
 
 class Journal:
@@ -148,12 +167,16 @@ class Journal:
         self._local = threading.local()
         self._logger: logging.Logger | None = None
         self.broken = ""  # why the journal file cannot be written (events then go to the log only)
+        self._said_full = False  # a full disk was reported once (events are tried again each time)
         try:
             con = self._con()
             con.executescript(_SCHEMA)
             con.execute("SELECT 1 FROM events LIMIT 1").fetchone()
         except sqlite3.DatabaseError as exc:
-            self._degrade(exc)
+            if is_disk_full(exc, self.path.parent):
+                self._full()
+            else:
+                self._degrade(exc)
         if log_file:
             create_private(Path(log_file))
             logger = logging.getLogger(f"torgsoft_satu.journal.{os.getpid()}.{id(self)}")
@@ -165,6 +188,13 @@ class Journal:
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
             self._logger = logger
+
+    def _full(self) -> None:
+        """The disk of the journal is full: say so once; each later event is tried again (space may be
+        freed), and the work is never stopped by it."""
+        if not self._said_full:
+            self._said_full = True
+            print(_full_warning(self.path), file=sys.stderr, flush=True)
 
     def _degrade(self, exc: BaseException) -> None:
         """The journal file is damaged: say so once (naming it and the way out), then keep working with
@@ -221,7 +251,10 @@ class Journal:
                     row,
                 )
             except sqlite3.DatabaseError as exc:  # the journal never stops the work it records
-                self._degrade(exc)
+                if is_disk_full(exc, self.path.parent):
+                    self._full()
+                else:
+                    self._degrade(exc)
         if self._logger is not None:
             ids = "".join(
                 f" {k}={v}" for k, v in (("order", order_id), ("product", product_id)) if v is not None

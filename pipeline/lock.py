@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline.errors import LockedError
+from pipeline.progress import Progress
 
 # The first byte of the file is the byte that is locked; the holder's description follows it. On
 # Windows a locked byte cannot be read by other processes, so the description must not overlap it.
@@ -47,18 +48,22 @@ class LockInfo:
     command: str
     started: str
 
+    def since(self) -> str:
+        """The start time as `2026-12-02 14:05:01 UTC` (as written when it is not a timestamp)."""
+        try:
+            return datetime.fromisoformat(self.started).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except ValueError:
+            return self.started
+
     def describe(self) -> str:
         """One line for messages: `"serve: full exchange" (pid 123 on host, since 14:05:01 UTC, 3 min)`."""
-        since = self.started
         age = ""
         try:
-            start = datetime.fromisoformat(self.started)
-            since = start.strftime("%Y-%m-%d %H:%M:%S UTC")
-            seconds = (datetime.now(UTC) - start).total_seconds()
+            seconds = (datetime.now(UTC) - datetime.fromisoformat(self.started)).total_seconds()
             age = f", running {_human_seconds(seconds)}"
         except ValueError:
             pass
-        return f'"{self.command}" (pid {self.pid} on {self.host}, since {since}{age})'
+        return f'"{self.command}" (pid {self.pid} on {self.host}, since {self.since()}{age})'
 
 
 def _human_seconds(seconds: float) -> str:
@@ -150,6 +155,47 @@ def _write_info(fh: IO[bytes], info: LockInfo) -> None:
     os.fsync(fh.fileno())
 
 
+def _holder_text(fh: IO[bytes]) -> str:
+    current = _read_info(fh)
+    if current is None:  # (it is writing its description this very moment)
+        return "another process"
+    return f"pid {current.pid} ({current.command!r} on {current.host}) since {current.since()}"
+
+
+def _waiting_line(wait: float | None) -> Any:
+    """The text of a plain progress line of the lock wait: who holds the lock, how long so far."""
+
+    def text(bar: Progress) -> str:
+        if bar.finished:
+            return f"waited {int(bar.elapsed)} s for the run lock"
+        limit = "no limit" if wait is None else f"{wait:g} s"
+        return f"{bar.desc}, {int(bar.elapsed)} s / {limit}"
+
+    return text
+
+
+def _wait_for(fh: IO[bytes], path: Path, what: str, wait: float | None) -> None:
+    """Wait until the lock is ours, showing the wait on the console; LockedError when `wait` runs out."""
+    deadline = None if wait is None else time.monotonic() + max(0.0, wait)
+    total = None if wait is None else int(wait)
+    desc = f"waiting for the run lock held by {_holder_text(fh)}"
+    bar = Progress(total, desc, "s", enabled=wait != 0, line=_waiting_line(wait), announce=True)
+    try:
+        while not _try_lock(fh):
+            if deadline is not None and time.monotonic() >= deadline:
+                current = _read_info(fh)
+                who = current.describe() if current else "another process"
+                waited = f" after waiting {wait:g} s" if wait else ""
+                raise LockedError(
+                    f"cannot start {what!r}: another run holds the lock{waited}: {who}. "
+                    f"Wait for it to finish (or stop it), or retry with a longer wait. Lock file: {path}"
+                )
+            time.sleep(_POLL_SECONDS)
+            bar.update(int(bar.elapsed) - bar.done)  # the bar counts whole seconds waited
+    finally:
+        bar.close()
+
+
 @contextmanager
 def run_lock(settings_or_path: Any, what: str, wait: float | None = 0) -> Iterator[LockInfo]:
     """Hold the run lock while the block runs.
@@ -166,17 +212,8 @@ def run_lock(settings_or_path: Any, what: str, wait: float | None = 0) -> Iterat
         return
     fh = _open(path)
     try:
-        deadline = None if wait is None else time.monotonic() + max(0.0, wait)
-        while not _try_lock(fh):
-            if deadline is not None and time.monotonic() >= deadline:
-                current = _read_info(fh)
-                who = current.describe() if current else "another process"
-                waited = f" after waiting {wait:g} s" if wait else ""
-                raise LockedError(
-                    f"cannot start {what!r}: another run holds the lock{waited}: {who}. "
-                    f"Wait for it to finish (or stop it), or retry with a longer wait. Lock file: {path}"
-                )
-            time.sleep(_POLL_SECONDS)
+        if not _try_lock(fh):
+            _wait_for(fh, path, what, wait)
         info = LockInfo(
             os.getpid(), socket.gethostname(), what, datetime.now(UTC).isoformat(timespec="seconds")
         )

@@ -29,8 +29,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import AuthError, LockedError, RetryableError
+from pipeline.errors import AuthError, DiskFullError, LockedError, RetryableError, SettingsError
 from pipeline.feed import FeedResult
+from pipeline.fsutil import disk_full, is_disk_full
 from pipeline.orders.inbox import InboxResult
 from pipeline.orders.reconcile import ReconcileResult
 from pipeline.satu.push import ImportResult
@@ -289,6 +290,56 @@ def _stall_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[st
     ], set()
 
 
+def _settings_problems(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
+    """A stage the settings stop (a database file that is not there, a key that is wrong): one alert
+    per stage, cleared when that stage runs again. The service keeps going: the file may be on a share
+    that is not mounted yet, and the other stages may not need it."""
+    messages: list[Message] = []
+    cleared: set[str] = set()
+    for stage, o in outs.items():
+        key = f"settings:{stage}"
+        if isinstance(o.error, SettingsError):
+            problems = "\n".join(f"  - {p}" for p in o.error.problems)
+            text = (
+                f"{stage} cannot run: a settings problem.\n{problems}\n"
+                "Fix the settings file (or the missing file); the service keeps trying every run."
+            )
+            messages.append(
+                Message("alert", f"{stage}: settings problem", text, key=key, data={"stage": stage})
+            )
+        elif _ran(o):
+            cleared.add(key)
+    return messages, cleared
+
+
+def _disk_full_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
+    """A stage stopped because a disk was full (raised DiskFullError, or said so in its result): one
+    alert naming the folder, open until a run of those stages writes again."""
+    full = []
+    for stage, o in outs.items():
+        error = o.error
+        if error is not None and is_disk_full(error):
+            text = str(error if isinstance(error, DiskFullError) else disk_full(error))
+        else:
+            text = getattr(o.result, "disk_full", "")
+        if text:
+            full.append((stage, text))
+    if not full:
+        return [], {"disk-full"} if any(_ran(o) for o in outs.values()) else set()
+    stage, text = full[0]
+    return [
+        Message(
+            "alert",
+            "disk full",
+            f"{stage} stopped: {text}\nNothing was lost: the orders wait in the inbox, the last good "
+            "feed stays live. Free space, then the service goes on by itself. "
+            "See: run.py log --level error",
+            key="disk-full",
+            data={"stage": stage, "stages": [s for s, _ in full]},
+        )
+    ], set()
+
+
 def assess(
     report: RunReport, *, settings: Any, state: Any, now: float | None = None
 ) -> tuple[list[Message], set[str]]:
@@ -306,6 +357,8 @@ def assess(
         _unreachable(outs, settings, state),
         _feed_and_import(outs, report.run_id),
         _stall_message(outs),
+        _settings_problems(outs),
+        _disk_full_message(outs),
     ):
         messages += found
         cleared |= done

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.contracts.photo_urls import PUBLISHED_NS
+from pipeline.errors import DiskFullError
 from pipeline.fsutil import write_atomic
 from pipeline.progress import Progress
 from pipeline.settings import Settings
@@ -487,6 +488,8 @@ class _PhotoRun:
 def _chunk_outcomes(fut: cf.Future, chunk: list[_Job]) -> list[dict[str, Any]]:
     try:
         return fut.result()
+    except DiskFullError:
+        raise  # not the photos' fault, and no other photo fits either: the stage stops, naming the folder
     except Exception as exc:  # a worker died (out of memory, killed): retry next run
         reason = f"photo worker crashed: {type(exc).__name__}"
         return [{"file_name": j.file_name, "status": "failed", "reason": reason} for j in chunk]

@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import _testing, sync
-from pipeline.errors import LockedError
+from pipeline.errors import DiskFullError, LockedError, SettingsError
 from pipeline.journal import Journal
 from pipeline.lock import run_lock
 from pipeline.notify import Notifier, RunReport, channels_summary
@@ -314,18 +314,7 @@ class Service:
                 report.results["inbox.watch"] = watched
         self.runs += 1
         self.failed_runs += not report.ok
-        self.state.put(
-            "service.jobs",
-            job.name,
-            {
-                "run_id": report.run_id,
-                "ok": report.ok,
-                "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
-                "seconds": round(report.finished - report.started, 3),
-                "results": {k: v.counts() for k, v in report.results.items()},
-                "errors": {k: f"{type(e).__name__}: {e}" for k, e in report.errors.items()},
-            },
-        )
+        self._record_job(job, report, journal)
         if job.notify:
             try:
                 Notifier(self.settings, journal=journal, state=self.state, echo=self.echo).after_run(report)
@@ -333,6 +322,24 @@ class Service:
                 journal.event("notify", f"notification failed: {type(exc).__name__}: {exc}", "error")
         journal.close()
         return report
+
+    def _record_job(self, job: Job, report: RunReport, journal: Journal) -> None:
+        """How the job went, for the control room; a full state disk must not stop the timer."""
+        try:
+            self.state.put(
+                "service.jobs",
+                job.name,
+                {
+                    "run_id": report.run_id,
+                    "ok": report.ok,
+                    "started": datetime.fromtimestamp(report.started, UTC).isoformat(timespec="seconds"),
+                    "seconds": round(report.finished - report.started, 3),
+                    "results": {k: v.counts() for k, v in report.results.items()},
+                    "errors": {k: f"{type(e).__name__}: {e}" for k, e in report.errors.items()},
+                },
+            )
+        except DiskFullError as exc:
+            journal.event("service", f"{job.name}: its run record was not saved: {exc}", "error")
 
     def _steps(self, job: Job, ctx: StepContext, report: RunReport) -> None:
         journal = ctx.journal
@@ -373,14 +380,12 @@ class Service:
             if outcome.error is not None:
                 journal.event(
                     step.name.split(".")[0],
-                    f"{step.name} failed: {type(outcome.error).__name__}: {outcome.error}",
+                    f"{step.name} failed: {_kind(outcome.error)}: {outcome.error}",
                     "error",
                 )
         if outcome.error is not None:
             report.errors[step.name] = outcome.error
-            self.echo(
-                f"{_clock()} {job.name}/{step.name}: FAILED {type(outcome.error).__name__}: {outcome.error}"
-            )
+            self.echo(f"{_clock()} {job.name}/{step.name}: FAILED {_kind(outcome.error)}: {outcome.error}")
             return
         if outcome.result is not None:
             report.results[step.name] = outcome.result
@@ -489,6 +494,9 @@ class Service:
         `once` 1 when a job failed (so cron can tell)."""
         import schedule
 
+        from pipeline import progress
+
+        progress.set_console(False)  # the service journals events; its log is no place for progress bars
         global _stop_signal
         _stop_signal = None
         self.stop_event.clear()
@@ -561,6 +569,12 @@ class Service:
             for sig, handler in previous:
                 signal.signal(sig, handler)
         return 1 if once and self.failed_runs else 0
+
+
+def _kind(exc: BaseException) -> str:
+    """How a failure is named in the service's lines: a settings problem says so (the fix is the
+    settings file's), anything else by its type."""
+    return "settings problem" if isinstance(exc, SettingsError) else type(exc).__name__
 
 
 def _summary(outcome: StageOutcome) -> str:

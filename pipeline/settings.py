@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Problem, SettingsError
+from pipeline.feed.sanitize import YOUTUBE_HOSTS
 from pipeline.satu.api import CANCELLATION_REASONS
 from pipeline.settings_checks import cross_check
 from pipeline.settings_values import _check, _convert, opt, parse_override
@@ -65,7 +66,9 @@ class FeedSettings:
     template: Path = opt(Path("templates/satu.yml.j2"), "Jinja template of the feed")
     shop_name: str = opt("Demo shop", "shop name (<name>)")
     company: str = opt("Demo company", "company name (<company>)")
-    url: str = opt("https://shop.example.kz", "shop site URL (<url>)")
+    url: str = opt(
+        "", "the shop's own site (<url>, offer and section URLs); empty = no <url> anywhere in the feed"
+    )
     currency: str = opt("KZT", "currency of all prices", choices=("KZT",))
     zero_stock: str = opt(
         "hide", "products with no stock: hide them or show as awaiting", choices=("hide", "awaiting")
@@ -134,6 +137,12 @@ class FeedSettings:
     vendor_allowlist: Path | None = opt(
         None, 'file with the brands to emit (one a line) when vendor = "allowlist"'
     )
+    allowed_link_hosts: list[str] = opt(
+        None,
+        "hosts (subdomains included) whose links stay in descriptions besides the shop's own (feed.url); "
+        "links to any other site are taken out, their text kept (Satu's moderation allows only YouTube)",
+        factory=lambda: list(YOUTUBE_HOSTS),
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,14 @@ class PublishSettings:
     host_key: str = opt("", 'SFTP server host key ("ssh-ed25519 AAAA…"); or use known_hosts')
     known_hosts: Path | None = opt(None, "known_hosts file with the SFTP server's key")
     remote_dir: str = opt("/", "folder on the server that public_base_url serves")
-    public_base_url: str = opt("http://127.0.0.1:8765", "URL at which remote_dir is served")
+    public_base_url: str = opt(
+        "", "URL at which remote_dir (or local_dir) is served; empty = not set yet (no pictures in the feed)"
+    )
+    allow_private_urls: bool = opt(
+        False,
+        "a loopback/private public_base_url (127.0.0.1, 192.168.…, localhost, .local) is meant: no "
+        "warning (tests, the demo; Satu cannot download from such hosts)",
+    )
     delete_orphans: bool = opt(False, "remove published photos no product refers to any more")
     check_urls: bool = opt(False, "before publishing, check that the feed URL and sample photo URLs answer")
     timeout: float = opt(30.0, "network timeout, seconds", min=1)

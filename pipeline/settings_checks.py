@@ -9,10 +9,14 @@ from urllib.parse import urlsplit
 
 from pipeline import _testing
 from pipeline.errors import Problem
+from pipeline.feed.urls import is_http_url, private_url
 from pipeline.satu.api import query_zone
 
 if TYPE_CHECKING:
     from pipeline.settings import Settings
+
+
+REMOTE_TARGETS = ("ftp", "ftps", "sftp")
 
 
 def cross_check(settings: Settings) -> list[Problem]:
@@ -54,14 +58,7 @@ def cross_check(settings: Settings) -> list[Problem]:
                 'set publish.host_key = "ssh-ed25519 AAAA…" or publish.known_hosts',
             )
         )
-    if not p.public_base_url.startswith(("http://", "https://")):
-        problems.append(
-            Problem(
-                "publish.public_base_url",
-                f"{p.public_base_url!r} is not an http(s) URL",
-                "set the URL at which publish.remote_dir is served",
-            )
-        )
+    problems += _public_url_problems(settings)
     floor = f"{_testing.interval_floor_minutes():g}"  # 10, unless a test lowered it
     s = settings.schedule
     for key in ("interval_minutes", "orders_minutes"):
@@ -100,8 +97,43 @@ def cross_check(settings: Settings) -> list[Problem]:
     return problems
 
 
+def _public_url_problems(settings: Settings) -> list[Problem]:
+    """`[publish] public_base_url`: an http(s) URL when set; set when something must reach Satu by it."""
+    p = settings.publish
+    url = p.public_base_url
+    if url and not is_http_url(url):
+        return [
+            Problem(
+                "publish.public_base_url",
+                f"{url!r} is not an http(s) URL (or holds a space)",
+                "set the URL at which publish.remote_dir is served",
+            )
+        ]
+    if url:
+        return []
+    needs = [
+        reason
+        for reason, on in (
+            (f'publish.target = "{p.target}"', p.target in REMOTE_TARGETS),
+            ("satu.import_after_publish = true", settings.satu.import_after_publish),
+            ("publish.check_urls = true", p.check_urls),
+        )
+        if on
+    ]
+    if not needs:
+        return []  # a local folder nobody serves yet: the feed just goes out without pictures
+    return [
+        Problem(
+            "publish.public_base_url",
+            f"is empty while {needs[0]}: Satu gets the feed and its pictures from that URL",
+            "set the public https:// address at which publish.remote_dir is served",
+        )
+    ]
+
+
 def warnings(settings: Settings) -> list[Problem]:
-    """Settings that work but put a secret at risk: said at the top of every run, never fatal."""
+    """Settings that work but put a secret at risk, or a feed Satu cannot use: said at the top of every
+    run, never fatal."""
     out: list[Problem] = []
     for key, value in (
         ("satu.base_url", settings.satu.base_url),
@@ -116,7 +148,29 @@ def warnings(settings: Settings) -> list[Problem]:
                     "use the https:// URL (plain http is meant for a local test server on 127.0.0.1)",
                 )
             )
+    private = _private_public_url(settings)
+    if private is not None:
+        out.append(private)
     return out
+
+
+def _private_public_url(settings: Settings) -> Problem | None:
+    """The feed's pictures (and its own URL) on a host Satu cannot reach, unless that is meant."""
+    p = settings.publish
+    if not p.public_base_url or p.allow_private_urls or not private_url(p.public_base_url):
+        return None
+    where = (
+        f'publish.target = "{p.target}" uploads to a server, but '
+        if p.target in REMOTE_TARGETS
+        else "the local folder is served at "
+    )
+    return Problem(
+        "publish.public_base_url",
+        f"{where}{p.public_base_url}, a loopback/private address: Satu, on the internet, cannot download "
+        "the feed or its pictures from it",
+        "set the public https:// address of the published folder, or publish.allow_private_urls = true "
+        "for a test on this machine",
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -67,6 +67,8 @@ class ResultBase:
     skipped: bool = False
     interrupted: bool = False
     problems: Sequence[str] = ()
+    #: set (to the message) when the stage stopped because a disk was full; notify alerts on it
+    disk_full: str = ""
 
     def counts(self) -> Counts:
         """The run's figures by field name (see the class docstring)."""

@@ -6,17 +6,20 @@ Callers save a cursor or hash only after the effect it records is durable.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.errors import PipelineError
-from pipeline.fsutil import create_private
+from pipeline.fsutil import create_private, disk_full, is_disk_full
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -77,6 +80,22 @@ def damaged_file_message(path: Path, what: str, exc: BaseException) -> str:
     )
 
 
+def _writes(method: F) -> F:
+    """A State method that writes: a full disk becomes a DiskFullError naming the state file (the
+    transaction was rolled back by SQLite, the previous values stay)."""
+
+    @functools.wraps(method)
+    def wrapper(self: State, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, sqlite3.Error) as exc:
+            if is_disk_full(exc, self.path.parent):
+                raise disk_full(exc, self.path.parent, f"writing the state file {self.path}") from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
 class State:
     """Key/value namespaces and an outbox, in one SQLite file shared by all stages."""
 
@@ -87,7 +106,11 @@ class State:
             con = self._con()
             con.executescript(_SCHEMA)
             con.execute("SELECT 1 FROM kv LIMIT 1").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except (OSError, sqlite3.DatabaseError) as exc:
+            if is_disk_full(exc, self.path.parent):
+                raise disk_full(exc, self.path.parent, f"opening the state file {self.path}") from None
+            if isinstance(exc, OSError):
+                raise
             raise StateFileError(damaged_file_message(self.path, "state", exc)) from None
 
     @classmethod
@@ -107,6 +130,7 @@ class State:
         row = self._con().execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (ns, key)).fetchone()
         return json.loads(row[0]) if row else default
 
+    @_writes
     def put(self, ns: str, key: str, value: Any) -> None:
         """Store a JSON-serialisable value (durable when this returns)."""
         self._con().execute(
@@ -126,18 +150,29 @@ class State:
             finally:
                 self._local.depth = depth
             return
-        con.execute("BEGIN IMMEDIATE")
+        self._begin_commit(con, "BEGIN IMMEDIATE")
         self._local.depth = 1
         try:
             yield
         except BaseException:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # (SQLite already rolled back after a full disk)
+                con.execute("ROLLBACK")
             raise
         else:
-            con.execute("COMMIT")
+            self._begin_commit(con, "COMMIT")
         finally:
             self._local.depth = 0
 
+    @_writes
+    def _begin_commit(self, con: sqlite3.Connection, sql: str) -> None:
+        try:
+            con.execute(sql)
+        except sqlite3.OperationalError:
+            if sql == "COMMIT" and con.in_transaction:
+                con.execute("ROLLBACK")
+            raise
+
+    @_writes
     def put_many(self, ns: str, items: Iterable[tuple[str, Any]]) -> None:
         """Store many values in one transaction."""
         now = time.time()
@@ -147,6 +182,7 @@ class State:
                 ((ns, k, json.dumps(v, ensure_ascii=False, default=str), now) for k, v in items),
             )
 
+    @_writes
     def delete(self, ns: str, key: str | None = None) -> None:
         """Delete one key, or the whole namespace when key is None."""
         if key is None:
@@ -161,6 +197,7 @@ class State:
 
     # --- outbox: writes to a remote system that must eventually be accepted -------------------------
 
+    @_writes
     def outbox_add(self, kind: str, key: str, payload: Any) -> None:
         """Queue (or replace) a pending write; the newest payload for a key wins."""
         self._con().execute(
@@ -181,10 +218,12 @@ class State:
         )
         return [(k, json.loads(p), a) for k, p, a in rows]
 
+    @_writes
     def outbox_done(self, kind: str, keys: Iterable[str]) -> None:
         """Remove writes the remote side confirmed."""
         self._con().executemany("DELETE FROM outbox WHERE kind = ? AND key = ?", ((kind, k) for k in keys))
 
+    @_writes
     def outbox_failed(self, kind: str, key: str, error: str, base_delay: float = 60.0) -> None:
         """Record a failed attempt; the next try is delayed exponentially (capped at 6 hours)."""
         con = self._con()

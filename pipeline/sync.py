@@ -98,13 +98,18 @@ class _Run:
         """Run one stage and record its outcome (a stop request skips it instead)."""
         if self.should_stop():
             return self.add(skipped(name, "stop requested: not started"))
-        try:
-            outcome = run_step(name, fn)
-        except SettingsError as exc:
+        outcome = run_step(name, fn)  # (a stage's SettingsError comes back as a FAILED outcome)
+        if isinstance(outcome.error, SettingsError):
             if not self.result.stages or all(s.status is Status.SKIPPED for s in self.result.stages):
-                raise  # nothing done yet: the plain settings report (exit code 2) says it best
+                raise outcome.error  # nothing done yet: the plain settings report (exit code 2) says it best
             # Later stages (e.g. no Satu token for the pushes): keep the report of what already ran.
-            outcome = StageOutcome(name, Status.FAILED, f"settings: {exc}", error=exc)
+            outcome = StageOutcome(
+                name,
+                Status.FAILED,
+                f"settings: {outcome.error}",
+                seconds=outcome.seconds,
+                error=outcome.error,
+            )
         if outcome.status is Status.FAILED:
             self.journal.event(STAGE, f"{name} failed: {outcome.detail}", "error")
         return self.add(outcome)

@@ -31,6 +31,8 @@ def make_settings(base: Path, **sections: dict) -> Settings:
             "template": str(ROOT / "templates" / "satu.yml.j2"),
         },
         "orders": {"inbox": str(base / "inbox")},
+        # the development case: a folder served on this machine (the shipped settings have no such URL)
+        "publish": {"public_base_url": "http://127.0.0.1:8765", "allow_private_urls": True},
         "web": {"enabled": False},  # a service under test serves no page unless the test asks for one
     }
     for name, values in sections.items():

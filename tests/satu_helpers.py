@@ -40,12 +40,13 @@ def offer_xml(
     name: str = "Товар",
     vendor_code: str = "",
 ) -> str:
-    """One <offer> element."""
+    """One <offer> element; out of stock is `available=""`, as the feed writes it (Satu reads "false" as
+    made to order)."""
     pics = "".join(f"<picture>{p}</picture>" for p in pictures)
     q = f"<quantity_in_stock>{qty}</quantity_in_stock>" if qty is not None else ""
     vc = f"<vendorCode>{vendor_code}</vendorCode>" if vendor_code else ""
     return (
-        f'<offer id="{oid}" available="{"true" if available else "false"}" selling_type="r">'
+        f'<offer id="{oid}" available="{"true" if available else ""}" selling_type="r">'
         f"<name>{name} {oid}</name><price>{price}</price><currencyId>KZT</currencyId>"
         f"<categoryId>10</categoryId>{pics}{vc}{q}<description><![CDATA[<p>Описание</p>]]></description></offer>"
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +191,118 @@ def test_sync_without_a_token_says_so(tmp_path, demo_db_template):
     out = r.stdout + r.stderr
     assert "nothing to do" not in out
     assert "TEST_SATU_TOKEN_UNSET" in out and "satu.token_env" in out
+
+
+# --- a missing database: every command that opens it says so, naming the key (exit code 2) -------------
+
+MISSING_DB = "torgsoft.database: "
+
+
+def _no_database(tmp_path: Path) -> Path:
+    from tests.order_factory import satu_order, write_order
+
+    (tmp_path / "inbox").mkdir()
+    write_order(tmp_path / "inbox", satu_order(101))  # so that the import has an order to write
+    return _settings_file(
+        tmp_path,
+        '[torgsoft]\ndatabase = "gone.fdb"\n[satu]\ntoken_env = "TEST_SATU_TOKEN"\n[web]\nenabled = false\n',
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("sync",),
+        ("sync", "--partial"),
+        ("feed",),
+        ("photos",),
+        ("catalog",),
+        ("discover",),
+        ("categories", "list"),
+        ("stock",),
+        ("status", "push"),
+        ("orders", "import"),
+        ("orders", "watch"),
+    ],
+    ids=" ".join,
+)
+def test_every_command_that_opens_a_missing_database_says_so_with_exit_2(tmp_path, command):
+    s = _no_database(tmp_path)
+    r = run_cli(tmp_path, "--settings", str(s), *command, env={"TEST_SATU_TOKEN": "t"})
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Settings problem(s):" in r.stderr, out
+    assert f"  - {MISSING_DB}{tmp_path / 'gone.fdb'} does not exist" in r.stderr, out
+    if command[0] == "orders":  # the order waits in the inbox for the database, never in quarantine
+        assert (tmp_path / "inbox" / "satu-order-101-2026-11-27T100000.json").is_file()
+
+
+def test_the_service_with_a_missing_database_alerts_and_keeps_serving(tmp_path):
+    from tests.test_notify import Receiver
+
+    receiver = Receiver()
+    s = _settings_file(
+        tmp_path,
+        '[torgsoft]\ndatabase = "gone.fdb"\n[satu]\nbase_url = "http://127.0.0.1:9/api/v1"\n'
+        'token_env = "TEST_SATU_TOKEN_UNSET"\nmax_retries = 0\n[publish]\ntarget = "local"\n'
+        f'[notify]\nchannels = ["webhook"]\nwebhook_url = "{receiver.url}/hook"\n'
+        "[schedule]\ninterval_minutes = 1\norders_minutes = 1\nlock_wait_seconds = 0.5\n[web]\nenabled = false\n",
+    )
+    e = {k: v for k, v in os.environ.items() if not k.startswith("TORGSOFT_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline._testing",
+            "--minute-seconds",
+            "1",
+            "--",
+            "--settings",
+            str(s),
+            "serve",
+        ],
+        cwd=tmp_path,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    journal = tmp_path / "var" / "journal.sqlite"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # three exchange runs: it goes on after the first failure
+            if journal.exists() and len(list(Journal(journal).search(grep="exchange: run finished"))) >= 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        receiver.close()
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in out + err
+    assert len(list(Journal(journal).search(grep="exchange: run finished"))) >= 3
+    assert f"exchange/sync: FAILED settings problem: {MISSING_DB}" in out, out
+    failed = list(Journal(journal).search(level="error", grep="settings problem: torgsoft.database"))
+    assert failed, "the failure is journaled"
+    alerts = [b for _, b in receiver.requests if b["kind"] == "alert" and MISSING_DB in b["text"]]
+    # One alert per stage that needs the database (not one per run), naming the file and the key.
+    assert sorted(a["subject"] for a in alerts) == ["status: settings problem", "sync: settings problem"]
+    assert all(str(tmp_path / "gone.fdb") in a["text"] for a in alerts), alerts
+
+
+def test_orders_reconcile_with_a_missing_database_says_so_with_exit_2(tmp_path):
+    from pipeline.devtools.sandbox import SandboxServer
+
+    with SandboxServer(tmp_path / "sandbox") as sb:
+        sb.create_orders(1, seed=5, products=[("1", "ART-000001", "Товар 1", 1000)])  # one to look up
+        s = _settings_file(
+            tmp_path,
+            f'[torgsoft]\ndatabase = "gone.fdb"\n[satu]\nbase_url = "{sb.url}"\ntoken_env = "TEST_SATU_TOKEN"\n'
+            "max_retries = 0\n",
+        )
+        r = run_cli(tmp_path, "--settings", str(s), "orders", "reconcile", env={"TEST_SATU_TOKEN": sb.token})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"  - {MISSING_DB}{tmp_path / 'gone.fdb'} does not exist" in r.stderr

@@ -149,3 +149,29 @@ def test_a_move_to_done_cut_between_link_and_unlink_leaves_one_file(demo_env):
     assert (result.recovered, result.unchanged) == (1, 1), result
     assert sorted(p.name for p in done.iterdir()) == [path.name]
     assert [p for p in (s.orders.inbox / "processing").iterdir() if not p.name.startswith(".")] == []
+
+
+def test_side_files_of_gone_claims_are_cleared(demo_env):
+    """Found by the kill campaign: a kill between writing a claim's name file and the claim's rename
+    (or between a claim leaving processing/ and forgetting its name) left `.name-<hash>` files for good."""
+    import os
+    import time
+
+    from pipeline.orders.claims import name_hash
+
+    s = _settings(demo_env)
+    processing = s.orders.inbox / "processing"
+    processing.mkdir(parents=True, exist_ok=True)
+    stray = processing / f".name-{name_hash('gone.json')}"
+    stray.write_bytes(b"gone.json")
+    half = processing / f".name-{name_hash('half.json')}.0123abcd.tmp"
+    half.write_bytes(b"half.json")
+    young = processing / f".name-{name_hash('starting.json')}"  # an importer about to rename its claim
+    young.write_bytes(b"starting.json")
+    old = time.time() - 3600
+    for p in (stray, half):
+        os.utime(p, (old, old))
+    write_order(s.orders.inbox, satu_order(843))
+    assert _run(s).imported == 1
+    assert not stray.exists() and not half.exists() and young.exists()
+    assert [p.name for p in processing.iterdir() if not p.name.startswith(".owner-")] == [young.name]

@@ -262,7 +262,8 @@ HOSTILE_NAME = "Кресло \"Әсем\" & <Қызыл> 'ұлы' 😀\x07 ңө�
 
 def render_offers(tmp_path: Path, products: list[Product], cats: list[Category]) -> tuple[Path, list]:
     t = CategoryTree(cats, "{url}/c/{slug}", "https://shop.kz")
-    offers = [o for o in (offer_of(p, t=t) for p in products) if isinstance(o, Offer)]
+    rs = RuleSettings(base_url="https://shop.kz")
+    offers = [o for o in (offer_of(p, rs, t=t) for p in products) if isinstance(o, Offer)]
     dest = tmp_path / "feed.yml"
     variables = {
         "date": "2026-11-27 12:00",
@@ -307,7 +308,7 @@ def test_hostile_text_renders_to_a_valid_feed(tmp_path: Path):
         str(i) for i in range(1, 7)
     ]
     assert root.findtext("shop/name") == "Shop & <Co>"
-    assert offer.findtext("url").startswith("https://shop.example.kz/p/kreslo-asem-qyzyl-uly-")
+    assert offer.findtext("url").startswith("https://shop.kz/p/kreslo-asem-qyzyl-uly-")
 
 
 # --- check-feed ----------------------------------------------------------------------------------------------
@@ -828,7 +829,8 @@ def render_checked(
     import pipeline.feed.validate as validate
 
     t = CategoryTree(cats, "{url}/c/{slug}", "https://shop.kz")
-    offers = [o for o in (offer_of(p, t=t) for p in products) if isinstance(o, Offer)]
+    rs = RuleSettings(base_url="https://shop.kz")
+    offers = [o for o in (offer_of(p, rs, t=t) for p in products) if isinstance(o, Offer)]
     path = ROOT / "templates" / "satu.yml.j2"
     if template_text is not None:
         path = tmp_path / "satu.yml.j2"

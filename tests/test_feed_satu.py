@@ -103,13 +103,19 @@ def test_a_section_inherits_its_nearest_mapped_ancestor():
     assert offer(product(section_id=5), t).portal_category_id is None
 
 
-def render(tmp_path: Path, offers: list[Offer], t: CategoryTree, unavailable: str = "") -> etree._Element:
+def render(
+    tmp_path: Path,
+    offers: list[Offer],
+    t: CategoryTree,
+    unavailable: str = "",
+    shop_url: str = "https://shop.kz",
+) -> etree._Element:
     dest = tmp_path / "feed.yml"
     variables = {
         "date": "2026-12-02 12:00",
         "available_value": "true",
         "unavailable_value": unavailable,
-        "shop": {"name": "Shop", "company": "Co", "url": "https://shop.kz", "currency": "KZT"},
+        "shop": {"name": "Shop", "company": "Co", "url": shop_url, "currency": "KZT"},
     }
     template = load_template(ROOT / "templates" / "satu.yml.j2")
     render_feed(template, variables, iter(offers), t.used_sections, dest)

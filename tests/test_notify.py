@@ -406,7 +406,10 @@ def test_feed_rejected_partial_import_quarantine_and_stale_feed(tmp_path):
     msgs, cleared = assess(ok, settings=s, state=state)
     assert msgs == [] and cleared == {
         "auth",
+        "disk-full",  # a run that wrote again ends a disk-full alert
         "import",
+        "settings:sync",
+        "settings:sync.import",
         "stale-feed",
         "unreachable:sync",
         "unreachable:sync.import",
@@ -452,3 +455,20 @@ def test_reconcile_alerts_by_its_result_only_when_it_had_to_fix_something(tmp_pa
     [msg] = assess(RunReport("reconcile", 0, results={"orders.reconcile": fixed}), settings=s, state=state)[0]
     assert msg.kind == "alert" and msg.data["orders"] == [301, 302] and "301, 302" in msg.text
     assert "2 Satu order(s) missed" in msg.subject
+
+
+def test_a_settings_problem_alerts_per_stage_and_resolves_when_the_stage_runs(tmp_path, receiver):
+    from pipeline.errors import Problem, SettingsError
+
+    s = _settings(tmp_path, channels=["webhook"], webhook_url=receiver.url)
+    journal, state = Journal.from_settings(s), State.from_settings(s)
+    n = Notifier(s, journal=journal, state=state, echo=None)
+    missing = SettingsError(
+        Problem("torgsoft.database", "/x/gone.fdb does not exist", "set torgsoft.database")
+    )
+    failing = RunReport("orders", time.time(), errors={"status": missing})
+    assert [m.key for m in n.after_run(failing)] == ["settings:status"]
+    assert n.after_run(failing) == []  # still open: not repeated every run
+    assert "torgsoft.database: /x/gone.fdb does not exist" in receiver.requests[0][1]["text"]
+    n.after_run(RunReport("orders", time.time(), results={"status": FetchResult()}))
+    assert [b["kind"] for _, b in receiver.requests] == ["alert", "resolved"]

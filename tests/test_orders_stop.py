@@ -170,3 +170,22 @@ def test_a_signal_reaches_the_program_and_leaves_the_attachment_alive(demo_env):
     """The engine's client installs SIGINT/SIGTERM handlers at the first attachment; ours must win."""
     done = signal_probe(_write_settings(_settings(demo_env)))
     assert done.returncode == 0 and "received [15]" in done.stdout, done.stdout + done.stderr
+
+
+def test_an_idle_watcher_stops_at_once_on_sigterm(demo_env):
+    """Found by the kill campaign: the idle watcher slept out its rescan interval (10 s) before it saw
+    the stop, so every `systemctl stop` waited that long. The stop now ends the wait."""
+    s = _settings(demo_env)
+    settings_file = _write_settings(s, workers=1)
+    proc = _start(settings_file, "watch")
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    while line and "Watching" not in line:
+        line = proc.stdout.readline()
+    time.sleep(1.0)  # into the idle wait
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    took = time.monotonic() - asked
+    assert proc.returncode == 0, out
+    assert took < 5.0, f"the watcher took {took:.1f} s to stop (its rescan interval is 10 s)"

@@ -138,7 +138,12 @@ def test_retries_are_shown_as_they_happen(env: Settings):
     )
 
 
+def _toml(v: object) -> str:
+    return str(v).lower() if isinstance(v, bool) else f"'{v}'" if isinstance(v, str) else repr(v)
+
+
 def _settings_file(s: Settings, tmp_path: Path, **publish: object) -> Path:
+    publish = {"public_base_url": "http://127.0.0.1:8765", "allow_private_urls": True, **publish}
     j = s.journal
     lines = [
         "[torgsoft]",
@@ -154,7 +159,7 @@ def _settings_file(s: Settings, tmp_path: Path, **publish: object) -> Path:
         "[feed]",
         f"output = '{s.feed.output}'",
         "[publish]",
-        *(f"{k} = {v!r}" if not isinstance(v, str) else f"{k} = '{v}'" for k, v in publish.items()),
+        *(f"{k} = {_toml(v)}" for k, v in publish.items()),
     ]
     path = tmp_path / "settings.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -31,6 +31,8 @@ output = "{b / "feeds" / "satu.yml"}"
 [publish]
 target = "local"
 local_dir = "{b / "public"}"
+public_base_url = "http://127.0.0.1:8765"
+allow_private_urls = true
 [satu]
 push = false
 [journal]

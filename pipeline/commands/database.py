@@ -68,12 +68,13 @@ def discover(app: AppContext, as_json: bool) -> None:
 @pass_app
 def catalog(app: AppContext, as_json: bool) -> None:
     """Read the catalog through the SQL mapping (or TSGoods.trs) and print a summary."""
+    from pipeline.progress import Progress
     from pipeline.torgsoft.catalog import open_catalog
 
     counts: Counter[str] = Counter()
-    with open_catalog(app.settings) as source:
+    with open_catalog(app.settings) as source, Progress(None, "catalog", "product") as bar:
         sections = source.sections()
-        for p in source.products():
+        for p in bar.counted(source.products()):
             counts["products"] += 1
             counts["hidden"] += not p.display_on_site
             counts["deleted"] += p.deleted

@@ -25,6 +25,15 @@ def _print_counts(r: FeedResult) -> None:
             f"Pictures: {r.pictures_dropped} over the limit of 10 dropped, "
             f"{r.pictures_missing} without a published URL left out; {r.without_photos} offers without any photo"
         )
+    if r.pictures_private:
+        click.echo(
+            f"Pictures on a loopback/private host Satu cannot reach: {r.pictures_private} "
+            "(see [publish] public_base_url, allow_private_urls)"
+        )
+    if r.pictures_invalid:
+        click.echo(
+            f"Photos left out as no usable URL (several joined in one field, or not http(s)): {r.pictures_invalid}"
+        )
     if r.names_truncated or r.articles_changed:
         click.echo(
             f"Names cut to {NAME_MAX} chars: {r.names_truncated}; "
@@ -37,6 +46,14 @@ def _print_counts(r: FeedResult) -> None:
         )
     if r.vendors_omitted:
         click.echo(f"Brands left out ([feed] vendor): {r.vendors_omitted} offers without <vendor>")
+    if r.links_stripped:
+        click.echo(
+            f"Description links to other sites taken out (text kept): {r.links_stripped} "
+            "(see [feed] allowed_link_hosts)"
+        )
+    if r.countries_unknown:
+        values = ", ".join(f"{v!r} ({n})" for v, n in list(r.countries_unknown.items())[:10])
+        click.echo(f"Countries not in Satu's dictionary (written unchanged): {values}")
     if r.without_portal_category:
         click.echo(
             f"Without a Satu category: {r.without_portal_category} offers "

@@ -79,7 +79,7 @@ def publish_cmd(app: AppContext, verify: bool, dry_run: bool, force: bool, as_js
         for u in r.unreachable:
             click.echo(f"  ! does not answer: {u}")
         if r.feed_published:  # only a live feed has a URL worth giving to Satu
-            click.echo(f"Feed URL: {r.feed_url}")
+            click.echo(f"Feed URL: {r.feed_url or NO_URL}")
         elif not dry_run:
             click.echo("The feed was not published: the previous one (if any) stays live.")
     if not r.ok:
@@ -110,5 +110,7 @@ def sync_cmd(app: AppContext, partial: bool, dry_run: bool, force: bool, as_json
     if not r.ok:
         raise SystemExit(1)
 
+
+NO_URL = "not set — set [publish] public_base_url to the address that serves the published folder"
 
 COMMANDS = [photos_cmd, publish_cmd, sync_cmd]

@@ -58,6 +58,14 @@ from pipeline.lock import locked
     type=click.FloatRange(0),
     help="seconds that must pass between two import starts (Satu rate-limits them)",
 )
+@click.option(
+    "--availability",
+    type=click.Choice(["satu", "yml"]),
+    default="satu",
+    show_default=True,
+    help='how imports read available=: satu ("false" = made to order, "" = not in stock) or yml '
+    '(anything but "true" = not in stock)',
+)
 @pass_app
 def satu_sandbox(
     app: AppContext,
@@ -70,6 +78,7 @@ def satu_sandbox(
     token: str | None,
     appear_delay: float,
     import_min_gap: float,
+    availability: str,
 ) -> None:
     """Run the local Satu sandbox (a test and demo tool that behaves like the Satu seller API)."""
     from pipeline.devtools.sandbox import SandboxServer, is_loopback_url
@@ -84,6 +93,7 @@ def satu_sandbox(
         token=token or env_token or None,
         appear_delay=appear_delay,
         import_min_gap=import_min_gap,
+        availability=availability,
     )
     if feed_file is not None:
         rec = server.load_feed_file(feed_file)

@@ -21,7 +21,10 @@ from pipeline.cli import AppContext, pass_app
 @pass_app
 def web(app: AppContext, host: str | None, port: int | None) -> None:
     """Serve the local web page: runs, orders, products, quarantine, journal, actions."""
+    from pipeline import progress
     from pipeline.web import start_in_thread
+
+    progress.set_console(False)  # the control room's actions journal their progress; no console bars
 
     try:
         handle = start_in_thread(app.settings, host, port)

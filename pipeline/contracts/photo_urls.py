@@ -43,6 +43,8 @@ class PhotoIndex:
         """The public URL of a photo, or None when it was not (or could not be) published."""
         if photo.is_url:
             return photo.file_name
+        if not self.base_url.strip():  # [publish] public_base_url not set: no address Satu could use
+            return None
         entry = self._entries.get(photo.file_name)
         if not entry or not entry.get("ok") or not entry.get("name"):
             return None
@@ -50,6 +52,8 @@ class PhotoIndex:
 
     def reason(self, photo: Photo) -> str:
         """Why a photo has no URL (for reports)."""
+        if not self.base_url.strip():
+            return "[publish] public_base_url is not set"
         entry = self._entries.get(photo.file_name)
         if entry is None:
             return "not processed yet (run `photos`)"

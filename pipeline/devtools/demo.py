@@ -199,6 +199,7 @@ def demo_settings(settings: Any, servers: LocalServers, sandbox: Any) -> Any:
         password_env=FTP_PASSWORD_ENV,
         remote_dir="/",
         public_base_url=servers.http_url,
+        allow_private_urls=True,  # the demo's "public" server is on 127.0.0.1, and that is meant
         key_file=None,
         timeout=15,
         retries=2,

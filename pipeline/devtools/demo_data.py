@@ -3,7 +3,8 @@
 `generate(con, photo_dir, products=N, seed=S)` fills an empty reference database. The same seed
 gives the same rows and the same image files. Rows are bulk-loaded with EXECUTE BLOCK batches (about
 ten times faster than executemany on Firebird). Images come from a small shared pool (a few hundred
-files), so a 100k-product database stays small and quick to build.
+files), so a 100k-product database stays small and quick to build. Every 25th good is a model
+whose next goods are its variants (sizes, colours or both; see `variant_of`).
 
 The demo's own statements (what a shop manager does to an imported order, the report's counts) live
 in demo_queries/, apart from the production query folder; `demo_mapping` loads them.
@@ -18,6 +19,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pipeline.progress import Progress
 
 if TYPE_CHECKING:
     from pipeline.torgsoft.mapping import Mapping
@@ -129,6 +132,26 @@ CHARACTERISTICS = [
     (6, "Көлемі / Объём", "л", 1),
     (7, "Жасы / Возраст", "жас", 0),
 ]
+
+
+# Variant groups (Satu's group_id): every GROUP_EVERY goods, a model good and the goods after it are
+# one product in several sizes, colours or both. They share the model's section and name and differ
+# in the param they vary by, as Satu requires (variants of one group must differ in a <param>).
+GROUP_EVERY = 25
+SIZE, COLOR = 3, 2  # CHARACTERISTICS ids of "Размер" and "Түсі / Цвет"
+VARIANT_KINDS: list[list[dict[int, str]]] = [
+    [{SIZE: v} for v in ("S", "M", "L", "XL")],
+    [{COLOR: v} for v in ("қара", "ақ", "көк")],
+    [{SIZE: sz, COLOR: c} for sz in ("M", "L") for c in ("қара", "ақ")],
+]
+
+
+def variant_of(good_id: int) -> tuple[int, dict[int, str]] | None:
+    """(model good id, the characteristics this variant has) for a good in a variant group, else None."""
+    head = good_id - (good_id - 1) % GROUP_EVERY
+    kind = VARIANT_KINDS[(head // GROUP_EVERY) % len(VARIANT_KINDS)]
+    offset = good_id - head
+    return (head, kind[offset]) if offset < len(kind) else None
 
 
 @dataclass
@@ -303,6 +326,50 @@ def section_depths(rows: list[tuple]) -> dict[int, int]:
     return depths
 
 
+def _pool_image(rng: random.Random, photo_dir: Path, i: int) -> str:
+    """Write demo image number `i` of the pool (a few large, PNG, CMYK and EXIF-rotated ones); its name."""
+    from PIL import Image, ImageDraw
+
+    large_every = 25
+    big = i % large_every == 3
+    w, h = (3200, 2400) if big else (rng.randint(400, 1400), rng.randint(400, 1400))
+    color = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
+    img = Image.new("RGB", (w, h), color)
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = rng.randint(0, w - 2), rng.randint(0, h - 2)
+        draw.rectangle(
+            [x0, y0, min(w - 1, x0 + w // 3), min(h - 1, y0 + h // 3)],
+            fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)),
+        )
+    draw.text((10, 10), f"demo {i}", fill=(255, 255, 255))
+    kind = i % 10
+    if kind == 7:  # PNG with alpha
+        name = f"pool/img_{i:04d}.png"
+        img.putalpha(200)
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, "PNG")
+    elif kind == 8:  # CMYK JPEG
+        name = f"pool/img_{i:04d}.jpg"
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.convert("CMYK").save(path, "JPEG", quality=80)
+    elif kind == 9:  # EXIF orientation: stored rotated, tagged to be turned upright
+        name = f"pool/img_{i:04d}.jpg"
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        img.rotate(90, expand=True).save(path, "JPEG", quality=80, exif=exif.tobytes())
+    else:
+        name = f"pool/img_{i:04d}.jpg"
+        path = photo_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path, "JPEG", quality=80)
+    return name
+
+
 def _image_pool(rng: random.Random, photo_dir: Path, size: int) -> list[str]:
     """Write the shared pool of demo images; returns the usable file names (corrupt ones included)."""
     from PIL import Image, ImageDraw
@@ -310,45 +377,9 @@ def _image_pool(rng: random.Random, photo_dir: Path, size: int) -> list[str]:
     photo_dir.mkdir(parents=True, exist_ok=True)
     (photo_dir / "sections").mkdir(exist_ok=True)
     names: list[str] = []
-    large_every = 25
-    for i in range(size):
-        big = i % large_every == 3
-        w, h = (3200, 2400) if big else (rng.randint(400, 1400), rng.randint(400, 1400))
-        color = (rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255))
-        img = Image.new("RGB", (w, h), color)
-        draw = ImageDraw.Draw(img)
-        for _ in range(6):
-            x0, y0 = rng.randint(0, w - 2), rng.randint(0, h - 2)
-            draw.rectangle(
-                [x0, y0, min(w - 1, x0 + w // 3), min(h - 1, y0 + h // 3)],
-                fill=(rng.randint(0, 255), rng.randint(0, 255), rng.randint(0, 255)),
-            )
-        draw.text((10, 10), f"demo {i}", fill=(255, 255, 255))
-        kind = i % 10
-        if kind == 7:  # PNG with alpha
-            name = f"pool/img_{i:04d}.png"
-            img.putalpha(200)
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.save(path, "PNG")
-        elif kind == 8:  # CMYK JPEG
-            name = f"pool/img_{i:04d}.jpg"
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.convert("CMYK").save(path, "JPEG", quality=80)
-        elif kind == 9:  # EXIF orientation: stored rotated, tagged to be turned upright
-            name = f"pool/img_{i:04d}.jpg"
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            exif = Image.Exif()
-            exif[0x0112] = 6
-            img.rotate(90, expand=True).save(path, "JPEG", quality=80, exif=exif.tobytes())
-        else:
-            name = f"pool/img_{i:04d}.jpg"
-            path = photo_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            img.save(path, "JPEG", quality=80)
-        names.append(name)
+    with Progress(size, "demo images", "image") as bar:
+        for i in bar.counted(range(size)):
+            names.append(_pool_image(rng, photo_dir, i))
     # Two broken files, as real photo folders have: a truncated JPEG and a text file named .jpg.
     good = (photo_dir / names[0]).read_bytes()
     (photo_dir / "pool/corrupt_truncated.jpg").write_bytes(good[: len(good) // 3])
@@ -384,9 +415,14 @@ def _description(rng: random.Random, name: str) -> str:
 def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) -> Iterator[dict[str, Any]]:
     usable = [p for p in pool if "corrupt" not in p]
     corrupt = [p for p in pool if "corrupt" in p]
+    heads: dict[int, tuple[str, int | None]] = {}  # model good → (name stem, section)
     for good_id in range(1, n + 1):
-        name = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(PRODUCERS)} {good_id}"
-        model = (good_id - good_id % 3) if good_id % 17 == 0 else None
+        stem = f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(PRODUCERS)}"
+        variant = variant_of(good_id)
+        model = variant[0] if variant else None
+        if model is not None and model in heads:  # a variant is named like its model (the random draws stay)
+            stem = heads[model][0]
+        name = f"{stem} {good_id}"
         retail = Decimal(rng.randint(5, 20000) * 10)
         has_wholesale = rng.random() < 0.3
         roll = rng.random()
@@ -415,11 +451,18 @@ def _goods(rng: random.Random, n: int, section_ids: list[int], pool: list[str]) 
                     7: f"{rng.randint(1, 14)}+",
                 }[cid]
                 chars.append((cid, value))
+        section = rng.choice(section_ids) if rng.random() > 0.01 else None
+        if variant:
+            head, varies = variant
+            chars = [(cid, v) for cid, v in chars if cid not in varies] + sorted(varies.items())
+            if head == good_id:
+                heads[good_id] = (stem, section)
+            section = heads.get(head, (stem, section))[1]
         yield {
             "good": (
                 good_id,
                 model,
-                rng.choice(section_ids) if rng.random() > 0.01 else None,
+                section,
                 name,
                 name[:60],
                 _description(rng, name),
@@ -527,18 +570,19 @@ def generate(
         for lst in (goods, prices, stock, photos, chars):
             lst.clear()
 
-    for g in _goods(rng, products, section_ids, pool):
-        goods.append(g["good"])
-        prices.append(g["price"])
-        if g["center_price"]:
-            prices.append(g["center_price"])
-        stock.extend(g["stock"])
-        photos.extend(g["photos"])
-        photo_count += len(g["photos"])
-        chars.extend(g["chars"])
-        if len(goods) >= 5000:
-            flush()
-    flush()
+    with Progress(products, "demo goods", "good") as bar:
+        for g in bar.counted(_goods(rng, products, section_ids, pool)):
+            goods.append(g["good"])
+            prices.append(g["price"])
+            if g["center_price"]:
+                prices.append(g["center_price"])
+            stock.extend(g["stock"])
+            photos.extend(g["photos"])
+            photo_count += len(g["photos"])
+            chars.extend(g["chars"])
+            if len(goods) >= 5000:
+                flush()
+        flush()
     depths = section_depths(sections)
     return DemoSummary(
         products=products,

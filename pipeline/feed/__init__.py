@@ -17,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError, SettingsError
+from pipeline.errors import DiskFullError, PipelineError, SettingsError
 from pipeline.feed.result import FeedResult
-from pipeline.fsutil import is_stale_temp
+from pipeline.fsutil import disk_guard, is_stale_temp
+from pipeline.progress import Progress
 from pipeline.stage import StopCheck, never_stop
 
 JOURNAL_SAMPLES = 50
@@ -39,6 +40,7 @@ class RunPaths:
     groups_kind: str
     previous: Path | None = None
     prev_stamp: str | None = None
+    links: Any = None  # the description link policy, for the section texts of the groups file
     #: wall-clock time the run began reading the catalog (the stock watcher's newer records win)
     started: float = field(default_factory=time.time)
 
@@ -91,7 +93,10 @@ def _paths(settings: Any, state: Any, out: Path | str | None) -> RunPaths:
     is_main = out is None or output.resolve() == Path(f.output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     history = History(f.history_dir if is_main else output.parent / "history", output.stem)
-    return RunPaths(output, is_main, history, History.new_stamp(), state, f.groups_file)
+    from pipeline.feed.sanitize import LinkPolicy
+
+    links = LinkPolicy.from_settings(f)
+    return RunPaths(output, is_main, history, History.new_stamp(), state, f.groups_file, links=links)
 
 
 def _variables(settings: Any) -> dict[str, Any]:
@@ -130,20 +135,23 @@ def run(
     portal_map = load_category_map(settings.feed.category_map)  # a broken map is a settings error
     brands = load_vendor_allowlist(settings.feed)
     try:
-        _build(
-            settings,
-            journal,
-            paths,
-            result,
-            (portal_map, brands),
-            dry_run=dry_run,
-            force=force,
-            should_stop=should_stop,
-        )
+        with disk_guard(paths.output.parent, "writing the feed"):
+            _build(
+                settings,
+                journal,
+                paths,
+                result,
+                (portal_map, brands),
+                dry_run=dry_run,
+                force=force,
+                should_stop=should_stop,
+            )
     except Interrupted:
         result.interrupted = True
         journal.event("feed", "feed run stopped on request; the last good feed stays in place")
-    except SettingsError as exc:  # (a missing database file): exit code 2 naming the key, not a data problem
+    except (SettingsError, DiskFullError) as exc:
+        # A missing database file (exit code 2 naming the key) or a full disk (exit 1 naming the folder,
+        # the disk-full alert): not a problem of the catalog, so not a "feed rejected".
         journal.event("feed", f"feed not built: {exc}; the last good feed stays in place", level="error")
         raise
     except PipelineError as exc:
@@ -153,6 +161,19 @@ def run(
         paths.cleanup()
         result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _progress_line(result: FeedResult) -> Any:
+    """A plain progress line of the feed: products read so far and offers rendered."""
+
+    def text(bar: Progress) -> str:
+        done = "done: " if bar.finished else ""
+        return (
+            f"feed: {done}{result.products} products read, {result.offers} offers rendered "
+            f"({bar.elapsed:.1f} s)"
+        )
+
+    return text
 
 
 def _build(
@@ -195,7 +216,9 @@ def _build(
             used.extend(tree.used_sections())
             return used
 
-        report = render_and_check(template, _variables(settings), extractor.offers(), categories, paths.tmp)
+        with Progress(None, "feed: offers rendered", "offer", line=_progress_line(result)) as bar:
+            offers = bar.counted(extractor.offers())
+            report = render_and_check(template, _variables(settings), offers, categories, paths.tmp)
     extractor.finish()
     report_portal_gaps(result, journal, bool(portal_map))
     result.categories = len(used)

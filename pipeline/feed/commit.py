@@ -33,7 +33,7 @@ def commit(run: Any, result: FeedResult, used_sections: list[Any], photo_url: An
     summary = {k: v for k, v in result.as_dict().items() if k != "problems"}
     run.history.record(run.stamp, output, run.snap_tmp, run.diff_tmp, summary)
     if run.groups_kind != "none":
-        written = write_groups(group_rows(used_sections, photo_url), output, run.groups_kind)
+        written = write_groups(group_rows(used_sections, photo_url, run.links), output, run.groups_kind)
         result.groups_files = [str(p) for p in written]
     if run.is_main:
         update_offers(

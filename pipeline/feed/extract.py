@@ -25,8 +25,10 @@ from pipeline.feed.rules import (
     Section,
     Skip,
     build_offer,
+    section_url,
 )
 from pipeline.feed.slug import slugify
+from pipeline.feed.urls import private_picture
 from pipeline.stage import StopCheck, never_stop
 
 JOURNAL_SAMPLES = 50  # per skip reason: enough to search for, not a flood
@@ -67,7 +69,7 @@ def build_tree(
     if fid in tree.sections:
         raise PipelineError(f"[feed] fallback_category_id {fid} is also a section id; choose another")
     slug = slugify(f.fallback_category)
-    url = f.category_url.format(url=f.url.rstrip("/"), slug=slug, id=fid) if f.category_url else ""
+    url = section_url(f.category_url, f.url, slug, fid)
     fallback = Section(fid, None, f.fallback_category, slug, url, (fid,))
     tree.sections[fid] = fallback
     tree.apply_portal_map(portal_map)
@@ -122,6 +124,7 @@ class Extractor:
         self.should_stop = should_stop
         self.skipped: Counter[str] = Counter()
         self.logged: Counter[str] = Counter()
+        self.countries: Counter[str] = Counter()  # country values not in Satu's dictionary table
         self.variants: dict[int, dict[bytes, str]] = {}  # group → digest of its params → first id
 
     def offers(self) -> Iterator[Offer]:
@@ -171,6 +174,21 @@ class Extractor:
         res.params_cut += r.params_cut
         res.without_photos += not r.pictures
         res.vendors_omitted += r.vendor_omitted
+        res.links_stripped += r.links_stripped
+        if not self.rules.allow_private_urls:
+            res.pictures_private += sum(private_picture(u) for u in r.pictures)
+        for value in r.pictures_invalid:
+            res.pictures_invalid += 1
+            if res.pictures_invalid <= JOURNAL_SAMPLES:
+                self.journal.event(
+                    "feed",
+                    f"photo {value[:200]!r} left out: not one http(s) URL, nor a list of them; "
+                    "give each photo its own field",
+                    level="warning",
+                    product_id=r.id,
+                )
+        if r.country_unknown:
+            self.countries[r.country_unknown] += 1
         if r.group_id_dropped:
             res.group_ids_dropped += 1
             if res.group_ids_dropped <= JOURNAL_SAMPLES:
@@ -199,11 +217,41 @@ class Extractor:
     def finish(self) -> None:
         """Put the skip counts into the result; one journal line per reason beyond the samples."""
         self.result.skip_reasons = dict(sorted(self.skipped.items()))
+        self.result.countries_unknown = dict(self.countries.most_common())
+        self._journal_figures()
         for reason, n in self.result.skip_reasons.items():
             if n > self.logged[reason]:
                 self.journal.event(
                     "feed", f"{n} products left out: {reason}", level=_level(reason), reason=reason, count=n
                 )
+
+    def _journal_figures(self) -> None:
+        """One journal line per figure of what Satu will show differently from the database."""
+        if self.result.pictures_private:
+            self.journal.event(
+                "feed",
+                f"{self.result.pictures_private} picture URL(s) on a loopback/private host (127.0.0.1, "
+                "192.168.…, localhost, .local): Satu cannot download them; set [publish] public_base_url to "
+                "the public address (or [publish] allow_private_urls = true for a test on this machine)",
+                level="warning",
+                count=self.result.pictures_private,
+            )
+        if self.result.links_stripped:
+            self.journal.event(
+                "feed",
+                f"{self.result.links_stripped} description link(s) to other sites taken out, their text kept "
+                "(Satu's moderation allows only the shop's own site and [feed] allowed_link_hosts)",
+                level="info",
+                count=self.result.links_stripped,
+            )
+        for value, n in self.result.countries_unknown.items():  # once per value, not per offer
+            self.journal.event(
+                "feed",
+                f"country {value!r} is not in the table of Satu's names: written unchanged on {n} offer(s); "
+                "use Satu's Russian name (e.g. «Китай») in the database",
+                level="warning",
+                count=n,
+            )
 
 
 #: reasons that are the shop's own choice (deleted goods, goods hidden from the site): left out as asked

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.feed.rules import Section
-from pipeline.feed.sanitize import clean_html
+from pipeline.feed.sanitize import LinkPolicy, clean_html
 from pipeline.fsutil import atomic_writer, write_atomic
 from pipeline.model import Photo
 
@@ -33,11 +33,14 @@ EXTRA = ("Текст_до_списка", "Текст_после_списка", "
 SHEET = "Export Groups Sheet"
 
 
-def group_rows(sections: Iterable[Section], photo_url) -> list[dict[str, str]]:
-    """One row per section: Satu's columns plus the extras."""
+def group_rows(
+    sections: Iterable[Section], photo_url, links: LinkPolicy | None = None
+) -> list[dict[str, str]]:
+    """One row per section: Satu's columns plus the extras. Section texts keep only the links `links`
+    allows (Satu moderates group descriptions as it does product ones)."""
     rows = []
     for s in sections:
-        before, after = clean_html(s.text_before), clean_html(s.text_after)
+        before, after = clean_html(s.text_before, links=links), clean_html(s.text_after, links=links)
         image = photo_url(Photo(0, s.image_file)) if s.image_file else None
         rows.append(
             {

@@ -11,6 +11,7 @@ kept plain `.yml` copies, which are still read (`feed_file`, `restore`) and prun
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import json
 import os
@@ -24,7 +25,7 @@ from typing import Any
 from lxml import etree
 
 from pipeline.contracts.feed_offers import FeedOffer
-from pipeline.fsutil import fsync_dir, write_atomic
+from pipeline.fsutil import atomic_writer, fsync_dir, write_atomic
 
 SAMPLE = 20
 SNAPSHOT_SUFFIX = ".offers.tsv"
@@ -111,11 +112,26 @@ def snapshot_from_feed(feed: Path, dest: Path, available_value: str = "true") ->
         for o in iter_offers(feed)
     ]
     rows.sort(key=lambda r: sort_key(r.id))  # rare path: feeds from elsewhere may be in any order
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(r.line() for r in rows)
-    os.replace(tmp, dest)
+    with atomic_writer(dest, durable=False) as fh:
+        fh.writelines(r.line().encode("utf-8") for r in rows)
     return dest
+
+
+def _copy_whole(src: Path, dest: Path) -> None:
+    """Copy through a temp file: a full disk leaves no half copy of a feed in the history."""
+    with open(src, "rb") as fh, atomic_writer(dest, durable=False) as out:
+        shutil.copyfileobj(fh, out, 1 << 20)
+
+
+def _move(src: Path, dest: Path) -> None:
+    """Rename, or copy and remove when the history folder is on another file system."""
+    try:
+        os.replace(src, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy_whole(src, dest)
+        src.unlink()
 
 
 def merge(old: Iterator[SnapRow], new: Iterator[SnapRow]) -> Iterator[tuple[SnapRow | None, SnapRow | None]]:
@@ -271,22 +287,20 @@ class History:
     ) -> None:
         """File the published feed (a gzip copy, streamed), its snapshot, diff and summary."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(f".{self.stem}-*{FEED_SUFFIX}.tmp"):  # left by a killed run
+        for stale in self.folder.glob(f".{self.stem}-*{FEED_SUFFIX}*.tmp"):  # left by a killed run
             with contextlib.suppress(OSError):
                 stale.unlink()
-        target = self.path(stamp, FEED_SUFFIX)
-        tmp = target.with_name(f".{target.name}.tmp")
-        # mtime=0 and no file name: the same feed always gives the same bytes
+        # Through a temp file (a full disk leaves no half copy); mtime=0 and no file name inside: the
+        # same feed always gives the same bytes.
         with (
             open(feed, "rb") as src,
-            open(tmp, "wb") as raw,
+            atomic_writer(self.path(stamp, FEED_SUFFIX), durable=False) as raw,
             gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0, filename="") as gz,
         ):
             shutil.copyfileobj(src, gz, CHUNK)
-        os.replace(tmp, target)
-        os.replace(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
+        _move(snapshot, self.path(stamp, SNAPSHOT_SUFFIX))
         if diff_report is not None and diff_report.exists():
-            os.replace(diff_report, self.path(stamp, ".diff.tsv"))
+            _move(diff_report, self.path(stamp, ".diff.tsv"))
         text = json.dumps(summary, ensure_ascii=False, indent=1, default=str)
         write_atomic(self.path(stamp, ".json"), text.encode("utf-8"), durable=False)
 

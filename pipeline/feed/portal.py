@@ -2,8 +2,9 @@
 
 Without a portal category Satu guesses each product's category from its name (wrong filters, wrong
 attribute dictionary). `[feed] category_map` names a CSV (`;`-separated, UTF-8, header
-`section_id;portal_id`, optional `portal_name`). A section without a row inherits its nearest mapped
-ancestor; the feed writes `portal_id="N"` on the mapped `<category>` elements and
+`section_id;portal_id`, optional `portal_name`; further columns, such as the score and paths that
+`categories suggest` writes, are ignored, and a row with an empty `portal_id` counts as no row). A
+section without a row inherits its nearest mapped ancestor; the feed writes `portal_id="N"` on the mapped `<category>` elements and
 `<portal_category_id>N</portal_category_id>` in every offer whose section resolves to N.
 """
 
@@ -61,6 +62,8 @@ def parse_category_map(text: str, source: str = "category map") -> dict[int, Por
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue  # blank line
         section = _positive(row.get("section_id") or "", "section_id", where)
+        if not (row.get("portal_id") or "").strip():
+            continue  # a row still to fill (`categories suggest` lists unmatched sections so): no row
         portal = _positive(row.get("portal_id") or "", "portal_id", where)
         if section in out and out[section].portal_id != portal:
             raise _bad(f"{where}: section {section} is mapped twice ({out[section].portal_id}, {portal})")

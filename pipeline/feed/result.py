@@ -21,12 +21,16 @@ class FeedResult(ResultBase):
     skip_reasons: dict[str, int] = field(default_factory=dict)
     pictures_dropped: int = 0
     pictures_missing: int = 0
+    pictures_private: int = 0  # pictures on loopback/private hosts Satu cannot download from
+    pictures_invalid: int = 0  # photo values left out: not an http(s) URL, nor a list of them
     vendors_omitted: int = 0  # offers whose brand [feed] vendor left out
     without_photos: int = 0  # offers that go out with no <picture> (Satu documents 1–10)
     names_truncated: int = 0
     articles_changed: int = 0
     params_cut: int = 0  # <param> values cut to Satu's 255 characters
     group_ids_dropped: int = 0  # offers whose model id was outside Satu's 1..999999999
+    links_stripped: int = 0  # description links to other sites taken out (Satu's moderation)
+    countries_unknown: dict[str, int] = field(default_factory=dict)  # country values not in the table
     categories: int = 0
     without_portal_category: int = 0  # offers whose section has no Satu category (see [feed] category_map)
     products: int = 0

@@ -16,8 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.feed import portal
-from pipeline.feed.sanitize import clean_html, xml_text
+from pipeline.feed.countries import country_name
+from pipeline.feed.sanitize import LinkPolicy, clean_description, xml_text
 from pipeline.feed.slug import SlugRegistry, product_slug
+from pipeline.feed.urls import split_picture
 from pipeline.model import Category, Product
 from pipeline.stock.levels import HIDDEN, available_units, zero_stock_presence
 
@@ -89,6 +91,9 @@ class Offer:
     params_cut: int = 0  # <param> values cut to 255 characters
     vendor_omitted: bool = False  # a producer left out by [feed] vendor
     group_id_dropped: bool = False  # the model id was outside 1..999999999
+    pictures_invalid: tuple[str, ...] = ()  # photo values that are no usable http(s) URL (left out)
+    links_stripped: int = 0  # description links to other sites taken out (their text kept)
+    country_unknown: str = ""  # a country value not in Satu's dictionary table (written unchanged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +174,7 @@ class CategoryTree:
                 broken[cid] = problem
             c = cats[cid]
             path = () if problem else tuple(reversed(chain))
-            url = url_pattern.format(url=base_url.rstrip("/"), slug=slugs[cid], id=cid) if url_pattern else ""
+            url = section_url(url_pattern, base_url, slugs[cid], cid)
             self.sections[cid] = Section(
                 cid,
                 c.parent_id,
@@ -217,6 +222,13 @@ class CategoryTree:
         return sorted((self.sections[i] for i in self.used), key=lambda s: (s.depth, s.id))
 
 
+def section_url(pattern: str, base_url: str, slug: str, section_id: int) -> str:
+    """`[feed] category_url` filled in; nothing when the pattern or the shop's site (`[feed] url`) is empty."""
+    if not pattern or not base_url.strip():
+        return ""
+    return pattern.format(url=base_url.strip().rstrip("/"), slug=slug, id=section_id)
+
+
 @functools.lru_cache(maxsize=8192)
 def fmt_number(value: Decimal | int | float) -> str:
     """`1500.00` → `1500`, `650.50` → `650.5` (plain digits, never an exponent)."""
@@ -259,7 +271,7 @@ class RuleSettings:
     long_name: str = "truncate"
     currency: str = "KZT"
     product_url: str = "{url}/p/{slug}"
-    base_url: str = "https://shop.example.kz"
+    base_url: str = ""  # [feed] url; empty = no offer <url>
     param_release_date: str = "Дата выпуска"
     release_date_format: str = "%d.%m.%Y"
     param_length: str = "Длина"
@@ -271,6 +283,8 @@ class RuleSettings:
     in_stock_flag: bool = False
     vendor: str = "emit"  # emit | omit | allowlist
     vendor_allowlist: frozenset[str] = frozenset()  # casefolded brand names
+    links: LinkPolicy = LinkPolicy()  # which description links stay
+    allow_private_urls: bool = False  # [publish] allow_private_urls: loopback/private pictures are meant
 
     @classmethod
     def from_settings(cls, settings: Any, vendor_allowlist: frozenset[str] = frozenset()) -> RuleSettings:
@@ -297,6 +311,8 @@ class RuleSettings:
             in_stock_flag=f.in_stock_flag,
             vendor=f.vendor,
             vendor_allowlist=vendor_allowlist,
+            links=LinkPolicy.from_settings(f),
+            allow_private_urls=settings.publish.allow_private_urls,
         )
 
 
@@ -365,21 +381,30 @@ def _check_identity(product: Product, rs: RuleSettings) -> tuple[str, bool, str,
     return name, truncated, articul, True
 
 
-def _pictures(product: Product, photo_url: Any) -> tuple[list[str], int, int]:
-    """Up to 10 distinct public picture URLs, and how many were missing / dropped over the limit."""
+def _pictures(product: Product, photo_url: Any) -> tuple[list[str], int, int, tuple[str, ...]]:
+    """Up to 10 distinct public picture URLs; how many were missing / dropped over the limit; and the
+    values that were no usable URL. A field holding several URLs (`a.jpg;b.jpg`) gives each its own
+    picture when every part is an http(s) URL; otherwise it is left out (Satu takes one per tag)."""
     pictures: list[str] = []
     missing = dropped = 0
+    invalid: list[str] = []
     for photo in product.photos:
         url = photo_url(photo)
         if url is None:
             missing += 1
-        elif url in pictures:
             continue
-        elif len(pictures) >= PICTURES_MAX:
-            dropped += 1
-        else:
-            pictures.append(url)
-    return pictures, missing, dropped
+        urls = split_picture(url)
+        if urls is None:
+            invalid.append(url)
+            continue
+        for one in urls:
+            if one in pictures:
+                continue
+            if len(pictures) >= PICTURES_MAX:
+                dropped += 1
+            else:
+                pictures.append(one)
+    return pictures, missing, dropped, tuple(invalid)
 
 
 def _wholesale(product: Product, rs: RuleSettings) -> list[tuple[str, str]]:
@@ -397,6 +422,14 @@ def _vendor(product: Product, rs: RuleSettings) -> tuple[str, bool]:
     if rs.vendor == "allowlist" and brand.casefold() in rs.vendor_allowlist:
         return brand, False
     return "", True
+
+
+def _offer_url(rs: RuleSettings, slug: str, offer_id: str) -> str:
+    """`[feed] product_url` filled in; nothing without the shop's own site (`[feed] url`): a placeholder
+    address must never reach Satu."""
+    if not rs.product_url or not rs.base_url:
+        return ""
+    return rs.product_url.format(url=rs.base_url, slug=slug, id=offer_id)
 
 
 def _section(product: Product, tree: CategoryTree, fallback: Section | None) -> Section | Skip:
@@ -431,11 +464,12 @@ def build_offer(
     if presence == HIDDEN:
         return Skip(OUT_OF_STOCK)
     in_stock = qty > 0
-    pictures, missing, dropped = _pictures(product, photo_url)
+    pictures, missing, dropped, bad_pictures = _pictures(product, photo_url)
     if rs.only_with_photos and not pictures:
         return Skip(NO_PHOTO)
 
-    description = clean_html(product.description_html) or html.escape(name, quote=False)
+    description, links_stripped = clean_description(product.description_html, rs.links)
+    description = description or html.escape(name, quote=False)
     wholesale = _wholesale(product, rs)
     old = product.old_price
     moq = product.min_order_qty
@@ -444,12 +478,13 @@ def build_offer(
     tree.use(section)
     params = build_params(product, rs)
     vendor, vendor_omitted = _vendor(product, rs)
+    country, country_known = country_name(xml_text(product.country))
     group_id = product.model_id or None
     group_dropped = group_id is not None and not 0 < group_id <= GROUP_ID_MAX
     return Offer(
         id=offer_id,
         slug=slug,
-        url=rs.product_url.format(url=rs.base_url, slug=slug, id=offer_id) if rs.product_url else "",
+        url=_offer_url(rs, slug, offer_id),
         name=name,
         description=description,
         price=fmt_number(price),
@@ -465,7 +500,7 @@ def build_offer(
         vendor=vendor,
         vendor_code=articul,
         barcode=xml_text(product.barcode),
-        country=xml_text(product.country),
+        country=country,
         keywords=cut_keywords(xml_text(product.keywords)),
         params=params,
         minimum_order_quantity=fmt_number(moq) if moq is not None and moq > 1 and wholesale else None,
@@ -479,4 +514,7 @@ def build_offer(
         params_cut=sum(p.cut for p in params),
         group_id_dropped=group_dropped,
         vendor_omitted=vendor_omitted,
+        country_unknown="" if country_known else country,
+        links_stripped=links_stripped,
+        pictures_invalid=bad_pictures,
     )

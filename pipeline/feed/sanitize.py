@@ -3,12 +3,19 @@
 Descriptions are seller-written HTML from the accounting system: they may hold `<script>`,
 `<iframe>`, `on*=` handlers, `javascript:` links, control characters pasted from Word, and even
 the text `]]>`. nh3 (ammonia, a maintained allow-list sanitizer) keeps the harmless formatting.
+
+Satu's moderation refuses descriptions that link to other sites (YouTube is allowed): `LinkPolicy`
+says which `<a href>` hosts stay (the shop's own and the allowed ones, subdomains included); every
+other link loses its `<a>` and keeps its text, and the number of links taken out is returned.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
@@ -80,25 +87,91 @@ def xml_text(value: object) -> str:
     return text.strip()
 
 
-def clean_html(html: str, max_length: int = DESCRIPTION_MAX) -> str:
-    """Sanitised HTML (no scripts, frames, event handlers, javascript: URLs) of at most max_length chars."""
+#: hosts whose links Satu allows in descriptions (videos), subdomains included
+YOUTUBE_HOSTS = ("youtube.com", "www.youtube.com", "youtu.be", "m.youtube.com")
+_STRIPPED = "#satu-link-stripped"  # what a refused href becomes inside one clean, before unwrapping
+_STRIPPED_A = re.compile(r'<a\b[^>]*\shref="' + re.escape(_STRIPPED) + r'"[^>]*>')
+
+
+@dataclass(frozen=True)
+class LinkPolicy:
+    """Which description links stay: those to the shop's own site (`shop_url`'s host) and to
+    `allowed_hosts`, subdomains included. Relative links are resolved against `shop_url`; with no
+    shop URL they would point into Satu's own site, so they are taken out."""
+
+    shop_url: str = ""
+    allowed_hosts: tuple[str, ...] = YOUTUBE_HOSTS
+
+    @classmethod
+    def from_settings(cls, feed: Any) -> LinkPolicy:
+        """The policy of `[feed] url` and `[feed] allowed_link_hosts`."""
+        return cls(feed.url.strip(), tuple(feed.allowed_link_hosts))
+
+    @functools.cached_property
+    def _hosts(self) -> tuple[str, ...]:
+        hosts = {h.strip().lower().rstrip(".") for h in self.allowed_hosts if h.strip()}
+        shop = _host(self.shop_url)
+        if shop:
+            hosts.add(shop.removeprefix("www."))
+        return tuple(sorted(hosts))
+
+    def allows(self, host: str) -> bool:
+        """True for an allowed host or a subdomain of one."""
+        host = host.lower().rstrip(".")
+        return any(host == h or host.endswith("." + h) for h in self._hosts)
+
+    def href(self, value: str) -> str | None:
+        """The href to keep (absolute), or None when the link must go."""
+        value = value.strip()
+        if not value or value.startswith("#"):
+            return None  # a jump inside the page: Satu's page has no such anchor
+        parts = urlsplit(value)
+        if not parts.scheme and not parts.netloc:  # relative: only meaningful on the shop's site
+            if not _host(self.shop_url):
+                return None
+            value = urljoin(self.shop_url.rstrip("/") + "/", value)
+            parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https", "") or not parts.hostname:
+            return None  # mailto:, tel: and the like are contacts, not a site Satu allows
+        return value if self.allows(parts.hostname) else None
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url.strip()).hostname or "") if url.strip() else ""
+    except ValueError:
+        return ""
+
+
+def clean_html(html: str, max_length: int = DESCRIPTION_MAX, links: LinkPolicy | None = None) -> str:
+    """Sanitised HTML (no scripts, frames, event handlers, javascript: URLs) of at most max_length chars;
+    with `links`, only the links that policy allows stay (see `clean_description`)."""
+    return clean_description(html, links, max_length)[0]
+
+
+def clean_description(
+    html: str, links: LinkPolicy | None, max_length: int = DESCRIPTION_MAX
+) -> tuple[str, int]:
+    """(sanitised HTML of at most max_length chars, links taken out by the policy — their text kept).
+    `links=None` keeps every link the sanitizer allows."""
     text = xml_text(html)
     if not text:
-        return ""
-    cleaned = _clean(text)
+        return "", 0
+    cleaner = _cleaner(links)
+    cleaned, stripped = _clean(text, cleaner)
     if len(cleaned) <= max_length:
-        return cleaned
+        return cleaned, stripped
     # Too long: cut the source (at a space or tag end) and sanitise again, which also closes any tag
     # the cut left open; closing tags and escapes add a little, so shrink until it fits.
     cut = max_length
     while cut > 0:
         edge = max(text.rfind(" ", 0, cut), text.rfind(">", 0, cut) + 1)
         piece = text[:edge] if edge > cut * 0.8 else text[:cut]
-        cleaned = _clean(piece)
+        cleaned, stripped = _clean(piece, cleaner)
         if len(cleaned) <= max_length:
-            return cleaned
+            return cleaned, stripped
         cut -= max(100, len(cleaned) - max_length)
-    return ""
+    return "", 0
 
 
 _OPTIONS: dict[str, Any] = {
@@ -107,13 +180,49 @@ _OPTIONS: dict[str, Any] = {
     "url_schemes": {"http", "https", "mailto", "tel"},
     "link_rel": "noopener nofollow",
 }
-# A reusable Cleaner (nh3 ≥ 0.3) saves converting the allow-lists on every call.
-_CLEANER = nh3.Cleaner(**_OPTIONS) if hasattr(nh3, "Cleaner") else None
 
 
-def _clean(text: str) -> str:
-    cleaned = _CLEANER.clean(text) if _CLEANER is not None else nh3.clean(text, **_OPTIONS)
-    return xml_text(cleaned)  # the sanitizer may decode entities back into forbidden characters
+@functools.lru_cache(maxsize=16)
+def _cleaner(links: LinkPolicy | None) -> Any:
+    """A reusable Cleaner (nh3 ≥ 0.3) for one link policy: it saves converting the allow-lists on
+    every call. The filter sees only URLs whose scheme nh3 already allowed."""
+
+    def keep(tag: str, attribute: str, value: str) -> str | None:
+        if links is not None and tag == "a" and attribute == "href":
+            return links.href(value) or _STRIPPED
+        return value
+
+    options = {**_OPTIONS, "attribute_filter": keep} if links is not None else dict(_OPTIONS)
+    if hasattr(nh3, "Cleaner"):
+        return nh3.Cleaner(**options)
+    return functools.partial(nh3.clean, **options)
+
+
+def _clean(text: str, cleaner: Any) -> tuple[str, int]:
+    cleaned = cleaner.clean(text) if hasattr(cleaner, "clean") else cleaner(text)
+    cleaned, stripped = _unwrap_stripped(cleaned)
+    return xml_text(cleaned), stripped  # the sanitizer may decode entities back into forbidden characters
+
+
+def _unwrap_stripped(html: str) -> tuple[str, int]:
+    """Take out the `<a>` tags whose href the policy refused, keeping what they hold. The sanitizer's
+    output is serialised HTML: attributes double-quoted with `>` escaped, and no `<a>` inside an `<a>`,
+    so the first `</a>` after a refused opening tag is its own."""
+    out: list[str] = []
+    pos = stripped = 0
+    for m in _STRIPPED_A.finditer(html):
+        if m.start() < pos:
+            continue
+        close = html.find("</a>", m.end())
+        end = close if close >= 0 else len(html)
+        out.append(html[pos : m.start()])
+        out.append(html[m.end() : end])
+        pos = end + 4 if close >= 0 else end
+        stripped += 1
+    if not stripped:
+        return html, 0
+    out.append(html[pos:])
+    return "".join(out), stripped
 
 
 def cdata(text: str) -> str:

@@ -24,7 +24,6 @@ from typing import IO
 
 from lxml import etree
 
-# The problem types and the tables of tags real feeds carry live in `problems` (re-exported here).
 from pipeline.feed.problems import (  # noqa: F401 (re-exported)
     ERROR,
     HINTS,
@@ -34,6 +33,9 @@ from pipeline.feed.problems import (  # noqa: F401 (re-exported)
     FeedProblem,
     FeedReport,
 )
+
+# The problem types and the tables of tags real feeds carry live in `problems` (re-exported here).
+from pipeline.feed.urls import joined
 
 try:
     import fcntl
@@ -189,6 +191,14 @@ class _Checker:
         self.validate_schema(elem, where)
         if oid and not self.offer_ids.add(oid):
             self.add(line, f"duplicate offer id {oid}", where)
+        for pic in elem.iterfind("picture"):
+            url = (pic.text or "").strip()
+            if joined(url):  # (whitespace is also a schema error; this says what to do)
+                self.add(
+                    pic.sourceline or line,
+                    f"<picture> {url[:120]!r} holds several URLs or whitespace: one URL per <picture>",
+                    where,
+                )
         # One XPath call summarises the offer; only an offer that breaks a rule gets the detailed
         # (slower) walk that names the line of each child at fault.
         n = _SUMMARY(elem).split("|")

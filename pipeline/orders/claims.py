@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, Problem, SettingsError
-from pipeline.fsutil import make_dirs
+from pipeline.fsutil import disk_full, is_disk_full, make_dirs
 
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
 SUBDIRS = ("processing", "done", "quarantine")
@@ -263,16 +263,30 @@ class Inbox:
         tag = name_hash(path.name)
         side = self.processing / f".name-{tag}"
         if not side.exists():
-            tmp = self.processing / f".name-{tag}.{uuid.uuid4().hex[:8]}.tmp"
-            tmp.write_bytes(os.fsencode(path.name))
-            os.replace(tmp, side)
+            self._write_side(side, path.name)
         target = self.processing / f"{self.owner}~{tag}"
         try:
             os.rename(path, target)
         except FileNotFoundError:
             return None
         self._seen.pop(path.name, None)
+        if not side.exists():  # cleared as litter by another importer between our check and the rename
+            self._write_side(side, path.name)
         return target
+
+    def _write_side(self, side: Path, name: str) -> None:
+        """Write the side file holding a claim's original name (temp name, rename); on a failure the
+        temp file goes again, and a full disk is a DiskFullError naming processing/."""
+        tmp = side.with_name(f"{side.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.write_bytes(os.fsencode(name))
+            os.replace(tmp, side)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if is_disk_full(exc):
+                raise disk_full(exc, self.processing, f"claiming {name}") from None
+            raise
 
     def original_name(self, claim: Path) -> str:
         """The file name a claim had in the inbox (from its side file; a claim of an older version of
@@ -341,7 +355,27 @@ class Inbox:
         for owner in dead | self._dead_without_claims():
             with contextlib.suppress(OSError):
                 (self.processing / f".owner-{owner}.lock").unlink()
+        self._clear_stray_names()
         return taken
+
+    def _clear_stray_names(self) -> None:
+        """Remove side files (`.name-<tag>`, and their temp files) that no claim needs any more and that
+        are older than a minute: a kill between writing one and the claim's rename, or between a claim
+        leaving processing/ and its `_forget_name`, leaves them behind; they would pile up for good."""
+        old = time.time() - 60
+        with os.scandir(self.processing) as it:
+            names = [e.name for e in it]
+        claimed = {n.split("~", 1)[1] for n in names if "~" in n and not n.startswith(".")}
+        for name in names:
+            if not name.startswith(".name-"):
+                continue
+            tag = name[len(".name-") :].split(".", 1)[0]
+            if tag in claimed:
+                continue
+            path = self.processing / name
+            with contextlib.suppress(OSError):
+                if path.lstat().st_mtime < old:
+                    path.unlink()
 
     def _dead_without_claims(self) -> set[str]:
         """Owners whose lock is free and older than a minute (killed importers that held no claim):
@@ -365,21 +399,40 @@ class Inbox:
 
     def finish(self, claim: Path) -> Path:
         """An imported file goes to done/. No fsync: should the move be lost in a crash, the file is
-        imported again and found unchanged (the database, not the folder, keeps exactly-once)."""
-        target = _move_no_clobber(claim, self.done, kept_name(self.original_name(claim)))
+        imported again and found unchanged (the database, not the folder, keeps exactly-once). A full
+        disk is a DiskFullError naming done/ (the claim stays, to be given back)."""
+        name = self.original_name(claim)
+        try:
+            target = _move_no_clobber(claim, self.done, kept_name(name))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full(exc, self.done, f"moving {name} to done/") from None
+            raise
         self._forget_name(claim)
         return target
 
     def to_quarantine(self, claim: Path, reason: str) -> Path:
-        """A damaged file goes to quarantine/ next to `<name>.reason.txt`."""
+        """A damaged file goes to quarantine/ next to `<name>.reason.txt`. The reason is written first:
+        when even that does not fit on the disk (DiskFullError naming quarantine/), the file is not
+        moved — never a quarantined file without its reason — and stays claimable once given back."""
         name = self.original_name(claim)
-        target = _move_no_clobber(claim, self.quarantine, kept_name(name))
+        kept = kept_name(name)
+        tmp = self.quarantine / f".{self.owner}-{uuid.uuid4().hex[:8]}.reason.tmp"
+        note = "" if kept == name else f"\n(original file name: {name})"
+        try:
+            try:
+                tmp.write_text(f"{reason}{note}\n", encoding="utf-8")
+                target = _move_no_clobber(claim, self.quarantine, kept)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(exc, self.quarantine, f"quarantining {name}") from None
+                raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        os.replace(tmp, Path(str(target) + ".reason.txt"))
         self._forget_name(claim)
-        reason_file = Path(str(target) + ".reason.txt")
-        tmp = reason_file.with_name(f".{self.owner}-{uuid.uuid4().hex[:8]}.reason.tmp")
-        note = "" if target.name == name else f"\n(original file name: {name})"
-        tmp.write_text(f"{reason}{note}\n", encoding="utf-8")
-        os.replace(tmp, reason_file)
         _fsync_dir(self.quarantine)
         return target
 

@@ -12,6 +12,7 @@ the modification time (`satu-order-<id>-<YYYYmmddTHHMMSSffffff>.json`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import RetryableError, StopError
+from pipeline.errors import DiskFullError, RetryableError, StopError
 from pipeline.fsutil import write_atomic
 from pipeline.orders.parse import SATU_TZ, parse_satu_datetime
 from pipeline.stage import ResultBase, StopCheck, never_stop
@@ -153,6 +154,13 @@ def run(
             STAGE, f"order download interrupted (cursor kept): {exc}", "warning", written=result.written
         )
         return result
+    except DiskFullError as exc:
+        # The order that did not fit left no temp file (write_atomic); the cursor stays, so the next
+        # poll after space was freed lists it again. What was written is recorded if the state can be.
+        with contextlib.suppress(DiskFullError):
+            flush()
+        journal.event(STAGE, f"order download stopped (cursor kept): {exc}", "error", written=result.written)
+        raise
     except StopError as exc:
         journal.event(STAGE, f"order download refused: {exc}", "error")
         raise

@@ -31,84 +31,30 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline import _testing
-from pipeline.errors import DatabaseError, DatabaseUnavailable, PipelineError, RetryableError, SkipError
+from pipeline.errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    DiskFullError,
+    PipelineError,
+    RetryableError,
+    SkipError,
+)
+from pipeline.fsutil import disk_full, is_disk_full
 from pipeline.orders.claims import Inbox, NotRegularFile, read_regular
+from pipeline.orders.inbox_result import InboxResult
 from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.orders.sinks import Sink, close_all, open_sinks
 from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks
-from pipeline.stage import ResultBase, StopCheck, never_stop
+from pipeline.stage import StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
 
 STAGE = "orders"
 RESCAN_SECONDS = 10.0
-
-
-@dataclass
-class InboxResult(ResultBase):
-    """Counts of one inbox pass."""
-
-    scanned: int = 0
-    imported: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    quarantined: int = 0
-    invoices: int = 0
-    unmatched_lines: int = 0
-    failed: int = 0  # left in the inbox to retry (database unreachable or busy)
-    waiting: int = 0  # still being written (not settled)
-    recovered: int = 0  # claims of a killed importer taken over
-    seconds: float = 0.0
-    interrupted: bool = False  # a stop was requested: the rest waits in the inbox
-    unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
-    skipped: bool = False  # the inbox held nothing at all
-    stalled: int = 0  # imports the watchdog found stuck (no progress for stall_limit seconds)
-    problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
-
-    @property
-    def ok(self) -> bool:
-        """True when every settled file was imported (nothing quarantined, nothing failed, no stop)."""
-        return self.quarantined == 0 and self.failed == 0 and not self.interrupted
-
-    @property
-    def errors(self) -> list[str]:
-        """The problems (the name the CLI and older callers use)."""
-        return self.problems
-
-    def add(self, other: InboxResult) -> None:
-        """Accumulate another pass (used by watch)."""
-        for name in (
-            "scanned",
-            "imported",
-            "updated",
-            "unchanged",
-            "quarantined",
-            "invoices",
-            "unmatched_lines",
-            "failed",
-            "waiting",
-            "recovered",
-            "stalled",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.interrupted = self.interrupted or other.interrupted
-        self.unavailable = self.unavailable or other.unavailable
-        self.skipped = self.skipped and other.skipped
-        self.problems.extend(other.problems)
-
-    def summary(self) -> str:
-        """One line for the CLI."""
-        return (
-            f"imported {self.imported}, updated {self.updated}, unchanged {self.unchanged}, "
-            f"quarantined {self.quarantined}, invoices {self.invoices}, unmatched lines "
-            f"{self.unmatched_lines}, failed {self.failed}, waiting {self.waiting}"
-            + (", stopped on request" if self.interrupted else "")
-        )
 
 
 # --- processing ---------------------------------------------------------------------------------------
@@ -216,6 +162,8 @@ def _import_claim(
         # A lost race only concerns this order; a shut-down or lost connection concerns every file after.
         return is_race(exc)
     except (PipelineError, OSError) as exc:
+        if is_disk_full(exc):
+            raise  # the whole pass stops (see _work): the claim is given back by _process_claim
         if isinstance(exc, DatabaseError) and not isinstance(exc, RetryableError):
             # The mapping was checked at start, so a refusal now is about this order's data (a value
             # out of range, a constraint of the installer's own): quarantine it rather than retry forever.
@@ -318,6 +266,9 @@ def _work(
             break
         try:
             claim = inbox.claim(path)
+        except DiskFullError as exc:
+            _stop_disk_full(local, exc, path.name, queue, journal)
+            break
         except OSError as exc:  # one file the folder will not move must not block the others
             local.failed += 1
             local.problems.append(f"{path.name}: cannot claim: {exc}")
@@ -327,11 +278,31 @@ def _work(
             continue  # another importer took it
         _testing.reach("inbox.claimed")
         local.scanned += 1
-        if not _process_claim(inbox, claim, sink, settings, journal, local):
+        try:
+            usable = _process_claim(inbox, claim, sink, settings, journal, local)
+        except (DiskFullError, OSError) as exc:  # the claim was given back by _process_claim
+            if not is_disk_full(exc):
+                raise
+            _stop_disk_full(local, disk_full(exc, inbox.root), path.name, queue, journal)
+            break
+        if not usable:
             local.unavailable = True
             queue.clear()
             break
     return local
+
+
+def _stop_disk_full(
+    local: InboxResult, exc: DiskFullError, name: str, queue: deque[Path], journal: Any
+) -> None:
+    """The inbox's disk is full: no file can be claimed, moved or quarantined with its reason. The file
+    in hand is back in the inbox; the pass ends and every file waits — never quarantined for it."""
+    local.failed += 1
+    local.disk_full = str(exc)
+    local.problems.append(f"{name}: not imported, {exc}")
+    text = f"order import paused: {exc}; {name} and {len(queue)} other file(s) wait in the inbox"
+    journal.event(STAGE, text, "error", file=name, folder=exc.folder)
+    queue.clear()
 
 
 def _still_written(claim: Path, taken: Any) -> bool:
@@ -358,7 +329,14 @@ def _pass(
     """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
     returns the files still settling. A stop ends it after the orders being written (each one committed
     or rolled back); no claim is kept."""
-    if not _leftovers(inbox, sinks[0], settings, journal, result, stop):
+    try:
+        usable = _leftovers(inbox, sinks[0], settings, journal, result, stop)
+    except (DiskFullError, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        _stop_disk_full(result, disk_full(exc, inbox.root), "a claimed file", deque(), journal)
+        return []
+    if not usable:
         result.unavailable = True
         return []
     ready: list[Path] = []
@@ -398,6 +376,15 @@ def _pass(
     if errors:
         raise errors[0]
     return waiting
+
+
+def _wake(kick: threading.Event, stop: threading.Event, timeout: float) -> bool:
+    """Wait for a folder event (True) until `timeout` — but a stop ends the wait at once (False)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+        if kick.wait(min(0.2, left)):
+            return True
+    return False
 
 
 def _journal_odd(inbox: Inbox, journal: Any) -> None:
@@ -450,7 +437,7 @@ def run(
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
         waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
-        while waiting and time.monotonic() < deadline and not should_stop():
+        while waiting and time.monotonic() < deadline and not should_stop() and not result.disk_full:
             time.sleep(min(0.5, max(0.05, settings.orders.settle_seconds / 4)))
             waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
         result.waiting = len(waiting)
@@ -528,13 +515,15 @@ def watch(
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
                 close_all(sinks)
                 sinks = []
+            if result.disk_full:  # nothing can be written: wait for a person to free space
+                stop_event.wait(rescan_seconds)
             if result.unavailable:  # reconnect on the next pass
                 journal.event(STAGE, "inbox paused: the database became unavailable; reconnecting", "warning")
                 close_all(sinks)
                 sinks = []
             result.waiting = len(waiting)
             total.add(result)
-            if result.scanned or result.recovered:
+            if result.scanned or result.recovered or result.disk_full:
                 journal.event(STAGE, f"inbox pass: {result.summary()}")
                 if on_pass is not None:
                     on_pass(result)
@@ -542,7 +531,7 @@ def watch(
             if waiting:
                 timeout = min(timeout, max(0.1, settings.orders.settle_seconds / 2))
             # Events are hints: wake early on one, but only after files had a moment to settle.
-            if kick.wait(timeout) and not stop_event.is_set():
+            if _wake(kick, stop_event, timeout) and not stop_event.is_set():
                 stop_event.wait(min(0.2, max(0.0, settings.orders.settle_seconds)))
     finally:
         observer.stop()

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.contracts import feed_files
 from pipeline.contracts.photo_urls import PUBLISHED_NS, join_url
-from pipeline.errors import PipelineError, SettingsError
+from pipeline.errors import DiskFullError, PipelineError, SettingsError
 from pipeline.progress import Progress
 from pipeline.publish.session import STAGE, Session
 from pipeline.publish.targets import make_target, target_identity
@@ -85,7 +85,9 @@ class Item:
 
 def feed_url(settings: Settings) -> str:
     """Where Satu fetches the published feed: `[publish] public_base_url` + the feed's file name,
-    quoted. The one place this URL is built."""
+    quoted. The one place this URL is built. Empty while `public_base_url` is not set."""
+    if not settings.publish.public_base_url.strip():
+        return ""
     return join_url(settings.publish.public_base_url, Path(settings.feed.output).name)
 
 
@@ -239,6 +241,8 @@ def run(
     except PipelineError as exc:
         result.failed += 1
         result.errors.append(str(exc))
+        if isinstance(exc, DiskFullError):
+            result.disk_full = str(exc)
         journal.event(STAGE, f"publish failed: {exc}", "error")
     finally:
         result.retries = session.retried
@@ -283,7 +287,7 @@ def _journal_summary(journal: Any, result: PublishResult) -> None:
         STAGE,
         f"publish: {result.photos_uploaded} photos and {result.feed_files_uploaded} feed "
         f"files uploaded, {result.unchanged} unchanged, {result.deleted} orphans deleted"
-        + (f"; feed at {result.feed_url}" if result.feed_published else ""),
+        + (f"; feed at {result.feed_url}" if result.feed_published and result.feed_url else ""),
         "info" if result.ok else "warning",
         uploaded=result.uploaded,
         unchanged=result.unchanged,
@@ -402,7 +406,7 @@ def _publish_feed(r: _Run) -> None:
         return
     r.result.feed_published = True
     r.result.feed_url = url = feed_url(r.settings)
-    if r.settings.publish.check_urls and url not in " ".join(r.result.unreachable):
+    if url and r.settings.publish.check_urls and url not in " ".join(r.result.unreachable):
         _unreachable(r, check_urls([url], r.settings.publish.timeout), "feed URL does not answer")
 
 

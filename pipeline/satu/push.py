@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.contracts import feed_offers
-from pipeline.errors import RetryableError
+from pipeline.errors import Problem, RetryableError, SettingsError
 from pipeline.satu.api import MAX_BATCH, import_errors, import_finished
 from pipeline.satu.budget import RequestBudget
 from pipeline.satu.client import SatuApiError, SatuAuthError, SatuClient
@@ -486,8 +486,11 @@ def _import_missing(client: SatuClient, url: str, journal: Any, result: Reconcil
 
 
 def feed_url(settings: Any) -> str:
-    """Where Satu can fetch the published feed: `[publish] public_base_url` + the feed's file name."""
-    return settings.publish.public_base_url.rstrip("/") + "/" + settings.feed.output.name
+    """Where Satu can fetch the published feed (built by the publish stage); "" while
+    `[publish] public_base_url` is not set."""
+    from pipeline.publish.stage import feed_url as published_at
+
+    return published_at(settings)
 
 
 def request_import(
@@ -506,6 +509,14 @@ def request_import(
     PARTIAL results and every per-item error go to the journal with the product id. Another import
     running is not an error of ours: the result says so (`ok` False) and the next run tries again.
     """
+    if not feed_url:
+        raise SettingsError(
+            Problem(
+                "publish.public_base_url",
+                "is empty: Satu has no URL to import the feed from",
+                "set the public https:// address at which publish.remote_dir is served (or pass --url)",
+            )
+        )
     result = ImportResult()
     own_client = client is None
     client = client or SatuClient.from_settings(settings)

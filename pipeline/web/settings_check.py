@@ -7,7 +7,7 @@ import dataclasses
 import os
 from typing import Any
 
-from pipeline.errors import PipelineError, SettingsError
+from pipeline.errors import SettingsError
 
 
 def settings_report(settings: Any) -> dict[str, Any]:
@@ -40,34 +40,16 @@ def settings_report(settings: Any) -> dict[str, Any]:
 
 
 def check_connection(settings: Any, what: str) -> tuple[bool, str]:
-    """Try one connection: `database` (Torgsoft), `publish` (the FTP/SFTP/local target) or `satu`
-    (the API token). Returns (ok, message)."""
-    try:
-        if what == "database":
-            from pipeline.torgsoft.connection import connect
+    """Try one connection: `database` (Torgsoft, with the SQL mapping), `publish` (the FTP/SFTP/local
+    target) or `satu` (the API token) — the `doctor` checks, run online. Returns (ok, message)."""
+    from pipeline import doctor
 
-            con = connect(settings)
-            con.close()
-            return True, f"{settings.torgsoft.database}: connected"
-        if what == "publish":
-            from pipeline.publish.targets import make_target
-
-            target = make_target(settings)
-            try:
-                target.connect()
-                files = target.listing()
-            finally:
-                target.close()
-            return True, f"{settings.publish.target}: connected, {len(files)} file(s) there"
-        if what == "satu":
-            from pipeline.satu.client import SatuClient
-
-            settings.secret("satu.token_env")  # a missing variable is named, not sent as an empty token
-            with SatuClient.from_settings(settings) as client:
-                next(iter(client.iter_products(limit=1)), None)
-            return True, f"{settings.satu.base_url}: the token is accepted"
-    except SettingsError as exc:
-        return False, "; ".join(str(p) for p in exc.problems)
-    except PipelineError as exc:
-        return False, str(exc)
-    return False, f"unknown check {what!r}"
+    checks = {"database": doctor.check_database, "publish": doctor.check_publish, "satu": doctor.check_satu}
+    check = checks.get(what)
+    if check is None:
+        return False, f"unknown check {what!r}"
+    found = list(check(settings, True))
+    failed = [c for c in found if c.status is not doctor.Status.OK]  # (an unset token asked to be tried)
+    if failed:
+        return False, "; ".join(f"{c.message} — {c.fix}" if c.fix else c.message for c in failed)
+    return True, "; ".join(c.message for c in found)

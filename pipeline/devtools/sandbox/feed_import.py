@@ -234,7 +234,8 @@ class FeedImporter(SandboxStore):
             self._db.execute("BEGIN")
             try:
                 for o in ready:
-                    counts[self._upsert(o, _product_fields(o), opts.get("updated_fields"))] += 1
+                    fields = _product_fields(o, self.availability)
+                    counts[self._upsert(o, fields, opts.get("updated_fields"))] += 1
                 not_in_file = self._not_in_file(in_file)
                 mark = opts.get("mark_missing_product_as") or "none"
                 if mark != "none":
@@ -323,15 +324,32 @@ class FeedImporter(SandboxStore):
             self._save_product(data)
 
 
-def _product_fields(o: dict) -> dict[str, Any]:
+def presence_of(available: str | None, quantity: str | None, dialect: str = "satu") -> str:
+    """The presence an offer's `available=` gives on Satu.
+
+    "satu" (Satu/Prom's dialect, the default): `"true"` in stock; `"false"` is YML's "под заказ" —
+    made to order, *orderable* (`order`); `""` not in stock; no attribute at all: in stock when
+    `quantity_in_stock` is above 0, else not in stock. "yml" reads anything but `"true"` as not in stock
+    (what a plain YML reader assumes): the two differ exactly where `[satu] unavailable_value` matters."""
+    value = (available or "").strip().lower() if available is not None else None
+    if value == "true":
+        return "available"
+    if dialect == "satu" and value == "false":
+        return "order"
+    if dialect == "satu" and value is None:
+        qty = _decimal(quantity)
+        return "available" if qty is not None and qty > 0 else "not_available"
+    return "not_available"
+
+
+def _product_fields(o: dict, dialect: str = "satu") -> dict[str, Any]:
     """The product fields an offer of the feed sets."""
-    available = (o.get("available") or "").lower() == "true"
     qty = o.get("quantity_in_stock")
     fields: dict[str, Any] = {
         "name": o["name"],
         "price": str(_decimal(o["price"])),
         "sku": o.get("vendorCode") or "",
-        "presence": "available" if available else "not_available",
+        "presence": presence_of(o.get("available"), qty, dialect),
         "quantity_in_stock": int(qty) if qty else None,
         "description": o.get("description") or "",
         "images": o["pictures"],

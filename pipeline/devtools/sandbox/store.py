@@ -26,6 +26,9 @@ from pipeline.devtools.sandbox.vocab import (
 )
 from pipeline.fsutil import create_private, make_dirs
 
+#: the ways the import can read available= (see `feed_import.presence_of`)
+AVAILABILITY_DIALECTS = ("satu", "yml")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS products (
@@ -66,6 +69,7 @@ class SandboxStore:
         appear_delay: float = 0.0,
         query_timezone: tzinfo = UTC,
         import_min_gap: float = 0.0,
+        availability: str = "satu",
     ):
         self.state_dir = Path(state_dir)
         #: the zone query dates are read in (the evidence says Satu reads them as UTC)
@@ -80,6 +84,11 @@ class SandboxStore:
         self.import_delay = import_delay
         #: seconds that must pass between two import starts (Satu rate-limits them; 0 = only one at a time)
         self.import_min_gap = import_min_gap
+        if availability not in AVAILABILITY_DIALECTS:
+            raise ValueError(f"availability must be one of {AVAILABILITY_DIALECTS}, not {availability!r}")
+        #: how the import reads offer available=: "satu" (Prom/Satu: "false" = made to order) or "yml"
+        #: (Yandex reading: anything but "true" = not available)
+        self.availability = availability
         self._last_import_start = 0.0
         #: the shop's custom order statuses (`custom-<id>`: name); set_status refuses others
         self.custom_statuses: dict[str, str] = dict(CUSTOM_STATUSES)
