@@ -34,13 +34,38 @@ def _paths(size: int) -> tuple[Path, Path, Path]:
     return base / "torgsoft.fdb", base / "photos", base / "built.json"
 
 
-def ensure_db(size: int) -> dict:
-    """Build the demo database of `size` goods unless a complete one is cached; returns its summary."""
-    db, photos, marker = _paths(size)
+def _cached(size: int) -> dict | None:
+    db, _, marker = _paths(size)
     if marker.exists() and db.exists():
         info = json.loads(marker.read_text())
         if info.get("version") == DATA_VERSION and info.get("products") == size:
             return info
+    return None
+
+
+def ensure_db(size: int) -> dict:
+    """The summary of the demo database of `size` goods, built first unless a complete one is cached.
+
+    The build runs in its own interpreter: built here, the builder's memory would stay in this process
+    and the measurement children started from it would carry it in their peak RSS."""
+    info = _cached(size)
+    if info is None:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--build", str(size)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        info = _cached(size)
+        if proc.returncode or info is None:
+            raise SystemExit(f"building the {size}-good database failed:\n{proc.stderr[-3000:]}")
+    return info
+
+
+def build_db(size: int) -> None:
+    """Build the demo database of `size` goods and its summary marker (run in a child: see ensure_db)."""
+    db, photos, marker = _paths(size)
     from pipeline.devtools.demo_data import generate
     from pipeline.torgsoft.connection import create_database
     from pipeline.torgsoft.schema import create_schema
@@ -63,7 +88,6 @@ def ensure_db(size: int) -> dict:
         "build_cpu_s": round(time.process_time() - cpu, 1),
     }
     marker.write_text(json.dumps(info))
-    return info
 
 
 def _settings(db: Path):
@@ -131,7 +155,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--child", choices=("reader", "floor"))
     parser.add_argument("--database", type=Path)
+    parser.add_argument("--build", type=int, metavar="N", help=argparse.SUPPRESS)  # (ensure_db's child)
     args = parser.parse_args()
+    if args.build:
+        build_db(args.build)
+        return
     if args.child:
         print(json.dumps(child(args.child, args.database)))
         return

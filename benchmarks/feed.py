@@ -62,10 +62,26 @@ def settings_for(base: Path, out_dir: Path):
 
 
 def ensure_db(n: int) -> Path:
-    """The cached demo database of n products (built on first use), with every pool photo 'published'."""
+    """The cached demo database of n products (built on first use), with every pool photo 'published'.
+
+    The build runs in its own interpreter: built here, the builder's memory would stay in this process
+    and every measurement child forked from it would start from it (and report it as its peak RSS)."""
     base = CACHE / f"demo-{n}"
     if (base / "ready").exists():
         return base
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--build", str(n)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode or not (base / "ready").exists():
+        raise SystemExit(f"building the {n}-product database failed:\n{proc.stderr[-3000:]}")
+    print(f"built {base} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return base
+
+
+def build_db(n: int) -> None:
+    """Build the demo database of n products under var/bench/ (run in a child: see `ensure_db`)."""
+    base = CACHE / f"demo-{n}"
     from pipeline.devtools.demo_data import generate
     from pipeline.state import State
     from pipeline.torgsoft.connection import create_database
@@ -91,7 +107,6 @@ def ensure_db(n: int) -> Path:
     )
     state.close()
     (base / "ready").write_text("ok")
-    return base
 
 
 def child_floor(base: Path, out_dir: Path) -> dict:
@@ -190,6 +205,9 @@ def run_child(kind: str, base: Path) -> dict:
             raise SystemExit(f"{kind} child failed:\n{proc.stderr[-3000:]}")
         data = json.loads(proc.stdout.strip().splitlines()[-1])
         data["wall_s"] = round(elapsed, 2)
+        # progress on stderr (a 1M run takes long; stdout keeps its one JSON line)
+        load = [round(x, 2) for x in os.getloadavg()]
+        print(f"{kind} {base.name}: {json.dumps(data)} load {load}", file=sys.stderr, flush=True)
         return data
 
 
@@ -198,7 +216,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,300000")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (the best is kept)")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "BASE", "OUT"))
+    ap.add_argument("--build", type=int, metavar="N", help=argparse.SUPPRESS)  # (ensure_db's child)
     args = ap.parse_args()
+    if args.build:
+        build_db(args.build)
+        return
     if args.child:
         kind, base, out = args.child
         started = time.monotonic()

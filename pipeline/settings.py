@@ -85,6 +85,12 @@ class FeedSettings:
         20.0, "refuse a feed that drops more than this share of offers (unless --force)", min=0, max=100
     )
     keep_feeds: int = opt(10, "how many previous feeds (and diff reports) to keep", min=1)
+    history_max_mb: int = opt(
+        2048,
+        "most disk space (MB) the kept feeds (gzip), snapshots and diffs may take; the oldest go first, "
+        "the newest is always kept",
+        min=1,
+    )
     long_name: str = opt(
         "truncate",
         "a name longer than 110 chars (Satu's limit): cut it at a word boundary, or skip the offer",

@@ -337,7 +337,7 @@ def test_a_feed_whose_history_is_on_another_disk_is_filed_whole(demo_env, tmp_pa
             result = feed_stage.run(s, journal=journal, state=state, force=True)
             assert result.ok, result.problems
         kept = sorted(p.name for p in (tmp_path / "history").iterdir())
-        assert len([n for n in kept if n.endswith(".yml")]) == 2 and any(
+        assert len([n for n in kept if n.endswith(".yml.gz")]) == 2 and any(
             n.endswith(".offers.tsv") for n in kept
         )
         assert _temps(disk_root) == [] and _temps(tmp_path / "history") == []

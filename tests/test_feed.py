@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from lxml import etree
 
@@ -552,14 +553,93 @@ def test_history_keeps_the_last_n_feeds_with_diff_reports(demo_env):
     hist = History(s.feed.history_dir, "satu")
     assert hist.runs() == stamps[1:]
     last = hist.runs()[-1]
-    for suffix in (".yml", ".offers.tsv", ".diff.tsv", ".json"):
+    for suffix in (".yml.gz", ".offers.tsv", ".diff.tsv", ".json"):
         assert hist.path(last, suffix).exists()
+    assert not hist.path(last, ".yml").exists()  # the copy is kept compressed only
     diff_lines = hist.path(last, ".diff.tsv").read_text(encoding="utf-8").splitlines()
     assert diff_lines[0] == "change\tid\told\tnew" and all(
         line.startswith("removed\t") for line in diff_lines[1:]
     )
     assert len(diff_lines) - 1 == r.diff["removed"] > 0
     assert json.loads(hist.path(last, ".json").read_text(encoding="utf-8"))["offers"] == r.offers
+
+
+def _file_run(hist: History, stamp: str, folder: Path, feed_bytes: int) -> None:
+    """File one run whose feed does not compress (random bytes), so its size on disk is known."""
+    feed = folder / f"feed-{stamp}.yml"
+    feed.write_bytes(os.urandom(feed_bytes))
+    snap = folder / f"snap-{stamp}.tsv"
+    snap.write_text("1\t10\t1\tavailable\t\n", encoding="utf-8")
+    hist.record(stamp, feed, snap, None, {"offers": 1})
+
+
+def test_history_is_bounded_by_size_oldest_first_newest_always_kept(tmp_path: Path):
+    hist = History(tmp_path / "history", "satu")
+    stamps = [f"20260101-00000{i}-000000" for i in range(5)]
+    for stamp in stamps:
+        _file_run(hist, stamp, tmp_path, 300_000)
+    per_run = hist.run_bytes(stamps[0])
+    assert 300_000 < per_run < 310_000  # gzip of random bytes: the bound is about compressed size
+    bound = 3 * per_run + 100
+    assert hist.prune(keep=10, max_bytes=bound) == stamps[:2]  # the two oldest, oldest first
+    assert hist.runs() == stamps[2:]
+    assert sum(hist.run_bytes(s) for s in hist.runs()) <= bound
+    assert not list((tmp_path / "history").glob(f"satu-{stamps[0]}.*"))
+    # the count bound still applies under the size bound
+    assert hist.prune(keep=2, max_bytes=bound) == stamps[2:3] and hist.runs() == stamps[3:]
+    # a newest run bigger than the bound on its own is kept (it alone), the others go
+    _file_run(hist, "20260101-000009-000000", tmp_path, 2 * bound)
+    assert hist.prune(keep=10, max_bytes=bound) == stamps[3:]
+    assert hist.runs() == ["20260101-000009-000000"]
+    assert hist.prune(keep=10, max_bytes=1) == [] and len(hist.runs()) == 1
+
+
+def test_feed_runs_prune_history_by_size_plain_copies_of_earlier_versions_too(demo_env):
+    base = Path(demo_env.base_dir)
+    s = make_settings(base, feed={"keep_feeds": 10, "history_max_mb": 1})
+    hist = History(s.feed.history_dir, "satu")
+    hist.folder.mkdir(parents=True)
+    old = "20250101-000000-000000"  # a plain copy filed by an earlier version, 2 MB
+    hist.path(old, ".yml").write_bytes(os.urandom(2 * 1024 * 1024))
+    hist.path(old, ".offers.tsv").write_text("", encoding="utf-8")
+    first, _, _ = run_feed(s)
+    assert first.ok
+    assert len(hist.runs()) == 1 and hist.runs()[0] != old  # over the bound together: the old one goes
+    assert not hist.path(old, ".yml").exists() and not hist.path(old, ".offers.tsv").exists()
+    second, _, _ = run_feed(s)
+    assert second.ok and len(hist.runs()) == 2  # two small runs fit in 1 MB
+    assert sum(hist.run_bytes(stamp) for stamp in hist.runs()) <= 1024 * 1024
+
+
+def test_restore_from_a_compressed_copy_gives_the_identical_feed(demo_env, tmp_path: Path):
+    r, _, _ = run_feed(demo_env)
+    assert r.ok
+    out = Path(demo_env.feed.output)
+    live = out.read_bytes()
+    hist = History(demo_env.feed.history_dir, "satu")
+    stamp = hist.runs()[-1]
+    copy = hist.feed_file(stamp)
+    assert copy is not None and copy.name.endswith(".yml.gz") and copy.stat().st_size < len(live) / 3
+    restored = hist.restore(stamp, tmp_path / "restored.yml")
+    assert restored.read_bytes() == live
+    # over an existing file, with nothing left behind
+    (tmp_path / "other.yml").write_bytes(b"older")
+    assert hist.restore(stamp, tmp_path / "other.yml").read_bytes() == live
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_restore_reads_plain_copies_of_earlier_versions(tmp_path: Path):
+    hist = History(tmp_path / "history", "satu")
+    hist.folder.mkdir()
+    old = "20250101-000000-000000"
+    body = "<?xml version='1.0' encoding='UTF-8'?><yml_catalog>старый</yml_catalog>\n".encode()
+    hist.path(old, ".yml").write_bytes(body)
+    hist.path(old, ".offers.tsv").write_text("", encoding="utf-8")
+    assert hist.feed_file(old) == hist.path(old, ".yml")
+    assert hist.restore(old, tmp_path / "satu.yml").read_bytes() == body
+    with pytest.raises(FileNotFoundError, match="no feed kept"):
+        hist.restore("20240101-000000-000000", tmp_path / "satu.yml")
+    assert hist.prune(keep=1, max_bytes=1) == [] and hist.prune(keep=1) == []
 
 
 def test_failed_render_keeps_the_last_good_feed(demo_env, tmp_path: Path):
@@ -774,6 +854,35 @@ def render_checked(
         check.close()
     assert report.ok == check_feed(dest).ok  # the same verdict as the check of the whole file
     return dest, report, bool(full)
+
+
+def test_recording_the_offers_holds_only_what_it_must_not_every_written_id(tmp_path: Path):
+    """The feed's `feed.offers` records of a big catalog are written streamed: what stays in memory while
+    they are written is the ids recorded before (and the few left offers), not every id written."""
+    import tracemalloc
+
+    state = State(tmp_path / "state.sqlite")
+    state.put_many(feed_offers.LEFT_NAMESPACE, [("2", {"price": "1"}), ("nope", {"price": "1"})])
+    state.put_many(feed_offers.NAMESPACE, [("old", feed_offers.FeedOffer("5", 1).record())])
+    n = 60_000
+
+    def offers():
+        for i in range(n):
+            yield f"{i:0>40}" if i > 9 else str(i), feed_offers.FeedOffer("100", 3)
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        feed_offers.replace_all(state, offers())
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_500_000, peak  # 60 000 ids of 40 characters would be ~6 MB
+    ids = [oid for oid, _ in state.items(feed_offers.NAMESPACE)]
+    assert len(ids) == n and "old" not in ids and "2" in ids
+    assert [oid for oid, _ in state.items(feed_offers.LEFT_NAMESPACE)] == ["nope", "old"]
+    state.close()
 
 
 def test_offers_are_checked_while_rendering_with_the_same_verdict(tmp_path: Path):

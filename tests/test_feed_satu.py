@@ -412,6 +412,40 @@ def test_variants_of_one_group_must_differ_in_a_param(tmp_path: Path):
     assert len(events) == 1 and "the same params as offer 1" in events[0].message
 
 
+def test_the_variant_check_does_not_keep_every_variants_params(tmp_path: Path):
+    """A shop of many variants: what the duplicate check keeps per variant stays small (a digest),
+    not the params themselves, so memory does not grow with their text."""
+    import io
+    import tracemalloc
+
+    from pipeline.feed.extract import Extractor
+    from pipeline.feed.result import FeedResult
+    from pipeline.model import Characteristic
+
+    class Products:  # made one at a time, as the catalog reader streams them
+        def products(self):
+            for good_id in range(1, 2401):
+                chars = [Characteristic(f"Свойство {k}", f"{good_id} " + "ж" * 240) for k in range(8)]
+                yield product(good_id=good_id, model_id=7, characteristics=chars)
+
+    s = make_settings(tmp_path)
+    extractor = Extractor(
+        Products(), RuleSettings(), mapped_tree({}), lambda p: None, None,
+        result=FeedResult(), journal=Journal.from_settings(s), snapshot=io.StringIO(),
+    )  # fmt: skip
+    offers = extractor.offers()
+    tracemalloc.start()
+    try:
+        assert sum(1 for _ in zip(range(1200), offers, strict=False)) == 1200  # (fills the bounded caches)
+        before = tracemalloc.take_snapshot()
+        assert sum(1 for _ in offers) == 1200
+        grown = sum(st.size_diff for st in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    # the params of 1200 more variants are ~5 MB of text; their digests and ids well under 1 MB
+    assert grown < 1_000_000, grown
+
+
 def test_vendor_emit_omit_or_allowlist(tmp_path: Path):
     from pipeline.feed.portal import load_vendor_allowlist
 

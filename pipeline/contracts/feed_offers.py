@@ -69,30 +69,34 @@ class FeedOffer:
 def replace_all(state: Any, offers: Iterable[tuple[str, FeedOffer]]) -> None:
     """Rebuild the namespace from scratch (first run, or a state that does not match the last feed);
     offers recorded before and not in the new feed are kept as left (see the module doc)."""
-    before = {oid for oid, _ in state.items(NAMESPACE)}
-    kept: set[str] = set()
+    # What was there and is not written again; the written ids are not collected (a million of them
+    # would be held for nothing: only the ones recorded before matter, and only until written).
+    gone = {oid for oid, _ in state.items(NAMESPACE)}
 
     def written() -> Iterator[tuple[str, FeedOffer]]:
         for oid, offer in offers:
-            kept.add(oid)
+            gone.discard(oid)
             yield oid, offer
 
     put_many(state, written())
-    remove(state, before - kept)
+    remove(state, gone)
 
 
 def put_many(state: Any, offers: Iterable[tuple[str, FeedOffer]]) -> None:
     """Write (or overwrite) the records of these offers (an offer back in the feed is no longer left)."""
+    # The left offers are few (until the push has made them unavailable): look each written id up in
+    # them rather than keep every written id.
+    left = {oid for oid, _ in state.items(LEFT_NAMESPACE)}
     back: list[str] = []
 
     def records() -> Iterator[tuple[str, dict[str, Any]]]:
         for oid, offer in offers:
-            back.append(oid)
+            if oid in left:
+                back.append(oid)
             yield oid, offer.record()
 
     state.put_many(NAMESPACE, records())
-    left = {oid for oid, _ in state.items(LEFT_NAMESPACE)}
-    for oid in left.intersection(back):
+    for oid in back:
         state.delete(LEFT_NAMESPACE, oid)
 
 

@@ -10,6 +10,7 @@ given as http(s) URLs pass through untouched.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -18,9 +19,15 @@ from pipeline.model import Photo
 PUBLISHED_NS = "photos.published"
 
 
+_URL_SAFE = re.compile(r"[A-Za-z0-9/\-._~]*")  # what `quote(…, safe="/-._~")` leaves as it is
+
+
 def join_url(base_url: str, name: str) -> str:
     """`public_base_url` + a published relative path, with the path safely quoted."""
-    return base_url.rstrip("/") + "/" + quote(name.lstrip("/"), safe="/-._~")
+    path = name.lstrip("/")
+    if not _URL_SAFE.fullmatch(path):  # (published names are URL-safe already: quote only the others)
+        path = quote(path, safe="/-._~")
+    return base_url.rstrip("/") + "/" + path
 
 
 class PhotoIndex:

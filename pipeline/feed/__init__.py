@@ -242,7 +242,7 @@ def _build(
         journal.event("feed", "dry run: feed built and validated, nothing written", **diff.as_dict())
         return
     commit(paths, result, used, photos.url_for)
-    paths.history.prune(f.keep_feeds)
+    paths.history.prune(f.keep_feeds, f.history_max_mb * 1024 * 1024)
     result.ok = True
     journal.event(
         "feed",

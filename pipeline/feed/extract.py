@@ -6,6 +6,7 @@ goes, as one line, into the run's snapshot file (what the guard compares and the
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
@@ -124,7 +125,7 @@ class Extractor:
         self.skipped: Counter[str] = Counter()
         self.logged: Counter[str] = Counter()
         self.countries: Counter[str] = Counter()  # country values not in Satu's dictionary table
-        self.variants: dict[int, dict[tuple[tuple[str, str, str], ...], str]] = {}  # group → params → id
+        self.variants: dict[int, dict[bytes, str]] = {}  # group → digest of its params → first id
 
     def offers(self) -> Iterator[Offer]:
         """The offers, in catalog order; raises `Interrupted` when a stop is requested."""
@@ -150,7 +151,11 @@ class Extractor:
         earlier one's of the same group is left out (the detail names the first)."""
         if r.group_id is None:
             return None
-        signature = tuple(sorted((p.name, p.unit, p.value) for p in r.params))
+        # Kept for every variant of the run: a 16-byte digest, not the params themselves (a shop of
+        # a million variants would hold them all); a collision is as likely as 2**-128 per pair.
+        signature = hashlib.blake2b(
+            repr(sorted((p.name, p.unit, p.value) for p in r.params)).encode("utf-8"), digest_size=16
+        ).digest()
         seen = self.variants.setdefault(r.group_id, {})
         first = seen.setdefault(signature, r.id)
         if first == r.id:

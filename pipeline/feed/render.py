@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -26,7 +27,7 @@ from pipeline.feed.sanitize import cdata
 
 BLOCKS = ("head", "categories", "middle", "offers", "tail")
 BUFFER = 1 << 20
-CHUNK = 1 << 16  # characters of rendered offers encoded (and teed) at a time
+PIECES = 8192  # rendered strings of the offers block encoded (and teed) at a time (~100 kB)
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "satu.yml.j2"
 
 
@@ -46,26 +47,19 @@ class Tee(Protocol):
 
 
 def _write_offers(chunks: Iterable[str], fh: Any, tee: Tee | None) -> int:
-    """Encode the rendered offer text to the spool (and the tee) in large chunks; returns the byte count."""
+    """Encode the rendered offer text to the spool (and the tee) in large chunks; returns the byte count.
+
+    The template yields about a hundred small strings per offer: they are taken `PIECES` at a time
+    (`islice` in C) rather than looked at one by one, which was a measurable share of the render."""
     size = 0
-    pending: list[str] = []
-    n = 0
-    for chunk in chunks:
-        pending.append(chunk)
-        n += len(chunk)
-        if n >= CHUNK:
-            data = "".join(pending).encode("utf-8")
-            fh.write(data)
-            if tee is not None:
-                tee.write(data)
-            size += len(data)
-            pending.clear()
-            n = 0
-    data = "".join(pending).encode("utf-8")
-    fh.write(data)
-    if tee is not None and data:
-        tee.write(data)
-    return size + len(data)
+    it = iter(chunks)
+    while batch := list(islice(it, PIECES)):
+        data = "".join(batch).encode("utf-8")
+        fh.write(data)
+        if tee is not None:
+            tee.write(data)
+        size += len(data)
+    return size
 
 
 def _cdata(text: Any) -> Markup:
