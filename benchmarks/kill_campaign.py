@@ -94,6 +94,9 @@ template = "{ROOT / "templates" / "satu.yml.j2"}"
 [publish]
 {publish}
 retries = 1
+# The address the feed's pictures name (check_pictures reads them back); a loopback one on purpose.
+public_base_url = "http://127.0.0.1:8765"
+allow_private_urls = true
 [satu]
 base_url = "http://127.0.0.1:{_free_port()}"
 max_retries = 0
