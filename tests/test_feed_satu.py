@@ -328,11 +328,11 @@ def test_constructs_of_real_satu_and_prom_feeds_pass_with_warnings_only(tmp_path
         assert quiet not in text  # what Prom's own exports write is not even a warning
     # the CLI: exit 0 on warnings, 1 with --strict; --json lists both kinds with lines
     ok = CliRunner().invoke(cli, ["check-feed", str(path)])
-    assert ok.exit_code == 0 and "OK, 3 warning(s)" in ok.output
+    assert ok.exit_code == 0 and "OK, 4 warning(s)" in ok.output  # (a2 has no picture)
     strict = CliRunner().invoke(cli, ["check-feed", str(path), "--strict"])
     assert strict.exit_code == 1
     data = json.loads(CliRunner().invoke(cli, ["check-feed", str(path), "--json"]).output)
-    assert data["ok"] and data["errors"] == [] and len(data["warnings"]) == 3
+    assert data["ok"] and data["errors"] == [] and len(data["warnings"]) == 4
     assert all(w["line"] > 0 and w["level"] == "warning" for w in data["warnings"])
 
 
@@ -431,3 +431,100 @@ def test_vendor_emit_omit_or_allowlist(tmp_path: Path):
     assert offer(product(producer=""), t, only).vendor_omitted is False  # no brand: nothing left out
     with pytest.raises(SettingsError, match="feed.vendor_allowlist"):
         load_vendor_allowlist(make_settings(tmp_path, feed={"vendor": "allowlist"}).feed)
+
+
+# Constructs of real feeds Satu/Prom take that an earlier check-feed called errors: the DOCTYPE line of
+# Prom's own export and of a production Satu feed (also split over two lines, as Horoshop writes it), a
+# <yml_catalog> without date, an empty <quantity_in_stock/> and empty/missing descriptions (Prom exports),
+# a categoryId its own <categories> lack (a Horoshop Prom export), fractional stock.
+TAKEN = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE yml_catalog
+SYSTEM "shops.dtd">
+<yml_catalog>
+<shop>
+<name>Магазин</name>
+<company>ТОО Магазин</company>
+<url>https://shop.kz</url>
+<currencies><currency id="KZT" rate="1"/></currencies>
+<categories>
+<category id="10">Дом</category>
+<category id="11" parentId="10" portal_id="1101">Кухня</category>
+</categories>
+<offers>
+<offer id="b1" available="true">
+<name>Сковорода</name>
+<description/>
+<price>9900</price>
+<currencyId>KZT</currencyId>
+<categoryId>11</categoryId>
+<picture>https://shop.kz/i/1.jpg</picture>
+<quantity_in_stock></quantity_in_stock>
+</offer>
+<offer id="b2" available="true">
+<name>Крышка</name>
+<price>1500</price>
+<currencyId>KZT</currencyId>
+<categoryId>99</categoryId>
+<picture>https://shop.kz/i/2.jpg</picture>
+<quantity_in_stock>2.5</quantity_in_stock>
+</offer>
+<offer id="b3" available="">
+<name>Ручка</name>
+<description>Пластик</description>
+<price>300</price>
+<currencyId>KZT</currencyId>
+<categoryId>10</categoryId>
+</offer>
+</offers>
+</shop>
+</yml_catalog>
+"""
+
+
+def test_what_real_feeds_satu_takes_carry_is_a_warning_not_an_error(tmp_path: Path):
+    path = tmp_path / "taken.yml"
+    path.write_text(TAKEN, encoding="utf-8")
+    report = check_feed(path)
+    assert report.ok and report.offers == 3 and report.categories == 2, report.errors
+    text = "\n".join(map(str, report.warnings))
+    for expected in (
+        "line 4: warning: <yml_catalog> has no date attribute",
+        "line 17: warning: offer b1: <description> is empty",
+        "line 22: warning: offer b1: <quantity_in_stock> is empty",
+        "line 24: warning: offer b2: <description> is missing",
+        "line 30: warning: offer b2: <quantity_in_stock> 2.5 is not a whole number",
+        "line 28: warning: offer b2: categoryId 99 names no category in the feed",
+        "line 32: warning: 1 offer(s) without a <picture> (Satu shows 1–10), first: offer b3",
+        "line 24: warning: 2 offer(s) without a Satu category",
+    ):
+        assert expected in text, text
+    assert "DOCTYPE" not in text and "categoryId 11" not in text
+
+
+def test_an_external_dtd_is_never_read(tmp_path: Path):
+    # The DTD beside the feed would add an entity and an attribute default: neither may take effect.
+    (tmp_path / "shops.dtd").write_text(
+        '<!ENTITY x "INJECTED">\n<!ATTLIST offer available CDATA "true">\n', encoding="utf-8"
+    )
+    body = TAKEN.replace("<name>Ручка</name>", "<name>Ручка &x;</name>")
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    assert not report.ok and any("'x' not defined" in p.message for p in report.errors), report.problems
+    result = CliRunner().invoke(cli, ["check-feed", str(path)])
+    assert result.exit_code == 1 and "INJECTED" not in result.output
+
+
+def test_a_currency_not_declared_in_currencies_is_an_error(tmp_path: Path):
+    path = tmp_path / "feed.yml"
+    path.write_text(
+        REAL_WORLD.format(encoding="UTF-8").replace(
+            "<price>1500</price>\n<currencyId>KZT", "<price>1500</price>\n<currencyId>USD"
+        ),
+        encoding="utf-8",
+    )
+    report = check_feed(path)
+    assert not report.ok, report.problems
+    assert [str(p) for p in report.errors] == [
+        "line 34: offer a2: currencyId USD is not declared in <currencies>"
+    ]

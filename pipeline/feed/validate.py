@@ -3,7 +3,7 @@
 The file is read once with lxml `iterparse`. Each `<category>` and `<offer>` is validated against
 the project's schema (`satu_yml.xsd`) as soon as it ends, then checked for what a schema cannot say
 (unique ids, existing categoryId/parentId, ≤ 10 pictures, vendorCode ≤ 25, oldprice vs discount,
-non-empty name/description/price), and then freed. Memory holds only the ids (for uniqueness and
+non-empty name/price, declared currencies), and then freed. Memory holds only the ids (for uniqueness and
 references), so a feed of a million offers validates in bounded memory. `OffersStreamCheck` (below)
 runs the same checks on the offers while the feed is being rendered.
 """
@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from array import array
@@ -122,6 +123,11 @@ class _Checker:
         self.unknown_refs: dict[str, tuple[int, str]] = {}  # categoryId used before/without definition
         self.offers = 0
         self.schema = schema()
+        self.currencies_used: dict[str, tuple[int, str]] = {}  # currencyId → first (line, where)
+        self.currencies_declared: set[str] | None = None  # from <currencies>, once the skeleton is read
+        self.portal_ids: set[str] = set()  # categories carrying portal_id=
+        self.no_portal: dict[str, tuple[int, int, str]] = {}  # categoryId → (offers, first line, where)
+        self.no_picture: tuple[int, int, str] = (0, 0, "")  # (offers, first line, where)
 
     def add(self, line: int, message: str, where: str = "") -> None:
         if len(self.problems) >= MAX_PROBLEMS:
@@ -179,6 +185,8 @@ class _Checker:
             self.add(line, f"duplicate category id {cid} (first on line {self.categories[cid][1]})", where)
         else:
             parent = elem.get("parentId")
+            if (elem.get("portal_id") or "").strip():
+                self.portal_ids.add(cid)
             self.categories[cid] = (None if parent in ("0", "") else parent, line)  # parentId="0": a root
 
     def offer(self, elem: etree._Element) -> None:
@@ -188,7 +196,9 @@ class _Checker:
         where = f"offer {oid}"
         if self.per_element:
             self.strip_unknown(elem, OFFER_TAGS, OFFER_ATTRIBUTES, where)
+        self.stock(elem, where)
         self.validate_schema(elem, where)
+        self.account(elem, line, where)
         if oid and not self.offer_ids.add(oid):
             self.add(line, f"duplicate offer id {oid}", where)
         for pic in elem.iterfind("picture"):
@@ -226,6 +236,34 @@ class _Checker:
         if cid not in self.categories and cid not in self.unknown_refs:
             self.unknown_refs[cid] = (line, where)
 
+    def stock(self, elem: etree._Element, where: str) -> None:
+        """An empty `<quantity_in_stock/>` (Prom's own exports write it) or fractional stock: Satu takes
+        the offer, so a warning; the empty tag is taken out so the schema judges the rest."""
+        for q in elem.findall("quantity_in_stock"):
+            text = (q.text or "").strip()
+            value = _decimal(text)
+            if not text:
+                self.warn(q.sourceline or 0, "<quantity_in_stock> is empty (no stock count for Satu)", where)
+                if self.per_element:
+                    elem.remove(q)
+            elif value is not None and value >= 0 and value != value.to_integral_value():
+                self.warn(q.sourceline or 0, f"<quantity_in_stock> {text} is not a whole number", where)
+
+    def account(self, elem: etree._Element, line: int, where: str) -> None:
+        """What the end of the check judges over all offers: currencies used, offers without a picture
+        and without a Satu category (neither `<portal_category_id>` nor `portal_id` on its category)."""
+        cur = elem.find("currencyId")
+        currency = (cur.text or "").strip() if cur is not None else ""
+        if cur is not None and currency and currency not in self.currencies_used:
+            self.currencies_used[currency] = (cur.sourceline or line, where)
+        if elem.find("picture") is None:
+            n, first, at = self.no_picture
+            self.no_picture = (n + 1, first or line, at or where)
+        if not (elem.findtext("portal_category_id") or "").strip():
+            cid = (elem.findtext("categoryId") or "").strip()
+            n, first, at = self.no_portal.get(cid, (0, line, where))
+            self.no_portal[cid] = (n + 1, first, at)
+
     def offer_detail(self, elem: etree._Element, oid: str, line: int, where: str) -> None:
         """Every rule with the exact line of the child at fault (slow: only for offers with problems)."""
         counts: dict[str, int] = {}
@@ -249,13 +287,16 @@ class _Checker:
         self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
     ) -> None:
         for tag in ("name", "description", "price", "categoryId"):
+            # Satu takes an offer without a description (Prom's own exports carry empty ones): a warning
+            report = self.warn if tag == "description" else self.add
             if tag not in counts:
-                self.add(line, f"<{tag}> is missing", where)
+                report(line, f"<{tag}> is missing", where)
             elif counts[tag] > 1:
                 self.add(line, f"<{tag}> appears {counts[tag]} times (exactly one allowed)", where)
         for tag in ("name", "description"):
             if tag in first and not (first[tag].text or "").strip():
-                self.add(first[tag].sourceline or line, f"<{tag}> is empty", where)
+                report = self.warn if tag == "description" else self.add
+                report(first[tag].sourceline or line, f"<{tag}> is empty", where)
 
     def _detail_lengths(
         self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
@@ -325,9 +366,29 @@ class _Checker:
                     self.categories[cid][1], f"category cycle: {' → '.join(seen + [cid])}", f"category {cid}"
                 )
         for cid, (line, where) in self.unknown_refs.items():
-            if cid not in self.categories:
-                self.add(line, f"categoryId {cid} names no category in the feed", where)
+            if cid not in self.categories:  # Satu takes it (a Horoshop Prom export has such offers)
+                self.warn(line, f"categoryId {cid} names no category in the feed", where)
+        self.finish_offers()
         self.problems.sort(key=lambda p: p.line)
+
+    def finish_offers(self) -> None:
+        """The judgements over all offers: undeclared currencies (an error), and one warning each for
+        the offers without a picture and without a Satu category."""
+        if self.currencies_declared is not None:
+            for currency, (line, where) in self.currencies_used.items():
+                if currency not in self.currencies_declared:
+                    self.add(line, f"currencyId {currency} is not declared in <currencies>", where)
+        n, line, where = self.no_picture
+        if n:
+            self.warn(line, f"{n} offer(s) without a <picture> (Satu shows 1–10), first: {where}")
+        unmapped = [v for cid, v in self.no_portal.items() if cid not in self.portal_ids]
+        if unmapped:
+            first = min(unmapped, key=lambda v: v[1])
+            self.warn(
+                first[1],
+                f"{sum(v[0] for v in unmapped)} offer(s) without a Satu category (no <portal_category_id>,"
+                f" no portal_id= on their category; Satu guesses from the name), first: {first[2]}",
+            )
 
 
 def _first_line(path: Path) -> bytes:
@@ -383,13 +444,12 @@ def _scan_element(elem: etree._Element, c: _Checker) -> None:
 
 def _check_skeleton(root: etree._Element, c: _Checker) -> None:
     """The document around the offers and categories: root, date, one shop, its known children."""
-    if root.getroottree().docinfo.doctype:
-        c.add(1, "the feed has a DOCTYPE declaration; Satu's feeds have none (and entities are not read)")
+    # (A DOCTYPE declaring anything was refused before parsing: `_doctype_line`.)
     if root.tag != "yml_catalog":
         c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
         return
-    if not root.get("date"):
-        c.add(root.sourceline or 1, "<yml_catalog> has no date attribute")
+    if not root.get("date"):  # (Prom's own exports come without one)
+        c.warn(root.sourceline or 1, "<yml_catalog> has no date attribute")
     for e in root:
         if isinstance(e.tag, str) and e.tag != "shop":
             c.add(e.sourceline or 0, f"unexpected <{e.tag}> under <yml_catalog> (expected <shop>)")
@@ -397,6 +457,7 @@ def _check_skeleton(root: etree._Element, c: _Checker) -> None:
     if shop is None:
         c.add(root.sourceline or 1, "<yml_catalog> has no <shop>")
         return
+    c.currencies_declared = {(x.get("id") or "").strip() for x in shop.iterfind("currencies/currency")}
     present = set()
     for e in shop:
         if isinstance(e.tag, str):
@@ -410,11 +471,18 @@ def _check_skeleton(root: etree._Element, c: _Checker) -> None:
 
 
 DOCTYPE_SCAN = 1 << 16
+# The DOCTYPE Prom's own exports and real Satu feeds carry: a name and an external id, nothing declared
+# inside. It is never read (`load_dtd=False`, no network), so it changes nothing and passes quietly.
+_PLAIN_DOCTYPE = re.compile(
+    rb"""<!DOCTYPE\s+yml_catalog(\s+(SYSTEM|PUBLIC\s+("[^"]*"|'[^']*'))\s+("[^"]*"|'[^']*'))?\s*>""",
+    re.IGNORECASE,
+)
 
 
 def _doctype_line(path: Path) -> int:
-    """The line of a `<!DOCTYPE` before the root element (0 when there is none), found without parsing,
-    so that no entity it declares is ever expanded and nothing it names is fetched."""
+    """The line of a `<!DOCTYPE` before the root element that declares anything inside (0 when there is
+    none, or only the plain external one), found without parsing, so that no entity it declares is ever
+    expanded and nothing it names is fetched."""
     with open(path, "rb") as fh:
         start = fh.read(DOCTYPE_SCAN)
     at = start.upper().find(b"<!DOCTYPE")
@@ -423,7 +491,9 @@ def _doctype_line(path: Path) -> int:
     before = start[:at]
     # only the prolog counts: a "<!DOCTYPE" after the root element starts is text, not a declaration
     tags = [t for t in before.split(b"<")[1:] if not t.startswith((b"?", b"!"))]
-    return 0 if tags else before.count(b"\n") + 1
+    if tags or _PLAIN_DOCTYPE.match(start, at):
+        return 0
+    return before.count(b"\n") + 1
 
 
 def check_feed(path: Path | str) -> FeedReport:
@@ -435,7 +505,7 @@ def check_feed(path: Path | str) -> FeedReport:
     except OSError as exc:
         return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
     if doctype:
-        message = "the feed has a DOCTYPE declaration: refused unread (Satu's feeds have none)"
+        message = "the feed's DOCTYPE declares entities or defaults: refused unread (Satu's feeds have none)"
         return FeedReport(0, 0, [FeedProblem(doctype, message)])
     try:
         c = _check(lambda: path, head)
@@ -490,7 +560,8 @@ def _check_offers_stream(source: IO[bytes]) -> dict:
         ok = not c.problems
     except etree.XMLSyntaxError:
         ok = False
-    return {"ok": ok, "offers": c.offers, "refs": sorted(c.unknown_refs) if ok else []}
+    refs, currencies = (sorted(c.unknown_refs), sorted(c.currencies_used)) if ok else ([], [])
+    return {"ok": ok, "offers": c.offers, "refs": refs, "currencies": currencies}
 
 
 class OffersStreamCheck:
@@ -578,6 +649,8 @@ class OffersStreamCheck:
         c = _check(lambda: io.BytesIO(skeleton), skeleton[:200].split(b"\n", 1)[0])
         if c.problems or c.offers or any(cid not in c.categories for cid in helper["refs"]):
             return None
+        if any(cur not in (c.currencies_declared or ()) for cur in helper.get("currencies", ())):
+            return None  # a currency the head does not declare: the full check names the offer
         return FeedReport(int(helper["offers"]), len(c.categories), [], False)
 
     def close(self) -> None:
