@@ -528,3 +528,20 @@ def test_a_currency_not_declared_in_currencies_is_an_error(tmp_path: Path):
     assert [str(p) for p in report.errors] == [
         "line 34: offer a2: currencyId USD is not declared in <currencies>"
     ]
+
+
+@pytest.mark.parametrize(
+    ("code", "warned"),
+    [("AB-12_3.4/5 x", False), ("Арт-Ққ 7", False), ("AB#12", True), ("A,B;C", True), ("A\u00a0B", True)],
+)
+def test_vendor_code_characters_outside_satus_article_field_are_a_warning(tmp_path: Path, code, warned):
+    # Prom/Satu's article: digits, Cyrillic, Latin, "-", "_", ".", "/" and space.
+    body = REAL_WORLD.format(encoding="UTF-8").replace(
+        "<price>1500</price>", f"<price>1500</price><vendorCode>{code}</vendorCode>"
+    )
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    hits = [p for p in report.problems if "vendorCode" in p.message]
+    assert report.ok, report.errors
+    assert [(p.line, p.level, p.where) for p in hits] == ([(33, "warning", "offer a2")] if warned else [])

@@ -49,6 +49,7 @@ VENDOR_CODE_MAX = 25
 NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 DESCRIPTION_MAX = 12000
 SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
+VENDOR_CODE_SIGNS = frozenset("-_./ ")  # Prom/Satu's article: digits, Cyrillic, Latin, these signs
 
 
 _schemas: dict[bool, etree.XMLSchema] = {}
@@ -197,6 +198,7 @@ class _Checker:
         if self.per_element:
             self.strip_unknown(elem, OFFER_TAGS, OFFER_ATTRIBUTES, where)
         self.stock(elem, where)
+        self.vendor_code(elem, where)
         self.validate_schema(elem, where)
         self.account(elem, line, where)
         if oid and not self.offer_ids.add(oid):
@@ -248,6 +250,18 @@ class _Checker:
                     elem.remove(q)
             elif value is not None and value >= 0 and value != value.to_integral_value():
                 self.warn(q.sourceline or 0, f"<quantity_in_stock> {text} is not a whole number", where)
+
+    def vendor_code(self, elem: etree._Element, where: str) -> None:
+        """Characters Satu's article field does not take: a warning (what Satu does with them is unknown)."""
+        code = elem.find("vendorCode")
+        text = (code.text or "").strip() if code is not None else ""
+        bad = sorted({ch for ch in text if not (ch.isalnum() or ch in VENDOR_CODE_SIGNS)})
+        if code is not None and bad:
+            self.warn(
+                code.sourceline or 0,
+                f"<vendorCode> {text!r} has {''.join(bad)!r}: Satu's article takes digits, letters, - _ . / and space",
+                where,
+            )
 
     def account(self, elem: etree._Element, line: int, where: str) -> None:
         """What the end of the check judges over all offers: currencies used, offers without a picture
