@@ -9,6 +9,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from lxml import etree
@@ -545,3 +546,41 @@ def test_vendor_code_characters_outside_satus_article_field_are_a_warning(tmp_pa
     hits = [p for p in report.problems if "vendorCode" in p.message]
     assert report.ok, report.errors
     assert [(p.line, p.level, p.where) for p in hits] == ([(33, "warning", "offer a2")] if warned else [])
+
+
+def test_the_summary_counts_cut_params_dropped_group_ids_and_left_out_brands(tmp_path: Path):
+    import io
+
+    from pipeline.commands.feed import _print_summary
+    from pipeline.feed.extract import Extractor
+    from pipeline.feed.result import FeedResult
+    from pipeline.model import Characteristic
+
+    long_value = " ".join(["материал"] * 40)
+    items = [
+        product(good_id=1, characteristics=[Characteristic("Состав", long_value)], producer="Tefal"),
+        product(good_id=2, model_id=1_000_000_000, producer="Noname Zavod"),
+        product(good_id=3, model_id=7, producer="Noname Zavod"),
+    ]
+    s = make_settings(tmp_path)
+    journal, result = Journal.from_settings(s), FeedResult()
+    rules = RuleSettings(vendor="allowlist", vendor_allowlist=frozenset({"tefal"}))
+    extractor = Extractor(
+        ListSource(items), rules, mapped_tree({}), lambda p: None, None,
+        result=result, journal=journal, snapshot=io.StringIO(),
+    )  # fmt: skip
+    assert [o.id for o in extractor.offers()] == ["1", "2", "3"]
+    extractor.finish()
+    assert (result.params_cut, result.group_ids_dropped, result.vendors_omitted) == (1, 1, 2)
+    events = [e for e in journal.search(stage="feed", level="warning") if "group_id left out" in e.message]
+    assert len(events) == 1 and "1..999999999" in events[0].message
+    out = CliRunner()
+
+    @click.command()
+    def show() -> None:
+        _print_summary(result)
+
+    text = out.invoke(show).output
+    assert "Param values cut to 255 chars: 1; group ids outside 1..999999999 left out: 1" in text
+    assert "Brands left out ([feed] vendor): 2 offers without <vendor>" in text
+    assert "3 offers without any photo" in text
