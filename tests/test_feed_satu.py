@@ -584,3 +584,30 @@ def test_the_summary_counts_cut_params_dropped_group_ids_and_left_out_brands(tmp
     assert "Param values cut to 255 chars: 1; group ids outside 1..999999999 left out: 1" in text
     assert "Brands left out ([feed] vendor): 2 offers without <vendor>" in text
     assert "3 offers without any photo" in text
+
+
+def test_settings_default_to_not_in_stock_and_no_ready_to_ship_flag(tmp_path: Path):
+    s = make_settings(tmp_path)
+    assert s.satu.unavailable_value == "" and s.feed.in_stock_flag is False
+    assert RuleSettings.from_settings(s).in_stock_flag is False
+    flagged = make_settings(tmp_path, feed={"in_stock_flag": True})
+    assert RuleSettings.from_settings(flagged).in_stock_flag is True
+
+
+def test_check_feed_names_over_110_are_errors_and_shop_gaps_and_a_child_available_are_warnings(
+    tmp_path: Path,
+):
+    body = REAL_WORLD.format(encoding="UTF-8")
+    body = body.replace(
+        "<name>Магазин</name>\n<company>ТОО Магазин</company>\n<url>https://shop.kz</url>\n", ""
+    )
+    body = body.replace("<name>Крышка</name>", "<name>" + "К" * 111 + "</name><available>true</available>")
+    body = body.replace("<name>Сковорода чугунная 26 см</name>", "<name>" + "С" * 110 + "</name>")
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    assert [str(p) for p in report.errors] == ["line 28: offer a2: <name> has 111 chars (keep ≤ 110)"]
+    text = "\n".join(map(str, report.warnings))
+    for tag in ("name", "company", "url"):
+        assert f"line 3: warning: <shop> has no <{tag}>" in text
+    assert "line 28: warning: offer a2: unknown tag <available>: availability is the offer attribute" in text
