@@ -611,3 +611,17 @@ def test_check_feed_names_over_110_are_errors_and_shop_gaps_and_a_child_availabl
     for tag in ("name", "company", "url"):
         assert f"line 3: warning: <shop> has no <{tag}>" in text
     assert "line 28: warning: offer a2: unknown tag <available>: availability is the offer attribute" in text
+
+
+def test_the_feed_writes_minimum_order_quantity_only_on_the_wholesale_offer(tmp_path: Path):
+    t = mapped_tree({})
+    wholesale = dict(wholesale_price=Decimal(900), wholesale_min_qty=Decimal(10))
+    offers = [
+        offer(product(good_id=1, min_order_qty=Decimal(5)), t),
+        offer(product(good_id=2, min_order_qty=Decimal(5), **wholesale), t),
+    ]
+    root = render(tmp_path, offers, t)
+    got = {
+        o.get("id"): (o.get("selling_type"), o.findtext("minimum_order_quantity")) for o in root.iter("offer")
+    }
+    assert got == {"1": ("r", None), "2": ("u", "5")}
