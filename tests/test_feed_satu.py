@@ -625,3 +625,17 @@ def test_the_feed_writes_minimum_order_quantity_only_on_the_wholesale_offer(tmp_
         o.get("id"): (o.get("selling_type"), o.findtext("minimum_order_quantity")) for o in root.iter("offer")
     }
     assert got == {"1": ("r", None), "2": ("u", "5")}
+
+
+def test_check_feed_warns_about_a_param_value_over_255(tmp_path: Path):
+    body = REAL_WORLD.format(encoding="UTF-8").replace(
+        '<param name="Диаметр" unit="см">26</param>',
+        '<param name="Диаметр" unit="см">26</param><param name="Состав">' + "я" * 256 + "</param>",
+    )
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    hits = [str(p) for p in report.problems if "<param>" in p.message]
+    assert report.ok and hits == [
+        "line 28: warning: offer a1: <param> 'Состав' has 256 chars (Satu keeps ≤ 255)"
+    ], report.problems

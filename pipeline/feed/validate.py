@@ -49,6 +49,7 @@ VENDOR_CODE_MAX = 25
 NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 DESCRIPTION_MAX = 12000
 SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
+PARAM_MAX = 255  # Satu's limit for a <param> value
 VENDOR_CODE_SIGNS = frozenset("-_./ ")  # Prom/Satu's article: digits, Cyrillic, Latin, these signs
 
 
@@ -199,6 +200,15 @@ class _Checker:
             self.strip_unknown(elem, OFFER_TAGS, OFFER_ATTRIBUTES, where)
         self.stock(elem, where)
         self.vendor_code(elem, where)
+        for param in elem.iterfind("param"):
+            size = len((param.text or "").strip())
+            if size > PARAM_MAX:
+                name = param.get("name") or ""
+                self.warn(
+                    param.sourceline or 0,
+                    f"<param> {name!r} has {size} chars (Satu keeps ≤ {PARAM_MAX})",
+                    where,
+                )
         self.validate_schema(elem, where)
         self.account(elem, line, where)
         if oid and not self.offer_ids.add(oid):
