@@ -369,7 +369,7 @@ def test_check_feed_lists_every_problem_with_its_line(tmp_path: Path):
     assert any(p.line == 18 and "selling_type" in p.message for p in report.problems)
     assert "line 19: offer 1: <name> is empty" in text
     assert "line 21: offer 1: <oldprice> and <discount> must not both be given" in text
-    assert "line 22: offer 1: categoryId 7 names no category" in text
+    assert "line 22: warning: offer 1: categoryId 7 names no category" in text  # Satu takes it
     assert "line 23: offer 1: <vendorCode> '123456789012345678901234567890' has 30 chars" in text
     assert any(p.where == "offer 3" and "<name> is missing" in p.message for p in report.problems)
     assert any(p.where == "offer 3" and "<price> is missing" in p.message for p in report.problems)
@@ -890,12 +890,19 @@ def test_offers_are_checked_while_rendering_with_the_same_verdict(tmp_path: Path
     good = [product(good_id=i, name=f"Кресло {i} ]]> &", section_id=2) for i in range(1, 40)]
     dest, report, full = render_checked(tmp_path, good, cats)
     assert report.ok and report.offers == 39 and report.categories == 2 and not full
-    # An offer the rules refuse (here: a category the head does not define) → the full check, with lines.
+    # A category the head does not define → the full check, with lines (a warning: Satu takes it).
     template = (ROOT / "templates" / "satu.yml.j2").read_text(encoding="utf-8")
     bad_ref = template.replace("<categoryId>{{ o.category_id }}</categoryId>", "<categoryId>777</categoryId>")
     assert bad_ref != template
     dest, report, full = render_checked(tmp_path, good[:3], cats, bad_ref)
-    assert not report.ok and full and any("categoryId 777" in str(p) for p in report.problems)
+    assert report.ok and full and any("categoryId 777" in str(p) for p in report.warnings)
+    # A currency the head does not declare: an error, though the offers alone are fine.
+    bad_currency = template.replace(
+        "<currencyId>{{ o.currency }}</currencyId>", "<currencyId>USD</currencyId>"
+    )
+    assert bad_currency != template
+    dest, report, full = render_checked(tmp_path, good[:3], cats, bad_currency)
+    assert not report.ok and full and any("currencyId USD is not declared" in str(p) for p in report.errors)
     # Broken XML inside the offers part.
     broken = template.replace(
         "<categoryId>{{ o.category_id }}</categoryId>", "<categoryId>{{ o.category_id }}"

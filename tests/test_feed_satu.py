@@ -9,6 +9,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from lxml import etree
@@ -328,11 +329,11 @@ def test_constructs_of_real_satu_and_prom_feeds_pass_with_warnings_only(tmp_path
         assert quiet not in text  # what Prom's own exports write is not even a warning
     # the CLI: exit 0 on warnings, 1 with --strict; --json lists both kinds with lines
     ok = CliRunner().invoke(cli, ["check-feed", str(path)])
-    assert ok.exit_code == 0 and "OK, 3 warning(s)" in ok.output
+    assert ok.exit_code == 0 and "OK, 4 warning(s)" in ok.output  # (a2 has no picture)
     strict = CliRunner().invoke(cli, ["check-feed", str(path), "--strict"])
     assert strict.exit_code == 1
     data = json.loads(CliRunner().invoke(cli, ["check-feed", str(path), "--json"]).output)
-    assert data["ok"] and data["errors"] == [] and len(data["warnings"]) == 3
+    assert data["ok"] and data["errors"] == [] and len(data["warnings"]) == 4
     assert all(w["line"] > 0 and w["level"] == "warning" for w in data["warnings"])
 
 
@@ -465,3 +466,210 @@ def test_vendor_emit_omit_or_allowlist(tmp_path: Path):
     assert offer(product(producer=""), t, only).vendor_omitted is False  # no brand: nothing left out
     with pytest.raises(SettingsError, match="feed.vendor_allowlist"):
         load_vendor_allowlist(make_settings(tmp_path, feed={"vendor": "allowlist"}).feed)
+
+
+# Constructs of real feeds Satu/Prom take that an earlier check-feed called errors: the DOCTYPE line of
+# Prom's own export and of a production Satu feed (also split over two lines, as Horoshop writes it), a
+# <yml_catalog> without date, an empty <quantity_in_stock/> and empty/missing descriptions (Prom exports),
+# a categoryId its own <categories> lack (a Horoshop Prom export), fractional stock.
+TAKEN = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE yml_catalog
+SYSTEM "shops.dtd">
+<yml_catalog>
+<shop>
+<name>Магазин</name>
+<company>ТОО Магазин</company>
+<url>https://shop.kz</url>
+<currencies><currency id="KZT" rate="1"/></currencies>
+<categories>
+<category id="10">Дом</category>
+<category id="11" parentId="10" portal_id="1101">Кухня</category>
+</categories>
+<offers>
+<offer id="b1" available="true">
+<name>Сковорода</name>
+<description/>
+<price>9900</price>
+<currencyId>KZT</currencyId>
+<categoryId>11</categoryId>
+<picture>https://shop.kz/i/1.jpg</picture>
+<quantity_in_stock></quantity_in_stock>
+</offer>
+<offer id="b2" available="true">
+<name>Крышка</name>
+<price>1500</price>
+<currencyId>KZT</currencyId>
+<categoryId>99</categoryId>
+<picture>https://shop.kz/i/2.jpg</picture>
+<quantity_in_stock>2.5</quantity_in_stock>
+</offer>
+<offer id="b3" available="">
+<name>Ручка</name>
+<description>Пластик</description>
+<price>300</price>
+<currencyId>KZT</currencyId>
+<categoryId>10</categoryId>
+</offer>
+</offers>
+</shop>
+</yml_catalog>
+"""
+
+
+def test_what_real_feeds_satu_takes_carry_is_a_warning_not_an_error(tmp_path: Path):
+    path = tmp_path / "taken.yml"
+    path.write_text(TAKEN, encoding="utf-8")
+    report = check_feed(path)
+    assert report.ok and report.offers == 3 and report.categories == 2, report.errors
+    text = "\n".join(map(str, report.warnings))
+    for expected in (
+        "line 4: warning: <yml_catalog> has no date attribute",
+        "line 17: warning: offer b1: <description> is empty",
+        "line 22: warning: offer b1: <quantity_in_stock> is empty",
+        "line 24: warning: offer b2: <description> is missing",
+        "line 30: warning: offer b2: <quantity_in_stock> 2.5 is not a whole number",
+        "line 28: warning: offer b2: categoryId 99 names no category in the feed",
+        "line 32: warning: 1 offer(s) without a <picture> (Satu shows 1–10), first: offer b3",
+        "line 24: warning: 2 offer(s) without a Satu category",
+    ):
+        assert expected in text, text
+    assert "DOCTYPE" not in text and "categoryId 11" not in text
+
+
+def test_an_external_dtd_is_never_read(tmp_path: Path):
+    # The DTD beside the feed would add an entity and an attribute default: neither may take effect.
+    (tmp_path / "shops.dtd").write_text(
+        '<!ENTITY x "INJECTED">\n<!ATTLIST offer available CDATA "true">\n', encoding="utf-8"
+    )
+    body = TAKEN.replace("<name>Ручка</name>", "<name>Ручка &x;</name>")
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    assert not report.ok and any("'x' not defined" in p.message for p in report.errors), report.problems
+    result = CliRunner().invoke(cli, ["check-feed", str(path)])
+    assert result.exit_code == 1 and "INJECTED" not in result.output
+
+
+def test_a_currency_not_declared_in_currencies_is_an_error(tmp_path: Path):
+    path = tmp_path / "feed.yml"
+    path.write_text(
+        REAL_WORLD.format(encoding="UTF-8").replace(
+            "<price>1500</price>\n<currencyId>KZT", "<price>1500</price>\n<currencyId>USD"
+        ),
+        encoding="utf-8",
+    )
+    report = check_feed(path)
+    assert not report.ok, report.problems
+    assert [str(p) for p in report.errors] == [
+        "line 34: offer a2: currencyId USD is not declared in <currencies>"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "warned"),
+    [("AB-12_3.4/5 x", False), ("Арт-Ққ 7", False), ("AB#12", True), ("A,B;C", True), ("A\u00a0B", True)],
+)
+def test_vendor_code_characters_outside_satus_article_field_are_a_warning(tmp_path: Path, code, warned):
+    # Prom/Satu's article: digits, Cyrillic, Latin, "-", "_", ".", "/" and space.
+    body = REAL_WORLD.format(encoding="UTF-8").replace(
+        "<price>1500</price>", f"<price>1500</price><vendorCode>{code}</vendorCode>"
+    )
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    hits = [p for p in report.problems if "vendorCode" in p.message]
+    assert report.ok, report.errors
+    assert [(p.line, p.level, p.where) for p in hits] == ([(33, "warning", "offer a2")] if warned else [])
+
+
+def test_the_summary_counts_cut_params_dropped_group_ids_and_left_out_brands(tmp_path: Path):
+    import io
+
+    from pipeline.commands.feed import _print_summary
+    from pipeline.feed.extract import Extractor
+    from pipeline.feed.result import FeedResult
+    from pipeline.model import Characteristic
+
+    long_value = " ".join(["материал"] * 40)
+    items = [
+        product(good_id=1, characteristics=[Characteristic("Состав", long_value)], producer="Tefal"),
+        product(good_id=2, model_id=1_000_000_000, producer="Noname Zavod"),
+        product(good_id=3, model_id=7, producer="Noname Zavod"),
+    ]
+    s = make_settings(tmp_path)
+    journal, result = Journal.from_settings(s), FeedResult()
+    rules = RuleSettings(vendor="allowlist", vendor_allowlist=frozenset({"tefal"}))
+    extractor = Extractor(
+        ListSource(items), rules, mapped_tree({}), lambda p: None, None,
+        result=result, journal=journal, snapshot=io.StringIO(),
+    )  # fmt: skip
+    assert [o.id for o in extractor.offers()] == ["1", "2", "3"]
+    extractor.finish()
+    assert (result.params_cut, result.group_ids_dropped, result.vendors_omitted) == (1, 1, 2)
+    events = [e for e in journal.search(stage="feed", level="warning") if "group_id left out" in e.message]
+    assert len(events) == 1 and "1..999999999" in events[0].message
+    out = CliRunner()
+
+    @click.command()
+    def show() -> None:
+        _print_summary(result)
+
+    text = out.invoke(show).output
+    assert "Param values cut to 255 chars: 1; group ids outside 1..999999999 left out: 1" in text
+    assert "Brands left out ([feed] vendor): 2 offers without <vendor>" in text
+    assert "3 offers without any photo" in text
+
+
+def test_settings_default_to_not_in_stock_and_no_ready_to_ship_flag(tmp_path: Path):
+    s = make_settings(tmp_path)
+    assert s.satu.unavailable_value == "" and s.feed.in_stock_flag is False
+    assert RuleSettings.from_settings(s).in_stock_flag is False
+    flagged = make_settings(tmp_path, feed={"in_stock_flag": True})
+    assert RuleSettings.from_settings(flagged).in_stock_flag is True
+
+
+def test_check_feed_names_over_110_are_errors_and_shop_gaps_and_a_child_available_are_warnings(
+    tmp_path: Path,
+):
+    body = REAL_WORLD.format(encoding="UTF-8")
+    body = body.replace(
+        "<name>Магазин</name>\n<company>ТОО Магазин</company>\n<url>https://shop.kz</url>\n", ""
+    )
+    body = body.replace("<name>Крышка</name>", "<name>" + "К" * 111 + "</name><available>true</available>")
+    body = body.replace("<name>Сковорода чугунная 26 см</name>", "<name>" + "С" * 110 + "</name>")
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    assert [str(p) for p in report.errors] == ["line 28: offer a2: <name> has 111 chars (keep ≤ 110)"]
+    text = "\n".join(map(str, report.warnings))
+    for tag in ("name", "company", "url"):
+        assert f"line 3: warning: <shop> has no <{tag}>" in text
+    assert "line 28: warning: offer a2: unknown tag <available>: availability is the offer attribute" in text
+
+
+def test_the_feed_writes_minimum_order_quantity_only_on_the_wholesale_offer(tmp_path: Path):
+    t = mapped_tree({})
+    wholesale = dict(wholesale_price=Decimal(900), wholesale_min_qty=Decimal(10))
+    offers = [
+        offer(product(good_id=1, min_order_qty=Decimal(5)), t),
+        offer(product(good_id=2, min_order_qty=Decimal(5), **wholesale), t),
+    ]
+    root = render(tmp_path, offers, t)
+    got = {
+        o.get("id"): (o.get("selling_type"), o.findtext("minimum_order_quantity")) for o in root.iter("offer")
+    }
+    assert got == {"1": ("r", None), "2": ("u", "5")}
+
+
+def test_check_feed_warns_about_a_param_value_over_255(tmp_path: Path):
+    body = REAL_WORLD.format(encoding="UTF-8").replace(
+        '<param name="Диаметр" unit="см">26</param>',
+        '<param name="Диаметр" unit="см">26</param><param name="Состав">' + "я" * 256 + "</param>",
+    )
+    path = tmp_path / "feed.yml"
+    path.write_text(body, encoding="utf-8")
+    report = check_feed(path)
+    hits = [str(p) for p in report.problems if "<param>" in p.message]
+    assert report.ok and hits == [
+        "line 28: warning: offer a1: <param> 'Состав' has 256 chars (Satu keeps ≤ 255)"
+    ], report.problems

@@ -3,7 +3,7 @@
 The file is read once with lxml `iterparse`. Each `<category>` and `<offer>` is validated against
 the project's schema (`satu_yml.xsd`) as soon as it ends, then checked for what a schema cannot say
 (unique ids, existing categoryId/parentId, ≤ 10 pictures, vendorCode ≤ 25, oldprice vs discount,
-non-empty name/description/price), and then freed. Memory holds only the ids (for uniqueness and
+non-empty name/price, declared currencies), and then freed. Memory holds only the ids (for uniqueness and
 references), so a feed of a million offers validates in bounded memory. `OffersStreamCheck` (below)
 runs the same checks on the offers while the feed is being rendered.
 """
@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from array import array
@@ -48,14 +49,27 @@ VENDOR_CODE_MAX = 25
 NAME_MAX = 110  # Satu's card rule (Prom's own exports carry 101–110-char names)
 DESCRIPTION_MAX = 12000
 SHOP_REQUIRED = ("name", "company", "url", "currencies", "categories", "offers")
+PARAM_MAX = 255  # Satu's limit for a <param> value
+VENDOR_CODE_SIGNS = frozenset("-_./ ")  # Prom/Satu's article: digits, Cyrillic, Latin, these signs
 
 
 _schemas: dict[bool, etree.XMLSchema] = {}
+# The characters of most articles, for the summary's quick test (the detail also takes other letters).
+_ARTICLE_CHARS = (
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./ "
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
+    "әғқңөұүһіїєґӘҒҚҢӨҰҮҺІЇЄҐ"
+)
 _SUMMARY = etree.XPath(
     "concat(count(name), '|', count(description), '|', count(price), '|', count(categoryId), '|', count(picture),"
     " '|', count(oldprice), '|', count(discount), '|', count(prices[not(price)]), '|',"
     " string-length(normalize-space(name[1])), '|', string-length(normalize-space(description[1])), '|',"
-    " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]))"
+    " string-length(normalize-space(vendorCode[1])), '|', string-length(description[1]), '|',"
+    f" count(param[string-length(normalize-space(.)) > {PARAM_MAX}]), '|',"
+    " count(quantity_in_stock[normalize-space(.) = '' or contains(., '.')]), '|',"
+    " string-length(normalize-space(portal_category_id[1])), '|',"
+    f" string-length(translate(normalize-space(vendorCode[1]), '{_ARTICLE_CHARS}', '')), '|',"
+    " translate(normalize-space(categoryId[1]), '|', ''), '|', normalize-space(currencyId[1]))"  # (last: the rest of the split, whatever it holds)
 )
 
 
@@ -122,6 +136,11 @@ class _Checker:
         self.unknown_refs: dict[str, tuple[int, str]] = {}  # categoryId used before/without definition
         self.offers = 0
         self.schema = schema()
+        self.currencies_used: dict[str, tuple[int, str]] = {}  # currencyId → first (line, where)
+        self.currencies_declared: set[str] | None = None  # from <currencies>, once the skeleton is read
+        self.portal_ids: set[str] = set()  # categories carrying portal_id=
+        self.no_portal: dict[str, tuple[int, int, str]] = {}  # categoryId → (offers, first line, where)
+        self.no_picture: tuple[int, int, str] = (0, 0, "")  # (offers, first line, where)
 
     def add(self, line: int, message: str, where: str = "") -> None:
         if len(self.problems) >= MAX_PROBLEMS:
@@ -179,6 +198,8 @@ class _Checker:
             self.add(line, f"duplicate category id {cid} (first on line {self.categories[cid][1]})", where)
         else:
             parent = elem.get("parentId")
+            if (elem.get("portal_id") or "").strip():
+                self.portal_ids.add(cid)
             self.categories[cid] = (None if parent in ("0", "") else parent, line)  # parentId="0": a root
 
     def offer(self, elem: etree._Element) -> None:
@@ -188,7 +209,13 @@ class _Checker:
         where = f"offer {oid}"
         if self.per_element:
             self.strip_unknown(elem, OFFER_TAGS, OFFER_ATTRIBUTES, where)
+        # One XPath call summarises the offer; only an offer that breaks a rule gets the detailed
+        # (slower) walk that names the line of each child at fault.
+        n = _SUMMARY(elem).split("|", 17)
+        if n[12] != "0" or n[13] != "0" or n[15] != "0":
+            self.soft(elem, where)
         self.validate_schema(elem, where)
+        self.account(elem, n, line, where)
         if oid and not self.offer_ids.add(oid):
             self.add(line, f"duplicate offer id {oid}", where)
         for pic in elem.iterfind("picture"):
@@ -199,9 +226,6 @@ class _Checker:
                     f"<picture> {url[:120]!r} holds several URLs or whitespace: one URL per <picture>",
                     where,
                 )
-        # One XPath call summarises the offer; only an offer that breaks a rule gets the detailed
-        # (slower) walk that names the line of each child at fault.
-        n = _SUMMARY(elem).split("|")
         price = _decimal(elem.findtext("price"))
         old_text = elem.findtext("oldprice")
         old = _decimal(old_text) if old_text is not None else None
@@ -222,9 +246,60 @@ class _Checker:
         ):
             self.offer_detail(elem, oid, line, where)
             return
-        cid = elem.findtext("categoryId").strip()
+        cid = n[16]
         if cid not in self.categories and cid not in self.unknown_refs:
             self.unknown_refs[cid] = (line, where)
+
+    def soft(self, elem: etree._Element, where: str) -> None:
+        """The warnings about one offer's children (what Satu takes, though it may not be what was meant)."""
+        self.stock(elem, where)
+        self.vendor_code(elem, where)
+        for param in elem.iterfind("param"):
+            size = len((param.text or "").strip())
+            if size > PARAM_MAX:
+                name = param.get("name") or ""
+                message = f"<param> {name!r} has {size} chars (Satu keeps ≤ {PARAM_MAX})"
+                self.warn(param.sourceline or 0, message, where)
+
+    def stock(self, elem: etree._Element, where: str) -> None:
+        """An empty `<quantity_in_stock/>` (Prom's own exports write it) or fractional stock: Satu takes
+        the offer, so a warning; the empty tag is taken out so the schema judges the rest."""
+        for q in elem.findall("quantity_in_stock"):
+            text = (q.text or "").strip()
+            value = _decimal(text)
+            if not text:
+                self.warn(q.sourceline or 0, "<quantity_in_stock> is empty (no stock count for Satu)", where)
+                if self.per_element:
+                    elem.remove(q)
+            elif value is not None and value >= 0 and value != value.to_integral_value():
+                self.warn(q.sourceline or 0, f"<quantity_in_stock> {text} is not a whole number", where)
+
+    def vendor_code(self, elem: etree._Element, where: str) -> None:
+        """Characters Satu's article field does not take: a warning (what Satu does with them is unknown)."""
+        code = elem.find("vendorCode")
+        text = (code.text or "").strip() if code is not None else ""
+        bad = sorted({ch for ch in text if not (ch.isalnum() or ch in VENDOR_CODE_SIGNS)})
+        if code is not None and bad:
+            self.warn(
+                code.sourceline or 0,
+                f"<vendorCode> {text!r} has {''.join(bad)!r}: Satu's article takes digits, letters, - _ . / and space",
+                where,
+            )
+
+    def account(self, elem: etree._Element, summary: list[str], line: int, where: str) -> None:
+        """What the end of the check judges over all offers: currencies used, offers without a picture
+        and without a Satu category (neither `<portal_category_id>` nor `portal_id` on its category)."""
+        currency = summary[17]
+        if currency and currency not in self.currencies_used:
+            cur = elem.find("currencyId")
+            self.currencies_used[currency] = ((cur.sourceline if cur is not None else 0) or line, where)
+        if summary[4] == "0":
+            n, first, at = self.no_picture
+            self.no_picture = (n + 1, first or line, at or where)
+        if summary[14] == "0":
+            cid = summary[16]
+            seen = self.no_portal.get(cid)
+            self.no_portal[cid] = (seen[0] + 1, seen[1], seen[2]) if seen else (1, line, where)
 
     def offer_detail(self, elem: etree._Element, oid: str, line: int, where: str) -> None:
         """Every rule with the exact line of the child at fault (slow: only for offers with problems)."""
@@ -249,13 +324,16 @@ class _Checker:
         self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
     ) -> None:
         for tag in ("name", "description", "price", "categoryId"):
+            # Satu takes an offer without a description (Prom's own exports carry empty ones): a warning
+            report = self.warn if tag == "description" else self.add
             if tag not in counts:
-                self.add(line, f"<{tag}> is missing", where)
+                report(line, f"<{tag}> is missing", where)
             elif counts[tag] > 1:
                 self.add(line, f"<{tag}> appears {counts[tag]} times (exactly one allowed)", where)
         for tag in ("name", "description"):
             if tag in first and not (first[tag].text or "").strip():
-                self.add(first[tag].sourceline or line, f"<{tag}> is empty", where)
+                report = self.warn if tag == "description" else self.add
+                report(first[tag].sourceline or line, f"<{tag}> is empty", where)
 
     def _detail_lengths(
         self, counts: dict[str, int], first: dict[str, etree._Element], line: int, where: str
@@ -325,9 +403,29 @@ class _Checker:
                     self.categories[cid][1], f"category cycle: {' → '.join(seen + [cid])}", f"category {cid}"
                 )
         for cid, (line, where) in self.unknown_refs.items():
-            if cid not in self.categories:
-                self.add(line, f"categoryId {cid} names no category in the feed", where)
+            if cid not in self.categories:  # Satu takes it (a Horoshop Prom export has such offers)
+                self.warn(line, f"categoryId {cid} names no category in the feed", where)
+        self.finish_offers()
         self.problems.sort(key=lambda p: p.line)
+
+    def finish_offers(self) -> None:
+        """The judgements over all offers: undeclared currencies (an error), and one warning each for
+        the offers without a picture and without a Satu category."""
+        if self.currencies_declared is not None:
+            for currency, (line, where) in self.currencies_used.items():
+                if currency not in self.currencies_declared:
+                    self.add(line, f"currencyId {currency} is not declared in <currencies>", where)
+        n, line, where = self.no_picture
+        if n:
+            self.warn(line, f"{n} offer(s) without a <picture> (Satu shows 1–10), first: {where}")
+        unmapped = [v for cid, v in self.no_portal.items() if cid not in self.portal_ids]
+        if unmapped:
+            first = min(unmapped, key=lambda v: v[1])
+            self.warn(
+                first[1],
+                f"{sum(v[0] for v in unmapped)} offer(s) without a Satu category (no <portal_category_id>,"
+                f" no portal_id= on their category; Satu guesses from the name), first: {first[2]}",
+            )
 
 
 def _first_line(path: Path) -> bytes:
@@ -383,13 +481,12 @@ def _scan_element(elem: etree._Element, c: _Checker) -> None:
 
 def _check_skeleton(root: etree._Element, c: _Checker) -> None:
     """The document around the offers and categories: root, date, one shop, its known children."""
-    if root.getroottree().docinfo.doctype:
-        c.add(1, "the feed has a DOCTYPE declaration; Satu's feeds have none (and entities are not read)")
+    # (A DOCTYPE declaring anything was refused before parsing: `_doctype_line`.)
     if root.tag != "yml_catalog":
         c.add(root.sourceline or 1, f"root element is <{root.tag}>, expected <yml_catalog>")
         return
-    if not root.get("date"):
-        c.add(root.sourceline or 1, "<yml_catalog> has no date attribute")
+    if not root.get("date"):  # (Prom's own exports come without one)
+        c.warn(root.sourceline or 1, "<yml_catalog> has no date attribute")
     for e in root:
         if isinstance(e.tag, str) and e.tag != "shop":
             c.add(e.sourceline or 0, f"unexpected <{e.tag}> under <yml_catalog> (expected <shop>)")
@@ -397,6 +494,7 @@ def _check_skeleton(root: etree._Element, c: _Checker) -> None:
     if shop is None:
         c.add(root.sourceline or 1, "<yml_catalog> has no <shop>")
         return
+    c.currencies_declared = {(x.get("id") or "").strip() for x in shop.iterfind("currencies/currency")}
     present = set()
     for e in shop:
         if isinstance(e.tag, str):
@@ -410,11 +508,18 @@ def _check_skeleton(root: etree._Element, c: _Checker) -> None:
 
 
 DOCTYPE_SCAN = 1 << 16
+# The DOCTYPE Prom's own exports and real Satu feeds carry: a name and an external id, nothing declared
+# inside. It is never read (`load_dtd=False`, no network), so it changes nothing and passes quietly.
+_PLAIN_DOCTYPE = re.compile(
+    rb"""<!DOCTYPE\s+yml_catalog(\s+(SYSTEM|PUBLIC\s+("[^"]*"|'[^']*'))\s+("[^"]*"|'[^']*'))?\s*>""",
+    re.IGNORECASE,
+)
 
 
 def _doctype_line(path: Path) -> int:
-    """The line of a `<!DOCTYPE` before the root element (0 when there is none), found without parsing,
-    so that no entity it declares is ever expanded and nothing it names is fetched."""
+    """The line of a `<!DOCTYPE` before the root element that declares anything inside (0 when there is
+    none, or only the plain external one), found without parsing, so that no entity it declares is ever
+    expanded and nothing it names is fetched."""
     with open(path, "rb") as fh:
         start = fh.read(DOCTYPE_SCAN)
     at = start.upper().find(b"<!DOCTYPE")
@@ -423,7 +528,9 @@ def _doctype_line(path: Path) -> int:
     before = start[:at]
     # only the prolog counts: a "<!DOCTYPE" after the root element starts is text, not a declaration
     tags = [t for t in before.split(b"<")[1:] if not t.startswith((b"?", b"!"))]
-    return 0 if tags else before.count(b"\n") + 1
+    if tags or _PLAIN_DOCTYPE.match(start, at):
+        return 0
+    return before.count(b"\n") + 1
 
 
 def check_feed(path: Path | str) -> FeedReport:
@@ -435,7 +542,7 @@ def check_feed(path: Path | str) -> FeedReport:
     except OSError as exc:
         return FeedReport(0, 0, [FeedProblem(0, f"cannot read the feed: {exc}")])
     if doctype:
-        message = "the feed has a DOCTYPE declaration: refused unread (Satu's feeds have none)"
+        message = "the feed's DOCTYPE declares entities or defaults: refused unread (Satu's feeds have none)"
         return FeedReport(0, 0, [FeedProblem(doctype, message)])
     try:
         c = _check(lambda: path, head)
@@ -490,7 +597,8 @@ def _check_offers_stream(source: IO[bytes]) -> dict:
         ok = not c.problems
     except etree.XMLSyntaxError:
         ok = False
-    return {"ok": ok, "offers": c.offers, "refs": sorted(c.unknown_refs) if ok else []}
+    refs, currencies = (sorted(c.unknown_refs), sorted(c.currencies_used)) if ok else ([], [])
+    return {"ok": ok, "offers": c.offers, "refs": refs, "currencies": currencies}
 
 
 class OffersStreamCheck:
@@ -578,6 +686,8 @@ class OffersStreamCheck:
         c = _check(lambda: io.BytesIO(skeleton), skeleton[:200].split(b"\n", 1)[0])
         if c.problems or c.offers or any(cid not in c.categories for cid in helper["refs"]):
             return None
+        if any(cur not in (c.currencies_declared or ()) for cur in helper.get("currencies", ())):
+            return None  # a currency the head does not declare: the full check names the offer
         return FeedReport(int(helper["offers"]), len(c.categories), [], False)
 
     def close(self) -> None:
