@@ -45,10 +45,15 @@ def _settings_file(folder: Path, text: str = "") -> Path:
 # --- the database path ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "junk"])
+@pytest.mark.parametrize("kind", ["missing", "empty", "junk", "empty-file", "short-junk"])
 def test_a_bad_database_path_is_a_settings_problem(tmp_path, kind):
-    value = {"missing": "nope/missing.fdb", "empty": "", "junk": "junk.fdb"}[kind]
+    """A zero-byte file (`touch`) or a few bytes of text used to exit 1 with the engine's raw
+    "I/O error … File size is less than expected" (found by the newcomer audit): the engine reads a
+    1024-byte header before it can say "not a database"."""
+    value = {"missing": "nope/missing.fdb", "empty": "", "junk": "junk.fdb"}.get(kind, f"{kind}.fdb")
     (tmp_path / "junk.fdb").write_bytes(os.urandom(4096))
+    (tmp_path / "empty-file.fdb").write_bytes(b"")
+    (tmp_path / "short-junk.fdb").write_bytes(b"junk\n")
     s = _settings_file(tmp_path, f'[torgsoft]\ndatabase = "{value}"\n')
     r = run_cli(tmp_path, "--settings", str(s), "catalog")
     out = r.stdout + r.stderr

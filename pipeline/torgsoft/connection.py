@@ -153,6 +153,8 @@ class DatabaseSettingsError(SettingsError, DatabaseError):
 
 #: the engine's "file … is not a valid database" (isc_bad_db_format)
 BAD_DB_FORMAT = 335544323
+#: the bytes the engine reads first (the smallest header page); a shorter file is no database
+_HEADER_BYTES = 1024
 
 
 def _password(cfg: TorgsoftSettings | Settings, t: TorgsoftSettings) -> str:
@@ -175,6 +177,13 @@ def _check_database_file(path: Path) -> None:
         )
     if not path.exists():
         raise DatabaseSettingsError(Problem("torgsoft.database", f"{path} does not exist", fix))
+    # The engine reads a header before it can say "not a database": a shorter file (an empty one
+    # from `touch`, a few bytes of text) would surface as its raw "I/O error … File size is less".
+    size = path.stat().st_size
+    if size < _HEADER_BYTES:
+        raise DatabaseSettingsError(
+            Problem("torgsoft.database", f"{path} is not a Firebird database ({size} bytes long)", fix)
+        )
 
 
 def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> Any:
