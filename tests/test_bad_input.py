@@ -311,3 +311,17 @@ def test_orders_reconcile_with_a_missing_database_says_so_with_exit_2(tmp_path):
         r = run_cli(tmp_path, "--settings", str(s), "orders", "reconcile", env={"TEST_SATU_TOKEN": sb.token})
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"  - {MISSING_DB}{tmp_path / 'gone.fdb'} does not exist" in r.stderr
+
+
+def test_a_photo_problem_is_named_on_the_sync_console_line(demo_env, tmp_path):
+    """Found by the newcomer audit: after the demo, `sync` said `photos  problems … finished with
+    problems` and nothing else; which photo, and why, was only in the journal. The demo database
+    held a file that is not an image; here one sellable good gets one."""
+    from photo_helpers import add_photo_rows, sellable_good_ids
+    from test_sync import settings_file
+
+    (Path(demo_env.photos.source_dir) / "corrupt_not_image.jpg").write_bytes(b"this is no picture")
+    add_photo_rows(demo_env, sellable_good_ids(demo_env, 1)[0], ["corrupt_not_image.jpg"])
+    r = run_cli(tmp_path, "--settings", str(settings_file(demo_env, tmp_path)), "sync")
+    (line,) = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("photos ")]
+    assert "corrupt_not_image.jpg" in line and "not an image" in line, r.stdout + r.stderr
