@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DatabaseError, Problem, SettingsError
-from pipeline.settings import Settings, TorgsoftSettings
+from pipeline.settings import Settings, TorgsoftSettings, read_secret
 from pipeline.torgsoft import db
 
 _loaded_root: Path | None = None
@@ -162,7 +162,7 @@ def _password(cfg: TorgsoftSettings | Settings, t: TorgsoftSettings) -> str:
     engine needs none)."""
     if isinstance(cfg, Settings):
         return cfg.secret("torgsoft.password_env", required=False)
-    return os.environ.get(t.password_env, "") if t.password_env else ""
+    return read_secret("torgsoft.password_env", t.password_env, required=False)
 
 
 def _check_database_file(path: Path) -> None:
