@@ -325,3 +325,13 @@ def test_a_photo_problem_is_named_on_the_sync_console_line(demo_env, tmp_path):
     r = run_cli(tmp_path, "--settings", str(settings_file(demo_env, tmp_path)), "sync")
     (line,) = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("photos ")]
     assert "corrupt_not_image.jpg" in line and "not an image" in line, r.stdout + r.stderr
+
+
+def test_orders_watch_on_an_inbox_that_is_a_file_never_says_it_is_watching(tmp_path):
+    """Found by the newcomer audit: `orders watch` printed `Watching /x/afile (Ctrl+C to stop)` and then
+    the settings problem; it now says it watches only a folder it really watches."""
+    (tmp_path / "afile").write_text("x")
+    s = _settings_file(tmp_path, '[orders]\ninbox = "afile"\n')
+    r = run_cli(tmp_path, "--settings", str(s), "orders", "watch")
+    assert r.returncode == 2 and "orders.inbox" in r.stderr, r.stdout + r.stderr
+    assert "Watching" not in r.stdout + r.stderr
