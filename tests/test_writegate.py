@@ -46,3 +46,27 @@ def test_an_import_waits_at_the_write_gate_held_by_another_process(demo_env):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert len(_files(box / "done")) == 1 and _files(box / "quarantine") == [], out
+
+
+def test_a_planted_symlink_at_the_gate_is_refused_and_its_target_left_alone(tmp_path):
+    """The gate sits at a predictable path in the shared temp folder: a link planted there must not
+    make the importer open (and chmod 0666) a file of the planter's choosing."""
+    import pytest
+
+    from pipeline.errors import DatabaseUnavailable
+    from pipeline.torgsoft.writegate import WriteGate
+
+    target = tmp_path / "secret.txt"
+    target.write_text("private")
+    target.chmod(0o600)
+    gate = WriteGate(tmp_path / "shop.fdb", wait_seconds=1.0)
+    assert gate.path is not None
+    gate.path.unlink(missing_ok=True)
+    gate.path.symlink_to(target)
+    try:
+        with pytest.raises(DatabaseUnavailable, match="symbolic link"), gate.held("order 1"):
+            pass
+    finally:
+        gate.path.unlink()
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600)
+    assert target.read_text() == "private"
