@@ -66,6 +66,19 @@ class PhotosResult(ResultBase):
         """Alias: photos served from the cache (not re-processed)."""
         return self.unchanged
 
+    @property
+    def problems(self) -> list[str]:  # type: ignore[override]
+        """The unusable and refused photos in one short text (the console line of the stage), the first
+        one named with its reason; every one is in the journal."""
+        if not self.failures:
+            return []
+        first = self.failures[0]
+        more = len(self.failures) - 1
+        tail = f" (+{more} more: `log --stage photos --level warning`)" if more else ""
+        return [
+            f"{self.failed} unusable, {self.refused} refused photo(s): {first['file']}: {first['reason']}{tail}"
+        ]
+
 
 @dataclass(frozen=True)
 class _Job:

@@ -422,17 +422,7 @@ class Settings:
         Raises SettingsError naming the setting and the variable when it is required and unset.
         """
         section, key = dotted_key.split(".", 1)
-        var = getattr(getattr(self, section), key)
-        value = os.environ.get(var, "") if var else ""
-        if required and not value:
-            raise SettingsError(
-                Problem(
-                    dotted_key,
-                    f"environment variable {var or '(none)'} is not set",
-                    f"export {var or 'SOME_VAR'}=… before running, or name another variable in {dotted_key}",
-                )
-            )
-        return value
+        return read_secret(dotted_key, getattr(getattr(self, section), key), required)
 
     def replace(self, **sections: Any) -> Settings:
         """A copy with some sections replaced (sections are frozen dataclasses)."""
@@ -533,6 +523,21 @@ def find_settings(path: Path | str | None = None) -> Path | None:
         return named.resolve()
     here = Path("settings.toml")
     return here.resolve() if here.is_file() else None
+
+
+def read_secret(dotted_key: str, var: str, required: bool = True) -> str:
+    """The one place a secret is read: the value of the environment variable `var` that the setting
+    `dotted_key` names (see `Settings.secret`); SettingsError when required and unset."""
+    value = os.environ.get(var, "") if var else ""
+    if required and not value:
+        raise SettingsError(
+            Problem(
+                dotted_key,
+                f"environment variable {var or '(none)'} is not set",
+                f"export {var or 'SOME_VAR'}=… before running, or name another variable in {dotted_key}",
+            )
+        )
+    return value
 
 
 def load(

@@ -69,6 +69,9 @@ class ResultBase:
     problems: Sequence[str] = ()
     #: set (to the message) when the stage stopped because a disk was full; notify alerts on it
     disk_full: str = ""
+    #: why the stage stopped short of its effect on purpose (the feed's mass-change guard): the
+    #: console line shows it when there is no other problem to show
+    stopped: str = ""
 
     def counts(self) -> Counts:
         """The run's figures by field name (see the class docstring)."""
@@ -146,7 +149,8 @@ def outcome_of(name: str, result: StageResult, seconds: float = 0.0) -> StageOut
         status, detail = Status.OK, ""
     else:
         status = Status.PROBLEMS
-        detail = "; ".join(str(p) for p in list(result.problems)[:3]) or "finished with problems"
+        stopped = result.stopped if isinstance(result, ResultBase) else ""
+        detail = "; ".join(str(p) for p in list(result.problems)[:3]) or stopped or "finished with problems"
     return StageOutcome(name, status, detail, result.counts(), seconds, result=result)
 
 

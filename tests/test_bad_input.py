@@ -45,10 +45,15 @@ def _settings_file(folder: Path, text: str = "") -> Path:
 # --- the database path ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "junk"])
+@pytest.mark.parametrize("kind", ["missing", "empty", "junk", "empty-file", "short-junk"])
 def test_a_bad_database_path_is_a_settings_problem(tmp_path, kind):
-    value = {"missing": "nope/missing.fdb", "empty": "", "junk": "junk.fdb"}[kind]
+    """A zero-byte file (`touch`) or a few bytes of text used to exit 1 with the engine's raw
+    "I/O error … File size is less than expected" (found by the newcomer audit): the engine reads a
+    1024-byte header before it can say "not a database"."""
+    value = {"missing": "nope/missing.fdb", "empty": "", "junk": "junk.fdb"}.get(kind, f"{kind}.fdb")
     (tmp_path / "junk.fdb").write_bytes(os.urandom(4096))
+    (tmp_path / "empty-file.fdb").write_bytes(b"")
+    (tmp_path / "short-junk.fdb").write_bytes(b"junk\n")
     s = _settings_file(tmp_path, f'[torgsoft]\ndatabase = "{value}"\n')
     r = run_cli(tmp_path, "--settings", str(s), "catalog")
     out = r.stdout + r.stderr
@@ -306,3 +311,27 @@ def test_orders_reconcile_with_a_missing_database_says_so_with_exit_2(tmp_path):
         r = run_cli(tmp_path, "--settings", str(s), "orders", "reconcile", env={"TEST_SATU_TOKEN": sb.token})
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"  - {MISSING_DB}{tmp_path / 'gone.fdb'} does not exist" in r.stderr
+
+
+def test_a_photo_problem_is_named_on_the_sync_console_line(demo_env, tmp_path):
+    """Found by the newcomer audit: after the demo, `sync` said `photos  problems … finished with
+    problems` and nothing else; which photo, and why, was only in the journal. The demo database
+    held a file that is not an image; here one sellable good gets one."""
+    from photo_helpers import add_photo_rows, sellable_good_ids
+    from test_sync import settings_file
+
+    (Path(demo_env.photos.source_dir) / "corrupt_not_image.jpg").write_bytes(b"this is no picture")
+    add_photo_rows(demo_env, sellable_good_ids(demo_env, 1)[0], ["corrupt_not_image.jpg"])
+    r = run_cli(tmp_path, "--settings", str(settings_file(demo_env, tmp_path)), "sync")
+    (line,) = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("photos ")]
+    assert "corrupt_not_image.jpg" in line and "not an image" in line, r.stdout + r.stderr
+
+
+def test_orders_watch_on_an_inbox_that_is_a_file_never_says_it_is_watching(tmp_path):
+    """Found by the newcomer audit: `orders watch` printed `Watching /x/afile (Ctrl+C to stop)` and then
+    the settings problem; it now says it watches only a folder it really watches."""
+    (tmp_path / "afile").write_text("x")
+    s = _settings_file(tmp_path, '[orders]\ninbox = "afile"\n')
+    r = run_cli(tmp_path, "--settings", str(s), "orders", "watch")
+    assert r.returncode == 2 and "orders.inbox" in r.stderr, r.stdout + r.stderr
+    assert "Watching" not in r.stdout + r.stderr

@@ -35,3 +35,17 @@ def test_every_page_the_readme_and_docs_link_to_exists():
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} → {target}")
     assert not broken, "links to missing files: " + "; ".join(broken)
+
+
+def test_every_documented_command_uses_the_projects_python():
+    """Issue 15: the README showed `python run.py …`, which with the system Python runs part-way and
+    fails with `No module named 'fdb'`. Every command in the docs names the venv's Python (or the
+    `torgsoft-satu` console script)."""
+    bare = re.compile(r"(?<![/\\\w.])python3?(?:\.exe)? +run\.py")
+    found = [
+        f"{page.relative_to(ROOT)}:{n}: {line.strip()}"
+        for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert found == [], found

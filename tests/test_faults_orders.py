@@ -175,3 +175,33 @@ def test_side_files_of_gone_claims_are_cleared(demo_env):
     assert _run(s).imported == 1
     assert not stray.exists() and not half.exists() and young.exists()
     assert [p.name for p in processing.iterdir() if not p.name.startswith(".owner-")] == [young.name]
+
+
+def test_a_quarantined_file_completed_later_is_read_again_and_imported(demo_env):
+    """Issue 12 (slow writer): "a quarantined file that later parses is retried". The writer finished
+    its file after the importer had set it aside as cut; the next pass takes it back from quarantine
+    (its reason file goes), imports it and journals why. This behaviour had no test (audit)."""
+    import json
+    import os
+    import time
+
+    s = _settings(demo_env)
+    box = s.orders.inbox
+    data = json.dumps({"order": satu_order(931)}, ensure_ascii=False).encode("utf-8")
+    box.mkdir(parents=True, exist_ok=True)
+    (box / "late.json").write_bytes(data[: len(data) // 2])  # the writer paused half-way
+    first = _run(s)
+    assert first.quarantined == 1
+    kept = box / "quarantine" / "late.json"
+    reason = box / "quarantine" / "late.json.reason.txt"
+    assert kept.exists() and reason.exists()
+    kept.write_bytes(data)  # ... and then finished the file where the importer had put it
+    later = reason.stat().st_mtime_ns + 1_000_000
+    os.utime(kept, ns=(later, later))  # a coarse clock must not hide the change
+    time.sleep(0.01)
+    second = _run(s)
+    assert (second.imported, second.quarantined) == (1, 0), second.errors
+    assert not kept.exists() and not reason.exists()
+    assert _scalar(s, "SELECT COUNT(*) FROM CUSTOMER_ORDER WHERE EXTERNAL_ID = ?", "931") == 1
+    said = [e.message for e in Journal.from_settings(s).search(grep="changed after quarantine")]
+    assert said and "late.json" in said[0]

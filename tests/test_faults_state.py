@@ -147,3 +147,25 @@ def test_an_existing_state_file_is_made_private_and_a_symlink_refused(tmp_path):
     link.symlink_to(existing)
     with pytest.raises(OSError):
         create_private(link)
+
+
+def test_sync_partial_after_a_lost_state_keeps_the_pictures_and_says_why(demo_env: Settings, tmp_path: Path):
+    """`sync --partial` is the service's partial mode (issue 12: it published 0 pictures after a lost
+    state). The guard keeps the live feed, and the console line of the feed stage carries the guard's
+    reason — it used to say only "finished with problems" (found by the audit), the reason being in
+    the journal alone."""
+    path = settings_file(demo_env, tmp_path)
+    first = _run_cli(path, "sync")
+    assert first.returncode == 0, first.stdout + first.stderr
+    live = tmp_path / "public" / "satu.yml"
+    pictures = _pictures(live)
+    assert pictures > 10
+    state = tmp_path / "state.sqlite"
+    for leftover in tmp_path.glob("state.sqlite*"):
+        leftover.unlink()
+    again = _run_cli(path, "sync", "--partial")
+    said = again.stdout + again.stderr
+    assert again.returncode != 0 and "Traceback" not in said, said
+    assert _pictures(live) == pictures, said  # the published feed keeps its pictures
+    (feed_line,) = [line for line in said.splitlines() if line.startswith("feed ")]
+    assert "picture" in feed_line or str(state) in feed_line, said

@@ -425,3 +425,36 @@ def test_the_web_quarantine_page_never_shows_what_a_symlink_points_at(tmp_path):
     shown = {q.name: q.preview for q in listing(s)}
     assert shown["planted.json"] == "(symbolic link: not shown)"
     assert shown["bad.json"] == '{"order": '
+
+
+def test_secrets_are_read_only_through_settings_secret():
+    """Issue 15: the database and order-FTP passwords were read with `os.environ.get` beside
+    `Settings.secret`, so a secret's rules (one home, the setting named when it is missing) could be
+    bypassed. No module but settings.py reads a variable named by a `*_env` setting, a token or a
+    password (devtools/, the local test stand-ins, aside). The audit found one left: the database
+    password's fallback in torgsoft/connection.py."""
+    import ast
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "pipeline"
+    secretish = re.compile(r"_env\b|token|passw", re.IGNORECASE)
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "settings.py" or rel.startswith("devtools/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                args = node.args[:1]
+            elif isinstance(node, ast.Subscript):
+                name, args = ast.unparse(node.value), [node.slice]
+            else:
+                continue
+            if (
+                name in ("os.environ.get", "os.getenv", "os.environ")
+                and args
+                and secretish.search(ast.unparse(args[0]))
+            ):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert found == [], found

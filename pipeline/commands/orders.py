@@ -119,13 +119,13 @@ def _watch(settings: Any, journal: Any, state: Any, stop: threading.Event, fetch
                 stop.wait(fetch_every * 60)
 
         threading.Thread(target=fetcher, daemon=True, name="orders-fetch").start()
-    click.echo(f"Watching {settings.orders.inbox} (Ctrl+C to stop)")
     total = inbox.watch(
         settings,
         journal=journal,
         state=state,
         stop_event=stop,
         on_pass=lambda r: click.echo(f"Orders: {r.summary()}"),
+        on_start=lambda root: click.echo(f"Watching {root} (Ctrl+C to stop)"),
     )
     click.echo(f"Stopped. Total: {total.summary()}")
 

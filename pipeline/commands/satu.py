@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ def satu_sandbox(
 
     s = app.settings
     state_dir = state_dir or (s.base_dir / "var" / "satu-sandbox")
-    env_token = os.environ.get(s.satu.token_env) if s.satu.token_env else None
+    env_token = s.secret("satu.token_env", required=False)
     server = SandboxServer(
         state_dir,
         host=host,

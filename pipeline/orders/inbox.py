@@ -469,16 +469,20 @@ def watch(
     on_pass: Callable[[InboxResult], None] | None = None,
     rescan_seconds: float = RESCAN_SECONDS,
     stall_seconds: float | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> InboxResult:
     """Import files as they arrive until stop_event is set: watchdog events wake the loop early, a
     rescan every `rescan_seconds` (and after settle_seconds while files settle) is the truth.
     An order that takes longer than `stall_seconds` (default `stall_limit`) is journaled as stuck and
-    reported through `on_pass` at once (a pass of its own with `stalled=1`), even while it hangs."""
+    reported through `on_pass` at once (a pass of its own with `stalled=1`), even while it hangs.
+    `on_start` is told the inbox folder once it is open (never for an unusable path)."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
     total = InboxResult()
     inbox = open_inbox(settings, journal)
+    if on_start is not None:
+        on_start(inbox.root)
     kick = threading.Event()
 
     class Handler(FileSystemEventHandler):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DatabaseError, Problem, SettingsError
-from pipeline.settings import Settings, TorgsoftSettings
+from pipeline.settings import Settings, TorgsoftSettings, read_secret
 from pipeline.torgsoft import db
 
 _loaded_root: Path | None = None
@@ -153,6 +153,8 @@ class DatabaseSettingsError(SettingsError, DatabaseError):
 
 #: the engine's "file … is not a valid database" (isc_bad_db_format)
 BAD_DB_FORMAT = 335544323
+#: the bytes the engine reads first (the smallest header page); a shorter file is no database
+_HEADER_BYTES = 1024
 
 
 def _password(cfg: TorgsoftSettings | Settings, t: TorgsoftSettings) -> str:
@@ -160,7 +162,7 @@ def _password(cfg: TorgsoftSettings | Settings, t: TorgsoftSettings) -> str:
     engine needs none)."""
     if isinstance(cfg, Settings):
         return cfg.secret("torgsoft.password_env", required=False)
-    return os.environ.get(t.password_env, "") if t.password_env else ""
+    return read_secret("torgsoft.password_env", t.password_env, required=False)
 
 
 def _check_database_file(path: Path) -> None:
@@ -175,6 +177,13 @@ def _check_database_file(path: Path) -> None:
         )
     if not path.exists():
         raise DatabaseSettingsError(Problem("torgsoft.database", f"{path} does not exist", fix))
+    # The engine reads a header before it can say "not a database": a shorter file (an empty one
+    # from `touch`, a few bytes of text) would surface as its raw "I/O error … File size is less".
+    size = path.stat().st_size
+    if size < _HEADER_BYTES:
+        raise DatabaseSettingsError(
+            Problem("torgsoft.database", f"{path} is not a Firebird database ({size} bytes long)", fix)
+        )
 
 
 def connect(cfg: TorgsoftSettings | Settings, password: str | None = None) -> Any:

@@ -19,13 +19,16 @@ ever. A server database (a DSN) has no gate: the server owns its pages alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.errors import DatabaseUnavailable
 from pipeline.torgsoft.db import RaceError
 
 try:
@@ -43,6 +46,34 @@ def gate_path(database: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"torgsoft-satu-writegate-{key}.lock"
 
 
+def _open_gate_file(path: Path) -> int:
+    """Open (or create) the gate file in the shared temp folder, never through a link: a symbolic
+    link planted there by another user would otherwise make us open, and chmod, a file of theirs
+    choosing. The gate is world-writable on purpose (another user's importer may meet us here), but
+    only a file this user created is chmod-ed."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise _unsafe_gate(path, "a symbolic link") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise _unsafe_gate(path, "not a regular file")
+    if info.st_uid == os.getuid():
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666)
+    return fd
+
+
+def _unsafe_gate(path: Path, what: str) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"the write gate {path} is {what}, not the lock file this program creates (someone may have "
+        f"planted it): remove it (rm {path}); the orders wait in the inbox until then"
+    )
+
+
 class WriteGate:
     """`with gate.held(what):` — exclusive across processes and threads (one open file per gate)."""
 
@@ -55,9 +86,7 @@ class WriteGate:
     def _open(self) -> int:
         if self._fd is None:
             assert self.path is not None
-            self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o666)
-            with contextlib.suppress(OSError):  # another user's importer may meet us here too
-                os.fchmod(self._fd, 0o666)
+            self._fd = _open_gate_file(self.path)
         return self._fd
 
     @contextlib.contextmanager
