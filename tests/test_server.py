@@ -14,8 +14,11 @@ must be able to write there).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import signal
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -138,3 +141,87 @@ def test_a_signal_leaves_a_server_attachment_alive(server_settings, tmp_path: Pa
     )
     done = signal_probe(settings_file)
     assert done.returncode == 0 and "received [15]" in done.stdout, done.stdout + done.stderr
+
+
+# --- a stop in the middle of an order batch, on the server (issue 12) ---------------------------------
+
+
+@pytest.fixture()
+def orders_server_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh server database of its own (the batch writes orders, clients and reservations)."""
+    host, _, port = HOST_PORT.partition("/")
+    try:
+        socket.create_connection((host, int(port or 3050)), timeout=3).close()
+    except OSError as exc:
+        _unavailable(f"{host}:{port or 3050} does not answer ({exc.strerror or exc})")
+    dsn = f"{HOST_PORT}:{SERVER_DIR.rstrip('/')}/torgsoft-orders-{uuid.uuid4().hex[:12]}.fdb"
+    try:
+        con = create_database(dsn=dsn, user="SYSDBA", password=PASSWORD)
+    except DatabaseError as exc:
+        _unavailable(f"cannot create a database there: {exc}")
+    try:
+        create_schema(con)
+        generate(con, tmp_path / "photos", products=60, seed=7, image_pool=4)
+        con.commit()
+        monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+        s = make_settings(tmp_path, torgsoft={"dsn": dsn, "user": "SYSDBA", "password_env": PASSWORD_ENV})
+        yield s.replace(orders=dataclasses.replace(s.orders, settle_seconds=0))
+    finally:
+        with contextlib.suppress(Exception):
+            con.drop_database()
+
+
+def _server_settings_file(s: Settings) -> Path:
+    t, base = s.torgsoft, Path(s.base_dir)
+    path = base / "settings.toml"
+    path.write_text(
+        f'[torgsoft]\ndsn = "{t.dsn}"\nuser = "{t.user}"\npassword_env = "{t.password_env}"\n'
+        f'[orders]\ninbox = "{s.orders.inbox}"\nsettle_seconds = 0\nimport_workers = 2\n'
+        f'[journal]\npath = "{s.journal.path}"\nlog_file = "{s.journal.log_file}"\n'
+        f'state_path = "{s.journal.state_path}"\nlock_file = "{s.journal.lock_file}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _force_server_shutdown(s: Settings, seconds: float) -> None:
+    """`gfix -shut full -force 0` through the server's service manager: every attachment is cut."""
+    from fdb import services
+
+    from pipeline.torgsoft.connection import keep_signal_handlers
+
+    host, _, path = s.torgsoft.dsn.partition(":")
+    with keep_signal_handlers():
+        svc = services.connect(host=host, user="SYSDBA", password=PASSWORD)
+    try:
+        svc.shutdown(path, services.SHUT_FULL, services.SHUT_FORCE, 0)
+        time.sleep(seconds)
+        svc.bring_online(path, services.SHUT_NORMAL)
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "forced shutdown"])
+def test_a_stop_mid_batch_on_the_server_quarantines_nothing(orders_server_settings: Settings, stop: str):
+    """The embedded cases are in test_orders_stop.py; the server's client library must behave alike:
+    the current order ends, every claim goes back, nothing is quarantined, the rerun imports the rest
+    exactly once."""
+    from test_orders_inbox import _batch, _clear_reserved, _files
+    from test_orders_stop import N, _finish_and_check, _start, _stop_and_check, _wait_for_done
+
+    s = orders_server_settings
+    _clear_reserved(s)
+    _batch(s.orders.inbox, N)
+    settings_file = _server_settings_file(s)
+    proc = _start(settings_file, "import")
+    _wait_for_done(s.orders.inbox, proc, 20)
+    if stop == "forced shutdown":
+        _force_server_shutdown(s, 2.0)
+        out, _ = proc.communicate(timeout=120)
+        box = s.orders.inbox
+        assert _files(box / "quarantine") == [] and _files(box / "processing") == [], out
+        assert proc.returncode == 1 and len(_files(box / "done")) < N, out
+    else:
+        _stop_and_check(s, proc, signal.SIGTERM if stop == "SIGTERM" else signal.SIGINT)
+        assert proc.returncode != 0
+    _finish_and_check(s, settings_file)

@@ -236,6 +236,11 @@ class OrderImporter:
                 _testing.reach("importer.after_commit")
                 return outcome
             except DatabaseError as exc:
+                if isinstance(exc, DatabaseUnavailable) and not isinstance(exc, db.RaceError):
+                    # The attachment is gone (a forced shutdown, a lost connection): the server rolls
+                    # the transaction back itself, and a rollback over the dead connection can block
+                    # for good in the server's client library (seen on Firebird 3 over TCP).
+                    raise
                 failed_rollback = db.rollback(self.con)
                 if failed_rollback is not None and db.is_unavailable(failed_rollback):
                     # The attachment is gone (shut down under us): whatever the statement said, the
