@@ -20,6 +20,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,26 +52,35 @@ def _unavailable(reason: str) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A fresh database path on the server (dropped afterwards); skips/fails when there is no server."""
+@contextlib.contextmanager
+def _server_database(name: str, photos: Path, products: int, seed: int) -> Iterator[str]:
+    """A fresh database on the server with the reference schema and demo data, dropped afterwards;
+    skips (fails with CI=true) when there is no server."""
     host, _, port = HOST_PORT.partition("/")
     try:
         socket.create_connection((host, int(port or 3050)), timeout=3).close()
     except OSError as exc:
         _unavailable(f"{host}:{port or 3050} does not answer ({exc.strerror or exc})")
-    dsn = f"{HOST_PORT}:{SERVER_DIR.rstrip('/')}/torgsoft-test-{uuid.uuid4().hex[:12]}.fdb"
+    dsn = f"{HOST_PORT}:{SERVER_DIR.rstrip('/')}/torgsoft-{name}-{uuid.uuid4().hex[:12]}.fdb"
     try:
         con = create_database(dsn=dsn, user="SYSDBA", password=PASSWORD)
     except DatabaseError as exc:
         _unavailable(f"cannot create a database there: {exc}")
     try:
         create_schema(con)
-        generate(con, tmp_path_factory.mktemp("server-photos"), products=150, seed=11, image_pool=6)
+        generate(con, photos, products=products, seed=seed, image_pool=6)
+        con.commit()
         yield dsn
     finally:
         with contextlib.suppress(Exception):
             con.drop_database()
+
+
+@pytest.fixture(scope="module")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The module's shared server database (150 goods, read only)."""
+    with _server_database("test", tmp_path_factory.mktemp("server-photos"), 150, 11) as dsn:
+        yield dsn
 
 
 @pytest.fixture()
@@ -147,28 +157,12 @@ def test_a_signal_leaves_a_server_attachment_alive(server_settings, tmp_path: Pa
 
 
 @pytest.fixture()
-def orders_server_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def orders_server_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fresh server database of its own (the batch writes orders, clients and reservations)."""
-    host, _, port = HOST_PORT.partition("/")
-    try:
-        socket.create_connection((host, int(port or 3050)), timeout=3).close()
-    except OSError as exc:
-        _unavailable(f"{host}:{port or 3050} does not answer ({exc.strerror or exc})")
-    dsn = f"{HOST_PORT}:{SERVER_DIR.rstrip('/')}/torgsoft-orders-{uuid.uuid4().hex[:12]}.fdb"
-    try:
-        con = create_database(dsn=dsn, user="SYSDBA", password=PASSWORD)
-    except DatabaseError as exc:
-        _unavailable(f"cannot create a database there: {exc}")
-    try:
-        create_schema(con)
-        generate(con, tmp_path / "photos", products=60, seed=7, image_pool=4)
-        con.commit()
+    with _server_database("orders", tmp_path / "photos", 60, 7) as dsn:
         monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
         s = make_settings(tmp_path, torgsoft={"dsn": dsn, "user": "SYSDBA", "password_env": PASSWORD_ENV})
         yield s.replace(orders=dataclasses.replace(s.orders, settle_seconds=0))
-    finally:
-        with contextlib.suppress(Exception):
-            con.drop_database()
 
 
 def _server_settings_file(s: Settings) -> Path:
