@@ -272,16 +272,18 @@ def _quarantine_message(outs: dict[str, StageOutcome], settings: Any, state: Any
 
 
 def _stall_message(outs: dict[str, StageOutcome]) -> tuple[list[Message], set[str]]:
-    """An order import the watchdog found stuck (no progress far beyond every bounded wait)."""
+    """An order import the watchdog found stuck (no progress far beyond every bounded wait), or a worker
+    left behind inside the database when its pass ended (orders/workers.py)."""
     found = _inbox_results(outs)
-    stuck = sum(r.stalled for r in found)
+    stuck = sum(r.stalled + r.abandoned for r in found)
     if not stuck:  # cleared by an import that ran without a stall, not by a run without one
         return [], {"inbox-stall"} if found else set()
     return [
         Message(
             "alert",
             "order import stuck",
-            f"{stuck} order import(s) made no progress (most likely waiting inside the database). "
+            f"{stuck} order import(s) made no progress or never came back from the database (most "
+            "likely waiting for a database server that no longer answers). "
             "Restart the service: its claims are taken over. "
             "See: run.py log --stage orders --level error",
             key="inbox-stall",

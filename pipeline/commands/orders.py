@@ -128,6 +128,13 @@ def _watch(settings: Any, journal: Any, state: Any, stop: threading.Event, fetch
         on_start=lambda root: click.echo(f"Watching {root} (Ctrl+C to stop)"),
     )
     click.echo(f"Stopped. Total: {total.summary()}")
+    if total.abandoned:
+        click.echo(
+            "An import worker got no answer from the database and was left behind (see `log`); the "
+            "watcher stopped so that it can be started afresh (the service manager restarts it).",
+            err=True,
+        )
+        raise SystemExit(1)
 
 
 @orders.command("reconcile")

@@ -58,6 +58,9 @@ class OrderImporter:
         self._writer: OrderWriter | None = None
         self._ro: Any = None
         self._ro_find: db.Statements | None = None
+        # True once the attachment is gone (db.is_gone): nothing more is sent over it, not even the
+        # rollbacks of closing, which can block for good on a dead server attachment.
+        self.gone = False
 
     def _writer_for(self, order: Order) -> OrderWriter:
         """The writer on the import cursor (made once: its statements stay prepared across orders)."""
@@ -199,11 +202,12 @@ class OrderImporter:
             find.what = f"order {order.id}"
             found = find.one("order_find", {"source": SOURCE, "external_id": str(order.id)})
         except DatabaseError as exc:
+            if db.is_gone(exc):
+                self.gone = True  # the transaction dies with the attachment: no rollback (see is_gone)
+                raise  # the full path would fail the same way
             if self._ro is not None:
                 db.rollback(self._ro)
             self._ro = self._ro_find = None
-            if db.is_unavailable(exc) and not db.is_race(exc):
-                raise  # the connection is gone: the full path would fail the same way
             return None  # the full path will tell what is wrong
         if found is not None and found.get("external_hash") == order_hash(order):
             return ImportOutcome("unchanged", int(found["id"]))
@@ -211,11 +215,11 @@ class OrderImporter:
 
     def close(self) -> None:
         """End the read-only look-up transaction (before the connection is closed)."""
-        if self._ro is not None:
+        if self._ro is not None and not self.gone:
             db.rollback(self._ro)
             with contextlib.suppress(*db.driver_errors()):
                 self._ro.close()
-            self._ro = self._ro_find = None
+        self._ro = self._ro_find = None
         self._writer = None
 
     def import_order(self, order: Order) -> ImportOutcome:
@@ -224,6 +228,8 @@ class OrderImporter:
         Raises `DatabaseUnavailable` when the database (not the order) is the problem — the attachment
         was shut down, the connection lost, a race lost too often — so the file is given back, never
         quarantined; `DatabaseError`/`SkipError` when the database refused this order's data."""
+        if self.gone:
+            raise DatabaseUnavailable(f"order {order.id}: the database connection was lost earlier")
         unchanged = self._unchanged(order)
         if unchanged is not None:
             return unchanged
@@ -236,15 +242,16 @@ class OrderImporter:
                 _testing.reach("importer.after_commit")
                 return outcome
             except DatabaseError as exc:
-                if isinstance(exc, DatabaseUnavailable) and not isinstance(exc, db.RaceError):
-                    # The attachment is gone (a forced shutdown, a lost connection): the server rolls
-                    # the transaction back itself, and a rollback over the dead connection can block
-                    # for good in the server's client library (seen on Firebird 3 over TCP).
+                if db.is_gone(exc):
+                    # A forced shutdown, a lost connection: the server rolls the transaction back
+                    # itself; a rollback over the dead attachment could block for good (see is_gone).
+                    self.gone = True
                     raise
                 failed_rollback = db.rollback(self.con)
                 if failed_rollback is not None and db.is_unavailable(failed_rollback):
                     # The attachment is gone (shut down under us): whatever the statement said, the
                     # order is not at fault. The caller reconnects later.
+                    self.gone = db.is_gone(failed_rollback)
                     raise DatabaseUnavailable(f"order {order.id}: {exc} ({failed_rollback})") from None
                 if db.is_race(exc) and attempt < MAX_ATTEMPTS:
                     # Another importer created this order/customer, or holds a row we need: start over.
@@ -254,8 +261,10 @@ class OrderImporter:
                     continue
                 raise
             except db.driver_errors() as exc:  # from the driver outside a translated call
-                db.rollback(self.con)
-                raise db.translate(exc, f"order {order.id}") from None
+                error = db.translate(exc, f"order {order.id}")
+                self.gone = self.gone or db.is_gone(error)
+                db.undo(self.con, error)
+                raise error from None
             except BaseException:
                 db.rollback(self.con)
                 raise

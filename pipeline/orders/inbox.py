@@ -26,6 +26,7 @@ the truth (scan at start and every few seconds).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import traceback
@@ -50,6 +51,7 @@ from pipeline.orders.order_rows import ImportOutcome
 from pipeline.orders.parse import DamagedFile, parse_order
 from pipeline.orders.sinks import Sink, close_all, open_sinks
 from pipeline.orders.watchdog import Watchdog, stall_limit, watched_sinks
+from pipeline.orders.workers import Crew, grace_seconds, run_workers
 from pipeline.stage import StopCheck, never_stop
 from pipeline.torgsoft.db import is_race
 
@@ -223,11 +225,22 @@ def _journal_outcome(journal: Any, order: Any, outcome: ImportOutcome, name: str
         journal.event(STAGE, f"order {order_id}: {text}", "warning", order_id=order_id, file=name)
 
 
-def _leftovers(
+def _leftovers(inbox: Inbox, sink: Sink, settings: Any, journal: Any, stop: StopCheck) -> InboxResult:
+    """Claims left by an earlier, interrupted pass of this process, then those of importers that died
+    (`unavailable` in the result when the sink became unusable)."""
+    local = InboxResult()
+    try:
+        local.unavailable = not _take_over(inbox, sink, settings, journal, local, stop)
+    except (DiskFullError, OSError) as exc:
+        if not is_disk_full(exc):
+            raise
+        _stop_disk_full(local, disk_full(exc, inbox.root), "a claimed file", deque(), journal)
+    return local
+
+
+def _take_over(
     inbox: Inbox, sink: Sink, settings: Any, journal: Any, result: InboxResult, stop: StopCheck
 ) -> bool:
-    """Claims left by an earlier, interrupted pass of this process, then those of importers that died.
-    Returns False when the sink became unusable."""
     for claim in inbox.mine():
         if stop():
             inbox.give_back(claim)
@@ -325,19 +338,21 @@ def _pass(
     journal: Any,
     result: InboxResult,
     stop: StopCheck = never_stop,
+    stuck: Callable[[], bool] = lambda: False,
 ) -> list[Path]:
     """Recover dead claims, then import every settled file (spread over the sinks, one thread each);
     returns the files still settling. A stop ends it after the orders being written (each one committed
-    or rolled back); no claim is kept."""
-    try:
-        usable = _leftovers(inbox, sinks[0], settings, journal, result, stop)
-    except (DiskFullError, OSError) as exc:
-        if not is_disk_full(exc):
-            raise
-        _stop_disk_full(result, disk_full(exc, inbox.root), "a claimed file", deque(), journal)
-        return []
-    if not usable:
-        result.unavailable = True
+    or rolled back); no claim is kept — not even one of a worker that never comes back from the
+    database (see workers.py; `abandoned` in the result)."""
+    grace = grace_seconds(settings)
+    queue: deque[Path] = deque()
+    crew = run_workers(
+        [functools.partial(_leftovers, inbox, sinks[0], settings, journal, stop)],
+        stop=stop,
+        grace=grace,
+        stuck=stuck,
+    )
+    if _collect(inbox, crew, queue, journal, result, stop) or result.unavailable or result.disk_full:
         return []
     ready: list[Path] = []
     waiting: list[Path] = []
@@ -349,33 +364,52 @@ def _pass(
         if state is None:
             continue
         (ready if state else waiting).append(path)
-    queue: deque[Path] = deque(ready)
+    queue.extend(ready)
     used = sinks[: max(1, min(len(sinks), len(ready)))]
-    if len(used) == 1:
-        result.add(_work(inbox, queue, used[0], settings, journal, stop))
-        return waiting
-    lock = threading.Lock()
-    errors: list[BaseException] = []
-
-    def guarded(sink: Sink) -> None:
-        try:
-            local = _work(inbox, queue, sink, settings, journal, stop)
-        except BaseException as exc:  # re-raised in the calling thread below
-            errors.append(exc)
-            return
-        with lock:
-            result.add(local)
-
-    threads = [
-        threading.Thread(target=guarded, args=(s,), name=f"orders-import-{n}") for n, s in enumerate(used)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    tasks = [functools.partial(_work, inbox, queue, s, settings, journal, stop) for s in used]
+    crew = run_workers(tasks, stop=stop, grace=grace, stuck=stuck)
+    _collect(inbox, crew, queue, journal, result, stop)
     return waiting
+
+
+def _collect(
+    inbox: Inbox, crew: Crew, queue: deque[Path], journal: Any, result: InboxResult, stop: StopCheck
+) -> bool:
+    """Add what the workers did to `result`, give back the claims of abandoned ones, re-raise a worker's
+    exception. True when a worker was abandoned (the pass is over)."""
+    for local in crew.results:
+        result.add(local)
+    if crew.abandoned:
+        _abandon(inbox, crew, queue, journal, result, stop)
+    if crew.error is not None:
+        raise crew.error
+    return bool(crew.abandoned)
+
+
+def _abandon(
+    inbox: Inbox, crew: Crew, queue: deque[Path], journal: Any, result: InboxResult, stop: StopCheck
+) -> None:
+    """Workers that did not come back from the database in time are left behind: their claims go back
+    to the inbox (a later import finds an order that did commit unchanged), the pass ends as
+    "unavailable" and the caller ends the process's importing (only a new process frees the threads)."""
+    queue.clear()  # a worker that does come back finds nothing more to claim
+    names = []
+    for claim in inbox.mine():
+        with contextlib.suppress(OSError):
+            name = inbox.original_name(claim)
+            inbox.give_back(claim)
+            names.append(name)
+    why = "the stop" if stop() else "the pass ended (see the messages before)"
+    text = (
+        f"{len(crew.abandoned)} import worker(s) did not come back from the database after {why}: "
+        f"left behind, most likely waiting for a database server that no longer answers; "
+        f"{len(names)} claimed file(s) given back to the inbox ({', '.join(names) or 'none'})"
+    )
+    result.abandoned += len(crew.abandoned)
+    result.unavailable = True
+    result.failed += len(names)
+    result.problems.append(text)
+    journal.event(STAGE, text, "error", workers=", ".join(crew.abandoned), files=len(names))
 
 
 def _wake(kick: threading.Event, stop: threading.Event, timeout: float) -> bool:
@@ -436,10 +470,11 @@ def run(
         sinks = watched_sinks(open_sinks(settings, journal=journal, state=state), dog.start())
         limit = settings.orders.settle_seconds * 3 if max_wait is None else max_wait
         deadline = time.monotonic() + limit
-        waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
-        while waiting and time.monotonic() < deadline and not should_stop() and not result.disk_full:
+        stuck = lambda: bool(dog.stalled())  # noqa: E731
+        waiting = _pass(inbox, sinks, settings, journal, result, should_stop, stuck)
+        while waiting and time.monotonic() < deadline and not (should_stop() or result.ended):
             time.sleep(min(0.5, max(0.05, settings.orders.settle_seconds / 4)))
-            waiting = _pass(inbox, sinks, settings, journal, result, should_stop)
+            waiting = _pass(inbox, sinks, settings, journal, result, should_stop, stuck)
         result.waiting = len(waiting)
         result.interrupted = result.interrupted or should_stop()
     finally:
@@ -458,6 +493,14 @@ def run(
         },
     )
     return result
+
+
+def _report_pass(result: InboxResult, journal: Any, on_pass: Callable[[InboxResult], None] | None) -> None:
+    """Journal (and tell `on_pass`) a watch pass that did something."""
+    if result.scanned or result.recovered or result.disk_full or result.abandoned:
+        journal.event(STAGE, f"inbox pass: {result.summary()}")
+        if on_pass is not None:
+            on_pass(result)
 
 
 def watch(
@@ -500,6 +543,7 @@ def watch(
 
     limit = stall_limit(settings) if stall_seconds is None else stall_seconds
     dog = Watchdog(journal, limit_seconds=limit, alert=alert).start()
+    stuck = lambda: bool(dog.stalled())  # noqa: E731
     journal.event(STAGE, f"watching {inbox.root}")
     try:
         while not stop_event.is_set():
@@ -514,7 +558,7 @@ def watch(
                 ):
                     sinks = watched_sinks(open_sinks(settings, journal=journal, state=state), dog)
                 if sinks:
-                    waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set)
+                    waiting = _pass(inbox, sinks, settings, journal, result, stop_event.is_set, stuck)
             except (RetryableError, DatabaseUnavailable) as exc:
                 journal.event(STAGE, f"inbox paused: {exc}", "warning")
                 close_all(sinks)
@@ -527,10 +571,10 @@ def watch(
                 sinks = []
             result.waiting = len(waiting)
             total.add(result)
-            if result.scanned or result.recovered or result.disk_full:
-                journal.event(STAGE, f"inbox pass: {result.summary()}")
-                if on_pass is not None:
-                    on_pass(result)
+            _report_pass(result, journal, on_pass)
+            if result.abandoned:  # only a new process frees a thread stuck in the client library
+                journal.event(STAGE, "the watcher stops: an import worker is stuck in the database", "error")
+                break
             timeout = rescan_seconds
             if waiting:
                 timeout = min(timeout, max(0.1, settings.orders.settle_seconds / 2))

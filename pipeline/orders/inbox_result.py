@@ -26,13 +26,26 @@ class InboxResult(ResultBase):
     unavailable: bool = False  # the database went away mid-pass: the rest waits for a later pass
     skipped: bool = False  # the inbox held nothing at all
     stalled: int = 0  # imports the watchdog found stuck (no progress for stall_limit seconds)
+    abandoned: int = 0  # workers left inside the database after the pass ended (see workers.py)
     disk_full: str = ""  # the inbox's disk is full: the pass stopped, every file waits (the message)
     problems: list[str] = field(default_factory=list)  # what went wrong, one line per file
 
     @property
     def ok(self) -> bool:
         """True when every settled file was imported (nothing quarantined, nothing failed, no stop)."""
-        return self.quarantined == 0 and self.failed == 0 and not self.interrupted and not self.disk_full
+        return (
+            self.quarantined == 0
+            and self.failed == 0
+            and self.abandoned == 0
+            and not self.interrupted
+            and not self.disk_full
+        )
+
+    @property
+    def ended(self) -> bool:
+        """True when the pass could not go on: the database unavailable, the disk full, a worker left
+        behind in the database."""
+        return self.unavailable or bool(self.disk_full) or self.abandoned > 0
 
     @property
     def errors(self) -> list[str]:
@@ -53,6 +66,7 @@ class InboxResult(ResultBase):
             "waiting",
             "recovered",
             "stalled",
+            "abandoned",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.interrupted = self.interrupted or other.interrupted

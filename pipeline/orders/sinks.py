@@ -3,8 +3,6 @@ writes taking turns through the write gate) or Torgsoft's own order files (`[ord
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,6 +38,7 @@ class DatabaseSink:
         # Importers of one embedded file take turns, bounded (see torgsoft/writegate.py).
         self.gate = WriteGate(None if t.dsn else Path(t.database), max(30.0, 2.0 * t.lock_timeout))
         self.con = connect(settings)
+        self.busy = False  # an import_order in progress (see close)
         try:
             self.importer = OrderImporter(settings, self.con, journal=journal)
             check_mapping(self.con, self.importer.mapping)
@@ -49,24 +48,24 @@ class DatabaseSink:
 
     def import_order(self, order: Any) -> ImportOutcome:
         """One transaction per order, inside the write gate."""
-        with self.gate.held(f"order {order.id}"):
-            return self.importer.import_order(order)
+        self.busy = True
+        try:
+            with self.gate.held(f"order {order.id}"):
+                return self.importer.import_order(order)
+        finally:
+            self.busy = False
 
     def close(self) -> None:
-        """Close the connection, waiting at most CLOSE_SECONDS: after a forced shutdown or a lost
-        network the server's client library can block for good in the rollback that closing does
-        (seen on Firebird 3 over TCP). The server rolls a dead attachment back itself, so a close that
-        does not come back is left behind in a daemon thread rather than hanging the stop."""
-        closer = threading.Thread(target=self._close_connection, name="db-close", daemon=True)
-        closer.start()
-        closer.join(CLOSE_SECONDS)
-        self.gate.close()
+        """Close the connection, waiting at most CLOSE_SECONDS (1 s once it is known to be gone; see
+        `torgsoft.connection.close_bounded`). A sink whose worker was left behind inside the database
+        (orders/workers.py) is not touched at all: its connection belongs to that thread until the
+        process ends."""
+        from pipeline.torgsoft.connection import close_bounded
 
-    def _close_connection(self) -> None:
-        with contextlib.suppress(Exception):
-            self.importer.close()
-        with contextlib.suppress(Exception):
-            self.con.close()
+        if self.busy:
+            return
+        close_bounded(self.con, 1.0 if self.importer.gone else CLOSE_SECONDS, first=self.importer.close)
+        self.gate.close()
 
 
 def open_sink(settings: Any, *, journal: Any, state: Any) -> Sink:

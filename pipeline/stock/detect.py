@@ -128,6 +128,7 @@ def _tuples(con: Any, sql: str, args: tuple[Any, ...], what: str) -> Iterator[tu
     read-committed transaction (it sees every commit and holds back no garbage); driver errors
     translated."""
     tr = db.read_only_transaction(con)
+    gone = False
     try:
         cur = tr.cursor()
         cur.execute(sql, args)
@@ -136,12 +137,15 @@ def _tuples(con: Any, sql: str, args: tuple[Any, ...], what: str) -> Iterator[tu
             yield from batch
         tr.commit()
     except db.driver_errors() as exc:
-        raise db.translate(exc, f"query {what} failed") from None
+        error = db.translate(exc, f"query {what} failed")
+        gone = db.is_gone(error)  # then nothing more goes over the attachment (see db.is_gone)
+        raise error from None
     finally:
         with contextlib.suppress(*db.driver_errors()):
-            if tr.active:
+            if tr.active and not gone:
                 tr.rollback()
-            tr.close()
+            if not gone:
+                tr.close()
 
 
 def _rows(con: Any, sql: str, args: tuple[Any, ...], what: str) -> Iterator[dict[str, Any]]:

@@ -39,6 +39,7 @@ from pipeline.stock.levels import HIDDEN, GoodLevel, zero_stock_presence
 STAGE = "stock"
 NAMESPACE = "stock.watch"  # cursor (change query), last (the last tick's figures)
 HIDDEN_NS = "stock.hidden"  # offers the watcher took out of the record for lack of stock
+CLOSE_SECONDS = 10.0  # how long closing the watcher's connection may take (see StockWatcher.close)
 
 
 @dataclass
@@ -124,11 +125,13 @@ class StockWatcher:
         )
         self._con: Any = None
 
-    def close(self) -> None:
-        """Close the database connection (the next tick opens a new one)."""
+    def close(self, seconds: float = CLOSE_SECONDS) -> None:
+        """Close the database connection (the next tick opens a new one), waiting at most `seconds`
+        (a close over a cut server attachment can block for good: see close_bounded)."""
+        from pipeline.torgsoft.connection import close_bounded
+
         if self._con is not None:
-            with contextlib.suppress(Exception):
-                self._con.close()
+            close_bounded(self._con, seconds)
             self._con = None
 
     def _connection(self) -> Any:
@@ -160,7 +163,7 @@ class StockWatcher:
         try:
             det = self.detector.detect(self._connection(), _cursor(state))
         except DatabaseUnavailable:
-            self.close()
+            self.close(1.0)  # most likely gone: do not wait for it
             raise
         result.read, result.candidates = det.read, len(det.levels)
         changes = self._plan(state, det)

@@ -132,6 +132,14 @@ def is_unavailable(exc: BaseException) -> bool:
     return gdscode(exc) in UNAVAILABLE_CODES or is_race(exc)
 
 
+def is_gone(exc: BaseException) -> bool:
+    """True when the attachment itself is gone (shut down, connection lost), not a lost race: nothing more
+    may be sent over it, not even a rollback — the server rolls a dead attachment's work back itself, and
+    its client library can block for good waiting for a reply that never comes (seen on Firebird 3 over
+    TCP after a forced shutdown)."""
+    return is_unavailable(exc) and not is_race(exc)
+
+
 def is_text_problem(exc: BaseException) -> bool:
     """Text the charset cannot hold, or too long for its column."""
     if isinstance(exc, UnicodeEncodeError | TextRejected):
@@ -184,13 +192,21 @@ def rollback(con: Any, savepoint: str | None = None) -> DatabaseError | None:
     return None
 
 
+def undo(con: Any, exc: BaseException, savepoint: str | None = None) -> None:
+    """Roll back (to `savepoint`) after `exc` — unless `exc` says the attachment is gone (see is_gone)."""
+    if not is_gone(exc):
+        rollback(con, savepoint)
+
+
 def commit(con: Any, what: str = "commit failed") -> None:
     """Commit the connection's main transaction; a failure is translated (and rolled back)."""
     try:
         con.commit()
     except driver_errors() as exc:
-        rollback(con)
-        raise translate(exc, what) from None
+        error = translate(exc, what)
+        if not is_gone(error):  # see is_gone: no rollback over a dead attachment
+            rollback(con)
+        raise error from None
 
 
 @contextlib.contextmanager
@@ -201,10 +217,11 @@ def transaction(con: Any, what: str = "database write failed") -> Iterator[Any]:
     try:
         yield cur
     except driver_errors() as exc:
-        rollback(con)
-        raise translate(exc, what) from None
-    except BaseException:
-        rollback(con)
+        error = translate(exc, what)
+        undo(con, error)
+        raise error from None
+    except BaseException as exc:
+        undo(con, exc)
         raise
     commit(con, what)
 
@@ -219,8 +236,8 @@ def savepoint(con: Any, name: str, *, keep: bool = False) -> Iterator[None]:
         raise translate(exc, f"savepoint {name}") from None
     try:
         yield
-    except BaseException:
-        rollback(con, name)
+    except BaseException as exc:
+        undo(con, exc, name)
         raise
     if not keep:
         failed = rollback(con, name)
