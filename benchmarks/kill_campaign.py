@@ -25,6 +25,12 @@ one). After a final clean run (`orders import`, `feed`, both publishes) the camp
 
 The baseline is the same commands run once each without a fault (their seconds), measured first in the
 same run. Prints ONE JSON line. `run_campaign()` is what tests/test_kill_campaign.py runs, shorter.
+
+`--server 127.0.0.1/3050` runs the campaign on a database of a Firebird server instead (created in
+`--server-dir` with the same demo data, dropped at the end; SYSDBA's password in
+TORGSOFT_TEST_FB_PASSWORD, as for tests/test_server.py): the forced shutdown then goes through the
+server's service manager and cuts TCP attachments, where the client library can block for good
+(`hung_after_sigterm` counts a command that did not end within 90–180 s).
 """
 
 from __future__ import annotations
@@ -75,7 +81,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _settings_text(work: Path, target: str, ftp_port: int) -> str:
+SERVER_PASSWORD_ENV = "TORGSOFT_TEST_FB_PASSWORD"
+
+
+def _server_password() -> str:
+    return os.environ.get(SERVER_PASSWORD_ENV, "ci-test-only")
+
+
+def _database_text(work: Path, dsn: str | None) -> str:
+    if dsn is None:
+        return f'database = "{work / "torgsoft.fdb"}"'
+    return f'dsn = "{dsn}"\nuser = "SYSDBA"\npassword_env = "{SERVER_PASSWORD_ENV}"'
+
+
+def _settings_text(work: Path, target: str, ftp_port: int, dsn: str | None = None) -> str:
     publish = (
         f'target = "local"\nlocal_dir = "{work / "public"}"'
         if target == "local"
@@ -84,7 +103,7 @@ def _settings_text(work: Path, target: str, ftp_port: int) -> str:
     )
     return f"""
 [torgsoft]
-database = "{work / "torgsoft.fdb"}"
+{_database_text(work, dsn)}
 [photos]
 source_dir = "{work / "photos"}"
 cache_dir = "{work / "photos_cache"}"
@@ -166,6 +185,7 @@ class Campaign:
     work: Path
     rng: random.Random
     orders_per_batch: int
+    dsn: str | None = None  # a Firebird server's database (host/port:path); None: the embedded file
     ftp: FtpChild = field(init=False)
     local: Path = field(init=False)
     remote: Path = field(init=False)
@@ -184,8 +204,8 @@ class Campaign:
         self.ftp = FtpChild(self.work / "ftp", port)
         self.local = self.work / "settings-local.toml"
         self.remote = self.work / "settings-ftp.toml"
-        self.local.write_text(_settings_text(self.work, "local", port), encoding="utf-8")
-        self.remote.write_text(_settings_text(self.work, "ftp", port), encoding="utf-8")
+        self.local.write_text(_settings_text(self.work, "local", port, self.dsn), encoding="utf-8")
+        self.remote.write_text(_settings_text(self.work, "ftp", port, self.dsn), encoding="utf-8")
         (self.work / "ftp" / "shop").mkdir(parents=True, exist_ok=True)
         (self.work / "inbox").mkdir(exist_ok=True)
 
@@ -196,7 +216,12 @@ class Campaign:
         args = {"publish local": ["publish"], "publish ftp": ["publish"]}.get(command, command.split())
         return subprocess.Popen(
             [sys.executable, str(ROOT / "run.py"), "--settings", str(settings), *args],
-            env={**os.environ, "PYTHONPATH": str(ROOT), "PUBLISH_PASSWORD": FTP_PASSWORD},
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "PUBLISH_PASSWORD": FTP_PASSWORD,
+                SERVER_PASSWORD_ENV: _server_password(),
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -259,9 +284,13 @@ class Campaign:
 
         from pipeline.torgsoft.connection import keep_signal_handlers
 
-        database = str(self.work / "torgsoft.fdb")
+        database, host = str(self.work / "torgsoft.fdb"), ""
+        password = "embedded"
+        if self.dsn is not None:
+            host, _, database = self.dsn.partition(":")
+            password = _server_password()
         with keep_signal_handlers():
-            svc = services.connect(user="SYSDBA", password="embedded")
+            svc = services.connect(host=host, user="SYSDBA", password=password)
         try:
             svc.shutdown(database, services.SHUT_FULL, services.SHUT_FORCE, 0)
             time.sleep(seconds)
@@ -467,10 +496,45 @@ def finish(c: Campaign) -> dict[str, Any]:
     }
 
 
-def setup(work: Path, seed: int, orders: int, products: int) -> Campaign:
+def _server_database(server: str, folder: str, work: Path, products: int) -> str:
+    """A new database on the Firebird server with the campaign's demo data; its dsn."""
+    from pipeline.devtools.demo_data import generate
+    from pipeline.torgsoft.connection import create_database
+    from pipeline.torgsoft.schema import create_schema
+
+    dsn = f"{server}:{folder.rstrip('/')}/kill-campaign-{os.getpid()}-{random.randrange(1 << 30):08x}.fdb"
+    con = create_database(dsn=dsn, user="SYSDBA", password=_server_password())
+    try:
+        create_schema(con)
+        generate(con, work / "photos", products=products, seed=7, image_pool=8)
+        con.commit()
+    finally:
+        con.close()
+    return dsn
+
+
+def drop_server_database(dsn: str) -> None:
+    """Drop the campaign's server database (the end of a `--server` run)."""
+    import fdb
+
+    from pipeline.torgsoft.connection import keep_signal_handlers
+
+    with keep_signal_handlers():
+        con = fdb.connect(dsn=dsn, user="SYSDBA", password=_server_password())
+    con.drop_database()
+
+
+def setup(
+    work: Path, seed: int, orders: int, products: int, server: str | None = None, server_dir: str = ""
+) -> Campaign:
     """Build the workspace and run every command once without a fault (the baseline seconds)."""
-    build_demo_database(work / "torgsoft.fdb", work / "photos", products=products, seed=7, image_pool=8)
-    c = Campaign(work, random.Random(seed), orders)
+    dsn = None
+    if server is None:
+        build_demo_database(work / "torgsoft.fdb", work / "photos", products=products, seed=7, image_pool=8)
+    else:
+        dsn = _server_database(server, server_dir, work, products)
+    os.environ.setdefault(SERVER_PASSWORD_ENV, _server_password())  # for this process's own look-ups
+    c = Campaign(work, random.Random(seed), orders, dsn)
     c.ftp.start()
     for command in ("photos", "feed", "publish local", "publish ftp"):
         code, out, seconds = c.clean(command)
@@ -509,11 +573,13 @@ def run_campaign(
     orders: int = 12,
     products: int = 200,
     plan: list[tuple[str, str]] | None = None,
+    server: str | None = None,
+    server_dir: str = "/var/lib/firebird/3.0/data",
 ) -> dict[str, Any]:
     """Set up, attack (the given `plan` of (command, fault), else `iterations` random ones), finish;
-    the figures. The moments of the faults come from `seed` either way."""
+    the figures. The moments of the faults come from `seed` either way. `server`: see the docstring."""
     started = time.monotonic()
-    c = setup(work, seed, orders, products)
+    c = setup(work, seed, orders, products, server, server_dir)
     try:
         plan = plan if plan is not None else _random_plan(c.rng, iterations)
         for command, fault in plan:
@@ -521,6 +587,8 @@ def run_campaign(
         figures = finish(c)
     finally:
         c.ftp.kill()
+        if c.dsn is not None:
+            drop_server_database(c.dsn)
     by_command: Counter = Counter()
     for key, n in c.kills.items():
         by_command[key.split(":")[0]] += n
@@ -528,6 +596,7 @@ def run_campaign(
         "benchmark": "kill_campaign",
         "runs": len(plan),
         "seed": seed,
+        "database": "server" if c.dsn else "embedded",
         "orders": len(c.dropped),
         "kills_per_command": dict(sorted(by_command.items())),
         "faults": dict(sorted(c.kills.items())),
@@ -547,11 +616,19 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=12, help="order files per order-command iteration")
     ap.add_argument("--products", type=int, default=200)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--server", help="a Firebird server, host/port (e.g. 127.0.0.1/3050): its database")
+    ap.add_argument("--server-dir", default="/var/lib/firebird/3.0/data", help="where on the server")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-kill-campaign-"))
     try:
         figures = run_campaign(
-            work, iterations=args.iterations, seed=args.seed, orders=args.orders, products=args.products
+            work,
+            iterations=args.iterations,
+            seed=args.seed,
+            orders=args.orders,
+            products=args.products,
+            server=args.server,
+            server_dir=args.server_dir,
         )
         print(json.dumps(figures, ensure_ascii=False))
     finally:
