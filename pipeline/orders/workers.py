@@ -30,8 +30,8 @@ POLL_SECONDS = 0.1
 
 def grace_seconds(settings: Any) -> float:
     """How long an ending pass waits for a worker's order in hand: beyond every bounded wait inside one
-    order (a row lock waits at most lock_timeout, the write gate 2 × that), and well inside the 90 s a
-    service manager gives a stop."""
+    order (a row lock waits at most lock_timeout, the write gate 2 × that), and inside the 90 s systemd
+    gives a stop by default (the shipped units allow 300 s)."""
     return max(30.0, 2.0 * settings.torgsoft.lock_timeout) + 10.0
 
 
