@@ -75,6 +75,23 @@ ONE_SHOT = ("orders import", "feed", "publish local", "publish ftp")
 # --- the workspace ----------------------------------------------------------------------------------
 
 
+def force_shutdown(database: str, seconds: float, *, host: str = "", password: str = "embedded") -> None:
+    """`gfix -shut full -force 0` through the engine's (or `host`'s) service manager for `seconds`:
+    every attachment is cut; then the database is brought back online."""
+    from fdb import services
+
+    from pipeline.torgsoft.connection import keep_signal_handlers
+
+    with keep_signal_handlers():
+        svc = services.connect(host=host, user="SYSDBA", password=password)
+    try:
+        svc.shutdown(database, services.SHUT_FULL, services.SHUT_FORCE, 0)
+        time.sleep(seconds)
+        svc.bring_online(database, services.SHUT_NORMAL)
+    finally:
+        svc.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -280,23 +297,11 @@ class Campaign:
     # --- faults -------------------------------------------------------------------------------------
 
     def db_shutdown(self, seconds: float) -> None:
-        from fdb import services
-
-        from pipeline.torgsoft.connection import keep_signal_handlers
-
-        database, host = str(self.work / "torgsoft.fdb"), ""
-        password = "embedded"
-        if self.dsn is not None:
+        if self.dsn is None:
+            force_shutdown(str(self.work / "torgsoft.fdb"), seconds)
+        else:
             host, _, database = self.dsn.partition(":")
-            password = _server_password()
-        with keep_signal_handlers():
-            svc = services.connect(host=host, user="SYSDBA", password=password)
-        try:
-            svc.shutdown(database, services.SHUT_FULL, services.SHUT_FORCE, 0)
-            time.sleep(seconds)
-            svc.bring_online(database, services.SHUT_NORMAL)
-        finally:
-            svc.close()
+            force_shutdown(database, seconds, host=host, password=_server_password())
 
     def stop(self, proc: subprocess.Popen, sig: int, grace: float = 90) -> str:
         """Send `sig` (0: none, the command ends by itself) and wait; SIGKILL after `grace` seconds.

@@ -18,7 +18,6 @@ import dataclasses
 import os
 import signal
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,19 +183,10 @@ def _server_settings_file(s: Settings) -> Path:
 
 def _force_server_shutdown(s: Settings, seconds: float) -> None:
     """`gfix -shut full -force 0` through the server's service manager: every attachment is cut."""
-    from fdb import services
-
-    from pipeline.torgsoft.connection import keep_signal_handlers
+    from test_kill_campaign import _campaign_module
 
     host, _, path = s.torgsoft.dsn.partition(":")
-    with keep_signal_handlers():
-        svc = services.connect(host=host, user="SYSDBA", password=PASSWORD)
-    try:
-        svc.shutdown(path, services.SHUT_FULL, services.SHUT_FORCE, 0)
-        time.sleep(seconds)
-        svc.bring_online(path, services.SHUT_NORMAL)
-    finally:
-        svc.close()
+    _campaign_module().force_shutdown(path, seconds, host=host, password=PASSWORD)
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT", "forced shutdown"])
