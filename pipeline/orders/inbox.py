@@ -352,7 +352,8 @@ def _pass(
         grace=grace,
         stuck=stuck,
     )
-    if _collect(inbox, crew, queue, journal, result, stop) or result.unavailable or result.disk_full:
+    _collect(inbox, crew, queue, journal, result, stop)
+    if result.ended:
         return []
     ready: list[Path] = []
     waiting: list[Path] = []
@@ -374,16 +375,15 @@ def _pass(
 
 def _collect(
     inbox: Inbox, crew: Crew, queue: deque[Path], journal: Any, result: InboxResult, stop: StopCheck
-) -> bool:
+) -> None:
     """Add what the workers did to `result`, give back the claims of abandoned ones, re-raise a worker's
-    exception. True when a worker was abandoned (the pass is over)."""
+    exception."""
     for local in crew.results:
         result.add(local)
     if crew.abandoned:
         _abandon(inbox, crew, queue, journal, result, stop)
     if crew.error is not None:
         raise crew.error
-    return bool(crew.abandoned)
 
 
 def _abandon(

@@ -59,7 +59,8 @@ def run_workers(
 ) -> Crew:
     """Run each task in a daemon thread and wait for them (see the module docstring): without bound
     while the pass goes well, `grace` seconds once it is ending. A KeyboardInterrupt (a second stop
-    signal) abandons every worker still busy and goes on up to the caller."""
+    signal) goes up to the caller at once: workers still busy die with the process, and their claims are
+    taken over by the next importer."""
     crew = Crew()
     lock = threading.Lock()
     ending = threading.Event()
@@ -83,11 +84,7 @@ def run_workers(
     ]
     for t in threads:
         t.start()
-    try:
-        _wait(threads, ending, stop, stuck, grace)
-    except KeyboardInterrupt:
-        crew.abandoned = [t.name for t in threads if t.is_alive()]
-        raise
+    _wait(threads, ending, stop, stuck, grace)
     with lock:
         crew.abandoned = [t.name for t in threads if t.is_alive()]
     return crew
